@@ -1,0 +1,178 @@
+// The connection actor: the only cafdb actor that blocks.
+//
+// State machine (one driver handle, one request at a time):
+//
+//      connect ok            exec / tx / reset
+//   closed ─────────► open ◄───────────────────┐
+//     ▲  ▲               │──────────────────────┘
+//     │  └─ connect fail ┘ (driver error on open)
+//     └──── exit (engine quits, or engine discards it) ── handle closed in the driver's dtor
+//
+// Transitions: closed -> open [connect]; open -> open [exec, tx, reset];
+// any -> gone [exit from the engine].
+//
+// Invariants:
+// 1. Only the engine and the session that holds this connection's lease send to it,
+//    so the mailbox holds at most one request (sessions serialize their requests).
+// 2. Every handler answers: a driver failure becomes a cafdb error, never an exception.
+// 3. `exec` in transaction mode leaves no transaction open, whatever happens; in
+//    savepoint mode it leaves the enclosing transaction as it found it.
+// 4. The driver handle is closed when the actor's state is destroyed.
+#include "actors/connection.hpp"
+
+#include <caf/all.hpp>
+
+#include "cafdb/error.hpp"
+#include "log.hpp"
+
+namespace cafdb {
+
+namespace {
+
+struct connection_state {
+  static inline const char* name = "cafdb.connection";
+  std::shared_ptr<driver> drv;
+  std::shared_ptr<const config> cfg;
+  std::shared_ptr<spdlog::logger> sql_log;
+  bool open = false;
+};
+
+using connection_pointer = connection_actor::stateful_pointer<connection_state>;
+
+// Prefixes an error with the position of the failing statement in a batch.
+db_error at_position(db_error err, size_t index, size_t count) {
+  if (count > 1)
+    err.message = "statement " + std::to_string(index + 1) + " of " + std::to_string(count) +
+                  " failed: " + err.message;
+  return err;
+}
+
+void echo(connection_state& st, const statement& stmt) {
+  if (!st.sql_log->should_log(spdlog::level::info))
+    return;
+  std::string params;
+  for (auto& param : stmt.params) {
+    if (!params.empty())
+      params += ", ";
+    params += st.cfg->echo_params ? to_string(param) : "?";
+  }
+  st.sql_log->info("{} [{}] ({})", stmt.sql, params, st.drv->describe());
+}
+
+outcome<std::vector<result_set>> run_statements(connection_state& st,
+                                                const std::vector<statement>& statements) {
+  std::vector<result_set> results;
+  results.reserve(statements.size());
+  for (size_t i = 0; i < statements.size(); ++i) {
+    echo(st, statements[i]);
+    auto result = st.drv->execute(statements[i]);
+    if (!result)
+      return at_position(std::move(result.error()), i, statements.size());
+    results.emplace_back(std::move(*result));
+  }
+  return results;
+}
+
+outcome<std::vector<result_set>> run_batch(connection_state& st, const exec_request& req) {
+  auto& drv = *st.drv;
+  switch (req.mode) {
+    case batch_mode::plain: return run_statements(st, req.statements);
+    case batch_mode::transaction: {
+      if (auto began = drv.begin(req.read_only); !began)
+        return began.error();
+      auto results = run_statements(st, req.statements);
+      if (!results) {
+        drv.rollback(); // keeps (3); a failed rollback leaves in_transaction() for reset
+        return results;
+      }
+      if (auto committed = drv.commit(); !committed) {
+        drv.rollback();
+        auto err = committed.error();
+        err.message = "COMMIT failed, the transaction was rolled back: " + err.message;
+        return err;
+      }
+      return results;
+    }
+    case batch_mode::savepoint: {
+      static const std::string name = "cafdb_transact";
+      if (auto saved = drv.savepoint(name); !saved)
+        return saved.error();
+      auto results = run_statements(st, req.statements);
+      if (!results) {
+        drv.rollback_to(name);
+        drv.release(name);
+        return results;
+      }
+      if (auto released = drv.release(name); !released)
+        return released.error();
+      return results;
+    }
+  }
+  return db_error{errc::internal_error, "unknown batch mode", "", ""};
+}
+
+outcome<done> run_tx(driver& drv, const tx_command& cmd) {
+  switch (cmd.op) {
+    case tx_op::begin: return drv.begin(cmd.read_only);
+    case tx_op::commit: return drv.commit();
+    case tx_op::rollback: return drv.rollback();
+    case tx_op::savepoint: return drv.savepoint(cmd.name);
+    case tx_op::release: return drv.release(cmd.name);
+    case tx_op::rollback_to: return drv.rollback_to(cmd.name);
+  }
+  return db_error{errc::internal_error, "unknown transaction command", "", ""};
+}
+
+connection_actor::behavior_type connection_behavior(connection_pointer self,
+                                                    std::shared_ptr<driver> drv,
+                                                    std::shared_ptr<const config> cfg) {
+  self->state.drv = std::move(drv);
+  self->state.cfg = std::move(cfg);
+  self->state.sql_log = log::get("sql");
+  auto not_open = [] {
+    return make_error(errc::connection_lost,
+                      "the connection is not open (the engine discards and replaces it)");
+  };
+  return {
+    [=](caf::connect_atom) -> caf::result<caf::ok_atom> {
+      auto opened = self->state.drv->open();
+      if (!opened)
+        return to_caf_error(std::move(opened.error()));
+      self->state.open = true;
+      return caf::ok_atom::value;
+    },
+    [=](exec_atom, const exec_request& req) -> caf::result<std::vector<result_set>> {
+      if (!self->state.open)
+        return not_open();
+      auto results = run_batch(self->state, req);
+      if (!results)
+        return to_caf_error(std::move(results.error()));
+      return std::move(*results);
+    },
+    [=](tx_atom, const tx_command& cmd) -> caf::result<caf::ok_atom> {
+      if (!self->state.open)
+        return not_open();
+      auto done = run_tx(*self->state.drv, cmd);
+      if (!done)
+        return to_caf_error(std::move(done.error()));
+      return caf::ok_atom::value;
+    },
+    [=](caf::reset_atom) -> caf::result<caf::ok_atom> {
+      if (!self->state.open)
+        return not_open();
+      auto rolled_back = self->state.drv->rollback();
+      if (!rolled_back || self->state.drv->in_transaction())
+        return make_error(errc::connection_lost, "the connection could not be reset");
+      return caf::ok_atom::value;
+    },
+  };
+}
+
+} // namespace
+
+connection_actor spawn_connection(caf::actor_system& sys, std::shared_ptr<driver> drv,
+                                  std::shared_ptr<const config> cfg) {
+  return sys.spawn<caf::detached>(connection_behavior, std::move(drv), std::move(cfg));
+}
+
+} // namespace cafdb

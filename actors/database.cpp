@@ -1,0 +1,494 @@
+// The database actor: supervisor, router and readiness registry.
+//
+// Readiness (DESIGN.md section 3), derived from the components' own states:
+//
+//   starting → connecting → ready ⇄ degraded
+//                  │                    │
+//                  └──── failed ◄───────┘ (setup gave up, or too many child crashes)
+//                         any ── stop ──► stopping → stopped
+//
+//   failed   if setup failed or children crashed more than max_restarts per restart_window
+//   ready    if setup and the engine are ready
+//   degraded if setup finished but the engine is not ready (restarting)
+//   else     setup's own state (starting / connecting)
+//
+// Transitions: every one happens in `recompute` [readiness_event, down handler, stop].
+//
+// Invariants:
+// 1. Requests that arrive before `ready` are held (at most max_pending), and each is
+//    answered exactly once: served when ready, `not_ready` at its deadline, the failure
+//    when the database fails, `shutting_down` when it stops.
+// 2. Every subscriber receives every change of the database state and of each
+//    component, in order, and is dropped when it goes down.
+// 3. The supervisor monitors its children; a crashed engine or setup is replaced
+//    (sessions learn the new engine) until the restart intensity is exceeded.
+// 4. After `stop`, no new work is accepted; sessions roll back and close, then the
+//    engine and setup are told to exit, then the database quits.
+#include "actors/database.hpp"
+
+#include <deque>
+#include <functional>
+#include <map>
+
+#include <caf/all.hpp>
+
+#include "actors/engine.hpp"
+#include "actors/session.hpp"
+#include "actors/setup.hpp"
+#include "cafdb/error.hpp"
+#include "log.hpp"
+
+namespace cafdb {
+
+namespace {
+
+constexpr const char* engine_component = "engine:writer";
+
+struct held_request {
+  uint64_t id;
+  /// Serves the request: called once the database is ready.
+  std::function<void()> serve;
+  /// Answers the request with an error instead.
+  std::function<void(caf::error)> fail;
+};
+
+struct database_state {
+  static inline const char* name = "cafdb.database";
+  std::shared_ptr<const config> cfg;
+  driver_factory factory;
+  engine_actor engine;
+  setup_actor setup;
+  std::map<std::string, readiness_event> components;
+  readiness_state state = readiness_state::starting;
+  std::string failure; // why the database is failed (restart intensity)
+  std::vector<caf::actor> subscribers;
+  std::deque<held_request> held;
+  std::vector<std::pair<uint64_t, caf::typed_response_promise<readiness_snapshot>>> awaiting;
+  std::vector<session_actor> sessions;
+  std::deque<caf::timestamp> restart_times;
+  int32_t restarts = 0;
+  uint64_t next_id = 1;
+  bool stopping = false;
+  std::vector<caf::typed_response_promise<caf::ok_atom>> stop_promises;
+  std::shared_ptr<spdlog::logger> log;
+};
+
+using database_pointer = database_actor::stateful_pointer<database_state>;
+
+readiness_snapshot snapshot(const database_state& st) {
+  readiness_snapshot out;
+  out.state = st.state;
+  auto self_event = readiness_event{"database", st.state, st.failure, 0, caf::make_timestamp()};
+  if (auto i = st.components.find("setup"); i != st.components.end() && st.failure.empty())
+    self_event.detail = i->second.detail;
+  out.components.push_back(std::move(self_event));
+  for (auto& entry : st.components)
+    out.components.push_back(entry.second);
+  return out;
+}
+
+caf::error failure_error(const database_state& st) {
+  auto detail = st.failure;
+  if (detail.empty())
+    if (auto i = st.components.find("setup"); i != st.components.end())
+      detail = i->second.detail;
+  return make_error(errc::connect_failed, "the database failed to start: " + detail);
+}
+
+caf::error stopping_error() {
+  return make_error(errc::shutting_down, "the database is stopping and takes no new work");
+}
+
+void broadcast(database_pointer self, const readiness_event& ev) {
+  for (auto& sub : self->state.subscribers)
+    self->anon_send(sub, ev);
+}
+
+readiness_state derive(const database_state& st) {
+  if (st.stopping)
+    return st.state == readiness_state::stopped ? readiness_state::stopped
+                                                : readiness_state::stopping;
+  if (!st.failure.empty())
+    return readiness_state::failed;
+  auto state_of = [&](const char* component) {
+    auto i = st.components.find(component);
+    return i == st.components.end() ? readiness_state::starting : i->second.state;
+  };
+  auto setup = state_of("setup");
+  auto engine = state_of(engine_component);
+  if (setup == readiness_state::failed)
+    return readiness_state::failed;
+  if (setup == readiness_state::ready)
+    return engine == readiness_state::ready ? readiness_state::ready : readiness_state::degraded;
+  return setup;
+}
+
+void spawn_session_for(database_pointer self, caf::strong_actor_ptr client,
+                       session_options options, bool one_shot,
+                       std::function<void(session_actor)> then) {
+  auto& st = self->state;
+  auto session = spawn_session(self->system(), st.engine, std::move(client), std::move(options),
+                               st.cfg, one_shot);
+  self->monitor(session);
+  st.sessions.push_back(session);
+  then(session);
+}
+
+// Serves now if ready, fails now if failed or stopping, else holds the request.
+void serve_or_hold(database_pointer self, caf::timespan wait, std::function<void()> serve,
+                   std::function<void(caf::error)> fail) {
+  auto& st = self->state;
+  if (st.stopping)
+    return fail(stopping_error());
+  if (st.state == readiness_state::ready)
+    return serve();
+  if (st.state == readiness_state::failed)
+    return fail(failure_error(st));
+  if (st.state == readiness_state::degraded)
+    return fail(make_error(errc::unavailable,
+                           "the engine is reconnecting; retry shortly (see status)"));
+  if (static_cast<int>(st.held.size()) >= st.cfg->max_pending)
+    return fail(make_error(errc::pool_overloaded,
+                           "too many requests are waiting for the database to become ready "
+                           "(max_pending = " +
+                             std::to_string(st.cfg->max_pending) + "); retry later"));
+  auto id = st.next_id++;
+  st.held.push_back(held_request{id, std::move(serve), std::move(fail)});
+  if (wait.count() <= 0)
+    wait = st.cfg->setup_timeout;
+  self->delayed_send(self, wait, expire_atom::value, id);
+}
+
+void finish_stop(database_pointer self);
+
+void recompute(database_pointer self) {
+  auto& st = self->state;
+  auto next = derive(st);
+  if (next == st.state)
+    return;
+  st.state = next;
+  st.log->info("database is {}", to_string(next));
+  auto snap = snapshot(st);
+  broadcast(self, snap.components.front());
+  if (next == readiness_state::ready) {
+    for (auto& [id, rp] : st.awaiting)
+      rp.deliver(snap);
+    st.awaiting.clear();
+    auto held = std::move(st.held);
+    st.held.clear();
+    for (auto& req : held)
+      req.serve();
+  } else if (next == readiness_state::failed) {
+    auto err = failure_error(st);
+    st.log->error("{}", describe(err).message);
+    for (auto& [id, rp] : st.awaiting)
+      rp.deliver(err);
+    st.awaiting.clear();
+    auto held = std::move(st.held);
+    st.held.clear();
+    for (auto& req : held)
+      req.fail(err);
+  }
+}
+
+void publish_component(database_pointer self, readiness_event ev) {
+  auto& st = self->state;
+  auto& slot = st.components[ev.component];
+  if (slot.state == ev.state && slot.detail == ev.detail && !slot.component.empty())
+    return;
+  if (slot.state == ev.state && !slot.component.empty())
+    ev.since = slot.since; // same state, new detail: keep when it was entered
+  slot = ev;
+  broadcast(self, ev);
+  recompute(self);
+}
+
+// Restart intensity: at most max_restarts within restart_window.
+bool may_restart(database_pointer self) {
+  auto& st = self->state;
+  auto now = caf::make_timestamp();
+  st.restart_times.push_back(now);
+  while (!st.restart_times.empty()
+         && now - st.restart_times.front() > caf::timespan{st.cfg->restart_window})
+    st.restart_times.pop_front();
+  return static_cast<int>(st.restart_times.size()) <= st.cfg->max_restarts;
+}
+
+void start_children(database_pointer self) {
+  auto& st = self->state;
+  st.engine = spawn_engine(self->system(), "writer", st.cfg, st.factory, self);
+  self->monitor(st.engine);
+  st.setup = spawn_setup(self->system(), st.engine, self, st.cfg);
+  self->monitor(st.setup);
+}
+
+void on_child_down(database_pointer self, caf::down_msg& dm) {
+  auto& st = self->state;
+  bool engine_died = dm.source == st.engine.address();
+  bool setup_died = dm.source == st.setup.address();
+  if (st.stopping) {
+    if (engine_died)
+      st.engine = nullptr;
+    if (setup_died)
+      st.setup = nullptr;
+    return;
+  }
+  auto what = engine_died ? "engine" : "setup";
+  st.log->error("{} went down: {}", what, to_string(dm.reason));
+  if (!may_restart(self)) {
+    st.failure = std::string{what} + " crashed more than max_restarts (" +
+                 std::to_string(st.cfg->max_restarts) + ") times within restart_window; last "
+                 "reason: " + to_string(dm.reason);
+    recompute(self);
+    return;
+  }
+  st.restarts += 1;
+  if (engine_died) {
+    st.engine = spawn_engine(self->system(), "writer", st.cfg, st.factory, self);
+    self->monitor(st.engine);
+    for (auto& session : st.sessions)
+      self->send(session, engine_atom::value, st.engine);
+    publish_component(self, readiness_event{engine_component, readiness_state::connecting,
+                                            "restarted after: " + to_string(dm.reason), 0,
+                                            caf::make_timestamp()});
+    self->send(st.setup, engine_atom::value, st.engine);
+  } else {
+    st.setup = spawn_setup(self->system(), st.engine, self, st.cfg);
+    self->monitor(st.setup);
+  }
+}
+
+void finish_stop(database_pointer self) {
+  auto& st = self->state;
+  if (st.state == readiness_state::stopped)
+    return;
+  if (st.engine)
+    self->send_exit(st.engine, caf::exit_reason::user_shutdown);
+  if (st.setup)
+    self->send_exit(st.setup, caf::exit_reason::user_shutdown);
+  st.state = readiness_state::stopped;
+  broadcast(self, snapshot(st).components.front());
+  for (auto& rp : st.stop_promises)
+    rp.deliver(caf::ok_atom::value);
+  st.stop_promises.clear();
+  self->quit();
+}
+
+template <class Result, class Request>
+void run_one_shot(database_pointer self, caf::typed_response_promise<Result> rp,
+                  caf::strong_actor_ptr client, session_options options, Request request) {
+  auto timeout = caf::timespan{self->state.cfg->statement_timeout} + options.wait_timeout +
+                 caf::timespan{self->state.cfg->pool_timeout} + std::chrono::seconds(1);
+  spawn_session_for(self, std::move(client), options, true, [=](session_actor session) mutable {
+    request(session, timeout)
+      .then([=](Result& out) mutable { rp.deliver(std::move(out)); },
+            [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  });
+}
+
+database_actor::behavior_type database_behavior(database_pointer self,
+                                                std::shared_ptr<const config> cfg,
+                                                driver_factory factory) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.factory = std::move(factory);
+  st.log = log::get("database");
+  st.log->info("starting database {}", st.cfg->redacted_url());
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source == st.engine.address() || dm.source == st.setup.address()) {
+      on_child_down(self, dm);
+      return;
+    }
+    auto is_source = [&](const auto& handle) { return handle.address() == dm.source; };
+    st.sessions.erase(std::remove_if(st.sessions.begin(), st.sessions.end(), is_source),
+                      st.sessions.end());
+    st.subscribers.erase(std::remove_if(st.subscribers.begin(), st.subscribers.end(), is_source),
+                         st.subscribers.end());
+    if (st.stopping && st.sessions.empty())
+      finish_stop(self);
+  });
+  // Keeps (1) when the database goes down for any reason.
+  self->attach_functor([=](const caf::error&) {
+    auto& st = self->state;
+    for (auto& req : st.held)
+      req.fail(stopping_error());
+    st.held.clear();
+    for (auto& entry : st.awaiting)
+      entry.second.deliver(stopping_error());
+    st.awaiting.clear();
+    for (auto& session : st.sessions)
+      caf::anon_send(session, shutdown_atom::value);
+    if (st.engine)
+      caf::anon_send_exit(st.engine, caf::exit_reason::user_shutdown);
+    if (st.setup)
+      caf::anon_send_exit(st.setup, caf::exit_reason::user_shutdown);
+  });
+  start_children(self);
+  return {
+    [=](caf::open_atom, session_options& options) -> caf::result<session_actor> {
+      auto rp = self->make_response_promise<session_actor>();
+      auto client = self->current_sender();
+      serve_or_hold(
+        self, options.wait_timeout,
+        [=]() mutable {
+          spawn_session_for(self, client, options, false,
+                            [=](session_actor session) mutable { rp.deliver(session); });
+        },
+        [=](caf::error err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [=](exec_atom, statement& stmt, session_options& options) -> caf::result<result_set> {
+      auto rp = self->make_response_promise<result_set>();
+      auto client = self->current_sender();
+      serve_or_hold(
+        self, options.wait_timeout,
+        [=]() mutable {
+          run_one_shot(self, rp, client, options, [=](session_actor s, caf::timespan t) {
+            return self->request(s, t, exec_atom::value, stmt);
+          });
+        },
+        [=](caf::error err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [=](transact_atom, std::vector<statement>& stmts,
+        session_options& options) -> caf::result<std::vector<result_set>> {
+      auto rp = self->make_response_promise<std::vector<result_set>>();
+      auto client = self->current_sender();
+      serve_or_hold(
+        self, options.wait_timeout,
+        [=]() mutable {
+          run_one_shot(self, rp, client, options, [=](session_actor s, caf::timespan t) {
+            return self->request(s, t, transact_atom::value, stmts);
+          });
+        },
+        [=](caf::error err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [=](caf::subscribe_atom, caf::actor& subscriber) -> caf::result<readiness_snapshot> {
+      auto& st = self->state;
+      if (!subscriber)
+        return make_error(errc::invalid_argument, "subscribe needs a live actor handle");
+      self->monitor(subscriber);
+      st.subscribers.push_back(subscriber);
+      return snapshot(st);
+    },
+    [=](await_atom, caf::timespan wait) -> caf::result<readiness_snapshot> {
+      auto& st = self->state;
+      if (st.state == readiness_state::ready)
+        return snapshot(st);
+      if (st.state == readiness_state::failed)
+        return failure_error(st);
+      if (st.stopping)
+        return stopping_error();
+      auto rp = self->make_response_promise<readiness_snapshot>();
+      auto id = st.next_id++;
+      st.awaiting.emplace_back(id, rp);
+      self->delayed_send(self, wait, expire_atom::value, id);
+      return rp;
+    },
+    [=](status_atom) -> caf::result<status_report> {
+      auto& st = self->state;
+      auto rp = self->make_response_promise<status_report>();
+      auto report = status_report{};
+      auto snap = snapshot(st);
+      report.state = snap.state;
+      report.components = std::move(snap.components);
+      report.url = st.cfg->redacted_url();
+      report.sessions = static_cast<int32_t>(st.sessions.size());
+      report.pending = static_cast<int32_t>(st.held.size());
+      report.restarts = st.restarts;
+      if (!st.engine) {
+        rp.deliver(std::move(report));
+        return rp;
+      }
+      self->request(st.engine, std::chrono::seconds(5), stats_atom::value)
+        .then(
+          [=](std::vector<pool_stats>& pools) mutable {
+            report.pools = std::move(pools);
+            rp.deliver(std::move(report));
+          },
+          [=](caf::error&) mutable { rp.deliver(std::move(report)); });
+      return rp;
+    },
+    [=](stop_atom) -> caf::result<caf::ok_atom> {
+      auto& st = self->state;
+      auto rp = self->make_response_promise<caf::ok_atom>();
+      st.stop_promises.push_back(rp);
+      if (st.stopping)
+        return rp;
+      st.stopping = true;
+      st.log->info("stopping: {} open session(s)", st.sessions.size());
+      recompute(self);
+      auto held = std::move(st.held);
+      st.held.clear();
+      for (auto& req : held)
+        req.fail(stopping_error());
+      for (auto& [id, promise] : st.awaiting)
+        promise.deliver(stopping_error());
+      st.awaiting.clear();
+      if (st.sessions.empty()) {
+        finish_stop(self);
+        return rp;
+      }
+      for (auto& session : st.sessions)
+        self->send(session, shutdown_atom::value);
+      self->delayed_send(self, st.cfg->shutdown_timeout, expire_atom::value, uint64_t{0});
+      return rp;
+    },
+    [=](readiness_event& ev) { publish_component(self, std::move(ev)); },
+    [=](expire_atom, uint64_t id) {
+      auto& st = self->state;
+      if (id == 0) {
+        // The shutdown deadline: sessions still open are abandoned to the engine's exit.
+        if (st.stopping)
+          finish_stop(self);
+        return;
+      }
+      auto reason = [&] {
+        auto snap = snapshot(st);
+        return "the database is still " + to_string(st.state) +
+               (snap.components.front().detail.empty()
+                  ? std::string{}
+                  : " (" + snap.components.front().detail + ")");
+      };
+      for (auto i = st.held.begin(); i != st.held.end(); ++i)
+        if (i->id == id) {
+          auto req = std::move(*i);
+          st.held.erase(i);
+          req.fail(make_error(errc::not_ready, "not ready in time: " + reason() +
+                                                 "; retry, or wait longer with await_ready"));
+          return;
+        }
+      for (auto i = st.awaiting.begin(); i != st.awaiting.end(); ++i)
+        if (i->first == id) {
+          auto rp = i->second;
+          st.awaiting.erase(i);
+          rp.deliver(make_error(errc::not_ready, "not ready in time: " + reason()));
+          return;
+        }
+    },
+  };
+}
+
+} // namespace
+
+database_actor spawn_database_actor(caf::actor_system& sys, std::shared_ptr<const config> cfg,
+                                    driver_factory factory) {
+  return sys.spawn(database_behavior, std::move(cfg), std::move(factory));
+}
+
+std::string to_string(readiness_state x) {
+  switch (x) {
+    case readiness_state::starting: return "starting";
+    case readiness_state::connecting: return "connecting";
+    case readiness_state::migrating: return "migrating";
+    case readiness_state::ready: return "ready";
+    case readiness_state::degraded: return "degraded";
+    case readiness_state::failed: return "failed";
+    case readiness_state::stopping: return "stopping";
+    default: return "stopped";
+  }
+}
+
+} // namespace cafdb

@@ -1,0 +1,19 @@
+// Spawns a session actor: one client's transaction state and at most one lease.
+#pragma once
+
+#include <memory>
+
+#include <caf/actor_system.hpp>
+
+#include "cafdb/config.hpp"
+#include "messages/interfaces.hpp"
+
+namespace cafdb {
+
+/// Spawns a session bound to `client` (it rolls back and closes when the client goes
+/// down). With `one_shot`, it closes itself after its first `exec` or `transact`.
+session_actor spawn_session(caf::actor_system& sys, engine_actor engine,
+                            caf::strong_actor_ptr client, session_options options,
+                            std::shared_ptr<const config> cfg, bool one_shot);
+
+} // namespace cafdb

@@ -1,0 +1,100 @@
+// Defines `cafdb::config` and the sources it loads from: URL, JSON, environment.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "cafdb/errc.hpp"
+
+namespace cafdb {
+
+using millis = std::chrono::milliseconds;
+
+/// Which driver an engine uses.
+enum class engine_kind : uint8_t { sqlite, postgresql };
+
+/// Everything a database needs to start. Each field documents its default; the
+/// loaders reject unknown keys and out-of-range values, naming the key.
+/// docs/configuration.md lists every option.
+struct config {
+  // -- where -------------------------------------------------------------------
+
+  /// The connection URL as given (contains the password for PostgreSQL: never log it).
+  std::string url;
+  engine_kind engine = engine_kind::sqlite;
+  /// SQLite: file path, or ":memory:".
+  std::string path;
+  /// SQLite: false (URL `mode=rw`) means the file must already exist.
+  bool create_if_missing = true;
+
+  // -- pool --------------------------------------------------------------------
+
+  /// Connections kept open per pool. SQLite file databases: reader connections (the
+  /// single writer connection is separate); `:memory:` always uses one connection.
+  int pool_size = 5;
+  /// Extra connections opened under load and closed when given back.
+  int max_overflow = 10;
+  /// How long a checkout may wait for a free connection.
+  millis pool_timeout{30'000};
+  /// Requests allowed to wait (for readiness, or for a connection) before new ones
+  /// are refused with `pool_overloaded`.
+  int max_pending = 1000;
+
+  // -- timeouts ----------------------------------------------------------------
+
+  /// Longest a single statement (or `transact`) may run.
+  millis statement_timeout{300'000};
+  /// A session with no request for this long rolls back and closes; 0 disables.
+  millis session_idle_timeout{600'000};
+  /// How long setup keeps retrying before the database goes `failed`.
+  millis setup_timeout{60'000};
+  /// Longest one connection attempt may take.
+  millis connect_timeout{10'000};
+  /// SQLite: how long a statement waits for a lock before failing with `busy`.
+  millis busy_timeout{5'000};
+  /// How long `stop` lets open sessions finish before rolling them back.
+  millis shutdown_timeout{5'000};
+
+  // -- supervision -------------------------------------------------------------
+
+  /// Child restarts allowed within `restart_window` before the database goes `failed`.
+  int max_restarts = 5;
+  millis restart_window{10'000};
+
+  // -- logging -----------------------------------------------------------------
+
+  /// Log every statement (logger `cafdb.sql`, level info).
+  bool echo = false;
+  /// With `echo`, also log parameter values (off: they show as `?`).
+  bool echo_params = false;
+  /// spdlog level for every `cafdb.*` logger: trace, debug, info, warn, error, off.
+  std::string log_level = "warn";
+
+  /// True for an SQLite in-memory database.
+  bool in_memory() const { return engine == engine_kind::sqlite && path == ":memory:"; }
+
+  /// The URL with any password replaced by `***`, for logs and status.
+  std::string redacted_url() const;
+};
+
+/// Parses a URL (`sqlite:///relative.db`, `sqlite:////abs/app.db`, `sqlite::memory:`),
+/// with pool and timeout options as query parameters (`?pool_size=4&mode=rw`).
+outcome<config> config_from_url(const std::string& url);
+
+/// Reads a JSON object: `url` plus any option; durations in milliseconds or as
+/// strings like "250ms", "5s", "2m".
+outcome<config> config_from_json(const nlohmann::json& object);
+
+/// Reads a JSON file (see `config_from_json`).
+outcome<config> config_from_json_file(const std::string& path);
+
+/// Reads `CAFDB_URL` and `CAFDB_<OPTION>` variables (e.g. `CAFDB_POOL_SIZE`).
+outcome<config> config_from_env();
+
+/// Applies one option by name, as the loaders do: exposed for tools and tests.
+outcome<done> apply_option(config& cfg, const std::string& key, const nlohmann::json& value);
+
+} // namespace cafdb

@@ -1,0 +1,134 @@
+// The public entry points: start a database, talk to it from actors or plain code.
+//
+//   cafdb::runtime rt{*cafdb::config_from_url("sqlite:///app.db")};
+//   rt.client().await_ready(5s);
+//   auto s = rt.client().open_session();       // RAII: rolls back unless committed
+//   s->begin(); s->exec({"INSERT INTO t VALUES ($1)", {42}}); s->commit();
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/expected.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "cafdb/config.hpp"
+#include "cafdb/error.hpp"
+#include "cafdb/value.hpp"
+#include "messages/interfaces.hpp"
+
+namespace cafdb {
+
+/// Registers every cafdb message type and the `cafdb` error renderer. Call on the
+/// config of any actor system that talks to a cafdb database (both ends of a link).
+void add_types(caf::actor_system_config& cfg);
+
+/// Spawns a database in `sys` and starts it; it becomes ready in the background.
+/// The caller must `stop` it (or send it an exit) before `sys` is destroyed.
+database_actor spawn_database(caf::actor_system& sys, config cfg);
+
+class session;
+
+/// A blocking facade for code that is not an actor. Each call waits for its reply,
+/// at most `request_timeout`. Thread-compatible: use one client per thread.
+class client {
+public:
+  client(caf::actor_system& sys, database_actor db,
+         caf::timespan request_timeout = std::chrono::minutes(10));
+
+  /// Waits until the database is ready; `not_ready` after `timeout`.
+  caf::expected<readiness_snapshot> await_ready(caf::timespan timeout);
+
+  /// Opens a session owned by the returned object (waits for readiness first).
+  caf::expected<session> open_session(session_options options = {});
+
+  /// One autocommit statement.
+  caf::expected<result_set> exec(statement stmt, session_options options = {});
+
+  /// Statements in one transaction, all-or-nothing.
+  caf::expected<std::vector<result_set>> transact(std::vector<statement> stmts,
+                                                  session_options options = {});
+
+  caf::expected<status_report> status();
+
+  /// Subscribes `subscriber` to readiness events; returns the current state.
+  caf::expected<readiness_snapshot> subscribe(caf::actor subscriber);
+
+  /// Stops the database gracefully: open sessions roll back.
+  caf::error stop();
+
+  database_actor handle() const { return db_; }
+  caf::actor_system& system() const { return *sys_; }
+  caf::timespan request_timeout() const { return timeout_; }
+
+private:
+  caf::actor_system* sys_;
+  database_actor db_;
+  caf::timespan timeout_;
+};
+
+/// A session for plain code. Its destructor rolls back an open transaction and
+/// closes the session; commit is always explicit. Move-only.
+///
+/// The session is bound to an owner actor that lives exactly as long as this object,
+/// so a session whose object is destroyed (or whose thread dies) rolls back.
+class session {
+public:
+  session(session&&) noexcept;
+  session& operator=(session&&) noexcept;
+  ~session();
+
+  caf::expected<result_set> exec(statement stmt);
+  caf::expected<std::vector<result_set>> transact(std::vector<statement> stmts);
+  caf::error begin();
+  caf::error commit();
+  caf::error rollback();
+  caf::error savepoint(const std::string& name);
+  caf::error release(const std::string& name);
+  caf::error rollback_to(const std::string& name);
+  caf::expected<session_info> info();
+  /// Rolls back if a transaction is open, gives the connection back, ends the actor.
+  caf::error close();
+
+  session_actor handle() const { return actor_; }
+
+private:
+  friend class client;
+  session(std::unique_ptr<caf::scoped_actor> owner, session_actor actor, caf::timespan timeout);
+
+  template <class T, class... Ts>
+  caf::expected<T> call(Ts&&... xs);
+
+  std::unique_ptr<caf::scoped_actor> owner_;
+  session_actor actor_;
+  caf::timespan timeout_{};
+};
+
+/// Owns an actor system and one database: the one-call start for applications that
+/// do not run CAF themselves. Its destructor stops the database, then the system.
+class runtime {
+public:
+  explicit runtime(config cfg);
+  ~runtime();
+
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  caf::actor_system& system() { return *system_; }
+  database_actor database() const { return client_->handle(); }
+  class client& client() { return *client_; }
+
+  /// Stops the database now (the destructor does it otherwise).
+  caf::error stop();
+
+private:
+  std::unique_ptr<caf::actor_system_config> system_config_;
+  std::unique_ptr<caf::actor_system> system_;
+  std::unique_ptr<class client> client_;
+  bool stopped_ = false;
+};
+
+} // namespace cafdb

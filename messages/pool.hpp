@@ -1,0 +1,52 @@
+// Pool protocol between sessions, engines and connections.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+#include <caf/timestamp.hpp>
+
+#include "cafdb/value.hpp"
+#include "messages/session.hpp"
+
+namespace cafdb {
+
+/// A session asks its engine for a connection.
+struct checkout_request {
+  /// Read-only sessions use reader connections where the engine has them.
+  bool read_only = false;
+  /// How long to wait in the queue before `pool_timeout`.
+  caf::timespan timeout{0};
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, checkout_request& x) {
+  return f(caf::meta::type_name("cafdb::checkout_request"), x.read_only, x.timeout);
+}
+
+/// How a session leaves a connection when it gives the lease back.
+enum class connection_condition : uint8_t {
+  /// No transaction open: straight back to the pool.
+  clean,
+  /// A transaction may be open (client died, timeout): ROLLBACK before pooling.
+  needs_rollback,
+  /// State unknown (a request timed out, commit in doubt, rollback failed): discard.
+  broken,
+};
+
+/// A batch of statements for one connection (see `batch_mode`).
+struct exec_request {
+  std::vector<statement> statements;
+  batch_mode mode = batch_mode::plain;
+  /// For `transaction` mode: begin a read-only transaction.
+  bool read_only = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, exec_request& x) {
+  return f(caf::meta::type_name("cafdb::exec_request"), x.statements, x.mode, x.read_only);
+}
+
+} // namespace cafdb

@@ -1,0 +1,103 @@
+// Readiness protocol: component states, events, status and pool statistics.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+#include <caf/timestamp.hpp>
+
+namespace cafdb {
+
+/// The readiness state machine of DESIGN.md section 3, shared by every component
+/// and by the database as a whole.
+enum class readiness_state : uint8_t {
+  starting,
+  connecting,
+  migrating,
+  ready,
+  degraded,
+  failed,
+  stopping,
+  stopped,
+};
+
+std::string to_string(readiness_state x);
+
+/// One component's state, as published and as replayed to late subscribers.
+/// Components: `database` (derived), `setup`, `engine:writer`.
+struct readiness_event {
+  /// Which component changed.
+  std::string component;
+  readiness_state state = readiness_state::starting;
+  /// Why: the last error while retrying or failed, else a short note. No secrets.
+  std::string detail;
+  /// Connection attempts so far (setup and engines), else 0.
+  int32_t attempt = 0;
+  /// When the component entered `state`.
+  caf::timestamp since;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, readiness_event& x) {
+  return f(caf::meta::type_name("cafdb::readiness_event"), x.component, x.state, x.detail,
+           x.attempt, x.since);
+}
+
+/// What `subscribe` answers at once: the current state of every component.
+struct readiness_snapshot {
+  /// The database's derived state.
+  readiness_state state = readiness_state::starting;
+  /// One event per component, the database's own first.
+  std::vector<readiness_event> components;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, readiness_snapshot& x) {
+  return f(caf::meta::type_name("cafdb::readiness_snapshot"), x.state, x.components);
+}
+
+/// Counters of one connection pool.
+struct pool_stats {
+  /// Engine role, e.g. "writer".
+  std::string engine;
+  /// Pool within the engine: "writer", "reader" or "shared" (one pool serves both).
+  std::string pool;
+  int32_t size = 0;     ///< Configured pool_size.
+  int32_t max = 0;      ///< pool_size + max_overflow.
+  int32_t total = 0;    ///< Connections open or opening.
+  int32_t idle = 0;     ///< Open and not leased.
+  int32_t in_use = 0;   ///< Leased to a session.
+  int32_t waiting = 0;  ///< Checkouts queued.
+  int64_t checkouts = 0;
+  int64_t timeouts = 0;
+  int64_t discarded = 0; ///< Connections thrown away in an unknown state.
+  int64_t opened = 0;    ///< Connections opened since start.
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pool_stats& x) {
+  return f(caf::meta::type_name("cafdb::pool_stats"), x.engine, x.pool, x.size, x.max, x.total,
+           x.idle, x.in_use, x.waiting, x.checkouts, x.timeouts, x.discarded, x.opened);
+}
+
+/// The whole picture, as `status` answers it. Contains no secrets.
+struct status_report {
+  readiness_state state = readiness_state::starting;
+  std::vector<readiness_event> components;
+  std::vector<pool_stats> pools;
+  /// The database URL with its password redacted.
+  std::string url;
+  int32_t sessions = 0;  ///< Open session actors.
+  int32_t pending = 0;   ///< Requests waiting for readiness.
+  int32_t restarts = 0;  ///< Child restarts since start.
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, status_report& x) {
+  return f(caf::meta::type_name("cafdb::status_report"), x.state, x.components, x.pools, x.url,
+           x.sessions, x.pending, x.restarts);
+}
+
+} // namespace cafdb

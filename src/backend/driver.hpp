@@ -1,0 +1,77 @@
+// The backend-neutral driver interface: one object owns one database handle.
+//
+// Drivers are CAF-free and never throw: every call returns an `outcome`. A driver is
+// used by exactly one thread (its connection actor), except `interrupt()`, which any
+// thread may call to cancel the statement that is running.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "cafdb/errc.hpp"
+#include "cafdb/value.hpp"
+
+namespace cafdb {
+
+/// What a connection is for, inside its engine.
+enum class connection_role : uint8_t {
+  /// Takes write transactions (SQLite file databases have exactly one).
+  writer,
+  /// Read-only: the driver refuses writes.
+  reader,
+  /// Serves both (SQLite `:memory:`, and PostgreSQL connections).
+  shared,
+};
+
+std::string to_string(connection_role x);
+
+class driver {
+public:
+  virtual ~driver() = default;
+
+  /// Opens the handle. Blocks for at most the configured connect timeout.
+  virtual outcome<done> open() = 0;
+
+  /// Runs one statement (SQLite also accepts a parameterless multi-statement script).
+  virtual outcome<result_set> execute(const statement& stmt) = 0;
+
+  /// Starts a transaction: a write transaction takes the write lock at once.
+  virtual outcome<done> begin(bool read_only) = 0;
+
+  virtual outcome<done> commit() = 0;
+
+  /// Rolls back whatever is open; succeeds if nothing is open.
+  virtual outcome<done> rollback() = 0;
+
+  /// `name` must already be a valid identifier (see `is_identifier`).
+  virtual outcome<done> savepoint(const std::string& name) = 0;
+  virtual outcome<done> release(const std::string& name) = 0;
+  virtual outcome<done> rollback_to(const std::string& name) = 0;
+
+  /// True while a transaction is open on the handle.
+  virtual bool in_transaction() const = 0;
+
+  /// Cancels the running statement. The only call that is safe from another thread.
+  virtual void interrupt() noexcept = 0;
+
+  /// A short description for logs: engine, target and role. Never contains secrets.
+  virtual std::string describe() const = 0;
+};
+
+/// Makes the driver for one connection of the given role.
+using driver_factory = std::function<std::unique_ptr<driver>(connection_role)>;
+
+// -- SQL text helpers shared by drivers --------------------------------------------
+
+/// True if `name` is `[A-Za-z_][A-Za-z0-9_]*` and at most 63 characters long.
+bool is_identifier(const std::string& name);
+
+/// Returns N for a placeholder name `$N` (N >= 1), else 0.
+int placeholder_number(const char* name);
+
+/// True if the statement text starts (after blanks and comments) with `keyword`,
+/// compared case-insensitively.
+bool starts_with_keyword(const std::string& sql, const char* keyword);
+
+} // namespace cafdb

@@ -1,0 +1,426 @@
+#include "backend/sqlite_driver.hpp"
+
+#include <cctype>
+#include <cstring>
+
+#include <sqlite3.h>
+
+namespace cafdb {
+
+namespace {
+
+const char* primary_code_name(int code) {
+  switch (code & 0xff) {
+    case SQLITE_OK: return "SQLITE_OK";
+    case SQLITE_ERROR: return "SQLITE_ERROR";
+    case SQLITE_INTERNAL: return "SQLITE_INTERNAL";
+    case SQLITE_PERM: return "SQLITE_PERM";
+    case SQLITE_ABORT: return "SQLITE_ABORT";
+    case SQLITE_BUSY: return "SQLITE_BUSY";
+    case SQLITE_LOCKED: return "SQLITE_LOCKED";
+    case SQLITE_NOMEM: return "SQLITE_NOMEM";
+    case SQLITE_READONLY: return "SQLITE_READONLY";
+    case SQLITE_INTERRUPT: return "SQLITE_INTERRUPT";
+    case SQLITE_IOERR: return "SQLITE_IOERR";
+    case SQLITE_CORRUPT: return "SQLITE_CORRUPT";
+    case SQLITE_NOTFOUND: return "SQLITE_NOTFOUND";
+    case SQLITE_FULL: return "SQLITE_FULL";
+    case SQLITE_CANTOPEN: return "SQLITE_CANTOPEN";
+    case SQLITE_PROTOCOL: return "SQLITE_PROTOCOL";
+    case SQLITE_SCHEMA: return "SQLITE_SCHEMA";
+    case SQLITE_TOOBIG: return "SQLITE_TOOBIG";
+    case SQLITE_CONSTRAINT: return "SQLITE_CONSTRAINT";
+    case SQLITE_MISMATCH: return "SQLITE_MISMATCH";
+    case SQLITE_MISUSE: return "SQLITE_MISUSE";
+    case SQLITE_NOLFS: return "SQLITE_NOLFS";
+    case SQLITE_AUTH: return "SQLITE_AUTH";
+    case SQLITE_RANGE: return "SQLITE_RANGE";
+    case SQLITE_NOTADB: return "SQLITE_NOTADB";
+    default: return "SQLITE_UNKNOWN";
+  }
+}
+
+// What to tell the user to do, per error code: the second half of every message.
+const char* hint_for(errc code) {
+  switch (code) {
+    case errc::syntax_error: return "check the SQL text and the table and column names";
+    case errc::constraint_violation: return "the data breaks a constraint; nothing was changed";
+    case errc::busy:
+      return "another connection held the lock past busy_timeout; keep write transactions "
+             "short or raise busy_timeout";
+    case errc::read_only_violation:
+      return "this session is read-only; open a read-write session to write";
+    case errc::statement_timeout:
+      return "the statement was cancelled; raise statement_timeout or make it faster";
+    case errc::connect_failed:
+      return "check that the path exists and that its directory is writable";
+    case errc::invalid_argument: return "check the parameters bound to the statement";
+    default: return "see the driver message";
+  }
+}
+
+bool is_blank(const char* text) {
+  // Whitespace and SQL comments only.
+  const char* p = text;
+  while (*p) {
+    if (std::isspace(static_cast<unsigned char>(*p))) {
+      ++p;
+    } else if (p[0] == '-' && p[1] == '-') {
+      while (*p && *p != '\n')
+        ++p;
+    } else if (p[0] == '/' && p[1] == '*') {
+      const char* end = std::strstr(p + 2, "*/");
+      if (!end)
+        return true;
+      p = end + 2;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Finalizes a statement that is not kept in the cache when it goes out of scope.
+struct stmt_guard {
+  sqlite3_stmt* stmt;
+  bool cached;
+  ~stmt_guard() {
+    if (!stmt)
+      return;
+    if (cached) {
+      sqlite3_reset(stmt);
+      sqlite3_clear_bindings(stmt);
+    } else {
+      sqlite3_finalize(stmt);
+    }
+  }
+};
+
+} // namespace
+
+std::string sqlite_code_name(int extended_code) {
+  return std::string{primary_code_name(extended_code)} + "(" + std::to_string(extended_code) +
+         ")";
+}
+
+errc sqlite_errc(int extended_code, bool during_prepare) {
+  switch (extended_code & 0xff) {
+    case SQLITE_CONSTRAINT: return errc::constraint_violation;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return errc::busy;
+    case SQLITE_READONLY: return errc::read_only_violation;
+    case SQLITE_INTERRUPT: return errc::statement_timeout;
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOTADB:
+    case SQLITE_PERM:
+    case SQLITE_AUTH: return errc::connect_failed;
+    case SQLITE_RANGE:
+    case SQLITE_TOOBIG:
+    case SQLITE_MISMATCH: return errc::invalid_argument;
+    case SQLITE_MISUSE:
+    case SQLITE_INTERNAL: return errc::internal_error;
+    case SQLITE_ERROR: return during_prepare ? errc::syntax_error : errc::database_error;
+    default: return errc::database_error;
+  }
+}
+
+sqlite_driver::sqlite_driver(sqlite_options options, connection_role role)
+  : options_(std::move(options)), role_(role) {}
+
+sqlite_driver::~sqlite_driver() {
+  close();
+}
+
+void sqlite_driver::close() noexcept {
+  for (auto& entry : cache_)
+    sqlite3_finalize(entry.second);
+  cache_.clear();
+  if (auto db = db_.exchange(nullptr))
+    sqlite3_close_v2(db);
+}
+
+std::string sqlite_driver::describe() const {
+  return "sqlite:" + options_.path + " (" + to_string(role_) + ")";
+}
+
+db_error sqlite_driver::error_from(int code, const std::string& context) const {
+  auto db = db_.load();
+  auto extended = db ? sqlite3_extended_errcode(db) : code;
+  if ((extended & 0xff) != (code & 0xff))
+    extended = code;
+  bool during_prepare = context == "prepare";
+  auto kind = sqlite_errc(extended, during_prepare);
+  std::string driver_message = db ? sqlite3_errmsg(db) : sqlite3_errstr(code);
+  std::string message;
+  if (during_prepare)
+    message = "the statement could not be prepared: ";
+  else
+    message = context + " failed: ";
+  message += driver_message;
+  message += " (";
+  message += hint_for(kind);
+  message += ")";
+  return db_error{kind, std::move(message), sqlite_code_name(extended), driver_message};
+}
+
+outcome<done> sqlite_driver::open() {
+  close();
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+  if (options_.create_if_missing && role_ != connection_role::reader)
+    flags |= SQLITE_OPEN_CREATE;
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(options_.path.c_str(), &db, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string driver_message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    if (db)
+      sqlite3_close_v2(db);
+    std::string message = "cannot open SQLite database '" + options_.path +
+                          "': " + driver_message + " (";
+    if (!options_.create_if_missing)
+      message += "mode=rw: the file must exist before the database can start; ";
+    message += "check that the path exists and that its directory is writable)";
+    return db_error{errc::connect_failed, std::move(message), sqlite_code_name(rc),
+                    driver_message};
+  }
+  db_.store(db);
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, static_cast<int>(options_.busy_timeout.count()));
+  std::string pragmas = "PRAGMA foreign_keys = ON;";
+  if (options_.path != ":memory:" && role_ != connection_role::reader)
+    pragmas += "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+  if (role_ == connection_role::reader)
+    pragmas += "PRAGMA query_only = ON;";
+  char* err = nullptr;
+  rc = sqlite3_exec(db, pragmas.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string driver_message = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    auto failure = db_error{errc::connect_failed,
+                            "cannot configure SQLite database '" + options_.path +
+                              "': " + driver_message +
+                              " (is it an SQLite file, and is its directory writable?)",
+                            sqlite_code_name(rc), driver_message};
+    close();
+    return failure;
+  }
+  return done{};
+}
+
+outcome<sqlite3_stmt*> sqlite_driver::prepare(const std::string& sql, bool& cached,
+                                              bool& has_tail) {
+  has_tail = false;
+  if (auto i = cache_.find(sql); i != cache_.end()) {
+    cached = true;
+    return i->second;
+  }
+  auto db = db_.load();
+  if (!db)
+    return db_error{errc::connection_lost, "the SQLite connection is closed (reconnect)", "",
+                    ""};
+  sqlite3_stmt* stmt = nullptr;
+  const char* tail = nullptr;
+  int rc = sqlite3_prepare_v3(db, sql.c_str(), static_cast<int>(sql.size()) + 1,
+                              SQLITE_PREPARE_PERSISTENT, &stmt, &tail);
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return error_from(rc, "prepare");
+  }
+  if (!stmt)
+    return db_error{errc::invalid_argument, "the statement is empty (send SQL text)", "", ""};
+  has_tail = tail && !is_blank(tail);
+  cached = !has_tail;
+  if (cached) {
+    if (cache_.size() >= options_.statement_cache_size) {
+      for (auto& entry : cache_)
+        sqlite3_finalize(entry.second);
+      cache_.clear();
+    }
+    cache_.emplace(sql, stmt);
+  }
+  return stmt;
+}
+
+outcome<done> sqlite_driver::bind(sqlite3_stmt* stmt, const statement& request) {
+  int count = sqlite3_bind_parameter_count(stmt);
+  int highest = 0;
+  for (int i = 1; i <= count; ++i) {
+    const char* name = sqlite3_bind_parameter_name(stmt, i);
+    int number = name ? placeholder_number(name) : 0;
+    if (number == 0)
+      return db_error{errc::invalid_argument,
+                      std::string{"unsupported placeholder '"} + (name ? name : "?") +
+                        "': cafdb uses $1, $2, ... on every engine",
+                      "", ""};
+    highest = std::max(highest, number);
+  }
+  if (static_cast<size_t>(highest) != request.params.size())
+    return db_error{errc::invalid_argument,
+                    "the statement uses " + std::to_string(highest) + " placeholder(s) ($1..$" +
+                      std::to_string(highest) + ") but " + std::to_string(request.params.size()) +
+                      " parameter(s) were given; pass exactly one value per placeholder",
+                    "", ""};
+  for (int i = 1; i <= count; ++i) {
+    auto& param = request.params[placeholder_number(sqlite3_bind_parameter_name(stmt, i)) - 1];
+    int rc = SQLITE_OK;
+    switch (param.type()) {
+      case value_type::null: rc = sqlite3_bind_null(stmt, i); break;
+      case value_type::boolean:
+      case value_type::integer: rc = sqlite3_bind_int64(stmt, i, param.as_int()); break;
+      case value_type::real: rc = sqlite3_bind_double(stmt, i, param.as_double()); break;
+      case value_type::text:
+        rc = sqlite3_bind_text64(stmt, i, param.bytes().data(), param.bytes().size(),
+                                 SQLITE_STATIC, SQLITE_UTF8);
+        break;
+      case value_type::blob:
+        rc = sqlite3_bind_blob64(stmt, i, param.bytes().data(), param.bytes().size(),
+                                 SQLITE_STATIC);
+        break;
+    }
+    if (rc != SQLITE_OK)
+      return error_from(rc, "binding parameter $" + std::to_string(i));
+  }
+  return done{};
+}
+
+outcome<result_set> sqlite_driver::step_all(sqlite3_stmt* stmt, const std::string& sql) {
+  result_set result;
+  int columns = sqlite3_column_count(stmt);
+  result.columns.reserve(columns);
+  result.column_types.reserve(columns);
+  for (int c = 0; c < columns; ++c) {
+    result.columns.emplace_back(sqlite3_column_name(stmt, c));
+    const char* decl = sqlite3_column_decltype(stmt, c);
+    result.column_types.emplace_back(decl ? decl : "");
+  }
+  for (;;) {
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE)
+      break;
+    if (rc != SQLITE_ROW)
+      return error_from(rc, "executing the statement");
+    auto& row = result.rows.emplace_back();
+    row.reserve(columns);
+    for (int c = 0; c < columns; ++c) {
+      switch (sqlite3_column_type(stmt, c)) {
+        case SQLITE_INTEGER: row.emplace_back(sqlite3_column_int64(stmt, c)); break;
+        case SQLITE_FLOAT: row.emplace_back(sqlite3_column_double(stmt, c)); break;
+        case SQLITE_TEXT: {
+          auto text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, c));
+          row.emplace_back(std::string(text, sqlite3_column_bytes(stmt, c)));
+          break;
+        }
+        case SQLITE_BLOB: {
+          auto data = static_cast<const uint8_t*>(sqlite3_column_blob(stmt, c));
+          row.emplace_back(blob(data, data + sqlite3_column_bytes(stmt, c)));
+          break;
+        }
+        default: row.emplace_back(nullptr);
+      }
+    }
+  }
+  if (!sqlite3_stmt_readonly(stmt)) {
+    auto db = db_.load();
+    result.affected_rows = sqlite3_changes64(db);
+    if (result.affected_rows > 0
+        && (starts_with_keyword(sql, "insert") || starts_with_keyword(sql, "replace")))
+      result.last_insert_id = sqlite3_last_insert_rowid(db);
+  }
+  return result;
+}
+
+outcome<result_set> sqlite_driver::run_script(const std::string& sql) {
+  auto db = db_.load();
+  const char* next = sql.c_str();
+  result_set last;
+  while (next && !is_blank(next)) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(db, next, -1, &stmt, &next);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      return error_from(rc, "prepare");
+    }
+    if (!stmt)
+      continue;
+    stmt_guard guard{stmt, false};
+    if (sqlite3_bind_parameter_count(stmt) > 0)
+      return db_error{errc::invalid_argument,
+                      "a script of several statements cannot take parameters; send the "
+                      "statements one by one (or in a transact) to bind values",
+                      "", ""};
+    auto one = step_all(stmt, sqlite3_sql(stmt));
+    if (!one)
+      return one;
+    last = std::move(*one);
+  }
+  return last;
+}
+
+outcome<result_set> sqlite_driver::execute(const statement& request) {
+  bool cached = false;
+  bool has_tail = false;
+  auto prepared = prepare(request.sql, cached, has_tail);
+  if (!prepared)
+    return prepared.error();
+  if (has_tail) {
+    sqlite3_finalize(*prepared);
+    if (!request.params.empty())
+      return db_error{errc::invalid_argument,
+                      "a statement with parameters must be a single statement; split the script",
+                      "", ""};
+    return run_script(request.sql);
+  }
+  stmt_guard guard{*prepared, cached};
+  if (auto bound = bind(*prepared, request); !bound)
+    return bound.error();
+  return step_all(*prepared, request.sql);
+}
+
+outcome<done> sqlite_driver::run_simple(const char* sql) {
+  auto result = execute(statement{sql});
+  if (!result)
+    return result.error();
+  return done{};
+}
+
+outcome<done> sqlite_driver::begin(bool read_only) {
+  // A writer takes the write lock up front: a deferred transaction that reads first
+  // and writes later can fail with SQLITE_BUSY no busy_timeout can fix.
+  if (read_only || role_ == connection_role::reader)
+    return run_simple("BEGIN DEFERRED");
+  return run_simple("BEGIN IMMEDIATE");
+}
+
+outcome<done> sqlite_driver::commit() {
+  return run_simple("COMMIT");
+}
+
+outcome<done> sqlite_driver::rollback() {
+  // Some errors (SQLITE_FULL, IOERR, BUSY in a commit) roll back on their own.
+  if (!in_transaction())
+    return done{};
+  return run_simple("ROLLBACK");
+}
+
+outcome<done> sqlite_driver::savepoint(const std::string& name) {
+  return run_simple(("SAVEPOINT \"" + name + "\"").c_str());
+}
+
+outcome<done> sqlite_driver::release(const std::string& name) {
+  return run_simple(("RELEASE SAVEPOINT \"" + name + "\"").c_str());
+}
+
+outcome<done> sqlite_driver::rollback_to(const std::string& name) {
+  return run_simple(("ROLLBACK TO SAVEPOINT \"" + name + "\"").c_str());
+}
+
+bool sqlite_driver::in_transaction() const {
+  auto db = db_.load();
+  return db && sqlite3_get_autocommit(db) == 0;
+}
+
+void sqlite_driver::interrupt() noexcept {
+  if (auto db = db_.load())
+    sqlite3_interrupt(db);
+}
+
+} // namespace cafdb

@@ -1,0 +1,68 @@
+// SQLite driver: one `sqlite3*` with a prepared-statement cache.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <unordered_map>
+
+#include "backend/driver.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace cafdb {
+
+struct sqlite_options {
+  /// File path or ":memory:".
+  std::string path;
+  bool create_if_missing = true;
+  std::chrono::milliseconds busy_timeout{5000};
+  /// Prepared statements kept per connection before the cache is cleared.
+  size_t statement_cache_size = 256;
+};
+
+/// WAL, foreign keys on, `busy_timeout`; a writer begins with BEGIN IMMEDIATE, a
+/// reader runs with `query_only`. Placeholders `$N` are bound by name.
+class sqlite_driver final : public driver {
+public:
+  sqlite_driver(sqlite_options options, connection_role role);
+  ~sqlite_driver() override;
+
+  sqlite_driver(const sqlite_driver&) = delete;
+  sqlite_driver& operator=(const sqlite_driver&) = delete;
+
+  outcome<done> open() override;
+  outcome<result_set> execute(const statement& stmt) override;
+  outcome<done> begin(bool read_only) override;
+  outcome<done> commit() override;
+  outcome<done> rollback() override;
+  outcome<done> savepoint(const std::string& name) override;
+  outcome<done> release(const std::string& name) override;
+  outcome<done> rollback_to(const std::string& name) override;
+  bool in_transaction() const override;
+  void interrupt() noexcept override;
+  std::string describe() const override;
+
+private:
+  outcome<done> run_simple(const char* sql);
+  outcome<result_set> run_script(const std::string& sql);
+  outcome<sqlite3_stmt*> prepare(const std::string& sql, bool& cached, bool& has_tail);
+  outcome<done> bind(sqlite3_stmt* stmt, const statement& request);
+  outcome<result_set> step_all(sqlite3_stmt* stmt, const std::string& sql);
+  db_error error_from(int code, const std::string& context) const;
+  void close() noexcept;
+
+  sqlite_options options_;
+  connection_role role_;
+  std::atomic<sqlite3*> db_{nullptr};
+  std::unordered_map<std::string, sqlite3_stmt*> cache_;
+};
+
+/// The name of an SQLite result code with its number, e.g. "SQLITE_CONSTRAINT(2067)".
+std::string sqlite_code_name(int extended_code);
+
+/// Maps an SQLite (extended) result code to a cafdb error code.
+errc sqlite_errc(int extended_code, bool during_prepare);
+
+} // namespace cafdb

@@ -1,0 +1,150 @@
+// The blocking facade: one request, one reply, each bounded by a timeout.
+#include <caf/all.hpp>
+
+#include "cafdb/database.hpp"
+
+namespace cafdb {
+
+namespace {
+
+template <class T, class Handle, class... Ts>
+caf::expected<T> ask(caf::scoped_actor& self, const Handle& dest, caf::timespan timeout,
+                     Ts&&... xs) {
+  caf::expected<T> out{caf::error{}};
+  self->request(dest, timeout, std::forward<Ts>(xs)...)
+    .receive([&](T& value) { out = std::move(value); },
+             [&](caf::error& err) { out = std::move(err); });
+  return out;
+}
+
+caf::error as_error(caf::expected<caf::ok_atom> x) {
+  return x ? caf::error{} : std::move(x.error());
+}
+
+} // namespace
+
+// -- client ---------------------------------------------------------------------
+
+client::client(caf::actor_system& sys, database_actor db, caf::timespan request_timeout)
+  : sys_(&sys), db_(std::move(db)), timeout_(request_timeout) {}
+
+caf::expected<readiness_snapshot> client::await_ready(caf::timespan timeout) {
+  caf::scoped_actor self{*sys_};
+  return ask<readiness_snapshot>(self, db_, timeout + std::chrono::seconds(5), await_atom::value,
+                                 timeout);
+}
+
+caf::expected<session> client::open_session(session_options options) {
+  auto owner = std::make_unique<caf::scoped_actor>(*sys_);
+  auto actor = ask<session_actor>(*owner, db_, timeout_, caf::open_atom::value,
+                                  std::move(options));
+  if (!actor)
+    return std::move(actor.error());
+  return session{std::move(owner), std::move(*actor), timeout_};
+}
+
+caf::expected<result_set> client::exec(statement stmt, session_options options) {
+  caf::scoped_actor self{*sys_};
+  return ask<result_set>(self, db_, timeout_, exec_atom::value, std::move(stmt),
+                         std::move(options));
+}
+
+caf::expected<std::vector<result_set>> client::transact(std::vector<statement> stmts,
+                                                        session_options options) {
+  caf::scoped_actor self{*sys_};
+  return ask<std::vector<result_set>>(self, db_, timeout_, transact_atom::value, std::move(stmts),
+                                      std::move(options));
+}
+
+caf::expected<status_report> client::status() {
+  caf::scoped_actor self{*sys_};
+  return ask<status_report>(self, db_, timeout_, status_atom::value);
+}
+
+caf::expected<readiness_snapshot> client::subscribe(caf::actor subscriber) {
+  caf::scoped_actor self{*sys_};
+  return ask<readiness_snapshot>(self, db_, timeout_, caf::subscribe_atom::value,
+                                 std::move(subscriber));
+}
+
+caf::error client::stop() {
+  caf::scoped_actor self{*sys_};
+  return as_error(ask<caf::ok_atom>(self, db_, timeout_, stop_atom::value));
+}
+
+// -- session --------------------------------------------------------------------
+
+session::session(std::unique_ptr<caf::scoped_actor> owner, session_actor actor,
+                 caf::timespan timeout)
+  : owner_(std::move(owner)), actor_(std::move(actor)), timeout_(timeout) {}
+
+session::session(session&&) noexcept = default;
+
+session& session::operator=(session&& other) noexcept {
+  if (this != &other) {
+    close();
+    owner_ = std::move(other.owner_);
+    actor_ = std::move(other.actor_);
+    timeout_ = other.timeout_;
+  }
+  return *this;
+}
+
+session::~session() {
+  close();
+}
+
+template <class T, class... Ts>
+caf::expected<T> session::call(Ts&&... xs) {
+  if (!owner_ || !actor_)
+    return make_error(errc::session_closed, "this session object was closed or moved from");
+  return ask<T>(*owner_, actor_, timeout_, std::forward<Ts>(xs)...);
+}
+
+caf::expected<result_set> session::exec(statement stmt) {
+  return call<result_set>(exec_atom::value, std::move(stmt));
+}
+
+caf::expected<std::vector<result_set>> session::transact(std::vector<statement> stmts) {
+  return call<std::vector<result_set>>(transact_atom::value, std::move(stmts));
+}
+
+caf::error session::begin() {
+  return as_error(call<caf::ok_atom>(begin_atom::value));
+}
+
+caf::error session::commit() {
+  return as_error(call<caf::ok_atom>(commit_atom::value));
+}
+
+caf::error session::rollback() {
+  return as_error(call<caf::ok_atom>(rollback_atom::value));
+}
+
+caf::error session::savepoint(const std::string& name) {
+  return as_error(call<caf::ok_atom>(savepoint_atom::value, name));
+}
+
+caf::error session::release(const std::string& name) {
+  return as_error(call<caf::ok_atom>(release_atom::value, name));
+}
+
+caf::error session::rollback_to(const std::string& name) {
+  return as_error(call<caf::ok_atom>(rollback_to_atom::value, name));
+}
+
+caf::expected<session_info> session::info() {
+  return call<session_info>(caf::get_atom::value);
+}
+
+caf::error session::close() {
+  if (!owner_ || !actor_)
+    return {};
+  auto err = as_error(call<caf::ok_atom>(caf::close_atom::value));
+  actor_ = nullptr;
+  // Destroying the owner also tells the session (down_msg) if close did not arrive.
+  owner_.reset();
+  return err;
+}
+
+} // namespace cafdb

@@ -1,0 +1,71 @@
+// SQL text helpers shared by every driver.
+#include <cctype>
+#include <cstring>
+
+#include "backend/driver.hpp"
+
+namespace cafdb {
+
+std::string to_string(connection_role x) {
+  switch (x) {
+    case connection_role::writer: return "writer";
+    case connection_role::reader: return "reader";
+    default: return "shared";
+  }
+}
+
+bool is_identifier(const std::string& name) {
+  if (name.empty() || name.size() > 63)
+    return false;
+  auto first = static_cast<unsigned char>(name[0]);
+  if (!std::isalpha(first) && first != '_')
+    return false;
+  for (auto ch : name)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_')
+      return false;
+  return true;
+}
+
+int placeholder_number(const char* name) {
+  if (!name || name[0] != '$' || name[1] == '\0' || name[1] == '0')
+    return 0;
+  long number = 0;
+  for (const char* p = name + 1; *p; ++p) {
+    if (!std::isdigit(static_cast<unsigned char>(*p)))
+      return 0;
+    number = number * 10 + (*p - '0');
+    if (number > 65535)
+      return 0;
+  }
+  return static_cast<int>(number);
+}
+
+bool starts_with_keyword(const std::string& sql, const char* keyword) {
+  size_t i = 0;
+  // Skip blanks and comments before the first word.
+  while (i < sql.size()) {
+    if (std::isspace(static_cast<unsigned char>(sql[i]))) {
+      ++i;
+    } else if (sql.compare(i, 2, "--") == 0) {
+      i = sql.find('\n', i);
+      if (i == std::string::npos)
+        return false;
+    } else if (sql.compare(i, 2, "/*") == 0) {
+      i = sql.find("*/", i + 2);
+      if (i == std::string::npos)
+        return false;
+      i += 2;
+    } else {
+      break;
+    }
+  }
+  auto length = std::strlen(keyword);
+  if (sql.size() - i < length)
+    return false;
+  for (size_t k = 0; k < length; ++k)
+    if (std::tolower(static_cast<unsigned char>(sql[i + k])) != keyword[k])
+      return false;
+  return i + length == sql.size() || !std::isalnum(static_cast<unsigned char>(sql[i + length]));
+}
+
+} // namespace cafdb

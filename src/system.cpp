@@ -1,0 +1,52 @@
+// Type registration, spawn_database and the runtime.
+#include <caf/all.hpp>
+
+#include "actors/database.hpp"
+#include "actors/engine.hpp"
+#include "cafdb/database.hpp"
+#include "log.hpp"
+
+namespace cafdb {
+
+void add_types(caf::actor_system_config& cfg) {
+  cfg.add_message_types<caf::id_block::cafdb>();
+  cfg.add_message_types<caf::id_block::cafdb_handles>();
+  cfg.add_error_category(error_category,
+                         [](uint8_t code, caf::atom_value, const caf::message& ctx) {
+                           auto err = caf::error{code, error_category, ctx};
+                           return render(err);
+                         });
+}
+
+database_actor spawn_database(caf::actor_system& sys, config cfg) {
+  log::configure(cfg);
+  auto shared = std::make_shared<const config>(std::move(cfg));
+  return spawn_database_actor(sys, shared, default_driver_factory(shared));
+}
+
+runtime::runtime(config cfg) {
+  system_config_ = std::make_unique<caf::actor_system_config>();
+  add_types(*system_config_);
+  system_ = std::make_unique<caf::actor_system>(*system_config_);
+  auto db = spawn_database(*system_, std::move(cfg));
+  client_ = std::make_unique<class client>(*system_, std::move(db));
+}
+
+caf::error runtime::stop() {
+  if (stopped_)
+    return {};
+  stopped_ = true;
+  auto err = client_->stop();
+  if (err)
+    caf::anon_send_exit(client_->handle(), caf::exit_reason::kill);
+  return err;
+}
+
+runtime::~runtime() {
+  stop();
+  // Every handle must be gone before ~actor_system, or it waits forever.
+  client_.reset();
+  system_.reset();
+}
+
+} // namespace cafdb
