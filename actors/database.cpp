@@ -71,6 +71,24 @@ struct database_state {
   bool stopping = false;
   std::vector<caf::typed_response_promise<caf::ok_atom>> stop_promises;
   std::shared_ptr<spdlog::logger> log;
+
+  // Runs on every exit path (CAF 0.17 destroys the state before attach_functor
+  // cleanups run): keeps (1) and (4) when the database goes down for any reason.
+  ~database_state() {
+    auto err = make_error(errc::shutting_down, "the database is stopping and takes no new work");
+    for (auto& req : held)
+      req.fail(err);
+    for (auto& entry : awaiting)
+      entry.second.deliver(err);
+    for (auto& session : sessions)
+      caf::anon_send(session, shutdown_atom::value);
+    if (engine)
+      caf::anon_send_exit(engine, caf::exit_reason::user_shutdown);
+    if (setup)
+      caf::anon_send_exit(setup, caf::exit_reason::user_shutdown);
+    for (auto& rp : stop_promises)
+      rp.deliver(caf::ok_atom::value);
+  }
 };
 
 using database_pointer = database_actor::stateful_pointer<database_state>;
@@ -216,6 +234,10 @@ bool may_restart(database_pointer self) {
 
 void start_children(database_pointer self) {
   auto& st = self->state;
+  // Known from the start, so that even the earliest subscriber sees every component.
+  for (auto component : {"setup", engine_component})
+    st.components[component] = readiness_event{component, readiness_state::starting, "starting",
+                                                0, caf::make_timestamp()};
   st.engine = spawn_engine(self->system(), "writer", st.cfg, st.factory, self);
   self->monitor(st.engine);
   st.setup = spawn_setup(self->system(), st.engine, self, st.cfg);
@@ -308,27 +330,12 @@ database_actor::behavior_type database_behavior(database_pointer self,
     if (st.stopping && st.sessions.empty())
       finish_stop(self);
   });
-  // Keeps (1) when the database goes down for any reason.
-  self->attach_functor([=](const caf::error&) {
-    auto& st = self->state;
-    for (auto& req : st.held)
-      req.fail(stopping_error());
-    st.held.clear();
-    for (auto& entry : st.awaiting)
-      entry.second.deliver(stopping_error());
-    st.awaiting.clear();
-    for (auto& session : st.sessions)
-      caf::anon_send(session, shutdown_atom::value);
-    if (st.engine)
-      caf::anon_send_exit(st.engine, caf::exit_reason::user_shutdown);
-    if (st.setup)
-      caf::anon_send_exit(st.setup, caf::exit_reason::user_shutdown);
-  });
   start_children(self);
   return {
     [=](caf::open_atom, session_options& options) -> caf::result<session_actor> {
-      auto rp = self->make_response_promise<session_actor>();
+      // Before make_response_promise, which moves the sender out of the message.
       auto client = self->current_sender();
+      auto rp = self->make_response_promise<session_actor>();
       serve_or_hold(
         self, options.wait_timeout,
         [=]() mutable {
@@ -339,8 +346,9 @@ database_actor::behavior_type database_behavior(database_pointer self,
       return rp;
     },
     [=](exec_atom, statement& stmt, session_options& options) -> caf::result<result_set> {
-      auto rp = self->make_response_promise<result_set>();
+      // Before make_response_promise, which moves the sender out of the message.
       auto client = self->current_sender();
+      auto rp = self->make_response_promise<result_set>();
       serve_or_hold(
         self, options.wait_timeout,
         [=]() mutable {
@@ -353,8 +361,9 @@ database_actor::behavior_type database_behavior(database_pointer self,
     },
     [=](transact_atom, std::vector<statement>& stmts,
         session_options& options) -> caf::result<std::vector<result_set>> {
-      auto rp = self->make_response_promise<std::vector<result_set>>();
+      // Before make_response_promise, which moves the sender out of the message.
       auto client = self->current_sender();
+      auto rp = self->make_response_promise<std::vector<result_set>>();
       serve_or_hold(
         self, options.wait_timeout,
         [=]() mutable {

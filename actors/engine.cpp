@@ -84,6 +84,17 @@ struct engine_state {
   int32_t attempts = 0;
   readiness_state readiness = readiness_state::starting;
   std::shared_ptr<spdlog::logger> log;
+
+  // Runs on every exit path (CAF 0.17 destroys the state before attach_functor
+  // cleanups run): keeps (4) and takes every connection down with the engine.
+  ~engine_state() {
+    for (auto& p : pools)
+      for (auto& w : p.waiters)
+        w.promise.deliver(
+          make_error(errc::shutting_down, "the engine stopped while this checkout was waiting"));
+    for (auto& conn : all)
+      caf::anon_send_exit(conn, caf::exit_reason::user_shutdown);
+  }
 };
 
 using engine_pointer = engine_actor::stateful_pointer<engine_state>;
@@ -262,17 +273,6 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
   self->set_down_handler([=](caf::down_msg& dm) {
     self->state.monitored.erase(dm.source);
     reclaim_leases(self, dm.source);
-  });
-  // Keeps (4) on every exit path, and takes every connection down with the engine.
-  self->attach_functor([=](const caf::error&) {
-    auto& st = self->state;
-    for (auto& p : st.pools)
-      for (auto& w : p.waiters)
-        w.promise.deliver(make_error(errc::shutting_down, "the engine stopped while this "
-                                                          "checkout was waiting"));
-    for (auto& conn : st.all)
-      caf::anon_send_exit(conn, caf::exit_reason::user_shutdown);
-    st.all.clear();
   });
   return {
     [=](caf::connect_atom) -> caf::result<caf::ok_atom> {

@@ -60,6 +60,13 @@ struct session_state {
   std::optional<lease> held;
   std::vector<std::string> savepoints;
   std::shared_ptr<spdlog::logger> log;
+
+  // Whatever ends this actor (even a crash or a kill), a held connection goes back
+  // to the engine for rollback. Keeps (4).
+  ~session_state() {
+    if (held)
+      caf::anon_send(engine, checkin_atom::value, held->id, connection_condition::needs_rollback);
+  }
 };
 
 using session_pointer = session_actor::stateful_pointer<session_state>;
@@ -302,13 +309,6 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
     if (dm.source == self->state.client)
       close_and_quit(self, "client down");
   });
-  // Whatever ends this actor (even a crash), a held connection goes back for rollback.
-  self->attach_functor([=](const caf::error&) {
-    auto& st = self->state;
-    if (st.held)
-      caf::anon_send(st.engine, checkin_atom::value, st.held->id,
-                     connection_condition::needs_rollback);
-  });
   auto idle = st.options.idle_timeout.count() > 0 ? st.options.idle_timeout
                                                   : caf::timespan{st.cfg->session_idle_timeout};
   if (idle.count() == 0)
@@ -391,6 +391,8 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
     [=](release_atom, const std::string& name) -> caf::result<caf::ok_atom> {
       if (auto err = refuse(self->state))
         return *err;
+      if (self->state.phase != session_phase::in_tx)
+        return no_transaction("release");
       auto& sps = self->state.savepoints;
       auto i = std::find(sps.rbegin(), sps.rend(), name);
       if (i == sps.rend())

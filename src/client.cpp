@@ -98,7 +98,11 @@ template <class T, class... Ts>
 caf::expected<T> session::call(Ts&&... xs) {
   if (!owner_ || !actor_)
     return make_error(errc::session_closed, "this session object was closed or moved from");
-  return ask<T>(*owner_, actor_, timeout_, std::forward<Ts>(xs)...);
+  auto out = ask<T>(*owner_, actor_, timeout_, std::forward<Ts>(xs)...);
+  if (!out && out.error() == caf::sec::request_receiver_down)
+    return make_error(errc::session_closed, "the session has ended (closed, idle timeout, or "
+                                            "the database stopped); open a new one");
+  return out;
 }
 
 caf::expected<result_set> session::exec(statement stmt) {
@@ -141,6 +145,8 @@ caf::error session::close() {
   if (!owner_ || !actor_)
     return {};
   auto err = as_error(call<caf::ok_atom>(caf::close_atom::value));
+  if (is(err, errc::session_closed))
+    err = caf::error{}; // closing twice is fine
   actor_ = nullptr;
   // Destroying the owner also tells the session (down_msg) if close did not arrive.
   owner_.reset();

@@ -22,6 +22,8 @@ caf::error to_caf_error(db_error err) {
 
 error_info describe(const caf::error& err) {
   error_info info;
+  if (!err)
+    return info; // CAF 0.17: category() of an empty error dereferences null
   if (err.category() != error_category) {
     // CAF's own errors: say what they mean for a database client.
     if (err.category() == caf::atom("system")) {
@@ -48,7 +50,7 @@ error_info describe(const caf::error& err) {
 }
 
 bool is(const caf::error& err, errc code) {
-  return err.category() == error_category && err.code() == static_cast<uint8_t>(code);
+  return err && err.category() == error_category && err.code() == static_cast<uint8_t>(code);
 }
 
 std::string render(const caf::error& err) {

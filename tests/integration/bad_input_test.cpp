@@ -1,0 +1,116 @@
+// Bad input gets a typed error with a helpful message, and the database keeps serving.
+#include "support/fixture.hpp"
+
+using namespace cafdb;
+using namespace cafdb::test;
+
+namespace {
+
+struct bad_input : file_database {
+  bad_input() { must_exec({"CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"}); }
+
+  // After any error, the same database still answers a good request.
+  void still_serving() {
+    auto ok = cli->exec({"INSERT INTO t (v) VALUES ($1)", {"fine"}});
+    INFO((ok ? std::string{"ok"} : text(ok.error())));
+    REQUIRE(ok);
+    CHECK(ok->affected_rows == 1);
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(bad_input, "a syntax error is typed and names the problem", "[bad_input]") {
+  auto r = cli->exec({"SELEC 1"});
+  REQUIRE(!r);
+  CHECK(is(r.error(), errc::syntax_error));
+  auto info = describe(r.error());
+  CHECK(info.message.find("syntax error") != std::string::npos);
+  CHECK(info.driver_code.find("SQLITE_ERROR") == 0);
+  CHECK_FALSE(info.driver_message.empty());
+  still_serving();
+}
+
+TEST_CASE_METHOD(bad_input, "an unknown table is a typed error", "[bad_input]") {
+  auto r = cli->exec({"SELECT * FROM missing_table"});
+  REQUIRE(!r);
+  CHECK(is(r.error(), errc::syntax_error));
+  CHECK(describe(r.error()).message.find("missing_table") != std::string::npos);
+  still_serving();
+}
+
+TEST_CASE_METHOD(bad_input, "a wrong parameter count is refused before anything runs",
+                 "[bad_input]") {
+  auto too_few = cli->exec({"INSERT INTO t (id, v) VALUES ($1, $2)", {1}});
+  REQUIRE(!too_few);
+  CHECK(is(too_few.error(), errc::invalid_argument));
+  CHECK(describe(too_few.error()).message.find("2 placeholder(s)") != std::string::npos);
+  auto too_many = cli->exec({"SELECT $1", {1, 2}});
+  REQUIRE(!too_many);
+  CHECK(is(too_many.error(), errc::invalid_argument));
+  auto foreign = cli->exec({"SELECT ?", {1}});
+  REQUIRE(!foreign);
+  CHECK(describe(foreign.error()).message.find("$1, $2") != std::string::npos);
+  CHECK(count("t") == 0);
+  still_serving();
+}
+
+TEST_CASE_METHOD(bad_input, "transaction control sent as SQL is refused", "[bad_input]") {
+  auto s = cli->open_session();
+  REQUIRE(s);
+  auto r = s->exec({"BEGIN"});
+  REQUIRE(!r);
+  CHECK(is(r.error(), errc::invalid_argument));
+  CHECK(is(s->savepoint("bad name; DROP TABLE t"), errc::invalid_argument));
+  CHECK(is(s->release("nope"), errc::invalid_argument)); // no transaction open
+  still_serving();
+}
+
+TEST_CASE_METHOD(bad_input, "a write in a read-only session is refused", "[bad_input]") {
+  session_options ro;
+  ro.read_only = true;
+  auto r = cli->exec({"INSERT INTO t (v) VALUES ('x')"}, ro);
+  REQUIRE(!r);
+  CHECK(is(r.error(), errc::read_only_violation));
+  still_serving();
+}
+
+TEST_CASE("an unwritable database path fails setup with connect_failed naming the path",
+          "[bad_input]") {
+  auto cfg = must_config("sqlite:////nonexistent-cafdb-dir/sub/app.db");
+  cfg.setup_timeout = std::chrono::milliseconds(300);
+  cfg.log_level = "off";
+  database_fixture broken{cfg};
+  auto ready = broken.cli->await_ready(10s);
+  REQUIRE(!ready);
+  INFO(text(ready.error()));
+  CHECK(is(ready.error(), errc::connect_failed));
+  CHECK(describe(ready.error()).message.find("/nonexistent-cafdb-dir/sub/app.db") !=
+        std::string::npos);
+  // Another database in the same actor system keeps serving.
+  temp_dir dir;
+  auto good = spawn_database(broken.sys, file_config(dir));
+  client other{broken.sys, good, 10s};
+  REQUIRE(other.await_ready(10s));
+  REQUIRE(other.exec({"SELECT 1"}));
+  REQUIRE(!other.stop());
+}
+
+TEST_CASE("unknown config keys and malformed URLs are rejected with the key named",
+          "[bad_input]") {
+  auto unknown = config_from_json(nlohmann::json{{"url", "sqlite::memory:"}, {"pool_sise", 3}});
+  REQUIRE(!unknown);
+  CHECK(unknown.error().code == errc::invalid_config);
+  CHECK(unknown.error().message.find("'pool_sise'") != std::string::npos);
+  CHECK(unknown.error().message.find("pool_size") != std::string::npos);
+  auto malformed = config_from_url("sqlite:/relative.db");
+  REQUIRE(!malformed);
+  CHECK(malformed.error().code == errc::invalid_config);
+  CHECK(malformed.error().message.find("three slashes") != std::string::npos);
+  auto no_scheme = config_from_url("just-a-file.db");
+  REQUIRE(!no_scheme);
+  CHECK(no_scheme.error().message.find("no scheme") != std::string::npos);
+  auto bad_value = config_from_url("sqlite:///x.db?pool_size=0");
+  REQUIRE(!bad_value);
+  CHECK(bad_value.error().message.find("'pool_size'") != std::string::npos);
+}

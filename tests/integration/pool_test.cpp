@@ -1,0 +1,114 @@
+// Pool behaviour on a real SQLite file database: exhaustion, writer serialization,
+// statistics and overflow.
+#include "support/fixture.hpp"
+
+using namespace cafdb;
+using namespace cafdb::test;
+
+namespace {
+
+struct small_pool : with_temp_dir, database_fixture {
+  small_pool() : database_fixture(make(dir)) {
+    require_ready();
+    must_exec({"CREATE TABLE t (x INTEGER)"});
+  }
+  static config make(const temp_dir& dir) {
+    auto cfg = file_config(dir);
+    cfg.pool_size = 2;
+    cfg.max_overflow = 0;
+    cfg.pool_timeout = std::chrono::milliseconds(300);
+    return cfg;
+  }
+  session open(bool read_only) {
+    session_options options;
+    options.read_only = read_only;
+    auto s = cli->open_session(options);
+    REQUIRE(s);
+    return std::move(*s);
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(small_pool, "the checkout past pool_size times out with the pool's counts",
+                 "[pool]") {
+  auto a = open(true);
+  auto b = open(true);
+  auto c = open(true);
+  REQUIRE(!a.begin());
+  REQUIRE(!b.begin());
+  auto err = c.begin();
+  INFO(text(err));
+  REQUIRE(is(err, errc::pool_timeout));
+  auto message = describe(err).message;
+  CHECK(message.find("2 total, 2 in use, 0 idle, 1 waiting") != std::string::npos);
+  CHECK(message.find("pool_size") != std::string::npos);
+  auto reader = stats("reader");
+  CHECK(reader.timeouts == 1);
+  CHECK(reader.in_use == 2);
+  // Once a lease comes back, the same request succeeds.
+  REQUIRE(!a.rollback());
+  REQUIRE(!c.begin());
+  REQUIRE(!c.rollback());
+  REQUIRE(!b.rollback());
+  reader = stats("reader");
+  CHECK(reader.in_use == 0);
+  CHECK(reader.idle == 2);
+}
+
+TEST_CASE_METHOD(small_pool, "write transactions queue for the single SQLite writer",
+                 "[pool]") {
+  auto a = open(false);
+  auto b = open(false);
+  REQUIRE(!a.begin());
+  REQUIRE(!a.exec({"INSERT INTO t VALUES (1)"}).error());
+  // b waits for the writer; a's transaction holds it past b's pool_timeout.
+  auto err = b.begin();
+  REQUIRE(is(err, errc::pool_timeout));
+  CHECK(describe(err).message.find("writer pool") != std::string::npos);
+  REQUIRE(!a.commit());
+  REQUIRE(!b.begin());
+  REQUIRE(!b.exec({"INSERT INTO t VALUES (2)"}).error());
+  REQUIRE(!b.commit());
+  CHECK(count("t") == 2);
+}
+
+TEST_CASE("overflow connections open under load and close when given back", "[pool]") {
+  temp_dir dir;
+  auto cfg = file_config(dir);
+  cfg.pool_size = 1;
+  cfg.max_overflow = 2;
+  database_fixture fx{cfg};
+  fx.require_ready();
+  session_options ro;
+  ro.read_only = true;
+  std::vector<session> held;
+  for (int i = 0; i < 3; ++i) {
+    auto s = fx.cli->open_session(ro);
+    REQUIRE(s);
+    REQUIRE(!s->begin());
+    held.push_back(std::move(*s));
+  }
+  auto reader = fx.stats("reader");
+  CHECK(reader.total == 3);
+  CHECK(reader.in_use == 3);
+  for (auto& s : held)
+    REQUIRE(!s.rollback());
+  reader = fx.stats("reader");
+  CHECK(reader.total == 1);
+  CHECK(reader.idle == 1);
+  CHECK(reader.opened == 3);
+}
+
+TEST_CASE("an in-memory database shares one connection across sessions", "[pool]") {
+  auto cfg = must_config("sqlite::memory:");
+  cfg.log_level = "off";
+  database_fixture fx{cfg};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE m (x)"});
+  fx.must_exec({"INSERT INTO m VALUES (42)"});
+  CHECK(fx.count("m") == 1);
+  auto shared = fx.stats("shared");
+  CHECK(shared.total == 1);
+  CHECK(shared.max == 1);
+}

@@ -1,0 +1,83 @@
+#include "support/fixture.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace cafdb::test {
+
+temp_dir::temp_dir() {
+  char pattern[] = "/tmp/cafdb-test-XXXXXX";
+  auto made = mkdtemp(pattern);
+  REQUIRE(made != nullptr);
+  path = made;
+}
+
+temp_dir::~temp_dir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path, ignored);
+}
+
+database_fixture::database_fixture(config cfg) {
+  db = spawn_database(sys, std::move(cfg));
+  cli = std::make_unique<client>(sys, db, 30s);
+}
+
+database_fixture::~database_fixture() {
+  if (auto err = cli->stop())
+    caf::anon_send_exit(db, caf::exit_reason::kill);
+  cli.reset();
+  db = nullptr;
+}
+
+void database_fixture::require_ready() {
+  auto ready = cli->await_ready(10s);
+  INFO((ready ? std::string{"ready"} : text(ready.error())));
+  REQUIRE(ready);
+}
+
+result_set database_fixture::must_exec(const statement& stmt) {
+  auto result = cli->exec(stmt);
+  INFO(stmt.sql << " -> " << (result ? std::string{"ok"} : text(result.error())));
+  REQUIRE(result);
+  return *result;
+}
+
+int64_t database_fixture::count(const std::string& table) {
+  session_options ro;
+  ro.read_only = true;
+  auto result = cli->exec(statement{"SELECT count(*) FROM " + table}, ro);
+  INFO((result ? std::string{"ok"} : text(result.error())));
+  REQUIRE(result);
+  return result->rows.at(0).at(0).as_int();
+}
+
+pool_stats database_fixture::stats(const std::string& pool) {
+  auto report = cli->status();
+  REQUIRE(report);
+  for (auto& p : report->pools)
+    if (p.pool == pool)
+      return p;
+  FAIL("no pool named " << pool);
+  return {};
+}
+
+config must_config(const std::string& url) {
+  auto cfg = config_from_url(url);
+  INFO((cfg ? std::string{"ok"} : cfg.error().message));
+  REQUIRE(cfg);
+  return *cfg;
+}
+
+config file_config(const temp_dir& dir, const std::string& name) {
+  auto cfg = must_config("sqlite:///" + dir.file(name));
+  cfg.pool_timeout = std::chrono::milliseconds(5000);
+  cfg.statement_timeout = std::chrono::milliseconds(20000);
+  cfg.log_level = std::getenv("CAFDB_TEST_LOG") ? std::getenv("CAFDB_TEST_LOG") : "off";
+  return cfg;
+}
+
+std::string text(const caf::error& err) {
+  return render(err);
+}
+
+} // namespace cafdb::test

@@ -1,0 +1,71 @@
+// Shared test fixtures: a temp directory, an actor system with cafdb's types, and a
+// database that is stopped before the system goes away.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <caf/all.hpp>
+#include <catch2/catch.hpp>
+
+#include "cafdb/database.hpp"
+
+namespace cafdb::test {
+
+using namespace std::chrono_literals;
+
+/// A fresh directory under /tmp, removed with everything in it.
+struct temp_dir {
+  temp_dir();
+  ~temp_dir();
+  std::string file(const std::string& name) const { return path + "/" + name; }
+  std::string path;
+};
+
+/// A config from a URL, failing the test if the URL is rejected.
+config must_config(const std::string& url);
+
+/// A config for a file database in `dir` with quiet logging and short timeouts.
+config file_config(const temp_dir& dir, const std::string& name = "test.db");
+
+struct system_config : caf::actor_system_config {
+  system_config() { add_types(*this); }
+};
+
+/// An actor system plus one database on `url` (options applied on top).
+struct database_fixture {
+  explicit database_fixture(config cfg);
+  ~database_fixture();
+
+  /// Waits until ready; fails the test if that takes longer than 10 s.
+  void require_ready();
+  /// Runs a one-shot statement and fails the test on error.
+  result_set must_exec(const statement& stmt);
+  /// Counts rows of `table` through a fresh read-only one-shot statement.
+  int64_t count(const std::string& table);
+  /// The pool statistics of the given pool ("writer", "reader" or "shared").
+  pool_stats stats(const std::string& pool);
+
+  system_config sys_cfg;
+  caf::actor_system sys{sys_cfg};
+  database_actor db;
+  std::unique_ptr<client> cli;
+};
+
+/// Holds the temp directory; listed first among base classes so it exists before
+/// the database that lives in it, and is removed after.
+struct with_temp_dir {
+  temp_dir dir;
+};
+
+/// A file database in a fresh directory, ready when the constructor returns.
+struct file_database : with_temp_dir, database_fixture {
+  file_database() : database_fixture(file_config(dir)) { require_ready(); }
+};
+
+
+/// Renders an error for test failure messages.
+std::string text(const caf::error& err);
+
+} // namespace cafdb::test
