@@ -76,49 +76,56 @@ outcome<std::vector<result_set>> run_statements(connection_state& st,
 outcome<std::vector<result_set>> run_batch(connection_state& st, const exec_request& req) {
   auto& drv = *st.drv;
   switch (req.mode) {
-    case batch_mode::plain: return run_statements(st, req.statements);
-    case batch_mode::transaction: {
-      if (auto began = drv.begin(req.read_only); !began)
-        return began.error();
-      auto results = run_statements(st, req.statements);
-      if (!results) {
-        drv.rollback(); // keeps (3); a failed rollback leaves in_transaction() for reset
-        return results;
-      }
-      if (auto committed = drv.commit(); !committed) {
-        drv.rollback();
-        auto err = committed.error();
-        err.message = "COMMIT failed, the transaction was rolled back: " + err.message;
-        return err;
-      }
+  case batch_mode::plain:
+    return run_statements(st, req.statements);
+  case batch_mode::transaction: {
+    if (auto began = drv.begin(req.read_only); !began)
+      return began.error();
+    auto results = run_statements(st, req.statements);
+    if (!results) {
+      drv.rollback(); // keeps (3); a failed rollback leaves in_transaction() for reset
       return results;
     }
-    case batch_mode::savepoint: {
-      static const std::string name = "cafdb_transact";
-      if (auto saved = drv.savepoint(name); !saved)
-        return saved.error();
-      auto results = run_statements(st, req.statements);
-      if (!results) {
-        drv.rollback_to(name);
-        drv.release(name);
-        return results;
-      }
-      if (auto released = drv.release(name); !released)
-        return released.error();
+    if (auto committed = drv.commit(); !committed) {
+      drv.rollback();
+      auto err = committed.error();
+      err.message = "COMMIT failed, the transaction was rolled back: " + err.message;
+      return err;
+    }
+    return results;
+  }
+  case batch_mode::savepoint: {
+    static const std::string name = "cafdb_transact";
+    if (auto saved = drv.savepoint(name); !saved)
+      return saved.error();
+    auto results = run_statements(st, req.statements);
+    if (!results) {
+      drv.rollback_to(name);
+      drv.release(name);
       return results;
     }
+    if (auto released = drv.release(name); !released)
+      return released.error();
+    return results;
+  }
   }
   return db_error{errc::internal_error, "unknown batch mode", "", ""};
 }
 
 outcome<done> run_tx(driver& drv, const tx_command& cmd) {
   switch (cmd.op) {
-    case tx_op::begin: return drv.begin(cmd.read_only);
-    case tx_op::commit: return drv.commit();
-    case tx_op::rollback: return drv.rollback();
-    case tx_op::savepoint: return drv.savepoint(cmd.name);
-    case tx_op::release: return drv.release(cmd.name);
-    case tx_op::rollback_to: return drv.rollback_to(cmd.name);
+  case tx_op::begin:
+    return drv.begin(cmd.read_only);
+  case tx_op::commit:
+    return drv.commit();
+  case tx_op::rollback:
+    return drv.rollback();
+  case tx_op::savepoint:
+    return drv.savepoint(cmd.name);
+  case tx_op::release:
+    return drv.release(cmd.name);
+  case tx_op::rollback_to:
+    return drv.rollback_to(cmd.name);
   }
   return db_error{errc::internal_error, "unknown transaction command", "", ""};
 }
@@ -134,37 +141,37 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
                       "the connection is not open (the engine discards and replaces it)");
   };
   return {
-    [=](caf::connect_atom) -> caf::result<caf::ok_atom> {
-      auto opened = self->state.drv->open();
-      if (!opened)
-        return to_caf_error(std::move(opened.error()));
-      self->state.open = true;
-      return caf::ok_atom::value;
-    },
-    [=](exec_atom, const exec_request& req) -> caf::result<std::vector<result_set>> {
-      if (!self->state.open)
-        return not_open();
-      auto results = run_batch(self->state, req);
-      if (!results)
-        return to_caf_error(std::move(results.error()));
-      return std::move(*results);
-    },
-    [=](tx_atom, const tx_command& cmd) -> caf::result<caf::ok_atom> {
-      if (!self->state.open)
-        return not_open();
-      auto done = run_tx(*self->state.drv, cmd);
-      if (!done)
-        return to_caf_error(std::move(done.error()));
-      return caf::ok_atom::value;
-    },
-    [=](caf::reset_atom) -> caf::result<caf::ok_atom> {
-      if (!self->state.open)
-        return not_open();
-      auto rolled_back = self->state.drv->rollback();
-      if (!rolled_back || self->state.drv->in_transaction())
-        return make_error(errc::connection_lost, "the connection could not be reset");
-      return caf::ok_atom::value;
-    },
+      [=](caf::connect_atom) -> caf::result<caf::ok_atom> {
+        auto opened = self->state.drv->open();
+        if (!opened)
+          return to_caf_error(std::move(opened.error()));
+        self->state.open = true;
+        return caf::ok_atom::value;
+      },
+      [=](exec_atom, const exec_request& req) -> caf::result<std::vector<result_set>> {
+        if (!self->state.open)
+          return not_open();
+        auto results = run_batch(self->state, req);
+        if (!results)
+          return to_caf_error(std::move(results.error()));
+        return std::move(*results);
+      },
+      [=](tx_atom, const tx_command& cmd) -> caf::result<caf::ok_atom> {
+        if (!self->state.open)
+          return not_open();
+        auto done = run_tx(*self->state.drv, cmd);
+        if (!done)
+          return to_caf_error(std::move(done.error()));
+        return caf::ok_atom::value;
+      },
+      [=](caf::reset_atom) -> caf::result<caf::ok_atom> {
+        if (!self->state.open)
+          return not_open();
+        auto rolled_back = self->state.drv->rollback();
+        if (!rolled_back || self->state.drv->in_transaction())
+          return make_error(errc::connection_lost, "the connection could not be reset");
+        return caf::ok_atom::value;
+      },
   };
 }
 

@@ -141,9 +141,8 @@ readiness_state derive(const database_state& st) {
   return setup;
 }
 
-void spawn_session_for(database_pointer self, caf::strong_actor_ptr client,
-                       session_options options, bool one_shot,
-                       std::function<void(session_actor)> then) {
+void spawn_session_for(database_pointer self, caf::strong_actor_ptr client, session_options options,
+                       bool one_shot, std::function<void(session_actor)> then) {
   auto& st = self->state;
   auto session = spawn_session(self->system(), st.engine, std::move(client), std::move(options),
                                st.cfg, one_shot);
@@ -163,13 +162,13 @@ void serve_or_hold(database_pointer self, caf::timespan wait, std::function<void
   if (st.state == readiness_state::failed)
     return fail(failure_error(st));
   if (st.state == readiness_state::degraded)
-    return fail(make_error(errc::unavailable,
-                           "the engine is reconnecting; retry shortly (see status)"));
+    return fail(
+        make_error(errc::unavailable, "the engine is reconnecting; retry shortly (see status)"));
   if (static_cast<int>(st.held.size()) >= st.cfg->max_pending)
     return fail(make_error(errc::pool_overloaded,
                            "too many requests are waiting for the database to become ready "
                            "(max_pending = " +
-                             std::to_string(st.cfg->max_pending) + "); retry later"));
+                               std::to_string(st.cfg->max_pending) + "); retry later"));
   auto id = st.next_id++;
   st.held.push_back(held_request{id, std::move(serve), std::move(fail)});
   if (wait.count() <= 0)
@@ -226,8 +225,8 @@ bool may_restart(database_pointer self) {
   auto& st = self->state;
   auto now = caf::make_timestamp();
   st.restart_times.push_back(now);
-  while (!st.restart_times.empty()
-         && now - st.restart_times.front() > caf::timespan{st.cfg->restart_window})
+  while (!st.restart_times.empty() &&
+         now - st.restart_times.front() > caf::timespan{st.cfg->restart_window})
     st.restart_times.pop_front();
   return static_cast<int>(st.restart_times.size()) <= st.cfg->max_restarts;
 }
@@ -236,8 +235,8 @@ void start_children(database_pointer self) {
   auto& st = self->state;
   // Known from the start, so that even the earliest subscriber sees every component.
   for (auto component : {"setup", engine_component})
-    st.components[component] = readiness_event{component, readiness_state::starting, "starting",
-                                                0, caf::make_timestamp()};
+    st.components[component] =
+        readiness_event{component, readiness_state::starting, "starting", 0, caf::make_timestamp()};
   st.engine = spawn_engine(self->system(), "writer", st.cfg, st.factory, self);
   self->monitor(st.engine);
   st.setup = spawn_setup(self->system(), st.engine, self, st.cfg);
@@ -259,8 +258,10 @@ void on_child_down(database_pointer self, caf::down_msg& dm) {
   st.log->error("{} went down: {}", what, to_string(dm.reason));
   if (!may_restart(self)) {
     st.failure = std::string{what} + " crashed more than max_restarts (" +
-                 std::to_string(st.cfg->max_restarts) + ") times within restart_window; last "
-                 "reason: " + to_string(dm.reason);
+                 std::to_string(st.cfg->max_restarts) +
+                 ") times within restart_window; last "
+                 "reason: " +
+                 to_string(dm.reason);
     recompute(self);
     return;
   }
@@ -303,8 +304,8 @@ void run_one_shot(database_pointer self, caf::typed_response_promise<Result> rp,
                  caf::timespan{self->state.cfg->pool_timeout} + std::chrono::seconds(1);
   spawn_session_for(self, std::move(client), options, true, [=](session_actor session) mutable {
     request(session, timeout)
-      .then([=](Result& out) mutable { rp.deliver(std::move(out)); },
-            [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        .then([=](Result& out) mutable { rp.deliver(std::move(out)); },
+              [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
   });
 }
 
@@ -332,151 +333,156 @@ database_actor::behavior_type database_behavior(database_pointer self,
   });
   start_children(self);
   return {
-    [=](caf::open_atom, session_options& options) -> caf::result<session_actor> {
-      // Before make_response_promise, which moves the sender out of the message.
-      auto client = self->current_sender();
-      auto rp = self->make_response_promise<session_actor>();
-      serve_or_hold(
-        self, options.wait_timeout,
-        [=]() mutable {
-          spawn_session_for(self, client, options, false,
-                            [=](session_actor session) mutable { rp.deliver(session); });
-        },
-        [=](caf::error err) mutable { rp.deliver(std::move(err)); });
-      return rp;
-    },
-    [=](exec_atom, statement& stmt, session_options& options) -> caf::result<result_set> {
-      // Before make_response_promise, which moves the sender out of the message.
-      auto client = self->current_sender();
-      auto rp = self->make_response_promise<result_set>();
-      serve_or_hold(
-        self, options.wait_timeout,
-        [=]() mutable {
-          run_one_shot(self, rp, client, options, [=](session_actor s, caf::timespan t) {
-            return self->request(s, t, exec_atom::value, stmt);
-          });
-        },
-        [=](caf::error err) mutable { rp.deliver(std::move(err)); });
-      return rp;
-    },
-    [=](transact_atom, std::vector<statement>& stmts,
-        session_options& options) -> caf::result<std::vector<result_set>> {
-      // Before make_response_promise, which moves the sender out of the message.
-      auto client = self->current_sender();
-      auto rp = self->make_response_promise<std::vector<result_set>>();
-      serve_or_hold(
-        self, options.wait_timeout,
-        [=]() mutable {
-          run_one_shot(self, rp, client, options, [=](session_actor s, caf::timespan t) {
-            return self->request(s, t, transact_atom::value, stmts);
-          });
-        },
-        [=](caf::error err) mutable { rp.deliver(std::move(err)); });
-      return rp;
-    },
-    [=](caf::subscribe_atom, caf::actor& subscriber) -> caf::result<readiness_snapshot> {
-      auto& st = self->state;
-      if (!subscriber)
-        return make_error(errc::invalid_argument, "subscribe needs a live actor handle");
-      self->monitor(subscriber);
-      st.subscribers.push_back(subscriber);
-      return snapshot(st);
-    },
-    [=](await_atom, caf::timespan wait) -> caf::result<readiness_snapshot> {
-      auto& st = self->state;
-      if (st.state == readiness_state::ready)
+      [=](caf::open_atom, session_options& options) -> caf::result<session_actor> {
+        // Before make_response_promise, which moves the sender out of the message.
+        auto client = self->current_sender();
+        auto rp = self->make_response_promise<session_actor>();
+        serve_or_hold(
+            self, options.wait_timeout,
+            [=]() mutable {
+              spawn_session_for(self, client, options, false,
+                                [=](session_actor session) mutable { rp.deliver(session); });
+            },
+            [=](caf::error err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+      [=](exec_atom, statement& stmt, session_options& options) -> caf::result<result_set> {
+        // Before make_response_promise, which moves the sender out of the message.
+        auto client = self->current_sender();
+        auto rp = self->make_response_promise<result_set>();
+        serve_or_hold(
+            self, options.wait_timeout,
+            [=]() mutable {
+              run_one_shot(self, rp, client, options, [=](session_actor s, caf::timespan t) {
+                return self->request(s, t, exec_atom::value, stmt);
+              });
+            },
+            [=](caf::error err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+      [=](transact_atom, std::vector<statement>& stmts,
+          session_options& options) -> caf::result<std::vector<result_set>> {
+        // Before make_response_promise, which moves the sender out of the message.
+        auto client = self->current_sender();
+        auto rp = self->make_response_promise<std::vector<result_set>>();
+        serve_or_hold(
+            self, options.wait_timeout,
+            [=]() mutable {
+              run_one_shot(self, rp, client, options, [=](session_actor s, caf::timespan t) {
+                return self->request(s, t, transact_atom::value, stmts);
+              });
+            },
+            [=](caf::error err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+      [=](caf::subscribe_atom, caf::actor& subscriber) -> caf::result<readiness_snapshot> {
+        auto& st = self->state;
+        if (!subscriber)
+          return make_error(errc::invalid_argument, "subscribe needs a live actor handle");
+        self->monitor(subscriber);
+        st.subscribers.push_back(subscriber);
         return snapshot(st);
-      if (st.state == readiness_state::failed)
-        return failure_error(st);
-      if (st.stopping)
-        return stopping_error();
-      auto rp = self->make_response_promise<readiness_snapshot>();
-      auto id = st.next_id++;
-      st.awaiting.emplace_back(id, rp);
-      self->delayed_send(self, wait, expire_atom::value, id);
-      return rp;
-    },
-    [=](status_atom) -> caf::result<status_report> {
-      auto& st = self->state;
-      auto rp = self->make_response_promise<status_report>();
-      auto report = status_report{};
-      auto snap = snapshot(st);
-      report.state = snap.state;
-      report.components = std::move(snap.components);
-      report.url = st.cfg->redacted_url();
-      report.sessions = static_cast<int32_t>(st.sessions.size());
-      report.pending = static_cast<int32_t>(st.held.size());
-      report.restarts = st.restarts;
-      if (!st.engine) {
-        rp.deliver(std::move(report));
-        return rp;
-      }
-      self->request(st.engine, std::chrono::seconds(5), stats_atom::value)
-        .then(
-          [=](std::vector<pool_stats>& pools) mutable {
-            report.pools = std::move(pools);
-            rp.deliver(std::move(report));
-          },
-          [=](caf::error&) mutable { rp.deliver(std::move(report)); });
-      return rp;
-    },
-    [=](stop_atom) -> caf::result<caf::ok_atom> {
-      auto& st = self->state;
-      auto rp = self->make_response_promise<caf::ok_atom>();
-      st.stop_promises.push_back(rp);
-      if (st.stopping)
-        return rp;
-      st.stopping = true;
-      st.log->info("stopping: {} open session(s)", st.sessions.size());
-      recompute(self);
-      auto held = std::move(st.held);
-      st.held.clear();
-      for (auto& req : held)
-        req.fail(stopping_error());
-      for (auto& [id, promise] : st.awaiting)
-        promise.deliver(stopping_error());
-      st.awaiting.clear();
-      if (st.sessions.empty()) {
-        finish_stop(self);
-        return rp;
-      }
-      for (auto& session : st.sessions)
-        self->send(session, shutdown_atom::value);
-      self->delayed_send(self, st.cfg->shutdown_timeout, expire_atom::value, uint64_t{0});
-      return rp;
-    },
-    [=](readiness_event& ev) { publish_component(self, std::move(ev)); },
-    [=](expire_atom, uint64_t id) {
-      auto& st = self->state;
-      if (id == 0) {
-        // The shutdown deadline: sessions still open are abandoned to the engine's exit.
+      },
+      [=](await_atom, caf::timespan wait) -> caf::result<readiness_snapshot> {
+        auto& st = self->state;
+        if (st.state == readiness_state::ready)
+          return snapshot(st);
+        if (st.state == readiness_state::failed)
+          return failure_error(st);
         if (st.stopping)
-          finish_stop(self);
-        return;
-      }
-      auto reason = [&] {
+          return stopping_error();
+        auto rp = self->make_response_promise<readiness_snapshot>();
+        auto id = st.next_id++;
+        st.awaiting.emplace_back(id, rp);
+        self->delayed_send(self, wait, expire_atom::value, id);
+        return rp;
+      },
+      [=](status_atom) -> caf::result<status_report> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<status_report>();
+        auto report = status_report{};
         auto snap = snapshot(st);
-        return "the database is still " + to_string(st.state) +
-               (snap.components.front().detail.empty()
-                  ? std::string{}
-                  : " (" + snap.components.front().detail + ")");
-      };
-      for (auto i = st.held.begin(); i != st.held.end(); ++i)
-        if (i->id == id) {
-          auto req = std::move(*i);
-          st.held.erase(i);
-          req.fail(make_error(errc::not_ready, "not ready in time: " + reason() +
-                                                 "; retry, or wait longer with await_ready"));
+        report.state = snap.state;
+        report.components = std::move(snap.components);
+        report.url = st.cfg->redacted_url();
+        report.sessions = static_cast<int32_t>(st.sessions.size());
+        report.pending = static_cast<int32_t>(st.held.size());
+        report.restarts = st.restarts;
+        if (!st.engine) {
+          rp.deliver(std::move(report));
+          return rp;
+        }
+        self->request(st.engine, std::chrono::seconds(5), stats_atom::value)
+            .then(
+                [=](std::vector<pool_stats>& pools) mutable {
+                  report.pools = std::move(pools);
+                  rp.deliver(std::move(report));
+                },
+                [=](caf::error&) mutable { rp.deliver(std::move(report)); });
+        return rp;
+      },
+      [=](caf::get_atom, engine_atom) -> caf::result<engine_actor> {
+        if (!self->state.engine)
+          return make_error(errc::shutting_down, "the engine has stopped");
+        return self->state.engine;
+      },
+      [=](stop_atom) -> caf::result<caf::ok_atom> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<caf::ok_atom>();
+        st.stop_promises.push_back(rp);
+        if (st.stopping)
+          return rp;
+        st.stopping = true;
+        st.log->info("stopping: {} open session(s)", st.sessions.size());
+        recompute(self);
+        auto held = std::move(st.held);
+        st.held.clear();
+        for (auto& req : held)
+          req.fail(stopping_error());
+        for (auto& [id, promise] : st.awaiting)
+          promise.deliver(stopping_error());
+        st.awaiting.clear();
+        if (st.sessions.empty()) {
+          finish_stop(self);
+          return rp;
+        }
+        for (auto& session : st.sessions)
+          self->send(session, shutdown_atom::value);
+        self->delayed_send(self, st.cfg->shutdown_timeout, expire_atom::value, uint64_t{0});
+        return rp;
+      },
+      [=](readiness_event& ev) { publish_component(self, std::move(ev)); },
+      [=](expire_atom, uint64_t id) {
+        auto& st = self->state;
+        if (id == 0) {
+          // The shutdown deadline: sessions still open are abandoned to the engine's exit.
+          if (st.stopping)
+            finish_stop(self);
           return;
         }
-      for (auto i = st.awaiting.begin(); i != st.awaiting.end(); ++i)
-        if (i->first == id) {
-          auto rp = i->second;
-          st.awaiting.erase(i);
-          rp.deliver(make_error(errc::not_ready, "not ready in time: " + reason()));
-          return;
-        }
-    },
+        auto reason = [&] {
+          auto snap = snapshot(st);
+          return "the database is still " + to_string(st.state) +
+                 (snap.components.front().detail.empty()
+                      ? std::string{}
+                      : " (" + snap.components.front().detail + ")");
+        };
+        for (auto i = st.held.begin(); i != st.held.end(); ++i)
+          if (i->id == id) {
+            auto req = std::move(*i);
+            st.held.erase(i);
+            req.fail(make_error(errc::not_ready, "not ready in time: " + reason() +
+                                                     "; retry, or wait longer with await_ready"));
+            return;
+          }
+        for (auto i = st.awaiting.begin(); i != st.awaiting.end(); ++i)
+          if (i->first == id) {
+            auto rp = i->second;
+            st.awaiting.erase(i);
+            rp.deliver(make_error(errc::not_ready, "not ready in time: " + reason()));
+            return;
+          }
+      },
   };
 }
 
@@ -489,14 +495,22 @@ database_actor spawn_database_actor(caf::actor_system& sys, std::shared_ptr<cons
 
 std::string to_string(readiness_state x) {
   switch (x) {
-    case readiness_state::starting: return "starting";
-    case readiness_state::connecting: return "connecting";
-    case readiness_state::migrating: return "migrating";
-    case readiness_state::ready: return "ready";
-    case readiness_state::degraded: return "degraded";
-    case readiness_state::failed: return "failed";
-    case readiness_state::stopping: return "stopping";
-    default: return "stopped";
+  case readiness_state::starting:
+    return "starting";
+  case readiness_state::connecting:
+    return "connecting";
+  case readiness_state::migrating:
+    return "migrating";
+  case readiness_state::ready:
+    return "ready";
+  case readiness_state::degraded:
+    return "degraded";
+  case readiness_state::failed:
+    return "failed";
+  case readiness_state::stopping:
+    return "stopping";
+  default:
+    return "stopped";
   }
 }
 

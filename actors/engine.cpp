@@ -91,7 +91,7 @@ struct engine_state {
     for (auto& p : pools)
       for (auto& w : p.waiters)
         w.promise.deliver(
-          make_error(errc::shutting_down, "the engine stopped while this checkout was waiting"));
+            make_error(errc::shutting_down, "the engine stopped while this checkout was waiting"));
     for (auto& conn : all)
       caf::anon_send_exit(conn, caf::exit_reason::user_shutdown);
   }
@@ -208,23 +208,23 @@ void open_connection(engine_pointer self, size_t index) {
   auto conn = spawn_connection(self->system(), st.factory(p.role), st.cfg);
   st.all.push_back(conn);
   self->request(conn, st.cfg->connect_timeout, caf::connect_atom::value)
-    .then(
-      [=](caf::ok_atom) {
-        auto& p = self->state.pools[index];
-        p.opening -= 1;
-        p.opened += 1;
-        give_back(self, index, conn);
-      },
-      [=](caf::error& err) {
-        auto& st = self->state;
-        auto& p = st.pools[index];
-        p.opening -= 1;
-        p.total -= 1;
-        close_connection(st, conn);
-        st.log->warn("opening a {} connection failed: {}", p.name, render(err));
-        // The checkout that asked for this connection learns why it cannot have one.
-        fail_first_waiter(self, index, err);
-      });
+      .then(
+          [=](caf::ok_atom) {
+            auto& p = self->state.pools[index];
+            p.opening -= 1;
+            p.opened += 1;
+            give_back(self, index, conn);
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            auto& p = st.pools[index];
+            p.opening -= 1;
+            p.total -= 1;
+            close_connection(st, conn);
+            st.log->warn("opening a {} connection failed: {}", p.name, render(err));
+            // The checkout that asked for this connection learns why it cannot have one.
+            fail_first_waiter(self, index, err);
+          });
 }
 
 void reclaim_leases(engine_pointer self, const caf::actor_addr& session) {
@@ -242,7 +242,8 @@ void reclaim_leases(engine_pointer self, const caf::actor_addr& session) {
     auto index = entry.pool_index;
     auto conn = entry.connection;
     self->request(conn, st.cfg->statement_timeout, caf::reset_atom::value)
-      .then([=](caf::ok_atom) { give_back(self, index, conn); },
+        .then(
+            [=](caf::ok_atom) { give_back(self, index, conn); },
             [=](caf::error&) { discard(self, index, conn, "rollback after session loss failed"); });
   }
   for (auto& p : st.pools)
@@ -265,124 +266,129 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
   } else if (st.cfg->engine == engine_kind::sqlite) {
     st.pools.push_back(make_pool("writer", connection_role::writer, 1, 1));
     st.pools.push_back(make_pool("reader", connection_role::reader, st.cfg->pool_size,
-                            st.cfg->pool_size + st.cfg->max_overflow));
+                                 st.cfg->pool_size + st.cfg->max_overflow));
   } else {
     st.pools.push_back(make_pool("shared", connection_role::shared, st.cfg->pool_size,
-                            st.cfg->pool_size + st.cfg->max_overflow));
+                                 st.cfg->pool_size + st.cfg->max_overflow));
   }
   self->set_down_handler([=](caf::down_msg& dm) {
     self->state.monitored.erase(dm.source);
     reclaim_leases(self, dm.source);
   });
   return {
-    [=](caf::connect_atom) -> caf::result<caf::ok_atom> {
-      // Setup's connectivity check: open the first connection of the main pool.
-      auto& st = self->state;
-      auto& main = st.pools[0];
-      if (!main.idle.empty() || main.in_use > 0)
-        return caf::ok_atom::value;
-      st.attempts += 1;
-      publish(self, readiness_state::connecting, "opening the first connection");
-      auto rp = self->make_response_promise<caf::ok_atom>();
-      main.total += 1;
-      main.opening += 1;
-      auto conn = spawn_connection(self->system(), st.factory(main.role), st.cfg);
-      st.all.push_back(conn);
-      self->request(conn, st.cfg->connect_timeout, caf::connect_atom::value)
-        .then(
-          [=](caf::ok_atom) mutable {
-            auto& main = self->state.pools[0];
-            main.opening -= 1;
-            main.opened += 1;
-            give_back(self, 0, conn);
-            publish(self, readiness_state::ready, "connected");
-            rp.deliver(caf::ok_atom::value);
-          },
-          [=](caf::error& err) mutable {
-            auto& st = self->state;
-            st.pools[0].opening -= 1;
-            st.pools[0].total -= 1;
-            close_connection(st, conn);
-            publish(self, readiness_state::failed, describe(err).message);
-            rp.deliver(err);
-          });
-      return rp;
-    },
-    [=](checkout_atom, const checkout_request& req) -> caf::result<lease> {
-      auto& st = self->state;
-      auto index = pool_for(st, req.read_only);
-      auto& p = st.pools[index];
-      auto session = caf::actor_cast<caf::actor_addr>(self->current_sender());
-      if (!p.idle.empty()) {
+      [=](caf::connect_atom) -> caf::result<caf::ok_atom> {
+        // Setup's connectivity check: open the first connection of the main pool.
+        auto& st = self->state;
+        auto& main = st.pools[0];
+        if (!main.idle.empty() || main.in_use > 0)
+          return caf::ok_atom::value;
+        st.attempts += 1;
+        publish(self, readiness_state::connecting, "opening the first connection");
+        auto rp = self->make_response_promise<caf::ok_atom>();
+        main.total += 1;
+        main.opening += 1;
+        auto conn = spawn_connection(self->system(), st.factory(main.role), st.cfg);
+        st.all.push_back(conn);
+        self->request(conn, st.cfg->connect_timeout, caf::connect_atom::value)
+            .then(
+                [=](caf::ok_atom) mutable {
+                  auto& main = self->state.pools[0];
+                  main.opening -= 1;
+                  main.opened += 1;
+                  give_back(self, 0, conn);
+                  publish(self, readiness_state::ready, "connected");
+                  rp.deliver(caf::ok_atom::value);
+                },
+                [=](caf::error& err) mutable {
+                  auto& st = self->state;
+                  st.pools[0].opening -= 1;
+                  st.pools[0].total -= 1;
+                  close_connection(st, conn);
+                  // Setup decides when to give up; until then this is one failed attempt.
+                  publish(self, readiness_state::connecting,
+                          "attempt " + std::to_string(st.attempts) +
+                              " failed: " + describe(err).message);
+                  rp.deliver(err);
+                });
+        return rp;
+      },
+      [=](checkout_atom, const checkout_request& req) -> caf::result<lease> {
+        auto& st = self->state;
+        auto index = pool_for(st, req.read_only);
+        auto& p = st.pools[index];
+        auto session = caf::actor_cast<caf::actor_addr>(self->current_sender());
+        if (!p.idle.empty()) {
+          watch(self, session);
+          auto conn = std::move(p.idle.back());
+          p.idle.pop_back();
+          return grant(self, index, std::move(conn), session);
+        }
+        if (total_waiting(st) >= st.cfg->max_pending)
+          return make_error(errc::pool_overloaded,
+                            "too many checkouts are already waiting (max_pending = " +
+                                std::to_string(st.cfg->max_pending) + ", " + counts(p) +
+                                "); retry later or raise max_pending / pool_size");
         watch(self, session);
-        auto conn = std::move(p.idle.back());
-        p.idle.pop_back();
-        return grant(self, index, std::move(conn), session);
-      }
-      if (total_waiting(st) >= st.cfg->max_pending)
-        return make_error(errc::pool_overloaded,
-                          "too many checkouts are already waiting (max_pending = " +
-                            std::to_string(st.cfg->max_pending) + ", " + counts(p) +
-                            "); retry later or raise max_pending / pool_size");
-      watch(self, session);
-      auto id = st.next_id++;
-      auto rp = self->make_response_promise<lease>();
-      p.waiters.push_back(waiter{id, rp, session});
-      if (p.total < p.max)
-        open_connection(self, index);
-      auto timeout = req.timeout.count() > 0 ? req.timeout
-                                             : caf::timespan{st.cfg->pool_timeout};
-      self->delayed_send(self, timeout, expire_atom::value, id);
-      return rp;
-    },
-    [=](checkin_atom, uint64_t lease_id, connection_condition condition) {
-      auto& st = self->state;
-      auto i = st.leases.find(lease_id);
-      if (i == st.leases.end())
-        return; // reclaimed already (its session went down first)
-      auto entry = i->second;
-      st.leases.erase(i);
-      st.pools[entry.pool_index].in_use -= 1;
-      auto index = entry.pool_index;
-      auto conn = entry.connection;
-      switch (condition) {
-        case connection_condition::clean: give_back(self, index, conn); break;
+        auto id = st.next_id++;
+        auto rp = self->make_response_promise<lease>();
+        p.waiters.push_back(waiter{id, rp, session});
+        if (p.total < p.max)
+          open_connection(self, index);
+        auto timeout = req.timeout.count() > 0 ? req.timeout : caf::timespan{st.cfg->pool_timeout};
+        self->delayed_send(self, timeout, expire_atom::value, id);
+        return rp;
+      },
+      [=](checkin_atom, uint64_t lease_id, connection_condition condition) {
+        auto& st = self->state;
+        auto i = st.leases.find(lease_id);
+        if (i == st.leases.end())
+          return; // reclaimed already (its session went down first)
+        auto entry = i->second;
+        st.leases.erase(i);
+        st.pools[entry.pool_index].in_use -= 1;
+        auto index = entry.pool_index;
+        auto conn = entry.connection;
+        switch (condition) {
+        case connection_condition::clean:
+          give_back(self, index, conn);
+          break;
         case connection_condition::needs_rollback:
           self->request(conn, st.cfg->statement_timeout, caf::reset_atom::value)
-            .then([=](caf::ok_atom) { give_back(self, index, conn); },
+              .then(
+                  [=](caf::ok_atom) { give_back(self, index, conn); },
                   [=](caf::error&) { discard(self, index, conn, "rollback at check-in failed"); });
           break;
         case connection_condition::broken:
           discard(self, index, conn, "returned in an unknown state");
           break;
-      }
-    },
-    [=](stats_atom) {
-      auto& st = self->state;
-      std::vector<pool_stats> out;
-      for (auto& p : st.pools)
-        out.push_back(pool_stats{st.role, p.name, p.size, p.max, p.total,
-                                 static_cast<int32_t>(p.idle.size()), p.in_use,
-                                 static_cast<int32_t>(p.waiters.size()), p.checkouts, p.timeouts,
-                                 p.discarded, p.opened});
-      return out;
-    },
-    [=](expire_atom, uint64_t waiter_id) {
-      for (auto& p : self->state.pools) {
-        auto i = std::find_if(p.waiters.begin(), p.waiters.end(),
-                              [&](const waiter& w) { return w.id == waiter_id; });
-        if (i == p.waiters.end())
-          continue;
-        // Counted before this waiter leaves the queue: the message shows what it saw.
-        auto message = "no connection became free within pool_timeout (" + counts(p) +
-                       "); raise pool_size or max_overflow, or hold connections for shorter";
-        auto w = std::move(*i);
-        p.waiters.erase(i);
-        p.timeouts += 1;
-        w.promise.deliver(make_error(errc::pool_timeout, std::move(message)));
-        return;
-      }
-    },
+        }
+      },
+      [=](stats_atom) {
+        auto& st = self->state;
+        std::vector<pool_stats> out;
+        for (auto& p : st.pools)
+          out.push_back(pool_stats{st.role, p.name, p.size, p.max, p.total,
+                                   static_cast<int32_t>(p.idle.size()), p.in_use,
+                                   static_cast<int32_t>(p.waiters.size()), p.checkouts, p.timeouts,
+                                   p.discarded, p.opened});
+        return out;
+      },
+      [=](expire_atom, uint64_t waiter_id) {
+        for (auto& p : self->state.pools) {
+          auto i = std::find_if(p.waiters.begin(), p.waiters.end(),
+                                [&](const waiter& w) { return w.id == waiter_id; });
+          if (i == p.waiters.end())
+            continue;
+          // Counted before this waiter leaves the queue: the message shows what it saw.
+          auto message = "no connection became free within pool_timeout (" + counts(p) +
+                         "); raise pool_size or max_overflow, or hold connections for shorter";
+          auto w = std::move(*i);
+          p.waiters.erase(i);
+          p.timeouts += 1;
+          w.promise.deliver(make_error(errc::pool_timeout, std::move(message)));
+          return;
+        }
+      },
   };
 }
 

@@ -73,8 +73,8 @@ using session_pointer = session_actor::stateful_pointer<session_state>;
 
 void assert_invariants([[maybe_unused]] const session_state& st) {
   assert(st.phase != session_phase::in_tx || st.held);
-  assert(st.savepoints.empty() || st.phase == session_phase::in_tx
-         || st.phase == session_phase::failed);
+  assert(st.savepoints.empty() || st.phase == session_phase::in_tx ||
+         st.phase == session_phase::failed);
   assert(st.phase != session_phase::closed || !st.held);
 }
 
@@ -97,11 +97,11 @@ caf::error explain_connection_failure(const session_state& st, const caf::error&
   if (err == caf::sec::request_timeout)
     return make_error(errc::statement_timeout,
                       "the statement did not finish within statement_timeout (" +
-                        std::to_string(st.cfg->statement_timeout.count()) +
-                        " ms); its connection was discarded");
-  return make_error(errc::connection_lost,
-                    "the connection went away during the request (" + to_string(err) +
-                      "); it was discarded, retry the request");
+                          std::to_string(st.cfg->statement_timeout.count()) +
+                          " ms); its connection was discarded");
+  return make_error(errc::connection_lost, "the connection went away during the request (" +
+                                               to_string(err) +
+                                               "); it was discarded, retry the request");
 }
 
 void check_in(session_pointer self, connection_condition condition) {
@@ -124,20 +124,19 @@ void with_lease(session_pointer self, Promise rp, F then) {
                                                   : caf::timespan{st.cfg->pool_timeout};
   // The engine answers pool_timeout at `wait`; our own deadline only guards against a
   // dead engine, so it is a little longer.
-  self
-    ->request(st.engine, wait + std::chrono::seconds(1), checkout_atom::value,
-              checkout_request{st.options.read_only, wait})
-    .await(
-      [=](lease& granted) mutable {
-        self->state.held = std::move(granted);
-        then(self->state.held->connection);
-      },
-      [=](caf::error& err) mutable {
-        if (err == caf::sec::request_timeout || err == caf::sec::request_receiver_down)
-          err = make_error(errc::unavailable, "the engine did not answer a checkout (" +
-                                                to_string(err) + "); retry later");
-        rp.deliver(std::move(err));
-      });
+  self->request(st.engine, wait + std::chrono::seconds(1), checkout_atom::value,
+                checkout_request{st.options.read_only, wait})
+      .await(
+          [=](lease& granted) mutable {
+            self->state.held = std::move(granted);
+            then(self->state.held->connection);
+          },
+          [=](caf::error& err) mutable {
+            if (err == caf::sec::request_timeout || err == caf::sec::request_receiver_down)
+              err = make_error(errc::unavailable, "the engine did not answer a checkout (" +
+                                                      to_string(err) + "); retry later");
+            rp.deliver(std::move(err));
+          });
 }
 
 /// Ends the session: roll back what is open, give the lease back, then run `then`.
@@ -157,11 +156,10 @@ void end_session(session_pointer self, const char* why, F then) {
     then();
   };
   if (st.held && in_transaction(st)) {
-    self
-      ->request(st.held->connection, statement_timeout(st), tx_atom::value,
-                tx_command{tx_op::rollback, {}, false})
-      .await([=](caf::ok_atom) mutable { finish(connection_condition::clean); },
-             [=](caf::error&) mutable { finish(connection_condition::broken); });
+    self->request(st.held->connection, statement_timeout(st), tx_atom::value,
+                  tx_command{tx_op::rollback, {}, false})
+        .await([=](caf::ok_atom) mutable { finish(connection_condition::clean); },
+               [=](caf::error&) mutable { finish(connection_condition::broken); });
     return;
   }
   finish(connection_condition::clean);
@@ -189,8 +187,8 @@ std::optional<caf::error> refuse_control_sql(const std::string& sql) {
     if (starts_with_keyword(sql, keyword))
       return make_error(errc::invalid_argument,
                         std::string{"'"} + keyword +
-                          "' cannot be sent as SQL; use the session's begin / commit / "
-                          "rollback / savepoint messages");
+                            "' cannot be sent as SQL; use the session's begin / commit / "
+                            "rollback / savepoint messages");
   return std::nullopt;
 }
 
@@ -200,81 +198,80 @@ void run_batch(session_pointer self, caf::typed_response_promise<Result> rp, exe
                Convert convert) {
   with_lease(self, rp, [=](connection_actor conn) mutable {
     self->request(conn, statement_timeout(self->state), exec_atom::value, req)
-      .await(
-        [=](std::vector<result_set>& results) mutable {
-          auto& st = self->state;
-          if (!in_transaction(st))
-            check_in(self, connection_condition::clean);
-          assert_invariants(st);
-          rp.deliver(convert(std::move(results)));
-          if (st.one_shot)
-            close_and_quit(self, "one-shot request done");
-        },
-        [=](caf::error& err) mutable {
-          auto& st = self->state;
-          if (connection_unknown(err)) {
-            check_in(self, connection_condition::broken);
-            // A transaction died with its connection: stay failed, so the client learns
-            // of it at its next request instead of slipping into autocommit.
-            if (in_transaction(st))
-              st.phase = session_phase::failed;
-            err = explain_connection_failure(st, err);
-          } else if (st.phase == session_phase::in_tx && req.mode == batch_mode::plain) {
-            st.phase = session_phase::failed;
-          } else if (!in_transaction(st)) {
-            check_in(self, connection_condition::clean);
-          }
-          assert_invariants(st);
-          rp.deliver(std::move(err));
-          if (st.one_shot)
-            close_and_quit(self, "one-shot request failed");
-        });
+        .await(
+            [=](std::vector<result_set>& results) mutable {
+              auto& st = self->state;
+              if (!in_transaction(st))
+                check_in(self, connection_condition::clean);
+              assert_invariants(st);
+              rp.deliver(convert(std::move(results)));
+              if (st.one_shot)
+                close_and_quit(self, "one-shot request done");
+            },
+            [=](caf::error& err) mutable {
+              auto& st = self->state;
+              if (connection_unknown(err)) {
+                check_in(self, connection_condition::broken);
+                // A transaction died with its connection: stay failed, so the client learns
+                // of it at its next request instead of slipping into autocommit.
+                if (in_transaction(st))
+                  st.phase = session_phase::failed;
+                err = explain_connection_failure(st, err);
+              } else if (st.phase == session_phase::in_tx && req.mode == batch_mode::plain) {
+                st.phase = session_phase::failed;
+              } else if (!in_transaction(st)) {
+                check_in(self, connection_condition::clean);
+              }
+              assert_invariants(st);
+              rp.deliver(std::move(err));
+              if (st.one_shot)
+                close_and_quit(self, "one-shot request failed");
+            });
   });
 }
 
 /// Sends a transaction command; `on_ok` updates the phase, failures mark the
 /// transaction failed (or, for a broken connection, end it).
 template <class OnOk>
-caf::typed_response_promise<caf::ok_atom> run_tx(session_pointer self, tx_command cmd,
-                                                 OnOk on_ok) {
+caf::typed_response_promise<caf::ok_atom> run_tx(session_pointer self, tx_command cmd, OnOk on_ok) {
   auto rp = self->make_response_promise<caf::ok_atom>();
   with_lease(self, rp, [=](connection_actor conn) mutable {
     self->request(conn, statement_timeout(self->state), tx_atom::value, cmd)
-      .await(
-        [=](caf::ok_atom) mutable {
-          on_ok();
-          assert_invariants(self->state);
-          rp.deliver(caf::ok_atom::value);
-        },
-        [=](caf::error& err) mutable {
-          auto& st = self->state;
-          if (connection_unknown(err)) {
-            check_in(self, connection_condition::broken);
-            bool was_open = in_transaction(st);
-            bool ends_tx = cmd.op == tx_op::begin || cmd.op == tx_op::commit
-                           || cmd.op == tx_op::rollback;
-            st.phase = was_open && !ends_tx ? session_phase::failed : session_phase::idle;
-            if (st.phase == session_phase::idle)
-              st.savepoints.clear();
-            err = explain_connection_failure(st, err);
-            if (cmd.op == tx_op::commit)
-              err = make_error(errc::commit_in_doubt,
-                               "the connection was lost during COMMIT: the transaction may "
-                               "or may not have been committed; check before retrying (" +
-                                 describe(err).message + ")");
-          } else if (cmd.op == tx_op::begin) {
-            check_in(self, connection_condition::needs_rollback);
-          } else if (cmd.op == tx_op::rollback) {
-            // Could not roll back: the connection is unusable, the transaction is gone.
-            check_in(self, connection_condition::broken);
-            st.phase = session_phase::idle;
-            st.savepoints.clear();
-          } else {
-            st.phase = session_phase::failed;
-          }
-          assert_invariants(st);
-          rp.deliver(std::move(err));
-        });
+        .await(
+            [=](caf::ok_atom) mutable {
+              on_ok();
+              assert_invariants(self->state);
+              rp.deliver(caf::ok_atom::value);
+            },
+            [=](caf::error& err) mutable {
+              auto& st = self->state;
+              if (connection_unknown(err)) {
+                check_in(self, connection_condition::broken);
+                bool was_open = in_transaction(st);
+                bool ends_tx =
+                    cmd.op == tx_op::begin || cmd.op == tx_op::commit || cmd.op == tx_op::rollback;
+                st.phase = was_open && !ends_tx ? session_phase::failed : session_phase::idle;
+                if (st.phase == session_phase::idle)
+                  st.savepoints.clear();
+                err = explain_connection_failure(st, err);
+                if (cmd.op == tx_op::commit)
+                  err = make_error(errc::commit_in_doubt,
+                                   "the connection was lost during COMMIT: the transaction may "
+                                   "or may not have been committed; check before retrying (" +
+                                       describe(err).message + ")");
+              } else if (cmd.op == tx_op::begin) {
+                check_in(self, connection_condition::needs_rollback);
+              } else if (cmd.op == tx_op::rollback) {
+                // Could not roll back: the connection is unusable, the transaction is gone.
+                check_in(self, connection_condition::broken);
+                st.phase = session_phase::idle;
+                st.savepoints.clear();
+              } else {
+                st.phase = session_phase::failed;
+              }
+              assert_invariants(st);
+              rp.deliver(std::move(err));
+            });
   });
   return rp;
 }
@@ -288,13 +285,12 @@ std::optional<caf::error> check_savepoint_name(const std::string& name) {
   if (!is_identifier(name))
     return make_error(errc::invalid_argument,
                       "savepoint name '" + name.substr(0, 64) +
-                        "' is not an identifier: use letters, digits and _ (at most 63)");
+                          "' is not an identifier: use letters, digits and _ (at most 63)");
   return std::nullopt;
 }
 
 session_actor::behavior_type session_behavior(session_pointer self, engine_actor engine,
-                                              caf::strong_actor_ptr client,
-                                              session_options options,
+                                              caf::strong_actor_ptr client, session_options options,
                                               std::shared_ptr<const config> cfg, bool one_shot) {
   auto& st = self->state;
   st.engine = std::move(engine);
@@ -314,136 +310,138 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
   if (idle.count() == 0)
     idle = std::chrono::hours(24 * 365);
   return {
-    [=](exec_atom, statement& stmt) -> caf::result<result_set> {
-      if (auto err = refuse(self->state))
-        return *err;
-      if (auto err = refuse_control_sql(stmt.sql))
-        return *err;
-      auto rp = self->make_response_promise<result_set>();
-      run_batch(self, rp, exec_request{{std::move(stmt)}, batch_mode::plain, false},
-                [](std::vector<result_set>&& results) { return std::move(results.front()); });
-      return rp;
-    },
-    [=](transact_atom, std::vector<statement>& stmts) -> caf::result<std::vector<result_set>> {
-      if (auto err = refuse(self->state))
-        return *err;
-      if (stmts.empty())
-        return make_error(errc::invalid_argument, "transact needs at least one statement");
-      for (auto& stmt : stmts)
+      [=](exec_atom, statement& stmt) -> caf::result<result_set> {
+        if (auto err = refuse(self->state))
+          return *err;
         if (auto err = refuse_control_sql(stmt.sql))
           return *err;
-      auto& st = self->state;
-      auto mode = in_transaction(st) ? batch_mode::savepoint : batch_mode::transaction;
-      auto rp = self->make_response_promise<std::vector<result_set>>();
-      run_batch(self, rp, exec_request{std::move(stmts), mode, st.options.read_only},
-                [](std::vector<result_set>&& results) { return std::move(results); });
-      return rp;
-    },
-    [=](begin_atom) -> caf::result<caf::ok_atom> {
-      if (auto err = refuse(self->state))
-        return *err;
-      if (self->state.phase == session_phase::in_tx)
-        return make_error(errc::invalid_argument,
-                          "a transaction is already open; use savepoint to nest");
-      return run_tx(self, tx_command{tx_op::begin, {}, self->state.options.read_only},
-                    [=] { self->state.phase = session_phase::in_tx; });
-    },
-    [=](commit_atom) -> caf::result<caf::ok_atom> {
-      if (auto err = refuse(self->state))
-        return *err;
-      if (self->state.phase != session_phase::in_tx)
-        return no_transaction("commit");
-      return run_tx(self, tx_command{tx_op::commit, {}, false}, [=] {
-        self->state.phase = session_phase::idle;
-        self->state.savepoints.clear();
-        check_in(self, connection_condition::clean);
-      });
-    },
-    [=](rollback_atom) -> caf::result<caf::ok_atom> {
-      auto& st = self->state;
-      if (st.phase == session_phase::closed)
-        return *refuse(st);
-      // A second rollback is a no-op (libpqxx: "quietly accept multiple aborts").
-      if (!in_transaction(st))
-        return caf::ok_atom::value;
-      if (!st.held) {
-        // The connection (and the transaction with it) is already gone.
-        st.phase = session_phase::idle;
-        st.savepoints.clear();
-        return caf::ok_atom::value;
-      }
-      return run_tx(self, tx_command{tx_op::rollback, {}, false}, [=] {
-        self->state.phase = session_phase::idle;
-        self->state.savepoints.clear();
-        check_in(self, connection_condition::clean);
-      });
-    },
-    [=](savepoint_atom, const std::string& name) -> caf::result<caf::ok_atom> {
-      if (auto err = refuse(self->state))
-        return *err;
-      if (self->state.phase != session_phase::in_tx)
-        return no_transaction("savepoint");
-      if (auto err = check_savepoint_name(name))
-        return *err;
-      return run_tx(self, tx_command{tx_op::savepoint, name, false},
-                    [=] { self->state.savepoints.push_back(name); });
-    },
-    [=](release_atom, const std::string& name) -> caf::result<caf::ok_atom> {
-      if (auto err = refuse(self->state))
-        return *err;
-      if (self->state.phase != session_phase::in_tx)
-        return no_transaction("release");
-      auto& sps = self->state.savepoints;
-      auto i = std::find(sps.rbegin(), sps.rend(), name);
-      if (i == sps.rend())
-        return make_error(errc::not_found, "no open savepoint named '" + name.substr(0, 64) + "'");
-      auto keep = static_cast<size_t>(std::distance(i, sps.rend()) - 1);
-      return run_tx(self, tx_command{tx_op::release, name, false},
-                    [=] { self->state.savepoints.resize(keep); });
-    },
-    [=](rollback_to_atom, const std::string& name) -> caf::result<caf::ok_atom> {
-      auto& st = self->state;
-      if (st.phase == session_phase::closed)
-        return *refuse(st);
-      if (!in_transaction(st))
-        return no_transaction("rollback_to");
-      if (!st.held)
-        return make_error(errc::transaction_failed,
-                          "the connection was lost and the transaction with it; send rollback");
-      auto i = std::find(st.savepoints.rbegin(), st.savepoints.rend(), name);
-      if (i == st.savepoints.rend())
-        return make_error(errc::not_found, "no open savepoint named '" + name.substr(0, 64) + "'");
-      // ROLLBACK TO keeps the savepoint itself open, as in SQL.
-      auto keep = static_cast<size_t>(std::distance(i, st.savepoints.rend()));
-      return run_tx(self, tx_command{tx_op::rollback_to, name, false}, [=] {
-        self->state.savepoints.resize(keep);
-        self->state.phase = session_phase::in_tx;
-      });
-    },
-    [=](caf::close_atom) -> caf::result<caf::ok_atom> {
-      auto rp = self->make_response_promise<caf::ok_atom>();
-      end_session(self, "closed by client", [=]() mutable {
-        rp.deliver(caf::ok_atom::value);
-        self->quit();
-      });
-      return rp;
-    },
-    [=](caf::get_atom) {
-      auto& st = self->state;
-      return session_info{st.phase, st.held.has_value(),
-                          static_cast<int32_t>(st.savepoints.size()), st.options.read_only};
-    },
-    [=](shutdown_atom) { close_and_quit(self, "database stopping"); },
-    [=](engine_atom, engine_actor& replacement) {
-      // The old engine is gone, and the lease with it.
-      self->state.engine = std::move(replacement);
-      if (self->state.held) {
-        self->state.held.reset();
-        if (in_transaction(self->state))
-          self->state.phase = session_phase::failed;
-      }
-    },
-    caf::after(idle) >> [=] { close_and_quit(self, "idle timeout"); },
+        auto rp = self->make_response_promise<result_set>();
+        run_batch(self, rp, exec_request{{std::move(stmt)}, batch_mode::plain, false},
+                  [](std::vector<result_set>&& results) { return std::move(results.front()); });
+        return rp;
+      },
+      [=](transact_atom, std::vector<statement>& stmts) -> caf::result<std::vector<result_set>> {
+        if (auto err = refuse(self->state))
+          return *err;
+        if (stmts.empty())
+          return make_error(errc::invalid_argument, "transact needs at least one statement");
+        for (auto& stmt : stmts)
+          if (auto err = refuse_control_sql(stmt.sql))
+            return *err;
+        auto& st = self->state;
+        auto mode = in_transaction(st) ? batch_mode::savepoint : batch_mode::transaction;
+        auto rp = self->make_response_promise<std::vector<result_set>>();
+        run_batch(self, rp, exec_request{std::move(stmts), mode, st.options.read_only},
+                  [](std::vector<result_set>&& results) { return std::move(results); });
+        return rp;
+      },
+      [=](begin_atom) -> caf::result<caf::ok_atom> {
+        if (auto err = refuse(self->state))
+          return *err;
+        if (self->state.phase == session_phase::in_tx)
+          return make_error(errc::invalid_argument,
+                            "a transaction is already open; use savepoint to nest");
+        return run_tx(self, tx_command{tx_op::begin, {}, self->state.options.read_only},
+                      [=] { self->state.phase = session_phase::in_tx; });
+      },
+      [=](commit_atom) -> caf::result<caf::ok_atom> {
+        if (auto err = refuse(self->state))
+          return *err;
+        if (self->state.phase != session_phase::in_tx)
+          return no_transaction("commit");
+        return run_tx(self, tx_command{tx_op::commit, {}, false}, [=] {
+          self->state.phase = session_phase::idle;
+          self->state.savepoints.clear();
+          check_in(self, connection_condition::clean);
+        });
+      },
+      [=](rollback_atom) -> caf::result<caf::ok_atom> {
+        auto& st = self->state;
+        if (st.phase == session_phase::closed)
+          return *refuse(st);
+        // A second rollback is a no-op (libpqxx: "quietly accept multiple aborts").
+        if (!in_transaction(st))
+          return caf::ok_atom::value;
+        if (!st.held) {
+          // The connection (and the transaction with it) is already gone.
+          st.phase = session_phase::idle;
+          st.savepoints.clear();
+          return caf::ok_atom::value;
+        }
+        return run_tx(self, tx_command{tx_op::rollback, {}, false}, [=] {
+          self->state.phase = session_phase::idle;
+          self->state.savepoints.clear();
+          check_in(self, connection_condition::clean);
+        });
+      },
+      [=](savepoint_atom, const std::string& name) -> caf::result<caf::ok_atom> {
+        if (auto err = refuse(self->state))
+          return *err;
+        if (self->state.phase != session_phase::in_tx)
+          return no_transaction("savepoint");
+        if (auto err = check_savepoint_name(name))
+          return *err;
+        return run_tx(self, tx_command{tx_op::savepoint, name, false},
+                      [=] { self->state.savepoints.push_back(name); });
+      },
+      [=](release_atom, const std::string& name) -> caf::result<caf::ok_atom> {
+        if (auto err = refuse(self->state))
+          return *err;
+        if (self->state.phase != session_phase::in_tx)
+          return no_transaction("release");
+        auto& sps = self->state.savepoints;
+        auto i = std::find(sps.rbegin(), sps.rend(), name);
+        if (i == sps.rend())
+          return make_error(errc::not_found,
+                            "no open savepoint named '" + name.substr(0, 64) + "'");
+        auto keep = static_cast<size_t>(std::distance(i, sps.rend()) - 1);
+        return run_tx(self, tx_command{tx_op::release, name, false},
+                      [=] { self->state.savepoints.resize(keep); });
+      },
+      [=](rollback_to_atom, const std::string& name) -> caf::result<caf::ok_atom> {
+        auto& st = self->state;
+        if (st.phase == session_phase::closed)
+          return *refuse(st);
+        if (!in_transaction(st))
+          return no_transaction("rollback_to");
+        if (!st.held)
+          return make_error(errc::transaction_failed,
+                            "the connection was lost and the transaction with it; send rollback");
+        auto i = std::find(st.savepoints.rbegin(), st.savepoints.rend(), name);
+        if (i == st.savepoints.rend())
+          return make_error(errc::not_found,
+                            "no open savepoint named '" + name.substr(0, 64) + "'");
+        // ROLLBACK TO keeps the savepoint itself open, as in SQL.
+        auto keep = static_cast<size_t>(std::distance(i, st.savepoints.rend()));
+        return run_tx(self, tx_command{tx_op::rollback_to, name, false}, [=] {
+          self->state.savepoints.resize(keep);
+          self->state.phase = session_phase::in_tx;
+        });
+      },
+      [=](caf::close_atom) -> caf::result<caf::ok_atom> {
+        auto rp = self->make_response_promise<caf::ok_atom>();
+        end_session(self, "closed by client", [=]() mutable {
+          rp.deliver(caf::ok_atom::value);
+          self->quit();
+        });
+        return rp;
+      },
+      [=](caf::get_atom) {
+        auto& st = self->state;
+        return session_info{st.phase, st.held.has_value(),
+                            static_cast<int32_t>(st.savepoints.size()), st.options.read_only};
+      },
+      [=](shutdown_atom) { close_and_quit(self, "database stopping"); },
+      [=](engine_atom, engine_actor& replacement) {
+        // The old engine is gone, and the lease with it.
+        self->state.engine = std::move(replacement);
+        if (self->state.held) {
+          self->state.held.reset();
+          if (in_transaction(self->state))
+            self->state.phase = session_phase::failed;
+        }
+      },
+      caf::after(idle) >> [=] { close_and_quit(self, "idle timeout"); },
   };
 }
 
@@ -451,21 +449,31 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
 
 std::string to_string(session_phase x) {
   switch (x) {
-    case session_phase::idle: return "idle";
-    case session_phase::in_tx: return "in_tx";
-    case session_phase::failed: return "failed";
-    default: return "closed";
+  case session_phase::idle:
+    return "idle";
+  case session_phase::in_tx:
+    return "in_tx";
+  case session_phase::failed:
+    return "failed";
+  default:
+    return "closed";
   }
 }
 
 std::string to_string(tx_op x) {
   switch (x) {
-    case tx_op::begin: return "begin";
-    case tx_op::commit: return "commit";
-    case tx_op::rollback: return "rollback";
-    case tx_op::savepoint: return "savepoint";
-    case tx_op::release: return "release";
-    default: return "rollback_to";
+  case tx_op::begin:
+    return "begin";
+  case tx_op::commit:
+    return "commit";
+  case tx_op::rollback:
+    return "rollback";
+  case tx_op::savepoint:
+    return "savepoint";
+  case tx_op::release:
+    return "release";
+  default:
+    return "rollback_to";
   }
 }
 

@@ -46,8 +46,8 @@ using setup_pointer = setup_actor::stateful_pointer<setup_state>;
 void publish(setup_pointer self, readiness_state state, std::string detail) {
   auto& st = self->state;
   st.log->info("setup {}: {}", to_string(state), detail);
-  self->send(st.db, readiness_event{"setup", state, std::move(detail), st.attempt,
-                                    caf::make_timestamp()});
+  self->send(st.db,
+             readiness_event{"setup", state, std::move(detail), st.attempt, caf::make_timestamp()});
 }
 
 void start(setup_pointer self) {
@@ -67,38 +67,38 @@ void attempt(setup_pointer self) {
   publish(self, readiness_state::connecting, "connecting, attempt " + std::to_string(st.attempt));
   auto engine = st.engine;
   self->request(engine, st.cfg->connect_timeout + std::chrono::seconds(1), caf::connect_atom::value)
-    .await(
-      [=](caf::ok_atom) {
-        if (self->state.engine != engine)
-          return; // answered by an engine that has since been replaced
-        self->state.finished = true;
-        publish(self, readiness_state::ready, "connected");
-      },
-      [=](caf::error& err) {
-        auto& st = self->state;
-        if (st.engine != engine)
-          return;
-        auto reason = describe(err).message;
-        auto elapsed = caf::make_timestamp() - st.started;
-        auto budget = caf::timespan{st.cfg->setup_timeout};
-        if (elapsed >= budget) {
-          st.finished = true;
-          publish(self, readiness_state::failed,
-                  "gave up after " + std::to_string(st.attempt) + " attempt(s) in " +
-                    std::to_string(std::chrono::duration_cast<millis>(elapsed).count()) +
-                    " ms (setup_timeout): " + reason);
-          return;
-        }
-        auto backoff = std::min<caf::timespan>(std::chrono::milliseconds(100) *
-                                                 (1 << std::min(st.attempt - 1, 6)),
-                                               std::chrono::seconds(5));
-        backoff = std::min(backoff, budget - elapsed);
-        publish(self, readiness_state::connecting,
-                "attempt " + std::to_string(st.attempt) + " failed, retrying in " +
-                  std::to_string(std::chrono::duration_cast<millis>(backoff).count()) +
-                  " ms: " + reason);
-        self->delayed_send(self, backoff, retry_atom::value);
-      });
+      .await(
+          [=](caf::ok_atom) {
+            if (self->state.engine != engine)
+              return; // answered by an engine that has since been replaced
+            self->state.finished = true;
+            publish(self, readiness_state::ready, "connected");
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            if (st.engine != engine)
+              return;
+            auto reason = describe(err).message;
+            auto elapsed = caf::make_timestamp() - st.started;
+            auto budget = caf::timespan{st.cfg->setup_timeout};
+            if (elapsed >= budget) {
+              st.finished = true;
+              publish(self, readiness_state::failed,
+                      "gave up after " + std::to_string(st.attempt) + " attempt(s) in " +
+                          std::to_string(std::chrono::duration_cast<millis>(elapsed).count()) +
+                          " ms (setup_timeout): " + reason);
+              return;
+            }
+            auto backoff = std::min<caf::timespan>(std::chrono::milliseconds(100) *
+                                                       (1 << std::min(st.attempt - 1, 6)),
+                                                   std::chrono::seconds(5));
+            backoff = std::min(backoff, budget - elapsed);
+            publish(self, readiness_state::connecting,
+                    "attempt " + std::to_string(st.attempt) + " failed, retrying in " +
+                        std::to_string(std::chrono::duration_cast<millis>(backoff).count()) +
+                        " ms: " + reason);
+            self->delayed_send(self, backoff, retry_atom::value);
+          });
 }
 
 setup_actor::behavior_type setup_behavior(setup_pointer self, engine_actor engine,
@@ -110,11 +110,11 @@ setup_actor::behavior_type setup_behavior(setup_pointer self, engine_actor engin
   st.log = log::get("setup");
   start(self);
   return {
-    [=](retry_atom) { attempt(self); },
-    [=](engine_atom, engine_actor& replacement) {
-      self->state.engine = std::move(replacement);
-      start(self);
-    },
+      [=](retry_atom) { attempt(self); },
+      [=](engine_atom, engine_actor& replacement) {
+        self->state.engine = std::move(replacement);
+        start(self);
+      },
   };
 }
 

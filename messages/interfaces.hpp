@@ -19,14 +19,14 @@ namespace cafdb {
 /// One driver handle on its own thread (actors/connection.cpp). Reached only by its
 /// engine and by the session holding its lease.
 using connection_actor = caf::typed_actor<
-  // Opens the driver handle. Runs in: connection. Errors: connect_failed, invalid_config.
-  caf::replies_to<caf::connect_atom>::with<caf::ok_atom>,
-  // Runs a batch. Runs in: connection. Errors: every statement error of errc.
-  caf::replies_to<exec_atom, exec_request>::with<std::vector<result_set>>,
-  // Transaction control. Runs in: connection.
-  caf::replies_to<tx_atom, tx_command>::with<caf::ok_atom>,
-  // Rolls back whatever is open. Runs in: connection. Error: the connection is unusable.
-  caf::replies_to<caf::reset_atom>::with<caf::ok_atom>>;
+    // Opens the driver handle. Runs in: connection. Errors: connect_failed, invalid_config.
+    caf::replies_to<caf::connect_atom>::with<caf::ok_atom>,
+    // Runs a batch. Runs in: connection. Errors: every statement error of errc.
+    caf::replies_to<exec_atom, exec_request>::with<std::vector<result_set>>,
+    // Transaction control. Runs in: connection.
+    caf::replies_to<tx_atom, tx_command>::with<caf::ok_atom>,
+    // Rolls back whatever is open. Runs in: connection. Error: the connection is unusable.
+    caf::replies_to<caf::reset_atom>::with<caf::ok_atom>>;
 
 /// A checked-out connection: the proof that a session owns it until check-in.
 struct lease {
@@ -41,72 +41,74 @@ typename Inspector::result_type inspect(Inspector& f, lease& x) {
 
 /// The pool of one engine role (actors/engine.cpp).
 using engine_actor = caf::typed_actor<
-  // Opens the first connection: setup's connectivity check. Runs in: engine.
-  caf::replies_to<caf::connect_atom>::with<caf::ok_atom>,
-  // Leases a connection. Runs in: engine. Errors: pool_timeout, pool_overloaded,
-  // connect_failed, shutting_down.
-  caf::replies_to<checkout_atom, checkout_request>::with<lease>,
-  // Gives a lease back. Runs in: engine.
-  caf::reacts_to<checkin_atom, uint64_t, connection_condition>,
-  // Pool counters. Runs in: engine.
-  caf::replies_to<stats_atom>::with<std::vector<pool_stats>>,
-  // Internal: a queued checkout reached its deadline.
-  caf::reacts_to<expire_atom, uint64_t>>;
+    // Opens the first connection: setup's connectivity check. Runs in: engine.
+    caf::replies_to<caf::connect_atom>::with<caf::ok_atom>,
+    // Leases a connection. Runs in: engine. Errors: pool_timeout, pool_overloaded,
+    // connect_failed, shutting_down.
+    caf::replies_to<checkout_atom, checkout_request>::with<lease>,
+    // Gives a lease back. Runs in: engine.
+    caf::reacts_to<checkin_atom, uint64_t, connection_condition>,
+    // Pool counters. Runs in: engine.
+    caf::replies_to<stats_atom>::with<std::vector<pool_stats>>,
+    // Internal: a queued checkout reached its deadline.
+    caf::reacts_to<expire_atom, uint64_t>>;
 
 /// One client's unit of work (actors/session.cpp).
 using session_actor = caf::typed_actor<
-  caf::replies_to<exec_atom, statement>::with<result_set>,
-  caf::replies_to<transact_atom, std::vector<statement>>::with<std::vector<result_set>>,
-  caf::replies_to<begin_atom>::with<caf::ok_atom>,
-  caf::replies_to<commit_atom>::with<caf::ok_atom>,
-  caf::replies_to<rollback_atom>::with<caf::ok_atom>,
-  caf::replies_to<savepoint_atom, std::string>::with<caf::ok_atom>,
-  caf::replies_to<release_atom, std::string>::with<caf::ok_atom>,
-  caf::replies_to<rollback_to_atom, std::string>::with<caf::ok_atom>,
-  caf::replies_to<caf::close_atom>::with<caf::ok_atom>,
-  caf::replies_to<caf::get_atom>::with<session_info>,
-  // From the database: roll back and close (stop, shutdown timeout).
-  caf::reacts_to<shutdown_atom>,
-  // From the database: the engine was restarted; use this one from now on.
-  caf::reacts_to<engine_atom, engine_actor>>;
+    caf::replies_to<exec_atom, statement>::with<result_set>,
+    caf::replies_to<transact_atom, std::vector<statement>>::with<std::vector<result_set>>,
+    caf::replies_to<begin_atom>::with<caf::ok_atom>,
+    caf::replies_to<commit_atom>::with<caf::ok_atom>,
+    caf::replies_to<rollback_atom>::with<caf::ok_atom>,
+    caf::replies_to<savepoint_atom, std::string>::with<caf::ok_atom>,
+    caf::replies_to<release_atom, std::string>::with<caf::ok_atom>,
+    caf::replies_to<rollback_to_atom, std::string>::with<caf::ok_atom>,
+    caf::replies_to<caf::close_atom>::with<caf::ok_atom>,
+    caf::replies_to<caf::get_atom>::with<session_info>,
+    // From the database: roll back and close (stop, shutdown timeout).
+    caf::reacts_to<shutdown_atom>,
+    // From the database: the engine was restarted; use this one from now on.
+    caf::reacts_to<engine_atom, engine_actor>>;
 
 /// The start-up sequence (actors/setup.cpp).
 using setup_actor = caf::typed_actor<
-  // Internal: the backoff timer fired.
-  caf::reacts_to<retry_atom>,
-  // From the database: the engine was restarted; run the sequence again against it.
-  caf::reacts_to<engine_atom, engine_actor>>;
+    // Internal: the backoff timer fired.
+    caf::reacts_to<retry_atom>,
+    // From the database: the engine was restarted; run the sequence again against it.
+    caf::reacts_to<engine_atom, engine_actor>>;
 
 /// The supervisor and the entry point of every application (actors/database.cpp).
 using database_actor = caf::typed_actor<
-  // Opens a session bound to the sender. Held until ready. Errors: not_ready,
-  // pool_overloaded, shutting_down, connect_failed.
-  caf::replies_to<caf::open_atom, session_options>::with<session_actor>,
-  // One autocommit statement in a throwaway session.
-  caf::replies_to<exec_atom, statement, session_options>::with<result_set>,
-  // Statements in one transaction, all-or-nothing, in a throwaway session.
-  caf::replies_to<transact_atom, std::vector<statement>, session_options>::with<
-    std::vector<result_set>>,
-  // Subscribes an actor to readiness events; answers the current state at once.
-  caf::replies_to<caf::subscribe_atom, caf::actor>::with<readiness_snapshot>,
-  // Answers when ready, or `not_ready` after the given time.
-  caf::replies_to<await_atom, caf::timespan>::with<readiness_snapshot>,
-  caf::replies_to<status_atom>::with<status_report>,
-  // Graceful stop; answers when every child is gone.
-  caf::replies_to<stop_atom>::with<caf::ok_atom>,
-  // From setup and engines: a component changed state.
-  caf::reacts_to<readiness_event>,
-  // Internal: a held request reached its deadline.
-  caf::reacts_to<expire_atom, uint64_t>>;
+    // Opens a session bound to the sender. Held until ready. Errors: not_ready,
+    // pool_overloaded, shutting_down, connect_failed.
+    caf::replies_to<caf::open_atom, session_options>::with<session_actor>,
+    // One autocommit statement in a throwaway session.
+    caf::replies_to<exec_atom, statement, session_options>::with<result_set>,
+    // Statements in one transaction, all-or-nothing, in a throwaway session.
+    caf::replies_to<transact_atom, std::vector<statement>,
+                    session_options>::with<std::vector<result_set>>,
+    // Subscribes an actor to readiness events; answers the current state at once.
+    caf::replies_to<caf::subscribe_atom, caf::actor>::with<readiness_snapshot>,
+    // Answers when ready, or `not_ready` after the given time.
+    caf::replies_to<await_atom, caf::timespan>::with<readiness_snapshot>,
+    caf::replies_to<status_atom>::with<status_report>,
+    // Introspection: the current engine (for tools and fault tests).
+    caf::replies_to<caf::get_atom, engine_atom>::with<engine_actor>,
+    // Graceful stop; answers when every child is gone.
+    caf::replies_to<stop_atom>::with<caf::ok_atom>,
+    // From setup and engines: a component changed state.
+    caf::reacts_to<readiness_event>,
+    // Internal: a held request reached its deadline.
+    caf::reacts_to<expire_atom, uint64_t>>;
 
 } // namespace cafdb
 
 // Handles and structs holding handles get a block of their own: they can only be
 // named once the interfaces above exist.
 CAF_BEGIN_TYPE_ID_BLOCK(cafdb_handles, caf::id_block::cafdb::end)
-  CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::connection_actor))
-  CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::lease))
-  CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::engine_actor))
-  CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::session_actor))
-  CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::database_actor))
+CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::connection_actor))
+CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::lease))
+CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::engine_actor))
+CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::session_actor))
+CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::database_actor))
 CAF_END_TYPE_ID_BLOCK(cafdb_handles)

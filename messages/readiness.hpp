@@ -64,12 +64,12 @@ struct pool_stats {
   std::string engine;
   /// Pool within the engine: "writer", "reader" or "shared" (one pool serves both).
   std::string pool;
-  int32_t size = 0;     ///< Configured pool_size.
-  int32_t max = 0;      ///< pool_size + max_overflow.
-  int32_t total = 0;    ///< Connections open or opening.
-  int32_t idle = 0;     ///< Open and not leased.
-  int32_t in_use = 0;   ///< Leased to a session.
-  int32_t waiting = 0;  ///< Checkouts queued.
+  int32_t size = 0;    ///< Configured pool_size.
+  int32_t max = 0;     ///< pool_size + max_overflow.
+  int32_t total = 0;   ///< Connections open or opening.
+  int32_t idle = 0;    ///< Open and not leased.
+  int32_t in_use = 0;  ///< Leased to a session.
+  int32_t waiting = 0; ///< Checkouts queued.
   int64_t checkouts = 0;
   int64_t timeouts = 0;
   int64_t discarded = 0; ///< Connections thrown away in an unknown state.
@@ -89,9 +89,9 @@ struct status_report {
   std::vector<pool_stats> pools;
   /// The database URL with its password redacted.
   std::string url;
-  int32_t sessions = 0;  ///< Open session actors.
-  int32_t pending = 0;   ///< Requests waiting for readiness.
-  int32_t restarts = 0;  ///< Child restarts since start.
+  int32_t sessions = 0; ///< Open session actors.
+  int32_t pending = 0;  ///< Requests waiting for readiness.
+  int32_t restarts = 0; ///< Child restarts since start.
 };
 
 template <class Inspector>

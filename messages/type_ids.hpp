@@ -19,62 +19,62 @@
 
 CAF_BEGIN_TYPE_ID_BLOCK(cafdb, caf::first_custom_type_id)
 
-  // -- atoms: sessions and statements ------------------------------------------
-  // Also used, from CAF: open_atom, close_atom, get_atom, subscribe_atom,
-  // connect_atom, reset_atom, ok_atom.
+// -- atoms: sessions and statements ------------------------------------------
+// Also used, from CAF: open_atom, close_atom, get_atom, subscribe_atom,
+// connect_atom, reset_atom, ok_atom.
 
-  CAF_ADD_ATOM(cafdb, cafdb, exec_atom, "exec")
-  CAF_ADD_ATOM(cafdb, cafdb, transact_atom, "transact")
-  CAF_ADD_ATOM(cafdb, cafdb, begin_atom, "begin")
-  CAF_ADD_ATOM(cafdb, cafdb, commit_atom, "commit")
-  CAF_ADD_ATOM(cafdb, cafdb, rollback_atom, "rollback")
-  CAF_ADD_ATOM(cafdb, cafdb, savepoint_atom, "savepoint")
-  CAF_ADD_ATOM(cafdb, cafdb, release_atom, "release")
-  CAF_ADD_ATOM(cafdb, cafdb, rollback_to_atom, "rollbackto")
-  CAF_ADD_ATOM(cafdb, cafdb, tx_atom, "tx")
+CAF_ADD_ATOM(cafdb, cafdb, exec_atom, "exec")
+CAF_ADD_ATOM(cafdb, cafdb, transact_atom, "transact")
+CAF_ADD_ATOM(cafdb, cafdb, begin_atom, "begin")
+CAF_ADD_ATOM(cafdb, cafdb, commit_atom, "commit")
+CAF_ADD_ATOM(cafdb, cafdb, rollback_atom, "rollback")
+CAF_ADD_ATOM(cafdb, cafdb, savepoint_atom, "savepoint")
+CAF_ADD_ATOM(cafdb, cafdb, release_atom, "release")
+CAF_ADD_ATOM(cafdb, cafdb, rollback_to_atom, "rollbackto")
+CAF_ADD_ATOM(cafdb, cafdb, tx_atom, "tx")
 
-  // -- atoms: pool ---------------------------------------------------------------
+// -- atoms: pool ---------------------------------------------------------------
 
-  CAF_ADD_ATOM(cafdb, cafdb, checkout_atom, "checkout")
-  CAF_ADD_ATOM(cafdb, cafdb, checkin_atom, "checkin")
-  CAF_ADD_ATOM(cafdb, cafdb, stats_atom, "stats")
-  CAF_ADD_ATOM(cafdb, cafdb, engine_atom, "engine")
+CAF_ADD_ATOM(cafdb, cafdb, checkout_atom, "checkout")
+CAF_ADD_ATOM(cafdb, cafdb, checkin_atom, "checkin")
+CAF_ADD_ATOM(cafdb, cafdb, stats_atom, "stats")
+CAF_ADD_ATOM(cafdb, cafdb, engine_atom, "engine")
 
-  // -- atoms: lifecycle and readiness ------------------------------------------
+// -- atoms: lifecycle and readiness ------------------------------------------
 
-  CAF_ADD_ATOM(cafdb, cafdb, await_atom, "await")
-  CAF_ADD_ATOM(cafdb, cafdb, status_atom, "status")
-  CAF_ADD_ATOM(cafdb, cafdb, stop_atom, "stop")
-  CAF_ADD_ATOM(cafdb, cafdb, shutdown_atom, "shutdown")
-  CAF_ADD_ATOM(cafdb, cafdb, retry_atom, "retry")
-  CAF_ADD_ATOM(cafdb, cafdb, expire_atom, "expire")
+CAF_ADD_ATOM(cafdb, cafdb, await_atom, "await")
+CAF_ADD_ATOM(cafdb, cafdb, status_atom, "status")
+CAF_ADD_ATOM(cafdb, cafdb, stop_atom, "stop")
+CAF_ADD_ATOM(cafdb, cafdb, shutdown_atom, "shutdown")
+CAF_ADD_ATOM(cafdb, cafdb, retry_atom, "retry")
+CAF_ADD_ATOM(cafdb, cafdb, expire_atom, "expire")
 
-  // -- values ----------------------------------------------------------------------
+// -- values ----------------------------------------------------------------------
 
-  CAF_ADD_TYPE_ID(cafdb, (cafdb::value))
-  CAF_ADD_TYPE_ID(cafdb, (cafdb::statement))
-  CAF_ADD_TYPE_ID(cafdb, (std::vector<cafdb::statement>))
-  CAF_ADD_TYPE_ID(cafdb, (cafdb::result_set))
-  CAF_ADD_TYPE_ID(cafdb, (std::vector<cafdb::result_set>))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::value))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::statement))
+CAF_ADD_TYPE_ID(cafdb, (std::vector<cafdb::statement>))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::result_set))
+CAF_ADD_TYPE_ID(cafdb, (std::vector<cafdb::result_set>))
 
-  // -- sessions --------------------------------------------------------------------
+// -- sessions --------------------------------------------------------------------
 
-  CAF_ADD_TYPE_ID(cafdb, (cafdb::session_options))
-  CAF_ADD_TYPE_ID(cafdb, (cafdb::session_info))
-  CAF_ADD_TYPE_ID(cafdb, (cafdb::tx_command))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::session_options))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::session_info))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::tx_command))
 
-  // -- pool ------------------------------------------------------------------------
+// -- pool ------------------------------------------------------------------------
 
-  CAF_ADD_TYPE_ID(cafdb, (cafdb::checkout_request))
-  CAF_ADD_TYPE_ID(cafdb, (cafdb::connection_condition))
-  CAF_ADD_TYPE_ID(cafdb, (cafdb::exec_request))
-  CAF_ADD_TYPE_ID(cafdb, (cafdb::pool_stats))
-  CAF_ADD_TYPE_ID(cafdb, (std::vector<cafdb::pool_stats>))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::checkout_request))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::connection_condition))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::exec_request))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::pool_stats))
+CAF_ADD_TYPE_ID(cafdb, (std::vector<cafdb::pool_stats>))
 
-  // -- readiness -------------------------------------------------------------------
+// -- readiness -------------------------------------------------------------------
 
-  CAF_ADD_TYPE_ID(cafdb, (cafdb::readiness_event))
-  CAF_ADD_TYPE_ID(cafdb, (cafdb::readiness_snapshot))
-  CAF_ADD_TYPE_ID(cafdb, (cafdb::status_report))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::readiness_event))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::readiness_snapshot))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::status_report))
 
 CAF_END_TYPE_ID_BLOCK(cafdb)

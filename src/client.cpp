@@ -12,8 +12,8 @@ caf::expected<T> ask(caf::scoped_actor& self, const Handle& dest, caf::timespan 
                      Ts&&... xs) {
   caf::expected<T> out{caf::error{}};
   self->request(dest, timeout, std::forward<Ts>(xs)...)
-    .receive([&](T& value) { out = std::move(value); },
-             [&](caf::error& err) { out = std::move(err); });
+      .receive([&](T& value) { out = std::move(value); },
+               [&](caf::error& err) { out = std::move(err); });
   return out;
 }
 
@@ -26,7 +26,7 @@ caf::error as_error(caf::expected<caf::ok_atom> x) {
 // -- client ---------------------------------------------------------------------
 
 client::client(caf::actor_system& sys, database_actor db, caf::timespan request_timeout)
-  : sys_(&sys), db_(std::move(db)), timeout_(request_timeout) {}
+    : sys_(&sys), db_(std::move(db)), timeout_(request_timeout) {}
 
 caf::expected<readiness_snapshot> client::await_ready(caf::timespan timeout) {
   caf::scoped_actor self{*sys_};
@@ -36,8 +36,7 @@ caf::expected<readiness_snapshot> client::await_ready(caf::timespan timeout) {
 
 caf::expected<session> client::open_session(session_options options) {
   auto owner = std::make_unique<caf::scoped_actor>(*sys_);
-  auto actor = ask<session_actor>(*owner, db_, timeout_, caf::open_atom::value,
-                                  std::move(options));
+  auto actor = ask<session_actor>(*owner, db_, timeout_, caf::open_atom::value, std::move(options));
   if (!actor)
     return std::move(actor.error());
   return session{std::move(owner), std::move(*actor), timeout_};
@@ -76,7 +75,7 @@ caf::error client::stop() {
 
 session::session(std::unique_ptr<caf::scoped_actor> owner, session_actor actor,
                  caf::timespan timeout)
-  : owner_(std::move(owner)), actor_(std::move(actor)), timeout_(timeout) {}
+    : owner_(std::move(owner)), actor_(std::move(actor)), timeout_(timeout) {}
 
 session::session(session&&) noexcept = default;
 

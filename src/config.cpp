@@ -121,33 +121,33 @@ setter bool_option(bool config::*field) {
 
 const std::vector<std::pair<std::string, setter>>& option_table() {
   static const std::vector<std::pair<std::string, setter>> table = {
-    {"pool_size", int_option(&config::pool_size, 1, 1000)},
-    {"max_overflow", int_option(&config::max_overflow, 0, 1000)},
-    {"pool_timeout", duration_option(&config::pool_timeout, false)},
-    {"max_pending", int_option(&config::max_pending, 1, 1'000'000)},
-    {"statement_timeout", duration_option(&config::statement_timeout, false)},
-    {"session_idle_timeout", duration_option(&config::session_idle_timeout, true)},
-    {"setup_timeout", duration_option(&config::setup_timeout, false)},
-    {"connect_timeout", duration_option(&config::connect_timeout, false)},
-    {"busy_timeout", duration_option(&config::busy_timeout, true)},
-    {"shutdown_timeout", duration_option(&config::shutdown_timeout, true)},
-    {"max_restarts", int_option(&config::max_restarts, 0, 1000)},
-    {"restart_window", duration_option(&config::restart_window, false)},
-    {"echo", bool_option(&config::echo)},
-    {"echo_params", bool_option(&config::echo_params)},
-    {"log_level",
-     [](config& cfg, const std::string& key, const json& in) -> outcome<done> {
-       static const char* levels[] = {"trace", "debug", "info", "warn", "error", "off"};
-       if (in.is_string())
-         for (auto level : levels)
-           if (in.get<std::string>() == level) {
-             cfg.log_level = level;
-             return done{};
-           }
-       return config_error("option '" + key +
-                           "' must be one of trace, debug, info, warn, error, off; got " +
-                           in.dump());
-     }},
+      {"pool_size", int_option(&config::pool_size, 1, 1000)},
+      {"max_overflow", int_option(&config::max_overflow, 0, 1000)},
+      {"pool_timeout", duration_option(&config::pool_timeout, false)},
+      {"max_pending", int_option(&config::max_pending, 1, 1'000'000)},
+      {"statement_timeout", duration_option(&config::statement_timeout, false)},
+      {"session_idle_timeout", duration_option(&config::session_idle_timeout, true)},
+      {"setup_timeout", duration_option(&config::setup_timeout, false)},
+      {"connect_timeout", duration_option(&config::connect_timeout, false)},
+      {"busy_timeout", duration_option(&config::busy_timeout, true)},
+      {"shutdown_timeout", duration_option(&config::shutdown_timeout, true)},
+      {"max_restarts", int_option(&config::max_restarts, 0, 1000)},
+      {"restart_window", duration_option(&config::restart_window, false)},
+      {"echo", bool_option(&config::echo)},
+      {"echo_params", bool_option(&config::echo_params)},
+      {"log_level",
+       [](config& cfg, const std::string& key, const json& in) -> outcome<done> {
+         static const char* levels[] = {"trace", "debug", "info", "warn", "error", "off"};
+         if (in.is_string())
+           for (auto level : levels)
+             if (in.get<std::string>() == level) {
+               cfg.log_level = level;
+               return done{};
+             }
+         return config_error("option '" + key +
+                             "' must be one of trace, debug, info, warn, error, off; got " +
+                             in.dump());
+       }},
   };
   return table;
 }
@@ -162,8 +162,8 @@ std::string known_keys() {
 std::string percent_decode(const std::string& text) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size() && std::isxdigit((unsigned char) text[i + 1])
-        && std::isxdigit((unsigned char) text[i + 2])) {
+    if (text[i] == '%' && i + 2 < text.size() && std::isxdigit((unsigned char)text[i + 1]) &&
+        std::isxdigit((unsigned char)text[i + 2])) {
       out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
       i += 2;
     } else {

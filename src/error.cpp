@@ -10,9 +10,9 @@ caf::error make_error(errc code) {
 
 caf::error make_error(errc code, std::string message, std::string driver_code,
                       std::string driver_message) {
-  return caf::error{static_cast<uint8_t>(code), error_category,
-                    caf::make_message(std::move(message), std::move(driver_code),
-                                      std::move(driver_message))};
+  return caf::error{
+      static_cast<uint8_t>(code), error_category,
+      caf::make_message(std::move(message), std::move(driver_code), std::move(driver_message))};
 }
 
 caf::error to_caf_error(db_error err) {

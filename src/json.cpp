@@ -7,7 +7,7 @@ namespace cafdb {
 namespace {
 
 constexpr char base64_alphabet[] =
-  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 std::string base64_encode(const std::string& bytes) {
   std::string out;
@@ -64,37 +64,61 @@ std::string iso8601(caf::timestamp ts) {
 
 void to_json(nlohmann::json& out, const value& x) {
   switch (x.type()) {
-    case value_type::null: out = nullptr; break;
-    case value_type::boolean: out = x.as_bool(); break;
-    case value_type::integer: out = x.as_int(); break;
-    case value_type::real: out = x.as_double(); break;
-    case value_type::text: out = x.bytes(); break;
-    case value_type::blob: out = nlohmann::json{{"$base64", base64_encode(x.bytes())}}; break;
+  case value_type::null:
+    out = nullptr;
+    break;
+  case value_type::boolean:
+    out = x.as_bool();
+    break;
+  case value_type::integer:
+    out = x.as_int();
+    break;
+  case value_type::real:
+    out = x.as_double();
+    break;
+  case value_type::text:
+    out = x.bytes();
+    break;
+  case value_type::blob:
+    out = nlohmann::json{{"$base64", base64_encode(x.bytes())}};
+    break;
   }
 }
 
 void from_json(const nlohmann::json& in, value& x) {
   switch (in.type()) {
-    case nlohmann::json::value_t::null: x = value{}; break;
-    case nlohmann::json::value_t::boolean: x = value{in.get<bool>()}; break;
-    case nlohmann::json::value_t::number_integer: x = value{in.get<int64_t>()}; break;
-    case nlohmann::json::value_t::number_unsigned: {
-      auto n = in.get<uint64_t>();
-      if (n > static_cast<uint64_t>(INT64_MAX))
-        throw nlohmann::json::type_error::create(302, "integer exceeds int64", &in);
-      x = value{static_cast<int64_t>(n)};
+  case nlohmann::json::value_t::null:
+    x = value{};
+    break;
+  case nlohmann::json::value_t::boolean:
+    x = value{in.get<bool>()};
+    break;
+  case nlohmann::json::value_t::number_integer:
+    x = value{in.get<int64_t>()};
+    break;
+  case nlohmann::json::value_t::number_unsigned: {
+    auto n = in.get<uint64_t>();
+    if (n > static_cast<uint64_t>(INT64_MAX))
+      throw nlohmann::json::type_error::create(302, "integer exceeds int64", &in);
+    x = value{static_cast<int64_t>(n)};
+    break;
+  }
+  case nlohmann::json::value_t::number_float:
+    x = value{in.get<double>()};
+    break;
+  case nlohmann::json::value_t::string:
+    x = value{in.get<std::string>()};
+    break;
+  case nlohmann::json::value_t::object:
+    if (in.size() == 1 && in.contains("$base64") && in["$base64"].is_string()) {
+      x = value{base64_decode(in["$base64"].get<std::string>())};
       break;
     }
-    case nlohmann::json::value_t::number_float: x = value{in.get<double>()}; break;
-    case nlohmann::json::value_t::string: x = value{in.get<std::string>()}; break;
-    case nlohmann::json::value_t::object:
-      if (in.size() == 1 && in.contains("$base64") && in["$base64"].is_string()) {
-        x = value{base64_decode(in["$base64"].get<std::string>())};
-        break;
-      }
-      x = value{in.dump()};
-      break;
-    default: x = value{in.dump()}; break;
+    x = value{in.dump()};
+    break;
+  default:
+    x = value{in.dump()};
+    break;
   }
 }
 
@@ -145,21 +169,17 @@ void to_json(nlohmann::json& out, const readiness_event& x) {
 }
 
 void to_json(nlohmann::json& out, const pool_stats& x) {
-  out = nlohmann::json{{"engine", x.engine},       {"pool", x.pool},
-                       {"size", x.size},           {"max", x.max},
-                       {"total", x.total},         {"idle", x.idle},
-                       {"in_use", x.in_use},       {"waiting", x.waiting},
-                       {"checkouts", x.checkouts}, {"timeouts", x.timeouts},
-                       {"discarded", x.discarded}, {"opened", x.opened}};
+  out = nlohmann::json{
+      {"engine", x.engine},     {"pool", x.pool},           {"size", x.size},
+      {"max", x.max},           {"total", x.total},         {"idle", x.idle},
+      {"in_use", x.in_use},     {"waiting", x.waiting},     {"checkouts", x.checkouts},
+      {"timeouts", x.timeouts}, {"discarded", x.discarded}, {"opened", x.opened}};
 }
 
 void to_json(nlohmann::json& out, const status_report& x) {
-  out = nlohmann::json{{"state", to_string(x.state)},
-                       {"url", x.url},
-                       {"components", x.components},
-                       {"pools", x.pools},
-                       {"sessions", x.sessions},
-                       {"pending", x.pending},
+  out = nlohmann::json{{"state", to_string(x.state)}, {"url", x.url},
+                       {"components", x.components},  {"pools", x.pools},
+                       {"sessions", x.sessions},      {"pending", x.pending},
                        {"restarts", x.restarts}};
 }
 

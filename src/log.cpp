@@ -32,9 +32,9 @@ void configure(const config& cfg) {
     echo_enabled = cfg.echo;
   }
   for (auto role : {"database", "engine", "connection", "session", "setup", "sql"})
-    get(role)->set_level(std::string{role} == "sql" && cfg.echo ? spdlog::level::info
-                                                                : spdlog::level::from_str(
-                                                                  cfg.log_level));
+    get(role)->set_level(std::string{role} == "sql" && cfg.echo
+                             ? spdlog::level::info
+                             : spdlog::level::from_str(cfg.log_level));
 }
 
 } // namespace cafdb::log

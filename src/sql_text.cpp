@@ -8,9 +8,12 @@ namespace cafdb {
 
 std::string to_string(connection_role x) {
   switch (x) {
-    case connection_role::writer: return "writer";
-    case connection_role::reader: return "reader";
-    default: return "shared";
+  case connection_role::writer:
+    return "writer";
+  case connection_role::reader:
+    return "reader";
+  default:
+    return "shared";
   }
 }
 

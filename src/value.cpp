@@ -9,45 +9,61 @@ namespace cafdb {
 
 std::string to_string(value_type x) {
   switch (x) {
-    case value_type::null: return "null";
-    case value_type::boolean: return "boolean";
-    case value_type::integer: return "integer";
-    case value_type::real: return "real";
-    case value_type::text: return "text";
-    default: return "blob";
+  case value_type::null:
+    return "null";
+  case value_type::boolean:
+    return "boolean";
+  case value_type::integer:
+    return "integer";
+  case value_type::real:
+    return "real";
+  case value_type::text:
+    return "text";
+  default:
+    return "blob";
   }
 }
 
 int64_t value::as_int() const noexcept {
   switch (type_) {
-    case value_type::boolean:
-    case value_type::integer: return integer_;
-    case value_type::real: return static_cast<int64_t>(real_);
-    default: return 0;
+  case value_type::boolean:
+  case value_type::integer:
+    return integer_;
+  case value_type::real:
+    return static_cast<int64_t>(real_);
+  default:
+    return 0;
   }
 }
 
 double value::as_double() const noexcept {
   switch (type_) {
-    case value_type::boolean:
-    case value_type::integer: return static_cast<double>(integer_);
-    case value_type::real: return real_;
-    default: return 0;
+  case value_type::boolean:
+  case value_type::integer:
+    return static_cast<double>(integer_);
+  case value_type::real:
+    return real_;
+  default:
+    return 0;
   }
 }
 
 std::string value::as_text() const {
   switch (type_) {
-    case value_type::null: return {};
-    case value_type::boolean: return integer_ ? "true" : "false";
-    case value_type::integer: return std::to_string(integer_);
-    case value_type::real: {
-      std::ostringstream out;
-      out.precision(17);
-      out << real_;
-      return out.str();
-    }
-    default: return bytes_;
+  case value_type::null:
+    return {};
+  case value_type::boolean:
+    return integer_ ? "true" : "false";
+  case value_type::integer:
+    return std::to_string(integer_);
+  case value_type::real: {
+    std::ostringstream out;
+    out.precision(17);
+    out << real_;
+    return out.str();
+  }
+  default:
+    return bytes_;
   }
 }
 
@@ -55,20 +71,28 @@ bool operator==(const value& x, const value& y) noexcept {
   if (x.type_ != y.type_)
     return false;
   switch (x.type_) {
-    case value_type::null: return true;
-    case value_type::boolean:
-    case value_type::integer: return x.integer_ == y.integer_;
-    case value_type::real: return x.real_ == y.real_;
-    default: return x.bytes_ == y.bytes_;
+  case value_type::null:
+    return true;
+  case value_type::boolean:
+  case value_type::integer:
+    return x.integer_ == y.integer_;
+  case value_type::real:
+    return x.real_ == y.real_;
+  default:
+    return x.bytes_ == y.bytes_;
   }
 }
 
 std::string to_string(const value& x) {
   switch (x.type()) {
-    case value_type::null: return "NULL";
-    case value_type::text: return "'" + x.bytes() + "'";
-    case value_type::blob: return "<blob " + std::to_string(x.bytes().size()) + " bytes>";
-    default: return x.as_text();
+  case value_type::null:
+    return "NULL";
+  case value_type::text:
+    return "'" + x.bytes() + "'";
+  case value_type::blob:
+    return "<blob " + std::to_string(x.bytes().size()) + " bytes>";
+  default:
+    return x.as_text();
   }
 }
 
@@ -88,29 +112,52 @@ const value& result_set::at(size_t r, const std::string& column) const {
 
 std::string to_string(errc x) {
   switch (x) {
-    case errc::none: return "none";
-    case errc::invalid_config: return "invalid_config";
-    case errc::invalid_argument: return "invalid_argument";
-    case errc::connect_failed: return "connect_failed";
-    case errc::unavailable: return "unavailable";
-    case errc::not_ready: return "not_ready";
-    case errc::pool_timeout: return "pool_timeout";
-    case errc::pool_overloaded: return "pool_overloaded";
-    case errc::syntax_error: return "syntax_error";
-    case errc::constraint_violation: return "constraint_violation";
-    case errc::serialization_failure: return "serialization_failure";
-    case errc::deadlock: return "deadlock";
-    case errc::statement_timeout: return "statement_timeout";
-    case errc::connection_lost: return "connection_lost";
-    case errc::transaction_failed: return "transaction_failed";
-    case errc::commit_in_doubt: return "commit_in_doubt";
-    case errc::session_closed: return "session_closed";
-    case errc::not_found: return "not_found";
-    case errc::shutting_down: return "shutting_down";
-    case errc::read_only_violation: return "read_only_violation";
-    case errc::busy: return "busy";
-    case errc::database_error: return "database_error";
-    case errc::internal_error: return "internal_error";
+  case errc::none:
+    return "none";
+  case errc::invalid_config:
+    return "invalid_config";
+  case errc::invalid_argument:
+    return "invalid_argument";
+  case errc::connect_failed:
+    return "connect_failed";
+  case errc::unavailable:
+    return "unavailable";
+  case errc::not_ready:
+    return "not_ready";
+  case errc::pool_timeout:
+    return "pool_timeout";
+  case errc::pool_overloaded:
+    return "pool_overloaded";
+  case errc::syntax_error:
+    return "syntax_error";
+  case errc::constraint_violation:
+    return "constraint_violation";
+  case errc::serialization_failure:
+    return "serialization_failure";
+  case errc::deadlock:
+    return "deadlock";
+  case errc::statement_timeout:
+    return "statement_timeout";
+  case errc::connection_lost:
+    return "connection_lost";
+  case errc::transaction_failed:
+    return "transaction_failed";
+  case errc::commit_in_doubt:
+    return "commit_in_doubt";
+  case errc::session_closed:
+    return "session_closed";
+  case errc::not_found:
+    return "not_found";
+  case errc::shutting_down:
+    return "shutting_down";
+  case errc::read_only_violation:
+    return "read_only_violation";
+  case errc::busy:
+    return "busy";
+  case errc::database_error:
+    return "database_error";
+  case errc::internal_error:
+    return "internal_error";
   }
   return "unknown";
 }

@@ -35,7 +35,7 @@ class session;
 /// A blocking facade for code that is not an actor. Each call waits for its reply,
 /// at most `request_timeout`. Thread-compatible: use one client per thread.
 class client {
-public:
+ public:
   client(caf::actor_system& sys, database_actor db,
          caf::timespan request_timeout = std::chrono::minutes(10));
 
@@ -64,7 +64,7 @@ public:
   caf::actor_system& system() const { return *sys_; }
   caf::timespan request_timeout() const { return timeout_; }
 
-private:
+ private:
   caf::actor_system* sys_;
   database_actor db_;
   caf::timespan timeout_;
@@ -76,7 +76,7 @@ private:
 /// The session is bound to an owner actor that lives exactly as long as this object,
 /// so a session whose object is destroyed (or whose thread dies) rolls back.
 class session {
-public:
+ public:
   session(session&&) noexcept;
   session& operator=(session&&) noexcept;
   ~session();
@@ -95,7 +95,7 @@ public:
 
   session_actor handle() const { return actor_; }
 
-private:
+ private:
   friend class client;
   session(std::unique_ptr<caf::scoped_actor> owner, session_actor actor, caf::timespan timeout);
 
@@ -110,7 +110,7 @@ private:
 /// Owns an actor system and one database: the one-call start for applications that
 /// do not run CAF themselves. Its destructor stops the database, then the system.
 class runtime {
-public:
+ public:
   explicit runtime(config cfg);
   ~runtime();
 
@@ -119,12 +119,14 @@ public:
 
   caf::actor_system& system() { return *system_; }
   database_actor database() const { return client_->handle(); }
-  class client& client() { return *client_; }
+  class client& client() {
+    return *client_;
+  }
 
   /// Stops the database now (the destructor does it otherwise).
   caf::error stop();
 
-private:
+ private:
   std::unique_ptr<caf::actor_system_config> system_config_;
   std::unique_ptr<caf::actor_system> system_;
   std::unique_ptr<class client> client_;

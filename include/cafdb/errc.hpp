@@ -53,7 +53,7 @@ struct db_error {
 /// Either a value or a `db_error`: the return type of every fallible CAF-free call.
 template <class T>
 class outcome {
-public:
+ public:
   outcome(T value) : data_(std::move(value)) {}
   outcome(db_error err) : data_(std::move(err)) {}
 
@@ -65,7 +65,7 @@ public:
   const db_error& error() const { return std::get<1>(data_); }
   db_error& error() { return std::get<1>(data_); }
 
-private:
+ private:
   std::variant<T, db_error> data_;
 };
 

@@ -22,7 +22,7 @@ using blob = std::vector<std::uint8_t>;
 /// One SQL value: null, bool, int64, double, text or blob. JSON travels as text.
 /// Plain data with value semantics, cheap to serialize and compare.
 class value {
-public:
+ public:
   value() = default;
   value(std::nullptr_t) {}
   value(bool x) : type_(value_type::boolean), integer_(x ? 1 : 0) {}
@@ -59,7 +59,7 @@ public:
     return f(caf::meta::type_name("cafdb::value"), x.type_, x.integer_, x.real_, x.bytes_);
   }
 
-private:
+ private:
   value_type type_ = value_type::null;
   int64_t integer_ = 0;
   double real_ = 0;
@@ -74,9 +74,9 @@ std::string to_string(const value& x);
 struct statement {
   statement() = default;
   statement(std::string sql_text, std::vector<value> parameters = {})
-    : sql(std::move(sql_text)), params(std::move(parameters)) {}
+      : sql(std::move(sql_text)), params(std::move(parameters)) {}
   statement(const char* sql_text, std::vector<value> parameters = {})
-    : sql(sql_text), params(std::move(parameters)) {}
+      : sql(sql_text), params(std::move(parameters)) {}
 
   /// The SQL text with `$N` placeholders.
   std::string sql;

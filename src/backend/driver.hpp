@@ -27,7 +27,7 @@ enum class connection_role : uint8_t {
 std::string to_string(connection_role x);
 
 class driver {
-public:
+ public:
   virtual ~driver() = default;
 
   /// Opens the handle. Blocks for at most the configured connect timeout.

@@ -11,51 +11,81 @@ namespace {
 
 const char* primary_code_name(int code) {
   switch (code & 0xff) {
-    case SQLITE_OK: return "SQLITE_OK";
-    case SQLITE_ERROR: return "SQLITE_ERROR";
-    case SQLITE_INTERNAL: return "SQLITE_INTERNAL";
-    case SQLITE_PERM: return "SQLITE_PERM";
-    case SQLITE_ABORT: return "SQLITE_ABORT";
-    case SQLITE_BUSY: return "SQLITE_BUSY";
-    case SQLITE_LOCKED: return "SQLITE_LOCKED";
-    case SQLITE_NOMEM: return "SQLITE_NOMEM";
-    case SQLITE_READONLY: return "SQLITE_READONLY";
-    case SQLITE_INTERRUPT: return "SQLITE_INTERRUPT";
-    case SQLITE_IOERR: return "SQLITE_IOERR";
-    case SQLITE_CORRUPT: return "SQLITE_CORRUPT";
-    case SQLITE_NOTFOUND: return "SQLITE_NOTFOUND";
-    case SQLITE_FULL: return "SQLITE_FULL";
-    case SQLITE_CANTOPEN: return "SQLITE_CANTOPEN";
-    case SQLITE_PROTOCOL: return "SQLITE_PROTOCOL";
-    case SQLITE_SCHEMA: return "SQLITE_SCHEMA";
-    case SQLITE_TOOBIG: return "SQLITE_TOOBIG";
-    case SQLITE_CONSTRAINT: return "SQLITE_CONSTRAINT";
-    case SQLITE_MISMATCH: return "SQLITE_MISMATCH";
-    case SQLITE_MISUSE: return "SQLITE_MISUSE";
-    case SQLITE_NOLFS: return "SQLITE_NOLFS";
-    case SQLITE_AUTH: return "SQLITE_AUTH";
-    case SQLITE_RANGE: return "SQLITE_RANGE";
-    case SQLITE_NOTADB: return "SQLITE_NOTADB";
-    default: return "SQLITE_UNKNOWN";
+  case SQLITE_OK:
+    return "SQLITE_OK";
+  case SQLITE_ERROR:
+    return "SQLITE_ERROR";
+  case SQLITE_INTERNAL:
+    return "SQLITE_INTERNAL";
+  case SQLITE_PERM:
+    return "SQLITE_PERM";
+  case SQLITE_ABORT:
+    return "SQLITE_ABORT";
+  case SQLITE_BUSY:
+    return "SQLITE_BUSY";
+  case SQLITE_LOCKED:
+    return "SQLITE_LOCKED";
+  case SQLITE_NOMEM:
+    return "SQLITE_NOMEM";
+  case SQLITE_READONLY:
+    return "SQLITE_READONLY";
+  case SQLITE_INTERRUPT:
+    return "SQLITE_INTERRUPT";
+  case SQLITE_IOERR:
+    return "SQLITE_IOERR";
+  case SQLITE_CORRUPT:
+    return "SQLITE_CORRUPT";
+  case SQLITE_NOTFOUND:
+    return "SQLITE_NOTFOUND";
+  case SQLITE_FULL:
+    return "SQLITE_FULL";
+  case SQLITE_CANTOPEN:
+    return "SQLITE_CANTOPEN";
+  case SQLITE_PROTOCOL:
+    return "SQLITE_PROTOCOL";
+  case SQLITE_SCHEMA:
+    return "SQLITE_SCHEMA";
+  case SQLITE_TOOBIG:
+    return "SQLITE_TOOBIG";
+  case SQLITE_CONSTRAINT:
+    return "SQLITE_CONSTRAINT";
+  case SQLITE_MISMATCH:
+    return "SQLITE_MISMATCH";
+  case SQLITE_MISUSE:
+    return "SQLITE_MISUSE";
+  case SQLITE_NOLFS:
+    return "SQLITE_NOLFS";
+  case SQLITE_AUTH:
+    return "SQLITE_AUTH";
+  case SQLITE_RANGE:
+    return "SQLITE_RANGE";
+  case SQLITE_NOTADB:
+    return "SQLITE_NOTADB";
+  default:
+    return "SQLITE_UNKNOWN";
   }
 }
 
 // What to tell the user to do, per error code: the second half of every message.
 const char* hint_for(errc code) {
   switch (code) {
-    case errc::syntax_error: return "check the SQL text and the table and column names";
-    case errc::constraint_violation: return "the data breaks a constraint; nothing was changed";
-    case errc::busy:
-      return "another connection held the lock past busy_timeout; keep write transactions "
-             "short or raise busy_timeout";
-    case errc::read_only_violation:
-      return "this session is read-only; open a read-write session to write";
-    case errc::statement_timeout:
-      return "the statement was cancelled; raise statement_timeout or make it faster";
-    case errc::connect_failed:
-      return "check that the path exists and that its directory is writable";
-    case errc::invalid_argument: return "check the parameters bound to the statement";
-    default: return "see the driver message";
+  case errc::syntax_error:
+    return "check the SQL text and the table and column names";
+  case errc::constraint_violation:
+    return "the data breaks a constraint; nothing was changed";
+  case errc::busy:
+    return "another connection held the lock past busy_timeout; keep write transactions "
+           "short or raise busy_timeout";
+  case errc::read_only_violation:
+    return "this session is read-only; open a read-write session to write";
+  case errc::statement_timeout:
+    return "the statement was cancelled; raise statement_timeout or make it faster";
+  case errc::connect_failed:
+    return "check that the path exists and that its directory is writable";
+  case errc::invalid_argument:
+    return "check the parameters bound to the statement";
+  default:
+    return "see the driver message";
   }
 }
 
@@ -99,33 +129,41 @@ struct stmt_guard {
 } // namespace
 
 std::string sqlite_code_name(int extended_code) {
-  return std::string{primary_code_name(extended_code)} + "(" + std::to_string(extended_code) +
-         ")";
+  return std::string{primary_code_name(extended_code)} + "(" + std::to_string(extended_code) + ")";
 }
 
 errc sqlite_errc(int extended_code, bool during_prepare) {
   switch (extended_code & 0xff) {
-    case SQLITE_CONSTRAINT: return errc::constraint_violation;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED: return errc::busy;
-    case SQLITE_READONLY: return errc::read_only_violation;
-    case SQLITE_INTERRUPT: return errc::statement_timeout;
-    case SQLITE_CANTOPEN:
-    case SQLITE_NOTADB:
-    case SQLITE_PERM:
-    case SQLITE_AUTH: return errc::connect_failed;
-    case SQLITE_RANGE:
-    case SQLITE_TOOBIG:
-    case SQLITE_MISMATCH: return errc::invalid_argument;
-    case SQLITE_MISUSE:
-    case SQLITE_INTERNAL: return errc::internal_error;
-    case SQLITE_ERROR: return during_prepare ? errc::syntax_error : errc::database_error;
-    default: return errc::database_error;
+  case SQLITE_CONSTRAINT:
+    return errc::constraint_violation;
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+    return errc::busy;
+  case SQLITE_READONLY:
+    return errc::read_only_violation;
+  case SQLITE_INTERRUPT:
+    return errc::statement_timeout;
+  case SQLITE_CANTOPEN:
+  case SQLITE_NOTADB:
+  case SQLITE_PERM:
+  case SQLITE_AUTH:
+    return errc::connect_failed;
+  case SQLITE_RANGE:
+  case SQLITE_TOOBIG:
+  case SQLITE_MISMATCH:
+    return errc::invalid_argument;
+  case SQLITE_MISUSE:
+  case SQLITE_INTERNAL:
+    return errc::internal_error;
+  case SQLITE_ERROR:
+    return during_prepare ? errc::syntax_error : errc::database_error;
+  default:
+    return errc::database_error;
   }
 }
 
 sqlite_driver::sqlite_driver(sqlite_options options, connection_role role)
-  : options_(std::move(options)), role_(role) {}
+    : options_(std::move(options)), role_(role) {}
 
 sqlite_driver::~sqlite_driver() {
   close();
@@ -174,13 +212,12 @@ outcome<done> sqlite_driver::open() {
     std::string driver_message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     if (db)
       sqlite3_close_v2(db);
-    std::string message = "cannot open SQLite database '" + options_.path +
-                          "': " + driver_message + " (";
+    std::string message =
+        "cannot open SQLite database '" + options_.path + "': " + driver_message + " (";
     if (!options_.create_if_missing)
       message += "mode=rw: the file must exist before the database can start; ";
     message += "check that the path exists and that its directory is writable)";
-    return db_error{errc::connect_failed, std::move(message), sqlite_code_name(rc),
-                    driver_message};
+    return db_error{errc::connect_failed, std::move(message), sqlite_code_name(rc), driver_message};
   }
   db_.store(db);
   sqlite3_extended_result_codes(db, 1);
@@ -195,11 +232,11 @@ outcome<done> sqlite_driver::open() {
   if (rc != SQLITE_OK) {
     std::string driver_message = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
-    auto failure = db_error{errc::connect_failed,
-                            "cannot configure SQLite database '" + options_.path +
-                              "': " + driver_message +
-                              " (is it an SQLite file, and is its directory writable?)",
-                            sqlite_code_name(rc), driver_message};
+    auto failure =
+        db_error{errc::connect_failed,
+                 "cannot configure SQLite database '" + options_.path + "': " + driver_message +
+                     " (is it an SQLite file, and is its directory writable?)",
+                 sqlite_code_name(rc), driver_message};
     close();
     return failure;
   }
@@ -215,8 +252,7 @@ outcome<sqlite3_stmt*> sqlite_driver::prepare(const std::string& sql, bool& cach
   }
   auto db = db_.load();
   if (!db)
-    return db_error{errc::connection_lost, "the SQLite connection is closed (reconnect)", "",
-                    ""};
+    return db_error{errc::connection_lost, "the SQLite connection is closed (reconnect)", "", ""};
   sqlite3_stmt* stmt = nullptr;
   const char* tail = nullptr;
   int rc = sqlite3_prepare_v3(db, sql.c_str(), static_cast<int>(sql.size()) + 1,
@@ -249,32 +285,37 @@ outcome<done> sqlite_driver::bind(sqlite3_stmt* stmt, const statement& request) 
     if (number == 0)
       return db_error{errc::invalid_argument,
                       std::string{"unsupported placeholder '"} + (name ? name : "?") +
-                        "': cafdb uses $1, $2, ... on every engine",
+                          "': cafdb uses $1, $2, ... on every engine",
                       "", ""};
     highest = std::max(highest, number);
   }
   if (static_cast<size_t>(highest) != request.params.size())
     return db_error{errc::invalid_argument,
                     "the statement uses " + std::to_string(highest) + " placeholder(s) ($1..$" +
-                      std::to_string(highest) + ") but " + std::to_string(request.params.size()) +
-                      " parameter(s) were given; pass exactly one value per placeholder",
+                        std::to_string(highest) + ") but " + std::to_string(request.params.size()) +
+                        " parameter(s) were given; pass exactly one value per placeholder",
                     "", ""};
   for (int i = 1; i <= count; ++i) {
     auto& param = request.params[placeholder_number(sqlite3_bind_parameter_name(stmt, i)) - 1];
     int rc = SQLITE_OK;
     switch (param.type()) {
-      case value_type::null: rc = sqlite3_bind_null(stmt, i); break;
-      case value_type::boolean:
-      case value_type::integer: rc = sqlite3_bind_int64(stmt, i, param.as_int()); break;
-      case value_type::real: rc = sqlite3_bind_double(stmt, i, param.as_double()); break;
-      case value_type::text:
-        rc = sqlite3_bind_text64(stmt, i, param.bytes().data(), param.bytes().size(),
-                                 SQLITE_STATIC, SQLITE_UTF8);
-        break;
-      case value_type::blob:
-        rc = sqlite3_bind_blob64(stmt, i, param.bytes().data(), param.bytes().size(),
-                                 SQLITE_STATIC);
-        break;
+    case value_type::null:
+      rc = sqlite3_bind_null(stmt, i);
+      break;
+    case value_type::boolean:
+    case value_type::integer:
+      rc = sqlite3_bind_int64(stmt, i, param.as_int());
+      break;
+    case value_type::real:
+      rc = sqlite3_bind_double(stmt, i, param.as_double());
+      break;
+    case value_type::text:
+      rc = sqlite3_bind_text64(stmt, i, param.bytes().data(), param.bytes().size(), SQLITE_STATIC,
+                               SQLITE_UTF8);
+      break;
+    case value_type::blob:
+      rc = sqlite3_bind_blob64(stmt, i, param.bytes().data(), param.bytes().size(), SQLITE_STATIC);
+      break;
     }
     if (rc != SQLITE_OK)
       return error_from(rc, "binding parameter $" + std::to_string(i));
@@ -302,27 +343,32 @@ outcome<result_set> sqlite_driver::step_all(sqlite3_stmt* stmt, const std::strin
     row.reserve(columns);
     for (int c = 0; c < columns; ++c) {
       switch (sqlite3_column_type(stmt, c)) {
-        case SQLITE_INTEGER: row.emplace_back(sqlite3_column_int64(stmt, c)); break;
-        case SQLITE_FLOAT: row.emplace_back(sqlite3_column_double(stmt, c)); break;
-        case SQLITE_TEXT: {
-          auto text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, c));
-          row.emplace_back(std::string(text, sqlite3_column_bytes(stmt, c)));
-          break;
-        }
-        case SQLITE_BLOB: {
-          auto data = static_cast<const uint8_t*>(sqlite3_column_blob(stmt, c));
-          row.emplace_back(blob(data, data + sqlite3_column_bytes(stmt, c)));
-          break;
-        }
-        default: row.emplace_back(nullptr);
+      case SQLITE_INTEGER:
+        row.emplace_back(sqlite3_column_int64(stmt, c));
+        break;
+      case SQLITE_FLOAT:
+        row.emplace_back(sqlite3_column_double(stmt, c));
+        break;
+      case SQLITE_TEXT: {
+        auto text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, c));
+        row.emplace_back(std::string(text, sqlite3_column_bytes(stmt, c)));
+        break;
+      }
+      case SQLITE_BLOB: {
+        auto data = static_cast<const uint8_t*>(sqlite3_column_blob(stmt, c));
+        row.emplace_back(blob(data, data + sqlite3_column_bytes(stmt, c)));
+        break;
+      }
+      default:
+        row.emplace_back(nullptr);
       }
     }
   }
   if (!sqlite3_stmt_readonly(stmt)) {
     auto db = db_.load();
     result.affected_rows = sqlite3_changes64(db);
-    if (result.affected_rows > 0
-        && (starts_with_keyword(sql, "insert") || starts_with_keyword(sql, "replace")))
+    if (result.affected_rows > 0 &&
+        (starts_with_keyword(sql, "insert") || starts_with_keyword(sql, "replace")))
       result.last_insert_id = sqlite3_last_insert_rowid(db);
   }
   return result;

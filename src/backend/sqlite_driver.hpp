@@ -25,7 +25,7 @@ struct sqlite_options {
 /// WAL, foreign keys on, `busy_timeout`; a writer begins with BEGIN IMMEDIATE, a
 /// reader runs with `query_only`. Placeholders `$N` are bound by name.
 class sqlite_driver final : public driver {
-public:
+ public:
   sqlite_driver(sqlite_options options, connection_role role);
   ~sqlite_driver() override;
 
@@ -44,7 +44,7 @@ public:
   void interrupt() noexcept override;
   std::string describe() const override;
 
-private:
+ private:
   outcome<done> run_simple(const char* sql);
   outcome<result_set> run_script(const std::string& sql);
   outcome<sqlite3_stmt*> prepare(const std::string& sql, bool& cached, bool& has_tail);

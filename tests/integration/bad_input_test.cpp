@@ -96,8 +96,7 @@ TEST_CASE("an unwritable database path fails setup with connect_failed naming th
   REQUIRE(!other.stop());
 }
 
-TEST_CASE("unknown config keys and malformed URLs are rejected with the key named",
-          "[bad_input]") {
+TEST_CASE("unknown config keys and malformed URLs are rejected with the key named", "[bad_input]") {
   auto unknown = config_from_json(nlohmann::json{{"url", "sqlite::memory:"}, {"pool_sise", 3}});
   REQUIRE(!unknown);
   CHECK(unknown.error().code == errc::invalid_config);

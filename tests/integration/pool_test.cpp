@@ -56,8 +56,7 @@ TEST_CASE_METHOD(small_pool, "the checkout past pool_size times out with the poo
   CHECK(reader.idle == 2);
 }
 
-TEST_CASE_METHOD(small_pool, "write transactions queue for the single SQLite writer",
-                 "[pool]") {
+TEST_CASE_METHOD(small_pool, "write transactions queue for the single SQLite writer", "[pool]") {
   auto a = open(false);
   auto b = open(false);
   REQUIRE(!a.begin());

@@ -23,14 +23,13 @@ void create_file(const std::string& path) {
 }
 
 // Receives readiness events until `component` reaches `state` (or 10 s pass).
-bool wait_for_event(caf::scoped_actor& self, const std::string& component,
-                    readiness_state state) {
+bool wait_for_event(caf::scoped_actor& self, const std::string& component, readiness_state state) {
   bool seen = false;
   bool timed_out = false;
   while (!seen && !timed_out)
     self->receive(
-      [&](readiness_event& ev) { seen = ev.component == component && ev.state == state; },
-      caf::after(std::chrono::seconds(10)) >> [&] { timed_out = true; });
+        [&](readiness_event& ev) { seen = ev.component == component && ev.state == state; },
+        caf::after(std::chrono::seconds(10)) >> [&] { timed_out = true; });
   return seen;
 }
 
@@ -53,8 +52,7 @@ TEST_CASE("await_ready times out with not_ready while setup cannot finish, and s
   CHECK(later->state == readiness_state::ready);
 }
 
-TEST_CASE("a late subscriber gets the current state at once, then every change",
-          "[readiness]") {
+TEST_CASE("a late subscriber gets the current state at once, then every change", "[readiness]") {
   temp_dir dir;
   database_fixture fx{waiting_config(dir, 60s)};
   caf::scoped_actor subscriber{fx.sys};
@@ -90,9 +88,8 @@ TEST_CASE("requests sent before ready are served after ready", "[readiness]") {
   CHECK(report->state != readiness_state::ready);
   create_file(dir.file("late.db"));
   bool served = false;
-  pending.receive(
-    [&](result_set& r) { served = r.rows.at(0).at(0) == value{42}; },
-    [&](caf::error& err) { FAIL(text(err)); });
+  pending.receive([&](result_set& r) { served = r.rows.at(0).at(0) == value{42}; },
+                  [&](caf::error& err) { FAIL(text(err)); });
   CHECK(served);
 }
 
@@ -121,9 +118,8 @@ TEST_CASE("a request held too long answers not_ready; setup that cannot finish g
 TEST_CASE("a dead subscriber is dropped", "[readiness]") {
   temp_dir dir;
   database_fixture fx{waiting_config(dir, 60s)};
-  auto short_lived = fx.sys.spawn([](caf::event_based_actor*) -> caf::behavior {
-    return {[](readiness_event&) {}};
-  });
+  auto short_lived = fx.sys.spawn(
+      [](caf::event_based_actor*) -> caf::behavior { return {[](readiness_event&) {}}; });
   REQUIRE(fx.cli->subscribe(caf::actor_cast<caf::actor>(short_lived)));
   caf::scoped_actor watcher{fx.sys};
   watcher->monitor(short_lived);
@@ -155,4 +151,66 @@ TEST_CASE("stop rolls back open sessions and refuses new work", "[readiness]") {
   database_fixture again{file_config(dir)};
   again.require_ready();
   CHECK(again.count("s") == 0);
+}
+
+namespace {
+
+engine_actor current_engine(database_fixture& fx, caf::scoped_actor& self) {
+  engine_actor engine;
+  self->request(fx.db, 10s, caf::get_atom::value, engine_atom::value)
+      .receive([&](engine_actor& e) { engine = std::move(e); },
+               [&](caf::error& err) { FAIL(text(err)); });
+  return engine;
+}
+
+void kill_and_wait(caf::scoped_actor& self, const engine_actor& engine) {
+  self->monitor(engine);
+  self->send_exit(engine, caf::exit_reason::kill);
+  bool down = false;
+  self->receive([&](caf::down_msg&) { down = true; }, caf::after(10s) >> [] {});
+  REQUIRE(down);
+}
+
+} // namespace
+
+TEST_CASE("a crashed engine is restarted and the database serves again", "[supervision]") {
+  temp_dir dir;
+  database_fixture fx{file_config(dir)};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE r (x)"});
+  caf::scoped_actor self{fx.sys};
+  caf::scoped_actor subscriber{fx.sys};
+  REQUIRE(fx.cli->subscribe(caf::actor_cast<caf::actor>(subscriber)));
+  auto first = current_engine(fx, self);
+  kill_and_wait(self, first);
+  // The replacement publishes its own way back to ready.
+  REQUIRE(wait_for_event(subscriber, "engine:writer", readiness_state::connecting));
+  REQUIRE(wait_for_event(subscriber, "database", readiness_state::ready));
+  auto second = current_engine(fx, self);
+  CHECK(second != first);
+  fx.must_exec({"INSERT INTO r VALUES (1)"});
+  CHECK(fx.count("r") == 1);
+  auto report = fx.cli->status();
+  REQUIRE(report);
+  CHECK(report->restarts == 1);
+}
+
+TEST_CASE("beyond the restart intensity the database goes failed and says why", "[supervision]") {
+  temp_dir dir;
+  auto cfg = file_config(dir);
+  cfg.max_restarts = 1;
+  cfg.restart_window = std::chrono::milliseconds(60000);
+  database_fixture fx{cfg};
+  fx.require_ready();
+  caf::scoped_actor self{fx.sys};
+  caf::scoped_actor subscriber{fx.sys};
+  REQUIRE(fx.cli->subscribe(caf::actor_cast<caf::actor>(subscriber)));
+  kill_and_wait(self, current_engine(fx, self));
+  REQUIRE(wait_for_event(subscriber, "database", readiness_state::ready));
+  kill_and_wait(self, current_engine(fx, self));
+  REQUIRE(wait_for_event(subscriber, "database", readiness_state::failed));
+  auto r = fx.cli->exec({"SELECT 1"});
+  REQUIRE(!r);
+  CHECK(is(r.error(), errc::connect_failed));
+  CHECK(describe(r.error()).message.find("max_restarts") != std::string::npos);
 }

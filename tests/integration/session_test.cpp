@@ -151,30 +151,31 @@ TEST_CASE_METHOD(session_fixture, "the idle timeout rolls back and closes the se
   CHECK(stats("writer").in_use == 0);
 }
 
-TEST_CASE_METHOD(session_fixture, "a client killed mid-transaction is rolled back and its "
-                                  "connection serves the next session",
+TEST_CASE_METHOD(session_fixture,
+                 "a client killed mid-transaction is rolled back and its "
+                 "connection serves the next session",
                  "[session]") {
   auto db_handle = db;
   auto client = sys.spawn([db_handle](caf::event_based_actor* self) -> caf::behavior {
     return {
-      [=](caf::ok_atom) -> caf::result<caf::ok_atom> {
-        auto rp = self->make_response_promise<caf::ok_atom>();
-        self->request(db_handle, 10s, caf::open_atom::value, session_options{})
-          .then([=](session_actor s) mutable {
-            self->request(s, 10s, begin_atom::value).then([=](caf::ok_atom) mutable {
-              self->request(s, 10s, exec_atom::value,
-                            statement{"INSERT INTO items (name) VALUES ($1)", {"ghost"}})
-                .then([=](result_set&) mutable { rp.deliver(caf::ok_atom::value); });
-            });
-          });
-        return rp;
-      },
+        [=](caf::ok_atom) -> caf::result<caf::ok_atom> {
+          auto rp = self->make_response_promise<caf::ok_atom>();
+          self->request(db_handle, 10s, caf::open_atom::value, session_options{})
+              .then([=](session_actor s) mutable {
+                self->request(s, 10s, begin_atom::value).then([=](caf::ok_atom) mutable {
+                  self->request(s, 10s, exec_atom::value,
+                                statement{"INSERT INTO items (name) VALUES ($1)", {"ghost"}})
+                      .then([=](result_set&) mutable { rp.deliver(caf::ok_atom::value); });
+                });
+              });
+          return rp;
+        },
     };
   });
   caf::scoped_actor self{sys};
   bool in_tx = false;
   self->request(client, 10s, caf::ok_atom::value)
-    .receive([&](caf::ok_atom) { in_tx = true; }, [&](caf::error& err) { FAIL(text(err)); });
+      .receive([&](caf::ok_atom) { in_tx = true; }, [&](caf::error& err) { FAIL(text(err)); });
   REQUIRE(in_tx);
   CHECK(stats("writer").in_use == 1);
   self->monitor(client);

@@ -18,26 +18,29 @@ caf::behavior stress_client(caf::event_based_actor* self, database_actor db, int
   auto failures = std::make_shared<int>(0);
   auto next = std::make_shared<std::function<void(session_actor, int)>>();
   auto finish = [=](session_actor s) {
-    self->request(s, 30s, caf::close_atom::value).then([=](caf::ok_atom) {
-      session_options ro;
-      ro.read_only = true;
-      self
-        ->request(db, 30s, exec_atom::value,
-                  statement{"SELECT count(*) FROM ledger WHERE client = $1", {client_id}}, ro)
+    self->request(s, 30s, caf::close_atom::value)
         .then(
-          [=](result_set& r) {
-            self->anon_send(report_to, client_id, *failures, r.rows.at(0).at(0).as_int());
-            self->quit();
-          },
-          [=](caf::error&) {
-            self->anon_send(report_to, client_id, *failures + 1, int64_t{-1});
-            self->quit();
-          });
-    },
-    [=](caf::error&) {
-      self->anon_send(report_to, client_id, *failures + 1, int64_t{-1});
-      self->quit();
-    });
+            [=](caf::ok_atom) {
+              session_options ro;
+              ro.read_only = true;
+              self->request(db, 30s, exec_atom::value,
+                            statement{"SELECT count(*) FROM ledger WHERE client = $1", {client_id}},
+                            ro)
+                  .then(
+                      [=](result_set& r) {
+                        self->anon_send(report_to, client_id, *failures,
+                                        r.rows.at(0).at(0).as_int());
+                        self->quit();
+                      },
+                      [=](caf::error&) {
+                        self->anon_send(report_to, client_id, *failures + 1, int64_t{-1});
+                        self->quit();
+                      });
+            },
+            [=](caf::error&) {
+              self->anon_send(report_to, client_id, *failures + 1, int64_t{-1});
+              self->quit();
+            });
   };
   *next = [=](session_actor s, int n) {
     if (n == transactions) {
@@ -45,21 +48,21 @@ caf::behavior stress_client(caf::event_based_actor* self, database_actor db, int
       return;
     }
     std::vector<statement> work{
-      {"INSERT INTO ledger (client, seq, amount) VALUES ($1, $2, $3)", {client_id, n, n * 10}},
-      {"UPDATE totals SET total = total + $1 WHERE id = 1", {n * 10}}};
+        {"INSERT INTO ledger (client, seq, amount) VALUES ($1, $2, $3)", {client_id, n, n * 10}},
+        {"UPDATE totals SET total = total + $1 WHERE id = 1", {n * 10}}};
     self->request(s, 30s, transact_atom::value, std::move(work))
-      .then([=](std::vector<result_set>&) { (*next)(s, n + 1); },
-            [=](caf::error&) {
-              *failures += 1;
-              (*next)(s, n + 1);
-            });
+        .then([=](std::vector<result_set>&) { (*next)(s, n + 1); },
+              [=](caf::error&) {
+                *failures += 1;
+                (*next)(s, n + 1);
+              });
   };
   self->request(db, 30s, caf::open_atom::value, session_options{})
-    .then([=](session_actor s) { (*next)(s, 0); },
-          [=](caf::error&) {
-            self->anon_send(report_to, client_id, transactions, int64_t{-1});
-            self->quit();
-          });
+      .then([=](session_actor s) { (*next)(s, 0); },
+            [=](caf::error&) {
+              self->anon_send(report_to, client_id, transactions, int64_t{-1});
+              self->quit();
+            });
   return {[](caf::ok_atom) {}};
 }
 
@@ -86,13 +89,13 @@ TEST_CASE("200 clients x 50 transactions: every committed row is there, no lease
   bool timed_out = false;
   while (reported < clients && !timed_out)
     self->receive(
-      [&](int, int failed, int64_t rows) {
-        ++reported;
-        failures += failed;
-        if (rows != transactions)
-          ++short_clients;
-      },
-      caf::after(std::chrono::seconds(90)) >> [&] { timed_out = true; });
+        [&](int, int failed, int64_t rows) {
+          ++reported;
+          failures += failed;
+          if (rows != transactions)
+            ++short_clients;
+        },
+        caf::after(std::chrono::seconds(90)) >> [&] { timed_out = true; });
   REQUIRE_FALSE(timed_out);
   CHECK(failures == 0);
   CHECK(short_clients == 0);

@@ -64,7 +64,6 @@ struct file_database : with_temp_dir, database_fixture {
   file_database() : database_fixture(file_config(dir)) { require_ready(); }
 };
 
-
 /// Renders an error for test failure messages.
 std::string text(const caf::error& err);
 

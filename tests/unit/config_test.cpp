@@ -44,12 +44,12 @@ TEST_CASE("JSON configuration accepts durations as numbers or strings", "[config
   CHECK(cfg->setup_timeout == std::chrono::minutes(2));
   CHECK(cfg->session_idle_timeout.count() == 0);
   CHECK(cfg->echo_params);
-  auto bad_unit = config_from_json(nlohmann::json{{"url", "sqlite::memory:"},
-                                                  {"pool_timeout", "5 weeks"}});
+  auto bad_unit =
+      config_from_json(nlohmann::json{{"url", "sqlite::memory:"}, {"pool_timeout", "5 weeks"}});
   REQUIRE(!bad_unit);
   CHECK(bad_unit.error().message.find("'pool_timeout'") != std::string::npos);
-  auto negative = config_from_json(nlohmann::json{{"url", "sqlite::memory:"},
-                                                  {"max_overflow", -1}});
+  auto negative =
+      config_from_json(nlohmann::json{{"url", "sqlite::memory:"}, {"max_overflow", -1}});
   REQUIRE(!negative);
   CHECK(negative.error().message.find("'max_overflow'") != std::string::npos);
   auto no_url = config_from_json(nlohmann::json{{"pool_size", 3}});

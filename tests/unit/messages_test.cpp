@@ -52,8 +52,8 @@ TEST_CASE("messages survive a binary round trip", "[messages]") {
   CHECK(o.read_only);
   CHECK(o.wait_timeout == options.wait_timeout);
   CHECK(o.label == "report");
-  auto ev = round_trip(sys, readiness_event{"setup", readiness_state::failed, "why", 3,
-                                            caf::make_timestamp()});
+  auto ev = round_trip(
+      sys, readiness_event{"setup", readiness_state::failed, "why", 3, caf::make_timestamp()});
   CHECK(ev.state == readiness_state::failed);
   CHECK(ev.attempt == 3);
   status_report report;
@@ -90,7 +90,7 @@ TEST_CASE("values and results convert to and from JSON", "[messages]") {
   auto objects = rows_as_objects(r);
   CHECK(objects[0]["name"] == "a");
   auto stmt = nlohmann::json::parse(R"({"sql": "SELECT $1, $2", "params": [1, {"k": [1]}]})")
-                .get<statement>();
+                  .get<statement>();
   CHECK(stmt.params.at(0) == value{1});
   CHECK(stmt.params.at(1) == value{R"({"k":[1]})"});
 }

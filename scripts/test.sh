@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds cafdb, and runs every test: the normal build,
+# then the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+#
+#   scripts/test.sh            everything
+#   CAFDB_SKIP_SANITIZERS=1    only the normal build (quick local runs)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+jobs="$(nproc)"
+"$root/scripts/install-deps.sh"
+
+run_suite() {
+  local name="$1"
+  shift
+  local build="$root/build-$name"
+  echo "== $name: configure and build"
+  cmake -S "$root" -B "$build" "$@" >/dev/null
+  cmake --build "$build" -j"$jobs"
+  echo "== $name: test"
+  (cd "$build" && ctest --output-on-failure -j"$jobs" --timeout 180)
+}
+
+start=$(date +%s)
+run_suite release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ -z "${CAFDB_SKIP_SANITIZERS:-}" ]; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    run_suite asan -DCMAKE_BUILD_TYPE=Debug -DCAFDB_SANITIZERS=address
+fi
+echo "== all tests passed in $(( $(date +%s) - start )) s"
