@@ -490,6 +490,7 @@ database_actor::behavior_type database_behavior(database_pointer self,
 
 database_actor spawn_database_actor(caf::actor_system& sys, std::shared_ptr<const config> cfg,
                                     driver_factory factory) {
+  log::configure(*cfg);
   return sys.spawn(database_behavior, std::move(cfg), std::move(factory));
 }
 

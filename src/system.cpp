@@ -19,7 +19,6 @@ void add_types(caf::actor_system_config& cfg) {
 }
 
 database_actor spawn_database(caf::actor_system& sys, config cfg) {
-  log::configure(cfg);
   auto shared = std::make_shared<const config>(std::move(cfg));
   return spawn_database_actor(sys, shared, default_driver_factory(shared));
 }

@@ -1,0 +1,98 @@
+// A scripted driver for unit tests of actor logic: records every call and fails the
+// calls a test asks it to fail. Never used where real SQLite can run the scenario.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backend/driver.hpp"
+
+namespace cafdb::test {
+
+/// Shared between a test and every fake driver a factory makes.
+struct fake_script {
+  std::mutex mtx;
+  std::vector<std::string> calls;
+  /// COMMIT fails as if the link broke mid-commit.
+  bool lose_connection_on_commit = false;
+  /// ROLLBACK fails as if the link broke.
+  bool lose_connection_on_rollback = false;
+  int opened = 0;
+
+  void record(std::string call) {
+    std::lock_guard<std::mutex> guard{mtx};
+    calls.push_back(std::move(call));
+  }
+  std::vector<std::string> snapshot() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return calls;
+  }
+};
+
+class fake_driver final : public driver {
+ public:
+  explicit fake_driver(std::shared_ptr<fake_script> script) : script_(std::move(script)) {}
+
+  outcome<done> open() override {
+    std::lock_guard<std::mutex> guard{script_->mtx};
+    script_->opened += 1;
+    return done{};
+  }
+  outcome<result_set> execute(const statement& stmt) override {
+    script_->record("exec " + stmt.sql);
+    result_set r;
+    r.columns = {"x"};
+    r.rows = {{value{1}}};
+    return r;
+  }
+  outcome<done> begin(bool read_only) override {
+    script_->record(read_only ? "begin ro" : "begin");
+    in_tx_ = true;
+    return done{};
+  }
+  outcome<done> commit() override {
+    script_->record("commit");
+    if (script_->lose_connection_on_commit)
+      return lost("COMMIT");
+    in_tx_ = false;
+    return done{};
+  }
+  outcome<done> rollback() override {
+    script_->record("rollback");
+    if (script_->lose_connection_on_rollback)
+      return lost("ROLLBACK");
+    in_tx_ = false;
+    return done{};
+  }
+  outcome<done> savepoint(const std::string& name) override {
+    script_->record("savepoint " + name);
+    return done{};
+  }
+  outcome<done> release(const std::string& name) override {
+    script_->record("release " + name);
+    return done{};
+  }
+  outcome<done> rollback_to(const std::string& name) override {
+    script_->record("rollback_to " + name);
+    return done{};
+  }
+  bool in_transaction() const override { return in_tx_; }
+  void interrupt() noexcept override {}
+  std::string describe() const override { return "fake"; }
+
+ private:
+  static db_error lost(const char* during) {
+    return db_error{errc::connection_lost, std::string{"link broke during "} + during, "08006",
+                    "fake: server closed the connection"};
+  }
+  std::shared_ptr<fake_script> script_;
+  bool in_tx_ = false;
+};
+
+inline driver_factory fake_factory(std::shared_ptr<fake_script> script) {
+  return [script](connection_role) { return std::make_unique<fake_driver>(script); };
+}
+
+} // namespace cafdb::test
