@@ -8,8 +8,8 @@
 //                         any ── stop ──► stopping → stopped
 //
 //   failed   if setup failed or children crashed more than max_restarts per restart_window
-//   ready    if setup and the engine are ready
-//   degraded if setup finished but the engine is not ready (restarting)
+//   ready    if setup and every engine (writer, and reader with read_url) are ready
+//   degraded if setup finished but an engine is not ready (restarting)
 //   else     setup's own state (starting / connecting)
 //
 // Transitions: every one happens in `recompute` [readiness_event, down handler, stop].
@@ -21,7 +21,8 @@
 // 2. Every subscriber receives every change of the database state and of each
 //    component, in order, and is dropped when it goes down.
 // 3. The supervisor monitors its children; a crashed engine or setup is replaced
-//    (sessions learn the new engine) until the restart intensity is exceeded.
+//    (the engine's sessions learn the new engine, and setup runs again against it)
+//    until the restart intensity is exceeded.
 // 4. After `stop`, no new work is accepted; sessions roll back and close, then the
 //    engine and setup are told to exit, then the database quits.
 #include "actors/database.hpp"
@@ -42,8 +43,6 @@ namespace cafdb {
 
 namespace {
 
-constexpr const char* engine_component = "engine:writer";
-
 struct held_request {
   uint64_t id;
   /// Serves the request: called once the database is ready.
@@ -55,8 +54,9 @@ struct held_request {
 struct database_state {
   static inline const char* name = "cafdb.database";
   std::shared_ptr<const config> cfg;
-  driver_factory factory;
-  engine_actor engine;
+  engine_factory factory;
+  /// "writer", and "reader" when read_url is set.
+  std::map<std::string, engine_actor> engines;
   setup_actor setup;
   std::map<std::string, readiness_event> components;
   readiness_state state = readiness_state::starting;
@@ -64,7 +64,8 @@ struct database_state {
   std::vector<caf::actor> subscribers;
   std::deque<held_request> held;
   std::vector<std::pair<uint64_t, caf::typed_response_promise<readiness_snapshot>>> awaiting;
-  std::vector<session_actor> sessions;
+  /// Open sessions and the role of the engine each one uses.
+  std::vector<std::pair<session_actor, std::string>> sessions;
   std::deque<caf::timestamp> restart_times;
   int32_t restarts = 0;
   uint64_t next_id = 1;
@@ -81,9 +82,9 @@ struct database_state {
     for (auto& entry : awaiting)
       entry.second.deliver(err);
     for (auto& session : sessions)
-      caf::anon_send(session, shutdown_atom::value);
-    if (engine)
-      caf::anon_send_exit(engine, caf::exit_reason::user_shutdown);
+      caf::anon_send(session.first, shutdown_atom::value);
+    for (auto& entry : engines)
+      caf::anon_send_exit(entry.second, caf::exit_reason::user_shutdown);
     if (setup)
       caf::anon_send_exit(setup, caf::exit_reason::user_shutdown);
     for (auto& rp : stop_promises)
@@ -133,21 +134,25 @@ readiness_state derive(const database_state& st) {
     return i == st.components.end() ? readiness_state::starting : i->second.state;
   };
   auto setup = state_of("setup");
-  auto engine = state_of(engine_component);
   if (setup == readiness_state::failed)
     return readiness_state::failed;
-  if (setup == readiness_state::ready)
-    return engine == readiness_state::ready ? readiness_state::ready : readiness_state::degraded;
-  return setup;
+  if (setup != readiness_state::ready)
+    return setup;
+  for (auto& entry : st.engines)
+    if (state_of(("engine:" + entry.first).c_str()) != readiness_state::ready)
+      return readiness_state::degraded;
+  return readiness_state::ready;
 }
 
 void spawn_session_for(database_pointer self, caf::strong_actor_ptr client, session_options options,
                        bool one_shot, std::function<void(session_actor)> then) {
   auto& st = self->state;
-  auto session = spawn_session(self->system(), st.engine, std::move(client), std::move(options),
-                               st.cfg, one_shot);
+  // Read-only sessions use the reader engine when there is one.
+  auto role = options.read_only && st.engines.count("reader") ? "reader" : "writer";
+  auto session = spawn_session(self->system(), st.engines[role], std::move(client),
+                               std::move(options), st.cfg, one_shot);
   self->monitor(session);
-  st.sessions.push_back(session);
+  st.sessions.emplace_back(session, role);
   then(session);
 }
 
@@ -231,62 +236,92 @@ bool may_restart(database_pointer self) {
   return static_cast<int>(st.restart_times.size()) <= st.cfg->max_restarts;
 }
 
+std::vector<engine_actor> engine_list(const database_state& st) {
+  std::vector<engine_actor> out{st.engines.at("writer")};
+  if (auto i = st.engines.find("reader"); i != st.engines.end())
+    out.push_back(i->second);
+  return out;
+}
+
+engine_actor start_engine(database_pointer self, const std::string& role) {
+  auto& st = self->state;
+  auto engine = spawn_engine(self->system(), role, st.cfg, st.factory(role), self);
+  self->monitor(engine);
+  st.engines[role] = engine;
+  return engine;
+}
+
+// (Re)starts setup against the current engines; a replaced setup is no crash.
+void start_setup(database_pointer self) {
+  auto& st = self->state;
+  if (st.setup) {
+    self->demonitor(st.setup.address());
+    self->send_exit(st.setup, caf::exit_reason::user_shutdown);
+  }
+  st.setup = spawn_setup(self->system(), engine_list(st), self, st.cfg);
+  self->monitor(st.setup);
+}
+
 void start_children(database_pointer self) {
   auto& st = self->state;
+  std::vector<std::string> roles{"writer"};
+  if (!st.cfg->read_url.empty())
+    roles.push_back("reader");
   // Known from the start, so that even the earliest subscriber sees every component.
-  for (auto component : {"setup", engine_component})
-    st.components[component] =
-        readiness_event{component, readiness_state::starting, "starting", 0, caf::make_timestamp()};
-  st.engine = spawn_engine(self->system(), "writer", st.cfg, st.factory, self);
-  self->monitor(st.engine);
-  st.setup = spawn_setup(self->system(), st.engine, self, st.cfg);
-  self->monitor(st.setup);
+  st.components["setup"] =
+      readiness_event{"setup", readiness_state::starting, "starting", 0, caf::make_timestamp()};
+  for (auto& role : roles) {
+    st.components["engine:" + role] = readiness_event{"engine:" + role, readiness_state::starting,
+                                                      "starting", 0, caf::make_timestamp()};
+    start_engine(self, role);
+  }
+  start_setup(self);
 }
 
 void on_child_down(database_pointer self, caf::down_msg& dm) {
   auto& st = self->state;
-  bool engine_died = dm.source == st.engine.address();
-  bool setup_died = dm.source == st.setup.address();
+  std::string role;
+  for (auto& entry : st.engines)
+    if (entry.second.address() == dm.source)
+      role = entry.first;
   if (st.stopping) {
-    if (engine_died)
-      st.engine = nullptr;
-    if (setup_died)
+    if (!role.empty())
+      st.engines.erase(role);
+    else
       st.setup = nullptr;
     return;
   }
-  auto what = engine_died ? "engine" : "setup";
+  auto what = role.empty() ? std::string{"setup"} : "engine " + role;
   st.log->error("{} went down: {}", what, to_string(dm.reason));
   if (!may_restart(self)) {
-    st.failure = std::string{what} + " crashed more than max_restarts (" +
-                 std::to_string(st.cfg->max_restarts) +
-                 ") times within restart_window; last "
-                 "reason: " +
-                 to_string(dm.reason);
+    st.failure = what + " crashed more than max_restarts (" + std::to_string(st.cfg->max_restarts) +
+                 ") times within restart_window; last " + "reason: " + to_string(dm.reason);
     recompute(self);
     return;
   }
   st.restarts += 1;
-  if (engine_died) {
-    st.engine = spawn_engine(self->system(), "writer", st.cfg, st.factory, self);
-    self->monitor(st.engine);
-    for (auto& session : st.sessions)
-      self->send(session, engine_atom::value, st.engine);
-    publish_component(self, readiness_event{engine_component, readiness_state::connecting,
-                                            "restarted after: " + to_string(dm.reason), 0,
-                                            caf::make_timestamp()});
-    self->send(st.setup, engine_atom::value, st.engine);
-  } else {
-    st.setup = spawn_setup(self->system(), st.engine, self, st.cfg);
-    self->monitor(st.setup);
+  if (role.empty()) {
+    st.setup = nullptr;
+    start_setup(self);
+    return;
   }
+  auto engine = start_engine(self, role);
+  for (auto& session : st.sessions)
+    if (session.second == role)
+      self->send(session.first, engine_atom::value, engine);
+  publish_component(self, readiness_event{"engine:" + role, readiness_state::connecting,
+                                          "restarted after: " + to_string(dm.reason), 0,
+                                          caf::make_timestamp()});
+  start_setup(self);
 }
 
 void finish_stop(database_pointer self) {
   auto& st = self->state;
   if (st.state == readiness_state::stopped)
     return;
-  if (st.engine)
-    self->send_exit(st.engine, caf::exit_reason::user_shutdown);
+  for (auto& entry : st.engines)
+    self->send_exit(entry.second, caf::exit_reason::user_shutdown);
+  st.engines.clear();
   if (st.setup)
     self->send_exit(st.setup, caf::exit_reason::user_shutdown);
   st.state = readiness_state::stopped;
@@ -295,6 +330,26 @@ void finish_stop(database_pointer self) {
     rp.deliver(caf::ok_atom::value);
   st.stop_promises.clear();
   self->quit();
+}
+
+// Collects the pool statistics of every engine, then completes the report.
+void collect_stats(database_pointer self, std::vector<engine_actor> pending, status_report report,
+                   caf::typed_response_promise<status_report> rp) {
+  if (pending.empty()) {
+    rp.deliver(std::move(report));
+    return;
+  }
+  auto engine = pending.back();
+  pending.pop_back();
+  self->request(engine, std::chrono::seconds(5), stats_atom::value)
+      .then(
+          [=](std::vector<pool_stats>& pools) mutable {
+            report.pools.insert(report.pools.begin(), pools.begin(), pools.end());
+            collect_stats(self, std::move(pending), std::move(report), rp);
+          },
+          [=](caf::error&) mutable {
+            collect_stats(self, std::move(pending), std::move(report), rp);
+          });
 }
 
 template <class Result, class Request>
@@ -311,7 +366,7 @@ void run_one_shot(database_pointer self, caf::typed_response_promise<Result> rp,
 
 database_actor::behavior_type database_behavior(database_pointer self,
                                                 std::shared_ptr<const config> cfg,
-                                                driver_factory factory) {
+                                                engine_factory factory) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.factory = std::move(factory);
@@ -319,12 +374,16 @@ database_actor::behavior_type database_behavior(database_pointer self,
   st.log->info("starting database {}", st.cfg->redacted_url());
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
-    if (dm.source == st.engine.address() || dm.source == st.setup.address()) {
+    bool child = dm.source == st.setup.address();
+    for (auto& entry : st.engines)
+      child = child || dm.source == entry.second.address();
+    if (child) {
       on_child_down(self, dm);
       return;
     }
     auto is_source = [&](const auto& handle) { return handle.address() == dm.source; };
-    st.sessions.erase(std::remove_if(st.sessions.begin(), st.sessions.end(), is_source),
+    st.sessions.erase(std::remove_if(st.sessions.begin(), st.sessions.end(),
+                                     [&](const auto& entry) { return is_source(entry.first); }),
                       st.sessions.end());
     st.subscribers.erase(std::remove_if(st.subscribers.begin(), st.subscribers.end(), is_source),
                          st.subscribers.end());
@@ -408,23 +467,15 @@ database_actor::behavior_type database_behavior(database_pointer self,
         report.sessions = static_cast<int32_t>(st.sessions.size());
         report.pending = static_cast<int32_t>(st.held.size());
         report.restarts = st.restarts;
-        if (!st.engine) {
-          rp.deliver(std::move(report));
-          return rp;
-        }
-        self->request(st.engine, std::chrono::seconds(5), stats_atom::value)
-            .then(
-                [=](std::vector<pool_stats>& pools) mutable {
-                  report.pools = std::move(pools);
-                  rp.deliver(std::move(report));
-                },
-                [=](caf::error&) mutable { rp.deliver(std::move(report)); });
+        collect_stats(self, st.stopping ? std::vector<engine_actor>{} : engine_list(st),
+                      std::move(report), rp);
         return rp;
       },
       [=](caf::get_atom, engine_atom) -> caf::result<engine_actor> {
-        if (!self->state.engine)
+        auto& engines = self->state.engines;
+        if (!engines.count("writer"))
           return make_error(errc::shutting_down, "the engine has stopped");
-        return self->state.engine;
+        return engines.at("writer");
       },
       [=](stop_atom) -> caf::result<caf::ok_atom> {
         auto& st = self->state;
@@ -447,7 +498,7 @@ database_actor::behavior_type database_behavior(database_pointer self,
           return rp;
         }
         for (auto& session : st.sessions)
-          self->send(session, shutdown_atom::value);
+          self->send(session.first, shutdown_atom::value);
         self->delayed_send(self, st.cfg->shutdown_timeout, expire_atom::value, uint64_t{0});
         return rp;
       },
@@ -489,7 +540,7 @@ database_actor::behavior_type database_behavior(database_pointer self,
 } // namespace
 
 database_actor spawn_database_actor(caf::actor_system& sys, std::shared_ptr<const config> cfg,
-                                    driver_factory factory) {
+                                    engine_factory factory) {
   log::configure(*cfg);
   return sys.spawn(database_behavior, std::move(cfg), std::move(factory));
 }

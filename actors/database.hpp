@@ -1,7 +1,9 @@
 // Spawns the database actor: the supervisor every application talks to.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 
 #include <caf/actor_system.hpp>
 
@@ -11,9 +13,12 @@
 
 namespace cafdb {
 
-/// Spawns the supervisor with its engine and setup. `factory` makes the drivers
+/// Makes the driver factory for the engine of a role ("writer" or "reader").
+using engine_factory = std::function<driver_factory(const std::string& role)>;
+
+/// Spawns the supervisor with its engines and setup. `factory` makes the drivers
 /// (tests pass a scripted one; applications use `default_driver_factory`).
 database_actor spawn_database_actor(caf::actor_system& sys, std::shared_ptr<const config> cfg,
-                                    driver_factory factory);
+                                    engine_factory factory);
 
 } // namespace cafdb

@@ -34,6 +34,7 @@
 #include <caf/all.hpp>
 
 #include "actors/connection.hpp"
+#include "backend/pg_driver.hpp"
 #include "backend/sqlite_driver.hpp"
 #include "cafdb/error.hpp"
 #include "log.hpp"
@@ -268,7 +269,9 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
     st.pools.push_back(make_pool("reader", connection_role::reader, st.cfg->pool_size,
                                  st.cfg->pool_size + st.cfg->max_overflow));
   } else {
-    st.pools.push_back(make_pool("shared", connection_role::shared, st.cfg->pool_size,
+    // PostgreSQL: one pool; the reader engine's connections refuse writes.
+    auto role = st.role == "reader" ? connection_role::reader : connection_role::shared;
+    st.pools.push_back(make_pool(st.role == "reader" ? "reader" : "shared", role, st.cfg->pool_size,
                                  st.cfg->pool_size + st.cfg->max_overflow));
   }
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -401,13 +404,26 @@ engine_actor spawn_engine(caf::actor_system& sys, std::string role,
                    std::move(db));
 }
 
-driver_factory default_driver_factory(std::shared_ptr<const config> cfg) {
-  return [cfg](connection_role role) -> std::unique_ptr<driver> {
+driver_factory default_driver_factory(std::shared_ptr<const config> cfg, const std::string& role) {
+  if (cfg->engine == engine_kind::postgresql) {
+    bool reader = role == "reader";
+    pg_options options;
+    // Given first, so that a connect_timeout in the URL overrides it.
+    auto seconds = std::max<int64_t>(1, (cfg->connect_timeout.count() + 999) / 1000);
+    options.conninfo = "connect_timeout=" + std::to_string(seconds) + " " +
+                       (reader ? cfg->read_conninfo : cfg->conninfo);
+    options.display = reader ? cfg->read_display : cfg->display;
+    options.statement_timeout = cfg->statement_timeout;
+    return [options](connection_role conn_role) -> std::unique_ptr<driver> {
+      return std::make_unique<pg_driver>(options, conn_role);
+    };
+  }
+  return [cfg](connection_role conn_role) -> std::unique_ptr<driver> {
     sqlite_options options;
     options.path = cfg->path;
     options.create_if_missing = cfg->create_if_missing;
     options.busy_timeout = cfg->busy_timeout;
-    return std::make_unique<sqlite_driver>(std::move(options), role);
+    return std::make_unique<sqlite_driver>(std::move(options), conn_role);
   };
 }
 

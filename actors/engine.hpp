@@ -17,7 +17,7 @@ engine_actor spawn_engine(caf::actor_system& sys, std::string role,
                           std::shared_ptr<const config> cfg, driver_factory factory,
                           database_actor db);
 
-/// The drivers a config asks for (SQLite today).
-driver_factory default_driver_factory(std::shared_ptr<const config> cfg);
+/// The drivers a config asks for, for the engine of `role` ("writer" or "reader").
+driver_factory default_driver_factory(std::shared_ptr<const config> cfg, const std::string& role);
 
 } // namespace cafdb

@@ -316,7 +316,8 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         if (auto err = refuse_control_sql(stmt.sql))
           return *err;
         auto rp = self->make_response_promise<result_set>();
-        run_batch(self, rp, exec_request{{std::move(stmt)}, batch_mode::plain, false},
+        run_batch(self, rp,
+                  exec_request{{std::move(stmt)}, batch_mode::plain, self->state.options.read_only},
                   [](std::vector<result_set>&& results) { return std::move(results.front()); });
         return rp;
       },

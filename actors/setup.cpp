@@ -1,6 +1,6 @@
 // The setup actor: drives start-up and publishes every step.
 //
-//   starting ──► connecting ──(engine connects)──► ready
+//   starting ──► connecting ──(every engine connects, in order)──► ready
 //                  │   ▲
 //   connect fails  │   │ retry after backoff (100 ms doubling, at most 5 s)
 //                  ▼   │
@@ -8,14 +8,15 @@
 //                  │
 //                  └── setup_timeout passed ──► failed (final; the reason is published)
 //
-// Transitions: starting -> connecting [retry]; connecting -> ready [retry, on ok];
-// connecting -> connecting [retry, on error]; connecting -> failed [retry, deadline];
-// any -> starting [engine_atom: the engine was restarted].
+// Transitions: starting -> connecting [retry]; connecting -> ready [retry, on ok of the
+// last engine]; connecting -> connecting [retry, on error]; connecting -> failed [retry,
+// deadline passed].
 //
 // Invariants:
 // 1. Every state change is published to the database; a failure never goes silent.
-// 2. At most one connect request is in flight (`await`).
-// 3. `failed` is final for this engine; only a restarted engine starts the sequence again.
+// 2. At most one connect request is in flight (`await`); engines connect in order,
+//    and an engine that connected is not asked again.
+// 3. `failed` is final; the database spawns a new setup when it restarts an engine.
 #include "actors/setup.hpp"
 
 #include <algorithm>
@@ -32,7 +33,8 @@ namespace {
 
 struct setup_state {
   static inline const char* name = "cafdb.setup";
-  engine_actor engine;
+  std::vector<engine_actor> engines;
+  size_t connected = 0; // engines connected so far, in order
   database_actor db;
   std::shared_ptr<const config> cfg;
   int32_t attempt = 0;
@@ -50,34 +52,27 @@ void publish(setup_pointer self, readiness_state state, std::string detail) {
              readiness_event{"setup", state, std::move(detail), st.attempt, caf::make_timestamp()});
 }
 
-void start(setup_pointer self) {
-  auto& st = self->state;
-  st.attempt = 0;
-  st.finished = false;
-  st.started = caf::make_timestamp();
-  publish(self, readiness_state::starting, "starting");
-  self->send(self, retry_atom::value);
-}
-
 void attempt(setup_pointer self) {
   auto& st = self->state;
   if (st.finished)
     return;
   st.attempt += 1;
   publish(self, readiness_state::connecting, "connecting, attempt " + std::to_string(st.attempt));
-  auto engine = st.engine;
-  self->request(engine, st.cfg->connect_timeout + std::chrono::seconds(1), caf::connect_atom::value)
+  self->request(st.engines[st.connected], st.cfg->connect_timeout + std::chrono::seconds(1),
+                caf::connect_atom::value)
       .await(
           [=](caf::ok_atom) {
-            if (self->state.engine != engine)
-              return; // answered by an engine that has since been replaced
-            self->state.finished = true;
+            auto& st = self->state;
+            st.connected += 1;
+            if (st.connected < st.engines.size()) {
+              attempt(self); // the next engine, at once
+              return;
+            }
+            st.finished = true;
             publish(self, readiness_state::ready, "connected");
           },
           [=](caf::error& err) {
             auto& st = self->state;
-            if (st.engine != engine)
-              return;
             auto reason = describe(err).message;
             auto elapsed = caf::make_timestamp() - st.started;
             auto budget = caf::timespan{st.cfg->setup_timeout};
@@ -101,28 +96,26 @@ void attempt(setup_pointer self) {
           });
 }
 
-setup_actor::behavior_type setup_behavior(setup_pointer self, engine_actor engine,
+setup_actor::behavior_type setup_behavior(setup_pointer self, std::vector<engine_actor> engines,
                                           database_actor db, std::shared_ptr<const config> cfg) {
   auto& st = self->state;
-  st.engine = std::move(engine);
+  st.engines = std::move(engines);
   st.db = std::move(db);
   st.cfg = std::move(cfg);
   st.log = log::get("setup");
-  start(self);
+  st.started = caf::make_timestamp();
+  publish(self, readiness_state::starting, "starting");
+  self->send(self, retry_atom::value);
   return {
       [=](retry_atom) { attempt(self); },
-      [=](engine_atom, engine_actor& replacement) {
-        self->state.engine = std::move(replacement);
-        start(self);
-      },
   };
 }
 
 } // namespace
 
-setup_actor spawn_setup(caf::actor_system& sys, engine_actor engine, database_actor db,
-                        std::shared_ptr<const config> cfg) {
-  return sys.spawn(setup_behavior, std::move(engine), std::move(db), std::move(cfg));
+setup_actor spawn_setup(caf::actor_system& sys, std::vector<engine_actor> engines,
+                        database_actor db, std::shared_ptr<const config> cfg) {
+  return sys.spawn(setup_behavior, std::move(engines), std::move(db), std::move(cfg));
 }
 
 } // namespace cafdb

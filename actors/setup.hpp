@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 
@@ -10,8 +11,9 @@
 
 namespace cafdb {
 
-/// Spawns setup; it starts at once and publishes `setup` readiness to `db`.
-setup_actor spawn_setup(caf::actor_system& sys, engine_actor engine, database_actor db,
-                        std::shared_ptr<const config> cfg);
+/// Spawns setup; it starts at once, connects every engine in order, and publishes
+/// `setup` readiness to `db`.
+setup_actor spawn_setup(caf::actor_system& sys, std::vector<engine_actor> engines,
+                        database_actor db, std::shared_ptr<const config> cfg);
 
 } // namespace cafdb

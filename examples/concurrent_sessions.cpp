@@ -23,45 +23,45 @@ struct client_report {
 };
 
 // One client: `transfers` random transfers, each one `transact` (one transaction).
+// Each step is a message the client sends itself, so the client stays responsive.
 caf::behavior transfer_client(caf::event_based_actor* self, cafdb::database_actor db, int id,
                               int transfers, caf::actor report_to) {
   auto report = std::make_shared<client_report>();
   auto rng = std::make_shared<std::mt19937>(id);
-  auto next = std::make_shared<std::function<void(int)>>();
-  *next = [=](int n) {
-    if (n == transfers) {
-      std::string failures;
-      for (auto& [code, count] : report->failures)
-        failures += code + "=" + std::to_string(count) + " ";
-      self->anon_send(report_to, report->committed, failures);
-      self->quit();
-      return;
-    }
-    std::uniform_int_distribution<int> pick(1, accounts);
-    std::uniform_int_distribution<int> amount(1, 400);
-    int from = pick(*rng);
-    int to = pick(*rng);
-    int sum = amount(*rng);
-    std::vector<cafdb::statement> transfer{
-        {"UPDATE accounts SET balance = balance - $1 WHERE id = $2", {sum, from}},
-        {"UPDATE accounts SET balance = balance + $1 WHERE id = $2", {sum, to}},
-        {"INSERT INTO transfers (client, src, dst, amount) VALUES ($1, $2, $3, $4)",
-         {id, from, to, sum}}};
-    self->request(db, 60s, cafdb::transact_atom::value, std::move(transfer),
-                  cafdb::session_options{})
-        .then(
-            [=](std::vector<cafdb::result_set>&) {
-              report->committed += 1;
-              (*next)(n + 1);
-            },
-            [=](caf::error& err) {
-              auto info = cafdb::describe(err);
-              report->failures[cafdb::to_string(info.code)] += 1;
-              (*next)(n + 1);
-            });
+  self->send(self, 0);
+  return {
+      [=](int n) {
+        if (n == transfers) {
+          std::string failures;
+          for (auto& [code, count] : report->failures)
+            failures += code + "=" + std::to_string(count) + " ";
+          self->anon_send(report_to, report->committed, failures);
+          self->quit();
+          return;
+        }
+        std::uniform_int_distribution<int> pick(1, accounts);
+        std::uniform_int_distribution<int> amount(1, 400);
+        int from = pick(*rng);
+        int to = pick(*rng);
+        int sum = amount(*rng);
+        std::vector<cafdb::statement> transfer{
+            {"UPDATE accounts SET balance = balance - $1 WHERE id = $2", {sum, from}},
+            {"UPDATE accounts SET balance = balance + $1 WHERE id = $2", {sum, to}},
+            {"INSERT INTO transfers (client, src, dst, amount) VALUES ($1, $2, $3, $4)",
+             {id, from, to, sum}}};
+        self->request(db, 60s, cafdb::transact_atom::value, std::move(transfer),
+                      cafdb::session_options{})
+            .then(
+                [=](std::vector<cafdb::result_set>&) {
+                  report->committed += 1;
+                  self->send(self, n + 1);
+                },
+                [=](caf::error& err) {
+                  report->failures[cafdb::to_string(cafdb::describe(err).code)] += 1;
+                  self->send(self, n + 1);
+                });
+      },
   };
-  (*next)(0);
-  return {[](caf::ok_atom) {}};
 }
 
 } // namespace

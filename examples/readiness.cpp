@@ -87,11 +87,13 @@ caf::behavior application(caf::stateful_actor<app_state>* self, cafdb::database_
   };
 }
 
-caf::behavior provisioner(caf::event_based_actor* self) {
+// Takes the path as an argument (CAF 0.17 also trips UBSan on function actors
+// spawned without arguments).
+caf::behavior provisioner(caf::event_based_actor* self, std::string path) {
   return {
       [=](caf::put_atom) {
-        std::ofstream{db_file}; // an empty file is a valid, empty SQLite database
-        log("provisioner: created " + std::string{db_file});
+        std::ofstream{path}; // an empty file is a valid, empty SQLite database
+        log("provisioner: created " + path);
         self->quit();
       },
   };
@@ -119,7 +121,8 @@ int main() {
     // Requests arrive every 150 ms; the file appears after 700 ms.
     for (int id = 1; id <= total_requests; ++id)
       caf::delayed_anon_send(app, id * 150ms, caf::get_atom::value, id);
-    caf::delayed_anon_send(sys.spawn(provisioner), 700ms, caf::put_atom::value);
+    caf::delayed_anon_send(sys.spawn(provisioner, std::string{db_file}), 700ms,
+                           caf::put_atom::value);
     self->receive([](caf::ok_atom) { log("all requests answered"); },
                   caf::after(30s) >>
                       [&] {

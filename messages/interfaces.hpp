@@ -71,11 +71,11 @@ using session_actor = caf::typed_actor<
     caf::reacts_to<engine_atom, engine_actor>>;
 
 /// The start-up sequence (actors/setup.cpp).
+// The database replaces setup whenever it restarts an engine, so setup never
+// outlives the engines it was given.
 using setup_actor = caf::typed_actor<
     // Internal: the backoff timer fired.
-    caf::reacts_to<retry_atom>,
-    // From the database: the engine was restarted; run the sequence again against it.
-    caf::reacts_to<engine_atom, engine_actor>>;
+    caf::reacts_to<retry_atom>>;
 
 /// The supervisor and the entry point of every application (actors/database.cpp).
 using database_actor = caf::typed_actor<

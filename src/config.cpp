@@ -6,8 +6,11 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <optional>
 #include <vector>
 
+#include <libpq-fe.h>
 #include <nlohmann/json.hpp>
 
 namespace cafdb {
@@ -135,6 +138,31 @@ const std::vector<std::pair<std::string, setter>>& option_table() {
       {"restart_window", duration_option(&config::restart_window, false)},
       {"echo", bool_option(&config::echo)},
       {"echo_params", bool_option(&config::echo_params)},
+      {"read_url",
+       [](config& cfg, const std::string& key, const json& in) -> outcome<done> {
+         if (!in.is_string())
+           return config_error("option '" + key + "' must be a URL string");
+         auto text = in.get<std::string>();
+         if (text.empty()) {
+           cfg.read_url.clear();
+           cfg.read_conninfo.clear();
+           cfg.read_display.clear();
+           return done{};
+         }
+         auto reader = config_from_url(text);
+         if (!reader) {
+           auto err = reader.error();
+           err.message = "option '" + key + "': " + err.message;
+           return err;
+         }
+         if (reader->engine != engine_kind::postgresql)
+           return config_error("option '" + key +
+                               "' must be a postgresql:// URL (a replica for read-only sessions)");
+         cfg.read_url = text;
+         cfg.read_conninfo = reader->conninfo;
+         cfg.read_display = reader->display;
+         return done{};
+       }},
       {"log_level",
        [](config& cfg, const std::string& key, const json& in) -> outcome<done> {
          static const char* levels[] = {"trace", "debug", "info", "warn", "error", "off"};
@@ -173,18 +201,137 @@ std::string percent_decode(const std::string& text) {
   return out;
 }
 
-// Replaces the password of `scheme://user:password@host` with ***.
+// Replaces the password of `scheme://user:password@host` and of a `password=` query
+// parameter with ***.
 std::string redact(const std::string& url) {
   auto scheme_end = url.find("://");
   if (scheme_end == std::string::npos)
     return url.size() > 16 ? url.substr(0, 16) + "..." : url;
-  auto at = url.find('@', scheme_end + 3);
-  if (at == std::string::npos)
-    return url;
-  auto colon = url.find(':', scheme_end + 3);
-  if (colon == std::string::npos || colon > at)
-    return url;
-  return url.substr(0, colon + 1) + "***" + url.substr(at);
+  std::string out = url;
+  auto at = out.rfind('@', out.find('/', scheme_end + 3));
+  auto colon = out.find(':', scheme_end + 3);
+  if (at != std::string::npos && at > scheme_end && colon != std::string::npos && colon < at)
+    out = out.substr(0, colon + 1) + "***" + out.substr(at);
+  for (auto pos = out.find("password="); pos != std::string::npos;
+       pos = out.find("password=", pos + 1)) {
+    auto end = out.find('&', pos);
+    out = out.substr(0, pos + 9) + "***" + (end == std::string::npos ? "" : out.substr(end));
+  }
+  return out;
+}
+
+bool is_cafdb_option(const std::string& key) {
+  for (auto& entry : option_table())
+    if (entry.first == key)
+      return true;
+  return key == "mode";
+}
+
+// Quotes a value for a libpq keyword=value string.
+std::string conninfo_quote(const std::string& text) {
+  std::string out = "'";
+  for (auto ch : text) {
+    if (ch == '\\' || ch == '\'')
+      out += '\\';
+    out += ch;
+  }
+  return out + "'";
+}
+
+std::string percent_encode(const std::string& text) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char ch : text) {
+    if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+      out += static_cast<char>(ch);
+    } else {
+      out += '%';
+      out += hex[ch >> 4];
+      out += hex[ch & 15];
+    }
+  }
+  return out;
+}
+
+// Fills conninfo and display from libpq keyword/value pairs.
+outcome<done> set_postgres_endpoint(config& cfg,
+                                    const std::vector<std::pair<std::string, std::string>>& kv) {
+  std::string user, host, port, dbname;
+  cfg.conninfo.clear();
+  for (auto& [keyword, val] : kv) {
+    if (keyword == "sslmode") {
+      static const char* modes[] = {"disable", "allow",     "prefer",
+                                    "require", "verify-ca", "verify-full"};
+      if (std::find(std::begin(modes), std::end(modes), val) == std::end(modes))
+        return config_error("sslmode '" + val +
+                            "' is not valid; use disable, allow, prefer, require, verify-ca "
+                            "or verify-full");
+    }
+    if (keyword == "user")
+      user = val;
+    else if (keyword == "host" || keyword == "hostaddr")
+      host = host.empty() ? val : host;
+    else if (keyword == "port")
+      port = val;
+    else if (keyword == "dbname")
+      dbname = val;
+    cfg.conninfo += keyword + "=" + conninfo_quote(val) + " ";
+  }
+  cfg.engine = engine_kind::postgresql;
+  cfg.display = "postgresql://" + (user.empty() ? "" : user + "@") +
+                (host.empty() ? "localhost" : host) + (port.empty() ? "" : ":" + port) + "/" +
+                dbname;
+  return done{};
+}
+
+outcome<config> postgres_from_url(const std::string& url) {
+  config cfg;
+  cfg.url = url;
+  // cafdb's own options come out of the query; everything else is libpq's.
+  auto q = url.find('?');
+  std::string libpq_url = url.substr(0, q);
+  std::vector<std::pair<std::string, std::string>> ours;
+  std::string theirs;
+  if (q != std::string::npos) {
+    auto query = url.substr(q + 1);
+    size_t start = 0;
+    while (start < query.size()) {
+      auto end = query.find('&', start);
+      if (end == std::string::npos)
+        end = query.size();
+      auto pair = query.substr(start, end - start);
+      start = end + 1;
+      auto eq = pair.find('=');
+      auto key = percent_decode(pair.substr(0, eq));
+      if (eq != std::string::npos && is_cafdb_option(key) && key != "mode")
+        ours.emplace_back(key, percent_decode(pair.substr(eq + 1)));
+      else
+        theirs += (theirs.empty() ? "" : "&") + pair;
+    }
+  }
+  if (!theirs.empty())
+    libpq_url += "?" + theirs;
+  char* err = nullptr;
+  PQconninfoOption* options = PQconninfoParse(libpq_url.c_str(), &err);
+  if (!options) {
+    std::string why = err ? err : "out of memory";
+    if (err)
+      PQfreemem(err);
+    while (!why.empty() && why.back() == '\n')
+      why.pop_back();
+    return config_error("malformed PostgreSQL URL '" + redact(url) + "': " + why);
+  }
+  std::vector<std::pair<std::string, std::string>> kv;
+  for (auto o = options; o->keyword; ++o)
+    if (o->val)
+      kv.emplace_back(o->keyword, o->val);
+  PQconninfoFree(options);
+  if (auto set = set_postgres_endpoint(cfg, kv); !set)
+    return set.error();
+  for (auto& [key, val] : ours)
+    if (auto applied = apply_option(cfg, key, json(val)); !applied)
+      return applied.error();
+  return cfg;
 }
 
 } // namespace
@@ -217,8 +364,8 @@ outcome<config> config_from_url(const std::string& url) {
   std::string query;
   auto malformed = [&](const std::string& why) {
     return config_error("malformed database URL '" + redact(url) + "': " + why +
-                        "; expected sqlite:///relative.db, sqlite:////absolute/path.db or "
-                        "sqlite::memory:");
+                        "; expected sqlite:///relative.db, sqlite:////absolute/path.db, "
+                        "sqlite::memory: or postgresql://user:password@host:5432/dbname");
   };
   if (url == "sqlite::memory:" || url == "sqlite://" || url == "sqlite:///:memory:") {
     cfg.path = ":memory:";
@@ -233,8 +380,7 @@ outcome<config> config_from_url(const std::string& url) {
     if (cfg.path.empty() || cfg.path == ":memory:")
       cfg.path = ":memory:";
   } else if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
-    return config_error("PostgreSQL URLs are not supported by this build yet; use an sqlite:// "
-                        "URL");
+    return postgres_from_url(url);
   } else if (url.rfind("sqlite:", 0) == 0) {
     return malformed("an SQLite URL needs three slashes before the path");
   } else if (url.find("://") == std::string::npos) {
@@ -303,24 +449,121 @@ outcome<config> config_from_json_file(const std::string& path) {
   return config_from_json(object);
 }
 
-outcome<config> config_from_env() {
-  auto url = std::getenv("CAFDB_URL");
-  if (!url || !*url)
-    return config_error("CAFDB_URL is not set: export CAFDB_URL=sqlite:///app.db (or another "
-                        "database URL)");
-  auto cfg = config_from_url(url);
-  if (!cfg)
-    return cfg;
+namespace {
+
+// Reads KEY=VALUE lines; blank lines and # comments are skipped, values may be quoted,
+// and `export KEY=VALUE` is accepted.
+outcome<std::map<std::string, std::string>> read_dotenv(const std::string& path, bool must_exist) {
+  std::map<std::string, std::string> vars;
+  std::ifstream in{path};
+  if (!in) {
+    if (must_exist)
+      return config_error("cannot read the .env file '" + path + "'");
+    return vars;
+  }
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    auto first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#')
+      continue;
+    line = line.substr(first);
+    if (line.rfind("export ", 0) == 0)
+      line = line.substr(7);
+    auto eq = line.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return config_error(".env file '" + path + "', line " + std::to_string(number) +
+                          ": expected KEY=VALUE");
+    auto key = line.substr(0, eq);
+    while (!key.empty() && key.back() == ' ')
+      key.pop_back();
+    auto val = line.substr(eq + 1);
+    auto start = val.find_first_not_of(' ');
+    val = start == std::string::npos ? "" : val.substr(start);
+    if (val.size() >= 2 && (val.front() == '"' || val.front() == '\'') && val.back() == val.front())
+      val = val.substr(1, val.size() - 2);
+    else if (auto hash = val.find(" #"); hash != std::string::npos)
+      val = val.substr(0, hash);
+    while (!val.empty() && (val.back() == ' ' || val.back() == '\r'))
+      val.pop_back();
+    vars[key] = val;
+  }
+  return vars;
+}
+
+} // namespace
+
+outcome<config> config_from_env(const std::string& dotenv_path) {
+  auto dotenv = read_dotenv(dotenv_path.empty() ? ".env" : dotenv_path, !dotenv_path.empty());
+  if (!dotenv)
+    return dotenv.error();
+  // The real environment wins over the .env file.
+  auto lookup = [&](const std::string& name) -> std::optional<std::string> {
+    if (auto text = std::getenv(name.c_str()))
+      return std::string{text};
+    if (auto i = dotenv->find(name); i != dotenv->end())
+      return i->second;
+    return std::nullopt;
+  };
+  std::optional<config> cfg;
+  if (auto url = lookup("CAFDB_URL"); url && !url->empty()) {
+    auto parsed = config_from_url(*url);
+    if (!parsed) {
+      auto err = parsed.error();
+      err.message = "CAFDB_URL: " + err.message;
+      return err;
+    }
+    cfg = std::move(*parsed);
+  } else {
+    static const char* names[] = {"DB_USERNAME", "DB_PASSWORD", "DB_HOST", "DB_PORT", "DB_NAME"};
+    std::vector<std::string> missing;
+    std::map<std::string, std::string> found;
+    for (auto name : names) {
+      auto val = lookup(name);
+      if (!val || val->empty())
+        missing.push_back(name);
+      else
+        found[name] = *val;
+    }
+    if (missing.size() == std::size(names))
+      return config_error("no database configured: set CAFDB_URL (e.g. sqlite:///app.db), or "
+                          "DB_USERNAME, DB_PASSWORD, DB_HOST, DB_PORT and DB_NAME");
+    if (!missing.empty()) {
+      std::string list;
+      for (auto& name : missing)
+        list += (list.empty() ? "" : ", ") + name;
+      return config_error(list + (missing.size() == 1 ? " is" : " are") +
+                          " not set; the PostgreSQL settings need all of DB_USERNAME, "
+                          "DB_PASSWORD, DB_HOST, DB_PORT and DB_NAME (or set CAFDB_URL)");
+    }
+    auto& port = found["DB_PORT"];
+    if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5)
+      return config_error("DB_PORT must be a port number, got '" + port + "'");
+    config built;
+    built.url = "postgresql://" + percent_encode(found["DB_USERNAME"]) + ":" +
+                percent_encode(found["DB_PASSWORD"]) + "@" + found["DB_HOST"] + ":" + port + "/" +
+                percent_encode(found["DB_NAME"]);
+    // Keywords, not the URL: no escaping can go wrong on the way to libpq.
+    auto set = set_postgres_endpoint(built, {{"user", found["DB_USERNAME"]},
+                                             {"password", found["DB_PASSWORD"]},
+                                             {"host", found["DB_HOST"]},
+                                             {"port", port},
+                                             {"dbname", found["DB_NAME"]}});
+    if (!set)
+      return set.error();
+    cfg = std::move(built);
+  }
   for (auto& entry : option_table()) {
     std::string name = "CAFDB_";
     for (auto ch : entry.first)
       name += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    if (auto text = std::getenv(name.c_str()))
-      if (auto applied = entry.second(*cfg, entry.first + " (from " + name + ")", json(text));
+    if (auto text = lookup(name))
+      if (auto applied = entry.second(*cfg, entry.first + " (from " + name + ")", json(*text));
           !applied)
         return applied.error();
   }
-  return cfg;
+  return std::move(*cfg);
 }
 
 } // namespace cafdb

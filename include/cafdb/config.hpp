@@ -29,6 +29,15 @@ struct config {
   std::string path;
   /// SQLite: false (URL `mode=rw`) means the file must already exist.
   bool create_if_missing = true;
+  /// PostgreSQL: the libpq keyword=value string parsed from the URL (holds the password).
+  std::string conninfo;
+  /// What logs and errors may show of the endpoint: "postgresql://user@host:port/db".
+  std::string display;
+
+  /// A second engine for read-only sessions (e.g. a streaming replica); empty: none.
+  std::string read_url;
+  std::string read_conninfo;
+  std::string read_display;
 
   // -- pool --------------------------------------------------------------------
 
@@ -80,8 +89,10 @@ struct config {
   std::string redacted_url() const;
 };
 
-/// Parses a URL (`sqlite:///relative.db`, `sqlite:////abs/app.db`, `sqlite::memory:`),
-/// with pool and timeout options as query parameters (`?pool_size=4&mode=rw`).
+/// Parses a URL (`sqlite:///relative.db`, `sqlite:////abs/app.db`, `sqlite::memory:`,
+/// `postgresql://user:pass@host:5432/db?sslmode=require`), with cafdb options as query
+/// parameters (`?pool_size=4`). PostgreSQL URLs go through libpq's own parser; every
+/// libpq keyword in the query passes through to libpq.
 outcome<config> config_from_url(const std::string& url);
 
 /// Reads a JSON object: `url` plus any option; durations in milliseconds or as
@@ -91,8 +102,12 @@ outcome<config> config_from_json(const nlohmann::json& object);
 /// Reads a JSON file (see `config_from_json`).
 outcome<config> config_from_json_file(const std::string& path);
 
-/// Reads `CAFDB_URL` and `CAFDB_<OPTION>` variables (e.g. `CAFDB_POOL_SIZE`).
-outcome<config> config_from_env();
+/// Reads the environment: `CAFDB_URL`, or else the FastAPI-style `DB_USERNAME`,
+/// `DB_PASSWORD`, `DB_HOST`, `DB_PORT`, `DB_NAME` (PostgreSQL; all five required), then
+/// `CAFDB_<OPTION>` for any option (e.g. `CAFDB_POOL_SIZE`, `CAFDB_READ_URL`).
+/// A `.env` file fills in variables the environment lacks: `dotenv_path`, or `.env`
+/// in the working directory when the path is empty. Real variables take precedence.
+outcome<config> config_from_env(const std::string& dotenv_path = "");
 
 /// Applies one option by name, as the loaders do: exposed for tools and tests.
 outcome<done> apply_option(config& cfg, const std::string& key, const nlohmann::json& value);

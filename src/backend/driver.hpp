@@ -49,6 +49,10 @@ class driver {
   virtual outcome<done> release(const std::string& name) = 0;
   virtual outcome<done> rollback_to(const std::string& name) = 0;
 
+  /// Makes statements outside explicit transactions read-only (or not). Called before
+  /// every request; drivers only talk to the server when the mode changes.
+  virtual outcome<done> set_read_only(bool read_only) = 0;
+
   /// True while a transaction is open on the handle.
   virtual bool in_transaction() const = 0;
 
@@ -63,6 +67,9 @@ class driver {
 using driver_factory = std::function<std::unique_ptr<driver>(connection_role)>;
 
 // -- SQL text helpers shared by drivers --------------------------------------------
+
+/// What to tell the user to do about an error: the second half of driver messages.
+const char* hint_for(errc code);
 
 /// True if `name` is `[A-Za-z_][A-Za-z0-9_]*` and at most 63 characters long.
 bool is_identifier(const std::string& name);

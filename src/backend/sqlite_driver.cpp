@@ -66,29 +66,6 @@ const char* primary_code_name(int code) {
   }
 }
 
-// What to tell the user to do, per error code: the second half of every message.
-const char* hint_for(errc code) {
-  switch (code) {
-  case errc::syntax_error:
-    return "check the SQL text and the table and column names";
-  case errc::constraint_violation:
-    return "the data breaks a constraint; nothing was changed";
-  case errc::busy:
-    return "another connection held the lock past busy_timeout; keep write transactions "
-           "short or raise busy_timeout";
-  case errc::read_only_violation:
-    return "this session is read-only; open a read-write session to write";
-  case errc::statement_timeout:
-    return "the statement was cancelled; raise statement_timeout or make it faster";
-  case errc::connect_failed:
-    return "check that the path exists and that its directory is writable";
-  case errc::invalid_argument:
-    return "check the parameters bound to the statement";
-  default:
-    return "see the driver message";
-  }
-}
-
 bool is_blank(const char* text) {
   // Whitespace and SQL comments only.
   const char* p = text;
@@ -457,6 +434,17 @@ outcome<done> sqlite_driver::release(const std::string& name) {
 
 outcome<done> sqlite_driver::rollback_to(const std::string& name) {
   return run_simple(("ROLLBACK TO SAVEPOINT \"" + name + "\"").c_str());
+}
+
+outcome<done> sqlite_driver::set_read_only(bool read_only) {
+  // Readers are always query_only, and read-only sessions never reach the writer; only
+  // the one shared connection of an in-memory database switches.
+  if (role_ != connection_role::shared || read_only == read_only_)
+    return done{};
+  auto set = run_simple(read_only ? "PRAGMA query_only = ON" : "PRAGMA query_only = OFF");
+  if (set)
+    read_only_ = read_only;
+  return set;
 }
 
 bool sqlite_driver::in_transaction() const {

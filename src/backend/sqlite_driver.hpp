@@ -40,6 +40,7 @@ class sqlite_driver final : public driver {
   outcome<done> savepoint(const std::string& name) override;
   outcome<done> release(const std::string& name) override;
   outcome<done> rollback_to(const std::string& name) override;
+  outcome<done> set_read_only(bool read_only) override;
   bool in_transaction() const override;
   void interrupt() noexcept override;
   std::string describe() const override;
@@ -57,6 +58,7 @@ class sqlite_driver final : public driver {
   connection_role role_;
   std::atomic<sqlite3*> db_{nullptr};
   std::unordered_map<std::string, sqlite3_stmt*> cache_;
+  bool read_only_ = false;
 };
 
 /// The name of an SQLite result code with its number, e.g. "SQLITE_CONSTRAINT(2067)".

@@ -118,8 +118,11 @@ TEST_CASE("a request held too long answers not_ready; setup that cannot finish g
 TEST_CASE("a dead subscriber is dropped", "[readiness]") {
   temp_dir dir;
   database_fixture fx{waiting_config(dir, 60s)};
-  auto short_lived = fx.sys.spawn(
-      [](caf::event_based_actor*) -> caf::behavior { return {[](readiness_event&) {}}; });
+  // A label argument: CAF 0.17 trips UBSan on function actors spawned without one.
+  auto short_lived =
+      fx.sys.spawn([](caf::event_based_actor*,
+                      std::string) -> caf::behavior { return {[](readiness_event&) {}}; },
+                   std::string{"short-lived subscriber"});
   REQUIRE(fx.cli->subscribe(caf::actor_cast<caf::actor>(short_lived)));
   caf::scoped_actor watcher{fx.sys};
   watcher->monitor(short_lived);

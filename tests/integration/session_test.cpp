@@ -155,23 +155,26 @@ TEST_CASE_METHOD(session_fixture,
                  "a client killed mid-transaction is rolled back and its "
                  "connection serves the next session",
                  "[session]") {
-  auto db_handle = db;
-  auto client = sys.spawn([db_handle](caf::event_based_actor* self) -> caf::behavior {
-    return {
-        [=](caf::ok_atom) -> caf::result<caf::ok_atom> {
-          auto rp = self->make_response_promise<caf::ok_atom>();
-          self->request(db_handle, 10s, caf::open_atom::value, session_options{})
-              .then([=](session_actor s) mutable {
-                self->request(s, 10s, begin_atom::value).then([=](caf::ok_atom) mutable {
-                  self->request(s, 10s, exec_atom::value,
-                                statement{"INSERT INTO items (name) VALUES ($1)", {"ghost"}})
-                      .then([=](result_set&) mutable { rp.deliver(caf::ok_atom::value); });
-                });
-              });
-          return rp;
-        },
-    };
-  });
+  // The database comes in as an argument: CAF 0.17 trips UBSan on function actors
+  // spawned without arguments.
+  auto client = sys.spawn(
+      [](caf::event_based_actor* self, database_actor db_handle) -> caf::behavior {
+        return {
+            [=](caf::ok_atom) -> caf::result<caf::ok_atom> {
+              auto rp = self->make_response_promise<caf::ok_atom>();
+              self->request(db_handle, 10s, caf::open_atom::value, session_options{})
+                  .then([=](session_actor s) mutable {
+                    self->request(s, 10s, begin_atom::value).then([=](caf::ok_atom) mutable {
+                      self->request(s, 10s, exec_atom::value,
+                                    statement{"INSERT INTO items (name) VALUES ($1)", {"ghost"}})
+                          .then([=](result_set&) mutable { rp.deliver(caf::ok_atom::value); });
+                    });
+                  });
+              return rp;
+            },
+        };
+      },
+      db);
   caf::scoped_actor self{sys};
   bool in_tx = false;
   self->request(client, 10s, caf::ok_atom::value)

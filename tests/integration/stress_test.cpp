@@ -11,59 +11,58 @@ namespace {
 constexpr int clients = 200;
 constexpr int transactions = 50;
 
-// One client: opens a session, runs `transactions` transactions one after another,
-// then reads its own rows back through a read-only one-shot statement.
+// One client: opens a session, runs `transactions` transactions one after another
+// (each step is a message to itself), then reads its own rows back through a
+// read-only one-shot statement and reports.
 caf::behavior stress_client(caf::event_based_actor* self, database_actor db, int client_id,
                             caf::actor report_to) {
   auto failures = std::make_shared<int>(0);
-  auto next = std::make_shared<std::function<void(session_actor, int)>>();
-  auto finish = [=](session_actor s) {
-    self->request(s, 30s, caf::close_atom::value)
-        .then(
-            [=](caf::ok_atom) {
-              session_options ro;
-              ro.read_only = true;
-              self->request(db, 30s, exec_atom::value,
-                            statement{"SELECT count(*) FROM ledger WHERE client = $1", {client_id}},
-                            ro)
-                  .then(
-                      [=](result_set& r) {
-                        self->anon_send(report_to, client_id, *failures,
-                                        r.rows.at(0).at(0).as_int());
-                        self->quit();
-                      },
-                      [=](caf::error&) {
-                        self->anon_send(report_to, client_id, *failures + 1, int64_t{-1});
-                        self->quit();
-                      });
-            },
-            [=](caf::error&) {
-              self->anon_send(report_to, client_id, *failures + 1, int64_t{-1});
-              self->quit();
-            });
-  };
-  *next = [=](session_actor s, int n) {
-    if (n == transactions) {
-      finish(s);
-      return;
-    }
-    std::vector<statement> work{
-        {"INSERT INTO ledger (client, seq, amount) VALUES ($1, $2, $3)", {client_id, n, n * 10}},
-        {"UPDATE totals SET total = total + $1 WHERE id = 1", {n * 10}}};
-    self->request(s, 30s, transact_atom::value, std::move(work))
-        .then([=](std::vector<result_set>&) { (*next)(s, n + 1); },
-              [=](caf::error&) {
-                *failures += 1;
-                (*next)(s, n + 1);
-              });
+  auto report = [=](int64_t rows) {
+    self->anon_send(report_to, client_id, *failures, rows);
+    self->quit();
   };
   self->request(db, 30s, caf::open_atom::value, session_options{})
-      .then([=](session_actor s) { (*next)(s, 0); },
+      .then([=](session_actor s) { self->send(self, s, 0); },
             [=](caf::error&) {
-              self->anon_send(report_to, client_id, transactions, int64_t{-1});
-              self->quit();
+              *failures = transactions;
+              report(-1);
             });
-  return {[](caf::ok_atom) {}};
+  return {
+      [=](session_actor s, int n) {
+        if (n < transactions) {
+          std::vector<statement> work{
+              {"INSERT INTO ledger (client, seq, amount) VALUES ($1, $2, $3)",
+               {client_id, n, n * 10}},
+              {"UPDATE totals SET total = total + $1 WHERE id = 1", {n * 10}}};
+          self->request(s, 30s, transact_atom::value, std::move(work))
+              .then([=](std::vector<result_set>&) { self->send(self, s, n + 1); },
+                    [=](caf::error&) {
+                      *failures += 1;
+                      self->send(self, s, n + 1);
+                    });
+          return;
+        }
+        self->request(s, 30s, caf::close_atom::value)
+            .then(
+                [=](caf::ok_atom) {
+                  session_options ro;
+                  ro.read_only = true;
+                  self->request(
+                          db, 30s, exec_atom::value,
+                          statement{"SELECT count(*) FROM ledger WHERE client = $1", {client_id}},
+                          ro)
+                      .then([=](result_set& r) { report(r.rows.at(0).at(0).as_int()); },
+                            [=](caf::error&) {
+                              *failures += 1;
+                              report(-1);
+                            });
+                },
+                [=](caf::error&) {
+                  *failures += 1;
+                  report(-1);
+                });
+      },
+  };
 }
 
 } // namespace

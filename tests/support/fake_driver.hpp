@@ -78,6 +78,7 @@ class fake_driver final : public driver {
     script_->record("rollback_to " + name);
     return done{};
   }
+  outcome<done> set_read_only(bool) override { return done{}; }
   bool in_transaction() const override { return in_tx_; }
   void interrupt() noexcept override {}
   std::string describe() const override { return "fake"; }

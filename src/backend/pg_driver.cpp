@@ -1,0 +1,401 @@
+#include "backend/pg_driver.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include <libpq-fe.h>
+
+namespace cafdb {
+
+namespace {
+
+// Type OIDs from pg_type (stable across PostgreSQL versions).
+enum : Oid {
+  bool_oid = 16,
+  bytea_oid = 17,
+  int8_oid = 20,
+  int2_oid = 21,
+  int4_oid = 23,
+  oid_oid = 26,
+  float4_oid = 700,
+  float8_oid = 701,
+};
+
+const char* type_name(Oid oid) {
+  switch (oid) {
+  case 16:
+    return "bool";
+  case 17:
+    return "bytea";
+  case 20:
+    return "int8";
+  case 21:
+    return "int2";
+  case 23:
+    return "int4";
+  case 25:
+    return "text";
+  case 26:
+    return "oid";
+  case 114:
+    return "json";
+  case 700:
+    return "float4";
+  case 701:
+    return "float8";
+  case 1042:
+    return "bpchar";
+  case 1043:
+    return "varchar";
+  case 1082:
+    return "date";
+  case 1083:
+    return "time";
+  case 1114:
+    return "timestamp";
+  case 1184:
+    return "timestamptz";
+  case 1700:
+    return "numeric";
+  case 2950:
+    return "uuid";
+  case 3802:
+    return "jsonb";
+  default:
+    return "";
+  }
+}
+
+struct result_deleter {
+  void operator()(PGresult* res) const { PQclear(res); }
+};
+using result_ptr = std::unique_ptr<PGresult, result_deleter>;
+
+std::string trim(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+    text.pop_back();
+  return text;
+}
+
+bool ok_status(PGresult* res) {
+  auto status = PQresultStatus(res);
+  return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+}
+
+// A script is several statements separated by ';' (outside quotes is good enough:
+// parameterless scripts are DDL and set-up, which libpq's simple protocol runs as is).
+bool looks_like_script(const std::string& sql) {
+  auto pos = sql.find(';');
+  if (pos == std::string::npos)
+    return false;
+  for (auto i = pos + 1; i < sql.size(); ++i)
+    if (!std::isspace(static_cast<unsigned char>(sql[i])))
+      return true;
+  return false;
+}
+
+value convert(PGresult* res, int row, int column) {
+  if (PQgetisnull(res, row, column))
+    return value{};
+  const char* text = PQgetvalue(res, row, column);
+  auto length = PQgetlength(res, row, column);
+  switch (PQftype(res, column)) {
+  case bool_oid:
+    return value{text[0] == 't'};
+  case int2_oid:
+  case int4_oid:
+  case int8_oid:
+  case oid_oid:
+    return value{static_cast<int64_t>(std::strtoll(text, nullptr, 10))};
+  case float4_oid:
+  case float8_oid:
+    return value{std::strtod(text, nullptr)};
+  case bytea_oid: {
+    size_t size = 0;
+    auto bytes = PQunescapeBytea(reinterpret_cast<const unsigned char*>(text), &size);
+    blob data(bytes, bytes + size);
+    PQfreemem(bytes);
+    return value{data};
+  }
+  default:
+    // text, varchar, numeric (exact, as text), date/time (ISO 8601), json, uuid, ...
+    return value{std::string(text, static_cast<size_t>(length))};
+  }
+}
+
+} // namespace
+
+errc pg_errc(const std::string& state) {
+  if (state.size() != 5)
+    return errc::database_error;
+  auto cls = state.substr(0, 2);
+  if (state == "40001")
+    return errc::serialization_failure;
+  if (state == "40P01")
+    return errc::deadlock;
+  if (state == "57014")
+    return errc::statement_timeout;
+  if (state == "57P01" || state == "57P02" || state == "57P03" || cls == "08")
+    return errc::connection_lost;
+  if (state == "25006")
+    return errc::read_only_violation;
+  if (state == "25P02")
+    return errc::transaction_failed;
+  if (state == "55P03")
+    return errc::busy; // lock_not_available
+  if (cls == "23")
+    return errc::constraint_violation;
+  if (cls == "42")
+    return errc::syntax_error;
+  if (cls == "22")
+    return errc::invalid_argument;
+  if (state == "28P01" || cls == "28" || state == "3D000")
+    return errc::connect_failed;
+  return errc::database_error;
+}
+
+pg_driver::pg_driver(pg_options options, connection_role role)
+    : options_(std::move(options)), role_(role) {}
+
+pg_driver::~pg_driver() {
+  close();
+}
+
+void pg_driver::close() noexcept {
+  {
+    std::lock_guard<std::mutex> guard{cancel_mtx_};
+    if (cancel_)
+      PQfreeCancel(cancel_);
+    cancel_ = nullptr;
+  }
+  if (conn_)
+    PQfinish(conn_);
+  conn_ = nullptr;
+  cache_.clear();
+}
+
+std::string pg_driver::describe() const {
+  return options_.display + " (" + to_string(role_) + ")";
+}
+
+db_error pg_driver::connection_error(const std::string& context) const {
+  auto driver_message = conn_ ? trim(PQerrorMessage(conn_)) : std::string{"no connection"};
+  return db_error{errc::connection_lost,
+                  context + " failed: the connection to the server broke: " + driver_message +
+                      " (" + hint_for(errc::connection_lost) + ")",
+                  "08006", driver_message};
+}
+
+db_error pg_driver::error_from(PGresult* res, const std::string& context) const {
+  if (!conn_ || PQstatus(conn_) == CONNECTION_BAD)
+    return connection_error(context);
+  const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  const char* primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  std::string sqlstate = state ? state : "";
+  std::string driver_message = primary ? primary : trim(PQerrorMessage(conn_));
+  auto code = pg_errc(sqlstate);
+  auto message = context + " failed: " + driver_message;
+  if (auto detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : nullptr)
+    message += " (" + std::string{detail} + ")";
+  message += " (";
+  message += hint_for(code);
+  message += ")";
+  return db_error{code, std::move(message), sqlstate, driver_message};
+}
+
+outcome<done> pg_driver::open() {
+  close();
+  conn_ = PQconnectdb(options_.conninfo.c_str());
+  if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+    auto driver_message = conn_ ? trim(PQerrorMessage(conn_)) : "out of memory";
+    // libpq's messages name host, port and user, never the password.
+    std::string sqlstate = "08001";
+    if (driver_message.find("password authentication failed") != std::string::npos)
+      sqlstate = "28P01";
+    else if (driver_message.find("does not exist") != std::string::npos)
+      sqlstate = "3D000";
+    auto err = db_error{errc::connect_failed,
+                        "cannot connect to " + options_.display + ": " + driver_message +
+                            " (check host, port, user, password, database name and sslmode)",
+                        sqlstate, driver_message};
+    close();
+    return err;
+  }
+  // Notices go nowhere instead of stderr: the server's messages reach users as errors.
+  PQsetNoticeProcessor(
+      conn_, [](void*, const char*) {}, nullptr);
+  {
+    std::lock_guard<std::mutex> guard{cancel_mtx_};
+    cancel_ = PQgetCancel(conn_);
+  }
+  read_only_ = false;
+  auto setup = "SET statement_timeout = " + std::to_string(options_.statement_timeout.count());
+  if (role_ == connection_role::reader)
+    setup += "; SET default_transaction_read_only = on";
+  return run_simple(setup);
+}
+
+outcome<done> pg_driver::run_simple(const std::string& sql) {
+  if (!conn_)
+    return connection_error(sql);
+  result_ptr res{PQexec(conn_, sql.c_str())};
+  if (!res || !ok_status(res.get()))
+    return error_from(res.get(), sql);
+  return done{};
+}
+
+outcome<result_set> pg_driver::run_script(const std::string& sql) {
+  result_ptr res{PQexec(conn_, sql.c_str())};
+  if (!res || !ok_status(res.get()))
+    return error_from(res.get(), "the script");
+  result_set out;
+  auto affected = PQcmdTuples(res.get());
+  out.affected_rows = affected && *affected ? std::strtoll(affected, nullptr, 10) : 0;
+  return out;
+}
+
+outcome<pg_driver::prepared> pg_driver::prepare(const std::string& sql) {
+  if (auto i = cache_.find(sql); i != cache_.end())
+    return i->second;
+  if (cache_.size() >= options_.statement_cache_size) {
+    if (auto cleared = run_simple("DEALLOCATE ALL"); !cleared)
+      return cleared.error();
+    cache_.clear();
+  }
+  auto name = "cafdb_" + std::to_string(++next_statement_);
+  result_ptr res{PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr)};
+  if (!res || !ok_status(res.get()))
+    return error_from(res.get(), "preparing the statement");
+  result_ptr described{PQdescribePrepared(conn_, name.c_str())};
+  if (!described || !ok_status(described.get()))
+    return error_from(described.get(), "describing the statement");
+  auto entry = prepared{name, PQnparams(described.get())};
+  cache_.emplace(sql, entry);
+  return entry;
+}
+
+outcome<result_set> pg_driver::execute(const statement& stmt) {
+  if (!conn_)
+    return connection_error("executing the statement");
+  if (stmt.sql.find_first_not_of(" \t\r\n") == std::string::npos)
+    return db_error{errc::invalid_argument, "the statement is empty (send SQL text)", "", ""};
+  if (stmt.params.empty() && looks_like_script(stmt.sql))
+    return run_script(stmt.sql);
+  auto prep = prepare(stmt.sql);
+  if (!prep)
+    return prep.error();
+  if (static_cast<size_t>(prep->params) != stmt.params.size())
+    return db_error{errc::invalid_argument,
+                    "the statement uses " + std::to_string(prep->params) +
+                        " placeholder(s) ($1..$" + std::to_string(prep->params) + ") but " +
+                        std::to_string(stmt.params.size()) +
+                        " parameter(s) were given; pass exactly one value per placeholder",
+                    "", ""};
+  auto n = stmt.params.size();
+  std::vector<std::string> texts(n);
+  std::vector<const char*> values(n, nullptr);
+  std::vector<int> lengths(n, 0);
+  std::vector<int> formats(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    auto& param = stmt.params[i];
+    switch (param.type()) {
+    case value_type::null:
+      continue;
+    case value_type::boolean:
+      texts[i] = param.as_bool() ? "true" : "false";
+      break;
+    case value_type::blob:
+      values[i] = param.bytes().data();
+      lengths[i] = static_cast<int>(param.bytes().size());
+      formats[i] = 1; // binary: no escaping
+      continue;
+    case value_type::text:
+      values[i] = param.bytes().c_str();
+      continue;
+    default:
+      texts[i] = param.as_text();
+      break;
+    }
+    values[i] = texts[i].c_str();
+  }
+  result_ptr res{PQexecPrepared(conn_, prep->name.c_str(), static_cast<int>(n), values.data(),
+                                lengths.data(), formats.data(), 0)};
+  if (!res || !ok_status(res.get())) {
+    auto err = error_from(res.get(), "executing the statement");
+    if (err.driver_code == "26000") // prepared statement vanished (DISCARD ALL)
+      cache_.erase(stmt.sql);
+    return err;
+  }
+  result_set out;
+  int columns = PQnfields(res.get());
+  int rows = PQntuples(res.get());
+  out.columns.reserve(columns);
+  for (int c = 0; c < columns; ++c) {
+    out.columns.emplace_back(PQfname(res.get(), c));
+    out.column_types.emplace_back(type_name(PQftype(res.get(), c)));
+  }
+  out.rows.reserve(rows);
+  for (int r = 0; r < rows; ++r) {
+    auto& row = out.rows.emplace_back();
+    row.reserve(columns);
+    for (int c = 0; c < columns; ++c)
+      row.push_back(convert(res.get(), r, c));
+  }
+  auto affected = PQcmdTuples(res.get());
+  out.affected_rows = affected && *affected ? std::strtoll(affected, nullptr, 10) : 0;
+  return out;
+}
+
+outcome<done> pg_driver::begin(bool read_only) {
+  return run_simple(read_only ? "BEGIN READ ONLY" : "BEGIN");
+}
+
+outcome<done> pg_driver::commit() {
+  return run_simple("COMMIT");
+}
+
+outcome<done> pg_driver::rollback() {
+  if (!in_transaction())
+    return done{};
+  return run_simple("ROLLBACK");
+}
+
+outcome<done> pg_driver::savepoint(const std::string& name) {
+  return run_simple("SAVEPOINT \"" + name + "\"");
+}
+
+outcome<done> pg_driver::release(const std::string& name) {
+  return run_simple("RELEASE SAVEPOINT \"" + name + "\"");
+}
+
+outcome<done> pg_driver::rollback_to(const std::string& name) {
+  return run_simple("ROLLBACK TO SAVEPOINT \"" + name + "\"");
+}
+
+outcome<done> pg_driver::set_read_only(bool read_only) {
+  if (read_only == read_only_ || role_ == connection_role::reader)
+    return done{};
+  auto set = run_simple(read_only ? "SET default_transaction_read_only = on"
+                                  : "SET default_transaction_read_only = off");
+  if (set)
+    read_only_ = read_only;
+  return set;
+}
+
+bool pg_driver::in_transaction() const {
+  if (!conn_)
+    return false;
+  auto status = PQtransactionStatus(conn_);
+  return status == PQTRANS_INTRANS || status == PQTRANS_INERROR || status == PQTRANS_ACTIVE;
+}
+
+void pg_driver::interrupt() noexcept {
+  std::lock_guard<std::mutex> guard{cancel_mtx_};
+  if (cancel_) {
+    char buf[256];
+    PQcancel(cancel_, buf, sizeof buf);
+  }
+}
+
+} // namespace cafdb

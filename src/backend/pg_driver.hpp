@@ -1,0 +1,76 @@
+// PostgreSQL driver: one `PGconn*` with a prepared-statement cache (libpq).
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "backend/driver.hpp"
+
+struct pg_conn;
+struct pg_cancel;
+struct pg_result;
+
+namespace cafdb {
+
+struct pg_options {
+  /// libpq keyword=value string. Contains the password: never log or show it.
+  std::string conninfo;
+  /// What logs and errors may show: "postgresql://user@host:port/db".
+  std::string display;
+  /// Enforced by the server on every statement; 0 disables.
+  std::chrono::milliseconds statement_timeout{0};
+  size_t statement_cache_size = 256;
+};
+
+/// Bound parameters always (text format, blobs binary), prepared statements cached
+/// per connection, SQLSTATE mapped to cafdb errors, `interrupt()` through PQcancel.
+class pg_driver final : public driver {
+public:
+  pg_driver(pg_options options, connection_role role);
+  ~pg_driver() override;
+
+  pg_driver(const pg_driver&) = delete;
+  pg_driver& operator=(const pg_driver&) = delete;
+
+  outcome<done> open() override;
+  outcome<result_set> execute(const statement& stmt) override;
+  outcome<done> begin(bool read_only) override;
+  outcome<done> commit() override;
+  outcome<done> rollback() override;
+  outcome<done> savepoint(const std::string& name) override;
+  outcome<done> release(const std::string& name) override;
+  outcome<done> rollback_to(const std::string& name) override;
+  outcome<done> set_read_only(bool read_only) override;
+  bool in_transaction() const override;
+  void interrupt() noexcept override;
+  std::string describe() const override;
+
+private:
+  struct prepared {
+    std::string name;
+    int params = 0;
+  };
+
+  outcome<done> run_simple(const std::string& sql);
+  outcome<result_set> run_script(const std::string& sql);
+  outcome<prepared> prepare(const std::string& sql);
+  db_error error_from(pg_result* res, const std::string& context) const;
+  db_error connection_error(const std::string& context) const;
+  void close() noexcept;
+
+  pg_options options_;
+  connection_role role_;
+  pg_conn* conn_ = nullptr;
+  mutable std::mutex cancel_mtx_;
+  pg_cancel* cancel_ = nullptr;
+  std::unordered_map<std::string, prepared> cache_;
+  uint64_t next_statement_ = 0;
+  bool read_only_ = false;
+};
+
+/// Maps a SQLSTATE (five characters) to a cafdb error code.
+errc pg_errc(const std::string& sqlstate);
+
+} // namespace cafdb
