@@ -75,6 +75,10 @@ outcome<std::vector<result_set>> run_statements(connection_state& st,
 
 outcome<std::vector<result_set>> run_batch(connection_state& st, const exec_request& req) {
   auto& drv = *st.drv;
+  // Read-only or not applies to what follows (an enclosing transaction keeps its mode).
+  if (req.mode != batch_mode::savepoint)
+    if (auto mode = drv.set_read_only(req.read_only); !mode)
+      return mode.error();
   switch (req.mode) {
   case batch_mode::plain:
     return run_statements(st, req.statements);
@@ -114,8 +118,11 @@ outcome<std::vector<result_set>> run_batch(connection_state& st, const exec_requ
 
 outcome<done> run_tx(driver& drv, const tx_command& cmd) {
   switch (cmd.op) {
-  case tx_op::begin:
+  case tx_op::begin: {
+    if (auto mode = drv.set_read_only(cmd.read_only); !mode)
+      return mode.error();
     return drv.begin(cmd.read_only);
+  }
   case tx_op::commit:
     return drv.commit();
   case tx_op::rollback:

@@ -83,7 +83,9 @@ bool in_transaction(const session_state& st) {
 }
 
 caf::timespan statement_timeout(const session_state& st) {
-  return st.cfg->statement_timeout;
+  // Trails the server-side statement_timeout, so the server cancels first and the
+  // connection stays usable; our own deadline only catches a hung link.
+  return caf::timespan{st.cfg->statement_timeout} + std::chrono::seconds(1);
 }
 
 // An error from CAF itself (timeout, actor gone) means the connection's state is unknown.

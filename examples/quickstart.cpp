@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
 
   step("3. Create a table (autocommit statements, one message each)");
   must(db.exec({"DROP TABLE IF EXISTS accounts"}), "drop");
-  must(db.exec({"CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT NOT NULL UNIQUE, "
+  must(db.exec({"CREATE TABLE accounts (owner TEXT PRIMARY KEY, "
                 "balance INTEGER NOT NULL CHECK (balance >= 0))"}),
        "create");
   std::cout << "   table 'accounts' created; balances may never go below zero\n";
@@ -79,14 +79,14 @@ int main(int argc, char** argv) {
       auto r =
           must(s.exec({"INSERT INTO accounts (owner, balance) VALUES ($1, $2)", {owner, balance}}),
                "insert");
-      std::cout << "   inserted " << owner << " with id " << r.last_insert_id << "\n";
+      std::cout << "   inserted " << owner << " (" << r.affected_rows << " row)\n";
     }
     must(s.commit(), "commit");
     std::cout << "   committed: both rows are now visible to every session\n";
   }
 
   step("5. Query");
-  print(must(db.exec({"SELECT owner, balance FROM accounts ORDER BY id"}), "select"));
+  print(must(db.exec({"SELECT owner, balance FROM accounts ORDER BY owner"}), "select"));
 
   step("6. A transaction that fails rolls back: move 80 from bob (who has 50) to alice");
   {
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
     must(s.rollback(), "rollback");
     std::cout << "   rolled back: alice's credit is undone too\n";
   }
-  print(must(db.exec({"SELECT owner, balance FROM accounts ORDER BY id"}), "select"));
+  print(must(db.exec({"SELECT owner, balance FROM accounts ORDER BY owner"}), "select"));
 
   step("7. transact: several statements in one message, all-or-nothing");
   auto results =
@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
                         {"UPDATE accounts SET balance = balance + 30 WHERE owner = $1", {"bob"}}}),
            "transact");
   std::cout << "   " << results.size() << " statements committed together\n";
-  print(must(db.exec({"SELECT owner, balance FROM accounts ORDER BY id"}), "select"));
+  print(must(db.exec({"SELECT owner, balance FROM accounts ORDER BY owner"}), "select"));
 
   step("8. A session that is dropped without commit rolls back on its own");
   {

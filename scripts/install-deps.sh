@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev    # JSON conversion of values, results, status, config
   libspdlog-dev         # logging
   catch2                # tests (Catch2 v2)
+  postgresql            # throwaway test servers (scripts/pg-cluster.sh)
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds cafdb, and runs every test: the normal build,
-# then the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Installs what is missing, builds cafdb, starts a throwaway PostgreSQL primary and
+# standby on 127.0.0.1 (always stopped on exit), and runs every test: the normal
+# build, then the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 #
 #   scripts/test.sh            everything
 #   CAFDB_SKIP_SANITIZERS=1    only the normal build (quick local runs)
@@ -8,6 +9,11 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 jobs="$(nproc)"
 "$root/scripts/install-deps.sh"
+
+# shellcheck source=scripts/pg-cluster.sh
+source "$root/scripts/pg-cluster.sh"
+trap pg_cluster_stop EXIT
+pg_cluster_start
 
 run_suite() {
   local name="$1"

@@ -27,7 +27,7 @@ struct pg_options {
 /// Bound parameters always (text format, blobs binary), prepared statements cached
 /// per connection, SQLSTATE mapped to cafdb errors, `interrupt()` through PQcancel.
 class pg_driver final : public driver {
-public:
+ public:
   pg_driver(pg_options options, connection_role role);
   ~pg_driver() override;
 
@@ -47,7 +47,7 @@ public:
   void interrupt() noexcept override;
   std::string describe() const override;
 
-private:
+ private:
   struct prepared {
     std::string name;
     int params = 0;

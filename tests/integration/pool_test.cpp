@@ -1,5 +1,5 @@
-// Pool behaviour on a real SQLite file database: exhaustion, writer serialization,
-// statistics and overflow.
+// SQLite-specific pool behaviour: writer serialization, overflow, in-memory sharing
+// (the conformance suite covers exhaustion on every engine).
 #include "support/fixture.hpp"
 
 using namespace cafdb;
@@ -30,33 +30,7 @@ struct small_pool : with_temp_dir, database_fixture {
 
 } // namespace
 
-TEST_CASE_METHOD(small_pool, "the checkout past pool_size times out with the pool's counts",
-                 "[pool]") {
-  auto a = open(true);
-  auto b = open(true);
-  auto c = open(true);
-  REQUIRE(!a.begin());
-  REQUIRE(!b.begin());
-  auto err = c.begin();
-  INFO(text(err));
-  REQUIRE(is(err, errc::pool_timeout));
-  auto message = describe(err).message;
-  CHECK(message.find("2 total, 2 in use, 0 idle, 1 waiting") != std::string::npos);
-  CHECK(message.find("pool_size") != std::string::npos);
-  auto reader = stats("reader");
-  CHECK(reader.timeouts == 1);
-  CHECK(reader.in_use == 2);
-  // Once a lease comes back, the same request succeeds.
-  REQUIRE(!a.rollback());
-  REQUIRE(!c.begin());
-  REQUIRE(!c.rollback());
-  REQUIRE(!b.rollback());
-  reader = stats("reader");
-  CHECK(reader.in_use == 0);
-  CHECK(reader.idle == 2);
-}
-
-TEST_CASE_METHOD(small_pool, "write transactions queue for the single SQLite writer", "[pool]") {
+TEST_CASE_METHOD(small_pool, "SQLite: write transactions queue for the single writer", "[pool]") {
   auto a = open(false);
   auto b = open(false);
   REQUIRE(!a.begin());
@@ -72,7 +46,8 @@ TEST_CASE_METHOD(small_pool, "write transactions queue for the single SQLite wri
   CHECK(count("t") == 2);
 }
 
-TEST_CASE("overflow connections open under load and close when given back", "[pool]") {
+TEST_CASE("SQLite: overflow reader connections open under load and close when given back",
+          "[pool]") {
   temp_dir dir;
   auto cfg = file_config(dir);
   cfg.pool_size = 1;
@@ -99,7 +74,7 @@ TEST_CASE("overflow connections open under load and close when given back", "[po
   CHECK(reader.opened == 3);
 }
 
-TEST_CASE("an in-memory database shares one connection across sessions", "[pool]") {
+TEST_CASE("SQLite: an in-memory database shares one connection across sessions", "[pool]") {
   auto cfg = must_config("sqlite::memory:");
   cfg.log_level = "off";
   database_fixture fx{cfg};

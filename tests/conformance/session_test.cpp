@@ -1,15 +1,18 @@
-// Session semantics on a real SQLite file database: commit, rollback, savepoints,
-// the failed state, and every automatic rollback path.
-#include "support/fixture.hpp"
+// Conformance: session semantics on every engine (SQLite file database, PostgreSQL):
+// commit, rollback, savepoints, the failed state, and every automatic rollback path.
+#include "support/backends.hpp"
 
 using namespace cafdb;
 using namespace cafdb::test;
 
 namespace {
 
-struct session_fixture : file_database {
-  session_fixture() {
-    must_exec({"CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)"});
+template <class Backend>
+struct session_fixture : with_temp_dir, database_fixture {
+  session_fixture() : database_fixture(Backend::make_config(dir)) {
+    require_ready();
+    must_exec({std::string{"CREATE TABLE items (id "} + Backend::serial_pk +
+               ", name TEXT NOT NULL UNIQUE)"});
   }
 
   session must_open(bool read_only = false) {
@@ -36,32 +39,34 @@ void require_ok(const caf::error& err) {
 
 } // namespace
 
-TEST_CASE_METHOD(session_fixture, "a committed transaction is visible to other sessions",
-                 "[session]") {
-  auto writer = must_open();
-  auto reader = must_open(true);
+TEMPLATE_TEST_CASE_METHOD(session_fixture, "a committed transaction is visible to other sessions",
+                          "[session]", sqlite_backend, pg_backend) {
+  auto writer = this->must_open();
+  auto reader = this->must_open(true);
   require_ok(writer.begin());
   REQUIRE(writer.exec({"INSERT INTO items (name) VALUES ($1)", {"apple"}}));
-  CHECK(count_named(writer, "apple") == 1);
-  CHECK(count_named(reader, "apple") == 0); // not committed yet
+  CHECK(this->count_named(writer, "apple") == 1);
+  CHECK(this->count_named(reader, "apple") == 0); // not committed yet
   require_ok(writer.commit());
-  CHECK(count_named(reader, "apple") == 1);
+  CHECK(this->count_named(reader, "apple") == 1);
 }
 
-TEST_CASE_METHOD(session_fixture, "a rolled back transaction is not visible", "[session]") {
-  auto s = must_open();
+TEMPLATE_TEST_CASE_METHOD(session_fixture, "a rolled back transaction is not visible", "[session]",
+                          sqlite_backend, pg_backend) {
+  auto s = this->must_open();
   require_ok(s.begin());
   REQUIRE(s.exec({"INSERT INTO items (name) VALUES ($1)", {"pear"}}));
   require_ok(s.rollback());
-  CHECK(count("items") == 0);
+  CHECK(this->count("items") == 0);
   // A second rollback is a harmless no-op; commit without a transaction is an error.
   require_ok(s.rollback());
   auto err = s.commit();
   CHECK(is(err, errc::invalid_argument));
 }
 
-TEST_CASE_METHOD(session_fixture, "a savepoint rollback undoes only its part", "[session]") {
-  auto s = must_open();
+TEMPLATE_TEST_CASE_METHOD(session_fixture, "a savepoint rollback undoes only its part", "[session]",
+                          sqlite_backend, pg_backend) {
+  auto s = this->must_open();
   require_ok(s.begin());
   REQUIRE(s.exec({"INSERT INTO items (name) VALUES ($1)", {"one"}}));
   require_ok(s.savepoint("sp"));
@@ -70,21 +75,22 @@ TEST_CASE_METHOD(session_fixture, "a savepoint rollback undoes only its part", "
   REQUIRE(s.exec({"INSERT INTO items (name) VALUES ($1)", {"three"}}));
   require_ok(s.release("sp"));
   require_ok(s.commit());
-  auto rows = must_exec({"SELECT name FROM items ORDER BY id"});
+  auto rows = this->must_exec({"SELECT name FROM items ORDER BY id"});
   REQUIRE(rows.rows.size() == 2);
   CHECK(rows.rows[0][0] == value{"one"});
   CHECK(rows.rows[1][0] == value{"three"});
 }
 
-TEST_CASE_METHOD(session_fixture, "a failed statement fails the transaction until rollback",
-                 "[session]") {
-  auto s = must_open();
+TEMPLATE_TEST_CASE_METHOD(session_fixture,
+                          "a failed statement fails the transaction until rollback", "[session]",
+                          sqlite_backend, pg_backend) {
+  auto s = this->must_open();
   require_ok(s.begin());
   REQUIRE(s.exec({"INSERT INTO items (name) VALUES ($1)", {"dup"}}));
   auto dup = s.exec({"INSERT INTO items (name) VALUES ($1)", {"dup"}});
   REQUIRE(!dup);
   CHECK(is(dup.error(), errc::constraint_violation));
-  CHECK(describe(dup.error()).driver_code.find("SQLITE_CONSTRAINT") == 0);
+  CHECK_FALSE(describe(dup.error()).driver_code.empty());
   auto next = s.exec({"SELECT 1"});
   REQUIRE(!next);
   CHECK(is(next.error(), errc::transaction_failed));
@@ -95,26 +101,27 @@ TEST_CASE_METHOD(session_fixture, "a failed statement fails the transaction unti
   require_ok(s.rollback());
   // The session works afterwards, and the first insert was rolled back with the rest.
   REQUIRE(s.exec({"INSERT INTO items (name) VALUES ($1)", {"after"}}));
-  CHECK(count("items") == 1);
-  CHECK(count_named(s, "dup") == 0);
+  CHECK(this->count("items") == 1);
+  CHECK(this->count_named(s, "dup") == 0);
 }
 
-TEST_CASE_METHOD(session_fixture, "rollback_to a savepoint recovers a failed transaction",
-                 "[session]") {
-  auto s = must_open();
+TEMPLATE_TEST_CASE_METHOD(session_fixture, "rollback_to a savepoint recovers a failed transaction",
+                          "[session]", sqlite_backend, pg_backend) {
+  auto s = this->must_open();
   require_ok(s.begin());
   REQUIRE(s.exec({"INSERT INTO items (name) VALUES ($1)", {"kept"}}));
   require_ok(s.savepoint("before_bad"));
   REQUIRE(!s.exec({"INSERT INTO items (name) VALUES (NULL)"}));
   require_ok(s.rollback_to("before_bad"));
   require_ok(s.commit());
-  CHECK(count("items") == 1);
+  CHECK(this->count("items") == 1);
 }
 
-TEST_CASE_METHOD(session_fixture, "closing a session with an open transaction rolls it back",
-                 "[session]") {
+TEMPLATE_TEST_CASE_METHOD(session_fixture,
+                          "closing a session with an open transaction rolls it back", "[session]",
+                          sqlite_backend, pg_backend) {
   {
-    auto s = must_open();
+    auto s = this->must_open();
     require_ok(s.begin());
     REQUIRE(s.exec({"INSERT INTO items (name) VALUES ($1)", {"closed"}}));
     require_ok(s.close());
@@ -122,42 +129,42 @@ TEST_CASE_METHOD(session_fixture, "closing a session with an open transaction ro
   }
   {
     // The destructor does the same for a session that is simply dropped.
-    auto s = must_open();
+    auto s = this->must_open();
     require_ok(s.begin());
     REQUIRE(s.exec({"INSERT INTO items (name) VALUES ($1)", {"dropped"}}));
   }
-  CHECK(count("items") == 0);
-  auto writer = stats("writer");
+  CHECK(this->count("items") == 0);
+  auto writer = this->stats(TestType::rw_pool);
   CHECK(writer.in_use == 0);
-  CHECK(writer.idle == 1);
+  CHECK(writer.idle >= 1);
 }
 
-TEST_CASE_METHOD(session_fixture, "the idle timeout rolls back and closes the session",
-                 "[session]") {
+TEMPLATE_TEST_CASE_METHOD(session_fixture, "the idle timeout rolls back and closes the session",
+                          "[session]", sqlite_backend, pg_backend) {
   session_options options;
   options.idle_timeout = 200ms;
-  auto s = cli->open_session(options);
+  auto s = this->cli->open_session(options);
   REQUIRE(s);
   require_ok(s->begin());
   REQUIRE(s->exec({"INSERT INTO items (name) VALUES ($1)", {"idle"}}));
   // Wait for the session actor to end on its own.
-  caf::scoped_actor watcher{sys};
+  caf::scoped_actor watcher{this->sys};
   watcher->monitor(s->handle());
   bool down = false;
   watcher->receive([&](caf::down_msg&) { down = true; },
                    caf::after(std::chrono::seconds(10)) >> [] {});
   REQUIRE(down);
-  CHECK(count("items") == 0);
-  CHECK(stats("writer").in_use == 0);
+  CHECK(this->count("items") == 0);
+  CHECK(this->stats(TestType::rw_pool).in_use == 0);
 }
 
-TEST_CASE_METHOD(session_fixture,
-                 "a client killed mid-transaction is rolled back and its "
-                 "connection serves the next session",
-                 "[session]") {
+TEMPLATE_TEST_CASE_METHOD(session_fixture,
+                          "a client killed mid-transaction is rolled back and its "
+                          "connection serves the next session",
+                          "[session]", sqlite_backend, pg_backend) {
   // The database comes in as an argument: CAF 0.17 trips UBSan on function actors
   // spawned without arguments.
-  auto client = sys.spawn(
+  auto client = this->sys.spawn(
       [](caf::event_based_actor* self, database_actor db_handle) -> caf::behavior {
         return {
             [=](caf::ok_atom) -> caf::result<caf::ok_atom> {
@@ -174,53 +181,54 @@ TEST_CASE_METHOD(session_fixture,
             },
         };
       },
-      db);
-  caf::scoped_actor self{sys};
+      this->db);
+  caf::scoped_actor self{this->sys};
   bool in_tx = false;
   self->request(client, 10s, caf::ok_atom::value)
       .receive([&](caf::ok_atom) { in_tx = true; }, [&](caf::error& err) { FAIL(text(err)); });
   REQUIRE(in_tx);
-  CHECK(stats("writer").in_use == 1);
+  CHECK(this->stats(TestType::rw_pool).in_use == 1);
   self->monitor(client);
   self->send_exit(client, caf::exit_reason::kill);
   bool client_down = false;
   self->receive([&](caf::down_msg&) { client_down = true; }, caf::after(10s) >> [] {});
   REQUIRE(client_down);
-  // The single writer connection must come back for this session to begin at all.
-  auto next = must_open();
+  // On SQLite the single writer connection must come back for this session to begin.
+  auto next = this->must_open();
   require_ok(next.begin());
   REQUIRE(next.exec({"INSERT INTO items (name) VALUES ($1)", {"next"}}));
   require_ok(next.commit());
-  CHECK(count_named(next, "ghost") == 0);
-  CHECK(count_named(next, "next") == 1);
-  auto writer = stats("writer");
+  CHECK(this->count_named(next, "ghost") == 0);
+  CHECK(this->count_named(next, "next") == 1);
+  auto writer = this->stats(TestType::rw_pool);
   CHECK(writer.in_use == 0);
-  CHECK(writer.total == 1);
+  CHECK(writer.total <= writer.max);
   CHECK(writer.discarded == 0);
 }
 
-TEST_CASE_METHOD(session_fixture, "transact is all-or-nothing and answers every result",
-                 "[session]") {
-  auto ok = cli->transact({{"INSERT INTO items (name) VALUES ($1)", {"a"}},
-                           {"INSERT INTO items (name) VALUES ($1)", {"b"}},
-                           {"SELECT count(*) FROM items"}});
+TEMPLATE_TEST_CASE_METHOD(session_fixture, "transact is all-or-nothing and answers every result",
+                          "[session]", sqlite_backend, pg_backend) {
+  auto ok = this->cli->transact({{"INSERT INTO items (name) VALUES ($1)", {"a"}},
+                                 {"INSERT INTO items (name) VALUES ($1)", {"b"}},
+                                 {"SELECT count(*) FROM items"}});
   INFO((ok ? std::string{"ok"} : text(ok.error())));
   REQUIRE(ok);
   REQUIRE(ok->size() == 3);
   CHECK((*ok)[0].affected_rows == 1);
-  CHECK((*ok)[1].last_insert_id == 2);
+  if (TestType::has_last_insert_id)
+    CHECK((*ok)[1].last_insert_id == 2);
   CHECK((*ok)[2].rows[0][0] == value{2});
-  auto bad = cli->transact({{"INSERT INTO items (name) VALUES ($1)", {"c"}},
-                            {"INSERT INTO items (name) VALUES ($1)", {"a"}}});
+  auto bad = this->cli->transact({{"INSERT INTO items (name) VALUES ($1)", {"c"}},
+                                  {"INSERT INTO items (name) VALUES ($1)", {"a"}}});
   REQUIRE(!bad);
   CHECK(is(bad.error(), errc::constraint_violation));
   CHECK(describe(bad.error()).message.find("statement 2 of 2") != std::string::npos);
-  CHECK(count("items") == 2);
+  CHECK(this->count("items") == 2);
 }
 
-TEST_CASE_METHOD(session_fixture, "transact inside a transaction acts as a savepoint",
-                 "[session]") {
-  auto s = must_open();
+TEMPLATE_TEST_CASE_METHOD(session_fixture, "transact inside a transaction acts as a savepoint",
+                          "[session]", sqlite_backend, pg_backend) {
+  auto s = this->must_open();
   require_ok(s.begin());
   REQUIRE(s.exec({"INSERT INTO items (name) VALUES ($1)", {"outer"}}));
   auto bad = s.transact({{"INSERT INTO items (name) VALUES ($1)", {"inner"}},
@@ -231,12 +239,13 @@ TEST_CASE_METHOD(session_fixture, "transact inside a transaction acts as a savep
   REQUIRE(info);
   CHECK(info->phase == session_phase::in_tx);
   require_ok(s.commit());
-  CHECK(count("items") == 1);
+  CHECK(this->count("items") == 1);
 }
 
-TEST_CASE_METHOD(session_fixture, "an autocommit session holds no connection between requests",
-                 "[session]") {
-  auto s = must_open();
+TEMPLATE_TEST_CASE_METHOD(session_fixture,
+                          "an autocommit session holds no connection between requests", "[session]",
+                          sqlite_backend, pg_backend) {
+  auto s = this->must_open();
   REQUIRE(s.exec({"INSERT INTO items (name) VALUES ($1)", {"auto"}}));
   auto info = s.info();
   REQUIRE(info);
@@ -247,24 +256,5 @@ TEST_CASE_METHOD(session_fixture, "an autocommit session holds no connection bet
   REQUIRE(info);
   CHECK(info->holds_lease);
   require_ok(s.rollback());
-  CHECK(count("items") == 1);
-}
-
-TEST_CASE_METHOD(session_fixture, "values of every type survive a round trip", "[session]") {
-  must_exec({"CREATE TABLE kinds (n, b, i, r, t, x)"});
-  blob bytes{0, 1, 2, 254, 255};
-  must_exec({"INSERT INTO kinds VALUES ($1, $2, $3, $4, $5, $6)",
-             {nullptr, true, int64_t{9007199254740993}, 2.5, "héllo", bytes}});
-  auto rows = must_exec({"SELECT n, b, i, r, t, x FROM kinds"});
-  REQUIRE(rows.rows.size() == 1);
-  auto& row = rows.rows[0];
-  CHECK(row[0].is_null());
-  CHECK(row[1].as_bool());
-  CHECK(row[2].as_int() == 9007199254740993);
-  CHECK(row[3].as_double() == 2.5);
-  CHECK(row[4] == value{"héllo"});
-  CHECK(row[5].as_blob() == bytes);
-  // Placeholders can repeat and come in any order.
-  auto swapped = must_exec({"SELECT $2 || $1 || $2", {"a", "b"}});
-  CHECK(swapped.rows[0][0] == value{"bab"});
+  CHECK(this->count("items") == 1);
 }

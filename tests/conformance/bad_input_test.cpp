@@ -1,0 +1,95 @@
+// Conformance: bad input gets a typed error with a helpful message on every engine,
+// and the database keeps serving.
+#include "support/backends.hpp"
+
+using namespace cafdb;
+using namespace cafdb::test;
+
+namespace {
+
+template <class Backend>
+struct bad_input : with_temp_dir, database_fixture {
+  bad_input() : database_fixture(Backend::make_config(dir)) {
+    require_ready();
+    must_exec({std::string{"CREATE TABLE t (id "} + Backend::serial_pk + ", v TEXT)"});
+  }
+
+  // After any error, the same database still answers a good request.
+  void still_serving() {
+    auto ok = cli->exec({"INSERT INTO t (v) VALUES ($1)", {"fine"}});
+    INFO((ok ? std::string{"ok"} : text(ok.error())));
+    REQUIRE(ok);
+    CHECK(ok->affected_rows == 1);
+  }
+};
+
+} // namespace
+
+TEMPLATE_TEST_CASE_METHOD(bad_input, "a syntax error is typed and names the problem", "[bad_input]",
+                          sqlite_backend, pg_backend) {
+  auto r = this->cli->exec({"SELEC 1"});
+  REQUIRE(!r);
+  CHECK(is(r.error(), errc::syntax_error));
+  auto info = describe(r.error());
+  CHECK(info.message.find("syntax error") != std::string::npos);
+  CHECK_FALSE(info.driver_code.empty());
+  CHECK_FALSE(info.driver_message.empty());
+  this->still_serving();
+}
+
+TEMPLATE_TEST_CASE_METHOD(bad_input, "an unknown table is a typed error", "[bad_input]",
+                          sqlite_backend, pg_backend) {
+  auto r = this->cli->exec({"SELECT * FROM missing_table"});
+  REQUIRE(!r);
+  CHECK(is(r.error(), errc::syntax_error));
+  CHECK(describe(r.error()).message.find("missing_table") != std::string::npos);
+  this->still_serving();
+}
+
+TEMPLATE_TEST_CASE_METHOD(bad_input, "a wrong parameter count is refused before anything runs",
+                          "[bad_input]", sqlite_backend, pg_backend) {
+  auto too_few = this->cli->exec({"INSERT INTO t (id, v) VALUES ($1, $2)", {1}});
+  REQUIRE(!too_few);
+  CHECK(is(too_few.error(), errc::invalid_argument));
+  CHECK(describe(too_few.error()).message.find("2 placeholder(s)") != std::string::npos);
+  auto too_many = this->cli->exec({"SELECT CAST($1 AS TEXT)", {1, 2}});
+  REQUIRE(!too_many);
+  CHECK(is(too_many.error(), errc::invalid_argument));
+  CHECK(this->count("t") == 0);
+  this->still_serving();
+}
+
+TEMPLATE_TEST_CASE_METHOD(bad_input, "transaction control sent as SQL is refused", "[bad_input]",
+                          sqlite_backend, pg_backend) {
+  auto s = this->cli->open_session();
+  REQUIRE(s);
+  auto r = s->exec({"BEGIN"});
+  REQUIRE(!r);
+  CHECK(is(r.error(), errc::invalid_argument));
+  CHECK(is(s->savepoint("bad name; DROP TABLE t"), errc::invalid_argument));
+  CHECK(is(s->release("nope"), errc::invalid_argument)); // no transaction open
+  this->still_serving();
+}
+
+TEMPLATE_TEST_CASE_METHOD(bad_input, "a write in a read-only session is refused", "[bad_input]",
+                          sqlite_backend, pg_backend) {
+  session_options ro;
+  ro.read_only = true;
+  auto r = this->cli->exec({"INSERT INTO t (v) VALUES ('x')"}, ro);
+  REQUIRE(!r);
+  CHECK(is(r.error(), errc::read_only_violation));
+  // The same connection serves read-write work again afterwards.
+  this->still_serving();
+  CHECK(this->count("t") == 1);
+}
+
+TEMPLATE_TEST_CASE_METHOD(bad_input, "a constraint violation is typed and keeps the driver code",
+                          "[bad_input]", sqlite_backend, pg_backend) {
+  this->must_exec({"CREATE TABLE u (k INTEGER PRIMARY KEY)"});
+  this->must_exec({"INSERT INTO u VALUES (1)"});
+  auto r = this->cli->exec({"INSERT INTO u VALUES (1)"});
+  REQUIRE(!r);
+  CHECK(is(r.error(), errc::constraint_violation));
+  CHECK_FALSE(describe(r.error()).driver_code.empty());
+  this->still_serving();
+}

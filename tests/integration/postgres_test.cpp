@@ -1,0 +1,294 @@
+// PostgreSQL-specific behaviour against the throwaway server scripts/test.sh starts:
+// type mapping, SQLSTATE mapping, reader routing on a real streaming standby,
+// connection failures, server-side statement timeouts, secrets and env configuration.
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "backend/pg_driver.hpp"
+#include "cafdb/json.hpp"
+#include "support/backends.hpp"
+
+using namespace cafdb;
+using namespace cafdb::test;
+
+namespace {
+
+// The test server's password, to prove it never shows up anywhere.
+std::string server_password() {
+  auto url = pg_url();
+  auto start = url.find(':', url.find("://") + 3) + 1;
+  return url.substr(start, url.find('@') - start);
+}
+
+struct pg_database : with_temp_dir, database_fixture {
+  pg_database() : database_fixture(pg_backend::make_config(dir)) { require_ready(); }
+};
+
+// A database that cannot start: `url` points somewhere that fails.
+caf::error start_failure(const std::string& url) {
+  auto cfg = must_config(url);
+  cfg.setup_timeout = std::chrono::milliseconds(300);
+  cfg.connect_timeout = std::chrono::milliseconds(2000);
+  cfg.log_level = "off";
+  database_fixture fx{cfg};
+  auto ready = fx.cli->await_ready(20s);
+  REQUIRE(!ready);
+  return ready.error();
+}
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + 1))
+    text.replace(pos, from.size(), to);
+  return text;
+}
+
+} // namespace
+
+TEST_CASE("SQLSTATEs map onto cafdb error codes", "[pg]") {
+  CHECK(pg_errc("23505") == errc::constraint_violation);
+  CHECK(pg_errc("23503") == errc::constraint_violation);
+  CHECK(pg_errc("40001") == errc::serialization_failure);
+  CHECK(pg_errc("40P01") == errc::deadlock);
+  CHECK(pg_errc("57014") == errc::statement_timeout);
+  CHECK(pg_errc("08006") == errc::connection_lost);
+  CHECK(pg_errc("57P01") == errc::connection_lost);
+  CHECK(pg_errc("42601") == errc::syntax_error);
+  CHECK(pg_errc("42P01") == errc::syntax_error);
+  CHECK(pg_errc("25006") == errc::read_only_violation);
+  CHECK(pg_errc("22P02") == errc::invalid_argument);
+  CHECK(pg_errc("XX000") == errc::database_error);
+}
+
+TEST_CASE_METHOD(pg_database, "PostgreSQL types map both ways", "[pg]") {
+  must_exec({"CREATE TABLE kinds (i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, n numeric, "
+             "b bool, t text, v varchar(10), by bytea, d date, ts timestamp, tz timestamptz, "
+             "j json, jb jsonb, u uuid)"});
+  blob bytes{0, 1, 2, 254, 255};
+  must_exec({"INSERT INTO kinds VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+             "$14, $15, $16)",
+             {7, 70000, int64_t{9007199254740993}, 1.5, 2.25, "12345.6789", true, "héllo", "short",
+              bytes, "2026-11-22", "2026-11-22 10:11:12", "2026-11-22 10:11:12+00",
+              R"({"a": [1, 2]})", R"({"b": true})", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}});
+  must_exec({"INSERT INTO kinds (i4) VALUES ($1)", {nullptr}});
+  auto r = must_exec({"SELECT * FROM kinds ORDER BY i4 NULLS LAST"});
+  REQUIRE(r.rows.size() == 2);
+  auto& row = r.rows[0];
+  CHECK(r.column_types.at(2) == "int8");
+  CHECK(row[0] == value{7});
+  CHECK(row[1] == value{70000});
+  CHECK(row[2].as_int() == 9007199254740993);
+  CHECK(row[3].as_double() == 1.5);
+  CHECK(row[4].as_double() == 2.25);
+  CHECK(row[5] == value{"12345.6789"}); // numeric stays exact, as text
+  CHECK(row[6] == value{true});
+  CHECK(row[7] == value{"héllo"});
+  CHECK(row[9].as_blob() == bytes);
+  CHECK(row[10] == value{"2026-11-22"});
+  CHECK(row[11] == value{"2026-11-22 10:11:12"});
+  CHECK(row[12].as_text().find("2026-11-22 10:11:12") == 0);
+  CHECK(nlohmann::json::parse(row[13].as_text())["a"][1] == 2);
+  CHECK(nlohmann::json::parse(row[14].as_text())["b"] == true);
+  CHECK(row[15] == value{"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"});
+  CHECK(r.rows[1][1].is_null());
+  // RETURNING rows come back like any query.
+  auto ret = must_exec({"INSERT INTO kinds (i4) VALUES ($1) RETURNING i4 * 2 AS doubled", {21}});
+  CHECK(ret.rows.at(0).at(0) == value{42});
+  CHECK(ret.affected_rows == 1);
+}
+
+TEST_CASE("read-only sessions go to the standby, writes to the primary", "[pg]") {
+  temp_dir dir;
+  pg_schema schema;
+  auto cfg = must_config(with_schema(pg_url(), schema.name));
+  REQUIRE(apply_option(cfg, "read_url", nlohmann::json(pg_read_url())));
+  cfg.log_level = "off";
+  database_fixture fx{cfg};
+  fx.require_ready();
+  session_options ro;
+  ro.read_only = true;
+  auto on_reader = fx.cli->exec({"SELECT pg_is_in_recovery()"}, ro);
+  REQUIRE(on_reader);
+  CHECK(on_reader->rows.at(0).at(0) == value{true});
+  auto on_writer = fx.cli->exec({"SELECT pg_is_in_recovery()"});
+  REQUIRE(on_writer);
+  CHECK(on_writer->rows.at(0).at(0) == value{false});
+  auto write = fx.cli->exec({"CREATE TABLE nope (x int)"}, ro);
+  REQUIRE(!write);
+  INFO(text(write.error()));
+  CHECK(is(write.error(), errc::read_only_violation));
+  CHECK(describe(write.error()).message.find("read-only") != std::string::npos);
+  auto report = fx.cli->status();
+  REQUIRE(report);
+  bool reader_ready = false;
+  for (auto& c : report->components)
+    reader_ready =
+        reader_ready || (c.component == "engine:reader" && c.state == readiness_state::ready);
+  CHECK(reader_ready);
+  bool has_reader_pool = false;
+  for (auto& p : report->pools)
+    has_reader_pool = has_reader_pool || (p.engine == "reader" && p.checkouts >= 1);
+  CHECK(has_reader_pool);
+}
+
+TEST_CASE("connection failures are typed, name the cause, and never show the password", "[pg]") {
+  auto base = pg_url();
+  auto password = server_password();
+  auto port =
+      base.substr(base.rfind(':') + 1, base.find('/', base.rfind(':')) - base.rfind(':') - 1);
+  SECTION("wrong password") {
+    auto err = start_failure(replace_all(base, ":" + password + "@", ":wrong-secret@"));
+    CHECK(is(err, errc::connect_failed));
+    CHECK(describe(err).message.find("password authentication failed") != std::string::npos);
+    CHECK(render(err).find("wrong-secret") == std::string::npos);
+  }
+  SECTION("missing database") {
+    auto err = start_failure(replace_all(base, "/postgres", "/no_such_db"));
+    CHECK(is(err, errc::connect_failed));
+    CHECK(describe(err).message.find("no_such_db") != std::string::npos);
+    CHECK(render(err).find(password) == std::string::npos);
+  }
+  SECTION("refused port") {
+    auto err = start_failure(replace_all(base, ":" + port + "/", ":1/"));
+    CHECK(is(err, errc::connect_failed));
+    CHECK(describe(err).message.find("refused") != std::string::npos);
+    CHECK(render(err).find(password) == std::string::npos);
+  }
+  SECTION("unknown host") {
+    auto err = start_failure(replace_all(base, "@127.0.0.1:", "@no-such-host.invalid:"));
+    CHECK(is(err, errc::connect_failed));
+    CHECK(describe(err).message.find("no-such-host.invalid") != std::string::npos);
+    CHECK(render(err).find(password) == std::string::npos);
+  }
+  SECTION("bad sslmode is refused at load time") {
+    auto cfg = config_from_url(base + "?sslmode=sometimes");
+    REQUIRE(!cfg);
+    CHECK(cfg.error().code == errc::invalid_config);
+    CHECK(cfg.error().message.find("sslmode") != std::string::npos);
+    CHECK(cfg.error().message.find(password) == std::string::npos);
+  }
+}
+
+TEST_CASE("statement_timeout is enforced by the server and the connection is reused", "[pg]") {
+  temp_dir dir;
+  auto cfg = pg_backend::make_config(dir);
+  cfg.statement_timeout = std::chrono::milliseconds(300);
+  database_fixture fx{cfg};
+  fx.require_ready();
+  auto slow = fx.cli->exec({"SELECT pg_sleep(5)"});
+  REQUIRE(!slow);
+  INFO(text(slow.error()));
+  CHECK(is(slow.error(), errc::statement_timeout));
+  CHECK(describe(slow.error()).driver_code == "57014");
+  auto next = fx.cli->exec({"SELECT 1"});
+  REQUIRE(next);
+  auto pool = fx.stats("shared");
+  CHECK(pool.discarded == 0);
+  CHECK(pool.total == 1);
+}
+
+TEST_CASE("the password appears in no log line, error or status", "[pg]") {
+  std::ostringstream captured;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
+  temp_dir dir;
+  auto cfg = pg_backend::make_config(dir);
+  cfg.log_level = "debug";
+  cfg.echo = true;
+  std::string status_json;
+  {
+    database_fixture fx{cfg};
+    for (auto role : {"database", "engine", "session", "setup", "sql"})
+      spdlog::get(std::string{"cafdb."} + role)->sinks().push_back(sink);
+    fx.require_ready();
+    fx.must_exec({"SELECT 1"});
+    auto bad = fx.cli->exec({"SELEC 1"});
+    REQUIRE(!bad);
+    captured << render(bad.error());
+    auto report = fx.cli->status();
+    REQUIRE(report);
+    status_json = nlohmann::json(*report).dump();
+    CHECK(status_json.find("***") != std::string::npos);
+    fx.cli->stop();
+  }
+  auto failure = start_failure(replace_all(pg_url(), "/postgres", "/no_such_db"));
+  captured << render(failure);
+  for (auto role : {"database", "engine", "session", "setup", "sql"}) {
+    auto& sinks = spdlog::get(std::string{"cafdb."} + role)->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
+  }
+  auto password = server_password();
+  CHECK_FALSE(captured.str().empty());
+  CHECK(captured.str().find(password) == std::string::npos);
+  CHECK(status_json.find(password) == std::string::npos);
+}
+
+TEST_CASE("DB_* variables and a .env file configure PostgreSQL, whatever the password holds",
+          "[pg]") {
+  // A role whose password has every character that breaks hand-built URLs.
+  std::string password = "p@ss:w/rd% x'\"y";
+  pg_admin("DROP ROLE IF EXISTS cafdb_special");
+  pg_admin("CREATE ROLE cafdb_special LOGIN PASSWORD 'p@ss:w/rd% x''\"y'");
+  auto base = pg_url();
+  auto host_start = base.find('@') + 1;
+  auto host = base.substr(host_start, base.find(':', host_start) - host_start);
+  auto port_start = base.find(':', host_start) + 1;
+  auto port = base.substr(port_start, base.find('/', port_start) - port_start);
+  ::unsetenv("CAFDB_URL");
+  SECTION("from the environment") {
+    ::setenv("DB_USERNAME", "cafdb_special", 1);
+    ::setenv("DB_PASSWORD", password.c_str(), 1);
+    ::setenv("DB_HOST", host.c_str(), 1);
+    ::setenv("DB_PORT", port.c_str(), 1);
+    ::setenv("DB_NAME", "postgres", 1);
+    auto cfg = config_from_env();
+    INFO((cfg ? std::string{} : cfg.error().message));
+    REQUIRE(cfg);
+    CHECK(cfg->redacted_url().find("p@ss") == std::string::npos);
+    cfg->log_level = "off";
+    database_fixture fx{*cfg};
+    fx.require_ready();
+    auto who = fx.must_exec({"SELECT current_user"});
+    CHECK(who.rows.at(0).at(0) == value{"cafdb_special"});
+    ::unsetenv("DB_PASSWORD");
+    auto missing = config_from_env();
+    REQUIRE(!missing);
+    CHECK(missing.error().message.find("DB_PASSWORD is not set") != std::string::npos);
+    CHECK(missing.error().message.find("None") == std::string::npos);
+    for (auto name : {"DB_USERNAME", "DB_HOST", "DB_PORT", "DB_NAME"})
+      ::unsetenv(name);
+  }
+  SECTION("from a .env file") {
+    temp_dir dir;
+    {
+      std::ofstream out{dir.file(".env")};
+      out << "# database settings\nDB_USERNAME=cafdb_special\nDB_PASSWORD='" << password
+          << "'\nDB_HOST=" << host << "\nexport DB_PORT=" << port << "\nDB_NAME=postgres\n"
+          << "CAFDB_POOL_SIZE=3\n";
+    }
+    auto cfg = config_from_env(dir.file(".env"));
+    INFO((cfg ? std::string{} : cfg.error().message));
+    REQUIRE(cfg);
+    CHECK(cfg->pool_size == 3);
+    cfg->log_level = "off";
+    database_fixture fx{*cfg};
+    fx.require_ready();
+    CHECK(fx.must_exec({"SELECT current_user"}).rows.at(0).at(0) == value{"cafdb_special"});
+  }
+  SECTION("from a percent-encoded URL") {
+    auto url = "postgresql://cafdb_special:p%40ss%3Aw%2Frd%25%20x%27%22y@" + host + ":" + port +
+               "/postgres?application_name=cafdb-test&pool_size=2";
+    auto cfg = config_from_url(url);
+    REQUIRE(cfg);
+    CHECK(cfg->pool_size == 2);
+    CHECK(cfg->redacted_url().find("p%40ss") == std::string::npos);
+    cfg->log_level = "off";
+    database_fixture fx{*cfg};
+    fx.require_ready();
+    auto app = fx.must_exec({"SELECT current_setting('application_name')"});
+    CHECK(app.rows.at(0).at(0) == value{"cafdb-test"});
+  }
+  pg_admin("DROP ROLE IF EXISTS cafdb_special");
+}
