@@ -201,6 +201,21 @@ std::string percent_decode(const std::string& text) {
   return out;
 }
 
+// Splits "a=1&b=2" into its non-empty "key=value" parts.
+std::vector<std::string> split_query(const std::string& query) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start < query.size()) {
+    auto end = query.find('&', start);
+    if (end == std::string::npos)
+      end = query.size();
+    if (end > start)
+      parts.push_back(query.substr(start, end - start));
+    start = end + 1;
+  }
+  return parts;
+}
+
 // Replaces the password of `scheme://user:password@host` and of a `password=` query
 // parameter with ***.
 std::string redact(const std::string& url) {
@@ -293,14 +308,7 @@ outcome<config> postgres_from_url(const std::string& url) {
   std::vector<std::pair<std::string, std::string>> ours;
   std::string theirs;
   if (q != std::string::npos) {
-    auto query = url.substr(q + 1);
-    size_t start = 0;
-    while (start < query.size()) {
-      auto end = query.find('&', start);
-      if (end == std::string::npos)
-        end = query.size();
-      auto pair = query.substr(start, end - start);
-      start = end + 1;
+    for (auto& pair : split_query(url.substr(q + 1))) {
       auto eq = pair.find('=');
       auto key = percent_decode(pair.substr(0, eq));
       if (eq != std::string::npos && is_cafdb_option(key) && key != "mode")
@@ -389,15 +397,7 @@ outcome<config> config_from_url(const std::string& url) {
     return malformed("unknown scheme '" + url.substr(0, url.find("://")) + "'");
   }
   // Query parameters: SQLite's mode, then any cafdb option.
-  size_t start = 0;
-  while (start < query.size()) {
-    auto end = query.find('&', start);
-    if (end == std::string::npos)
-      end = query.size();
-    auto pair = query.substr(start, end - start);
-    start = end + 1;
-    if (pair.empty())
-      continue;
+  for (auto& pair : split_query(query)) {
     auto eq = pair.find('=');
     if (eq == std::string::npos)
       return malformed("query parameter '" + pair + "' has no value");
