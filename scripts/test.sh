@@ -13,6 +13,9 @@ jobs="$(nproc)"
 # shellcheck source=scripts/pg-cluster.sh
 source "$root/scripts/pg-cluster.sh"
 trap pg_cluster_stop EXIT
+# A signal ends the script through exit, so the EXIT trap stops the servers then too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 pg_cluster_start
 
 run_suite() {
