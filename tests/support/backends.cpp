@@ -72,10 +72,11 @@ pg_schema::~pg_schema() {
 }
 
 config pg_backend::make_config(const temp_dir&) {
-  // A schema per database, all dropped at exit.
-  static std::vector<std::unique_ptr<pg_schema>> schemas;
-  schemas.push_back(std::make_unique<pg_schema>());
-  auto cfg = must_config(with_schema(pg_url(), schemas.back()->name));
+  // A schema per database. Never destroyed on purpose: at exit OpenSSL is already torn
+  // down and libpq cannot connect to drop them; the test server is thrown away anyway.
+  static auto* schemas = new std::vector<std::unique_ptr<pg_schema>>();
+  schemas->push_back(std::make_unique<pg_schema>());
+  auto cfg = must_config(with_schema(pg_url(), schemas->back()->name));
   cfg.pool_timeout = std::chrono::milliseconds(5000);
   cfg.statement_timeout = std::chrono::milliseconds(20000);
   cfg.log_level = std::getenv("CAFDB_TEST_LOG") ? std::getenv("CAFDB_TEST_LOG") : "off";
