@@ -83,7 +83,6 @@ struct engine_state {
   std::vector<connection_actor> all; // every connection ever spawned and not yet gone
   uint64_t next_id = 1;
   int32_t attempts = 0;
-  readiness_state readiness = readiness_state::starting;
   std::shared_ptr<spdlog::logger> log;
 
   // Runs on every exit path (CAF 0.17 destroys the state before attach_functor
@@ -128,7 +127,6 @@ std::string counts(const pool& p) {
 
 void publish(engine_pointer self, readiness_state state, std::string detail) {
   auto& st = self->state;
-  st.readiness = state;
   self->send(st.db, readiness_event{"engine:" + st.role, state, std::move(detail), st.attempts,
                                     caf::make_timestamp()});
 }

@@ -44,10 +44,17 @@ class driver {
   /// Rolls back whatever is open; succeeds if nothing is open.
   virtual outcome<done> rollback() = 0;
 
-  /// `name` must already be a valid identifier (see `is_identifier`).
-  virtual outcome<done> savepoint(const std::string& name) = 0;
-  virtual outcome<done> release(const std::string& name) = 0;
-  virtual outcome<done> rollback_to(const std::string& name) = 0;
+  /// `name` must already be a valid identifier (see `is_identifier`). The SQL is the
+  /// same on every engine, so it is written once here, on top of `run_control`.
+  virtual outcome<done> savepoint(const std::string& name) {
+    return run_control("SAVEPOINT \"" + name + "\"");
+  }
+  virtual outcome<done> release(const std::string& name) {
+    return run_control("RELEASE SAVEPOINT \"" + name + "\"");
+  }
+  virtual outcome<done> rollback_to(const std::string& name) {
+    return run_control("ROLLBACK TO SAVEPOINT \"" + name + "\"");
+  }
 
   /// Makes statements outside explicit transactions read-only (or not). Called before
   /// every request; drivers only talk to the server when the mode changes.
@@ -61,6 +68,10 @@ class driver {
 
   /// A short description for logs: engine, target and role. Never contains secrets.
   virtual std::string describe() const = 0;
+
+ protected:
+  /// Runs a parameterless control statement (transaction and savepoint SQL).
+  virtual outcome<done> run_control(const std::string& sql) = 0;
 };
 
 /// Makes the driver for one connection of the given role.

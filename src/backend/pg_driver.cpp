@@ -361,18 +361,6 @@ outcome<done> pg_driver::rollback() {
   return run_simple("ROLLBACK");
 }
 
-outcome<done> pg_driver::savepoint(const std::string& name) {
-  return run_simple("SAVEPOINT \"" + name + "\"");
-}
-
-outcome<done> pg_driver::release(const std::string& name) {
-  return run_simple("RELEASE SAVEPOINT \"" + name + "\"");
-}
-
-outcome<done> pg_driver::rollback_to(const std::string& name) {
-  return run_simple("ROLLBACK TO SAVEPOINT \"" + name + "\"");
-}
-
 outcome<done> pg_driver::set_read_only(bool read_only) {
   if (read_only == read_only_ || role_ == connection_role::reader)
     return done{};

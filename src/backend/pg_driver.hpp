@@ -39,13 +39,13 @@ class pg_driver final : public driver {
   outcome<done> begin(bool read_only) override;
   outcome<done> commit() override;
   outcome<done> rollback() override;
-  outcome<done> savepoint(const std::string& name) override;
-  outcome<done> release(const std::string& name) override;
-  outcome<done> rollback_to(const std::string& name) override;
   outcome<done> set_read_only(bool read_only) override;
   bool in_transaction() const override;
   void interrupt() noexcept override;
   std::string describe() const override;
+
+ protected:
+  outcome<done> run_control(const std::string& sql) override { return run_simple(sql); }
 
  private:
   struct prepared {

@@ -424,18 +424,6 @@ outcome<done> sqlite_driver::rollback() {
   return run_simple("ROLLBACK");
 }
 
-outcome<done> sqlite_driver::savepoint(const std::string& name) {
-  return run_simple(("SAVEPOINT \"" + name + "\"").c_str());
-}
-
-outcome<done> sqlite_driver::release(const std::string& name) {
-  return run_simple(("RELEASE SAVEPOINT \"" + name + "\"").c_str());
-}
-
-outcome<done> sqlite_driver::rollback_to(const std::string& name) {
-  return run_simple(("ROLLBACK TO SAVEPOINT \"" + name + "\"").c_str());
-}
-
 outcome<done> sqlite_driver::set_read_only(bool read_only) {
   // Readers are always query_only, and read-only sessions never reach the writer; only
   // the one shared connection of an in-memory database switches.

@@ -83,6 +83,12 @@ class fake_driver final : public driver {
   void interrupt() noexcept override {}
   std::string describe() const override { return "fake"; }
 
+ protected:
+  outcome<done> run_control(const std::string& sql) override {
+    script_->record(sql);
+    return done{};
+  }
+
  private:
   static db_error lost(const char* during) {
     return db_error{errc::connection_lost, std::string{"link broke during "} + during, "08006",
