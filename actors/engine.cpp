@@ -63,6 +63,14 @@ struct pool {
   int64_t timeouts = 0;
   int64_t discarded = 0;
   int64_t opened = 0;
+  int64_t cancelled = 0;
+};
+
+// A connection actor and its driver: the engine keeps the driver to cancel a
+// statement from outside the connection's thread (driver::interrupt).
+struct member {
+  connection_actor connection;
+  std::shared_ptr<driver> drv;
 };
 
 struct lease_entry {
@@ -80,7 +88,7 @@ struct engine_state {
   std::vector<pool> pools;
   std::unordered_map<uint64_t, lease_entry> leases;
   std::unordered_set<caf::actor_addr> monitored;
-  std::vector<connection_actor> all; // every connection ever spawned and not yet gone
+  std::vector<member> all; // every connection spawned and not yet gone
   uint64_t next_id = 1;
   int32_t attempts = 0;
   std::shared_ptr<spdlog::logger> log;
@@ -92,8 +100,8 @@ struct engine_state {
       for (auto& w : p.waiters)
         w.promise.deliver(
             make_error(errc::shutting_down, "the engine stopped while this checkout was waiting"));
-    for (auto& conn : all)
-      caf::anon_send_exit(conn, caf::exit_reason::user_shutdown);
+    for (auto& m : all)
+      caf::anon_send_exit(m.connection, caf::exit_reason::user_shutdown);
   }
 };
 
@@ -131,10 +139,23 @@ void publish(engine_pointer self, readiness_state state, std::string detail) {
                                     caf::make_timestamp()});
 }
 
+std::vector<member>::iterator find_member(engine_state& st, const connection_actor& conn) {
+  return std::find_if(st.all.begin(), st.all.end(),
+                      [&](const member& m) { return m.connection == conn; });
+}
+
 void forget(engine_state& st, const connection_actor& conn) {
-  auto i = std::find(st.all.begin(), st.all.end(), conn);
+  auto i = find_member(st, conn);
   if (i != st.all.end())
     st.all.erase(i);
+}
+
+connection_actor spawn_member(engine_pointer self, connection_role role) {
+  auto& st = self->state;
+  std::shared_ptr<driver> drv = st.factory(role);
+  auto conn = spawn_connection(self->system(), drv, st.cfg);
+  st.all.push_back(member{conn, std::move(drv)});
+  return conn;
 }
 
 void close_connection(engine_state& st, const connection_actor& conn) {
@@ -204,8 +225,7 @@ void open_connection(engine_pointer self, size_t index) {
   auto& p = st.pools[index];
   p.total += 1;
   p.opening += 1;
-  auto conn = spawn_connection(self->system(), st.factory(p.role), st.cfg);
-  st.all.push_back(conn);
+  auto conn = spawn_member(self, p.role);
   self->request(conn, st.cfg->connect_timeout, caf::connect_atom::value)
       .then(
           [=](caf::ok_atom) {
@@ -226,6 +246,33 @@ void open_connection(engine_pointer self, size_t index) {
           });
 }
 
+// Rolls back whatever the connection has open, then pools it; discards it if the
+// rollback fails or the connection stays silent past `within`.
+void reset_then_pool(engine_pointer self, size_t index, connection_actor conn, caf::timespan within,
+                     const char* why_discarded) {
+  self->request(conn, within, caf::reset_atom::value)
+      .then([=](caf::ok_atom) { give_back(self, index, conn); },
+            [=](caf::error&) { discard(self, index, conn, why_discarded); });
+}
+
+// A request passed its deadline: cancel the statement on the server (the connection
+// actor is blocked in it), then drain. The reset queues behind the cancelled request
+// in the connection's mailbox, so its answer proves the connection is quiet again.
+void cancel_then_pool(engine_pointer self, size_t index, connection_actor conn) {
+  auto& st = self->state;
+  if (auto i = find_member(st, conn); i != st.all.end()) {
+    // PQcancel opens a connection of its own and may block: never on the engine's thread.
+    auto interrupter = [](caf::blocking_actor*, std::shared_ptr<driver> drv) { drv->interrupt(); };
+    self->system().spawn<caf::detached>(interrupter, i->drv);
+  }
+  st.pools[index].cancelled += 1;
+  st.log->warn("a {} connection outlived its request's deadline: cancelling the statement",
+               st.pools[index].name);
+  // Reaching the server again takes at most connect_timeout; beyond it the link is dead.
+  reset_then_pool(self, index, conn, st.cfg->connect_timeout,
+                  "it did not answer after its statement was cancelled");
+}
+
 void reclaim_leases(engine_pointer self, const caf::actor_addr& session) {
   auto& st = self->state;
   for (auto i = st.leases.begin(); i != st.leases.end();) {
@@ -238,12 +285,8 @@ void reclaim_leases(engine_pointer self, const caf::actor_addr& session) {
     st.pools[entry.pool_index].in_use -= 1;
     st.log->warn("session went down holding a {} connection: rolling back",
                  st.pools[entry.pool_index].name);
-    auto index = entry.pool_index;
-    auto conn = entry.connection;
-    self->request(conn, st.cfg->statement_timeout, caf::reset_atom::value)
-        .then(
-            [=](caf::ok_atom) { give_back(self, index, conn); },
-            [=](caf::error&) { discard(self, index, conn, "rollback after session loss failed"); });
+    reset_then_pool(self, entry.pool_index, entry.connection, st.cfg->statement_timeout,
+                    "rollback after session loss failed");
   }
   for (auto& p : st.pools)
     p.waiters.erase(std::remove_if(p.waiters.begin(), p.waiters.end(),
@@ -288,8 +331,7 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
         auto rp = self->make_response_promise<caf::ok_atom>();
         main.total += 1;
         main.opening += 1;
-        auto conn = spawn_connection(self->system(), st.factory(main.role), st.cfg);
-        st.all.push_back(conn);
+        auto conn = spawn_member(self, main.role);
         self->request(conn, st.cfg->connect_timeout, caf::connect_atom::value)
             .then(
                 [=](caf::ok_atom) mutable {
@@ -354,10 +396,11 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
           give_back(self, index, conn);
           break;
         case connection_condition::needs_rollback:
-          self->request(conn, st.cfg->statement_timeout, caf::reset_atom::value)
-              .then(
-                  [=](caf::ok_atom) { give_back(self, index, conn); },
-                  [=](caf::error&) { discard(self, index, conn, "rollback at check-in failed"); });
+          reset_then_pool(self, index, conn, st.cfg->statement_timeout,
+                          "rollback at check-in failed");
+          break;
+        case connection_condition::running:
+          cancel_then_pool(self, index, conn);
           break;
         case connection_condition::broken:
           discard(self, index, conn, "returned in an unknown state");
@@ -371,7 +414,7 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
           out.push_back(pool_stats{st.role, p.name, p.size, p.max, p.total,
                                    static_cast<int32_t>(p.idle.size()), p.in_use,
                                    static_cast<int32_t>(p.waiters.size()), p.checkouts, p.timeouts,
-                                   p.discarded, p.opened});
+                                   p.discarded, p.opened, p.cancelled});
         return out;
       },
       [=](expire_atom, uint64_t waiter_id) {

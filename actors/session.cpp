@@ -31,8 +31,9 @@
 // 3. Requests are handled one at a time: every call to the engine or connection is
 //    `await`ed, so a client that pipelines requests gets them in order.
 // 4. A lease leaves the session exactly once, by check-in: clean when no transaction
-//    is open, needs_rollback when one may be, broken when the connection's state is
-//    unknown (a request to it failed at the CAF level or timed out).
+//    is open, needs_rollback when one may be, running when a request passed its
+//    deadline (the engine cancels it on the server and drains the connection), broken
+//    when the connection's state is unknown (a request to it failed at the CAF level).
 #include "actors/session.hpp"
 
 #include <cassert>
@@ -82,10 +83,16 @@ bool in_transaction(const session_state& st) {
   return st.phase == session_phase::in_tx || st.phase == session_phase::failed;
 }
 
-caf::timespan statement_timeout(const session_state& st) {
+caf::timespan request_deadline(const session_state& st) {
+  if (st.options.request_timeout.count() > 0)
+    return st.options.request_timeout;
   // Trails the server-side statement_timeout, so the server cancels first and the
   // connection stays usable; our own deadline only catches a hung link.
   return caf::timespan{st.cfg->statement_timeout} + std::chrono::seconds(1);
+}
+
+int64_t milliseconds(caf::timespan span) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
 }
 
 // An error from CAF itself (timeout, actor gone) means the connection's state is unknown.
@@ -98,12 +105,20 @@ caf::error explain_connection_failure(const session_state& st, const caf::error&
     return err;
   if (err == caf::sec::request_timeout)
     return make_error(errc::statement_timeout,
-                      "the statement did not finish within statement_timeout (" +
-                          std::to_string(st.cfg->statement_timeout.count()) +
-                          " ms); its connection was discarded");
+                      "the request did not finish within its deadline (" +
+                          std::to_string(milliseconds(request_deadline(st))) +
+                          " ms); the statement was cancelled on the server. Raise "
+                          "request_timeout / statement_timeout, or make the query cheaper");
   return make_error(errc::connection_lost, "the connection went away during the request (" +
                                                to_string(err) +
                                                "); it was discarded, retry the request");
+}
+
+// How to give back a connection whose request failed outside the driver.
+connection_condition condition_after(const caf::error& err) {
+  // A request past its deadline is still running there: the engine cancels and drains it.
+  return err == caf::sec::request_timeout ? connection_condition::running
+                                          : connection_condition::broken;
 }
 
 void check_in(session_pointer self, connection_condition condition) {
@@ -158,10 +173,10 @@ void end_session(session_pointer self, const char* why, F then) {
     then();
   };
   if (st.held && in_transaction(st)) {
-    self->request(st.held->connection, statement_timeout(st), tx_atom::value,
+    self->request(st.held->connection, request_deadline(st), tx_atom::value,
                   tx_command{tx_op::rollback, {}, false})
         .await([=](caf::ok_atom) mutable { finish(connection_condition::clean); },
-               [=](caf::error&) mutable { finish(connection_condition::broken); });
+               [=](caf::error& err) mutable { finish(condition_after(err)); });
     return;
   }
   finish(connection_condition::clean);
@@ -199,7 +214,7 @@ template <class Result, class Convert>
 void run_batch(session_pointer self, caf::typed_response_promise<Result> rp, exec_request req,
                Convert convert) {
   with_lease(self, rp, [=](connection_actor conn) mutable {
-    self->request(conn, statement_timeout(self->state), exec_atom::value, req)
+    self->request(conn, request_deadline(self->state), exec_atom::value, req)
         .await(
             [=](std::vector<result_set>& results) mutable {
               auto& st = self->state;
@@ -213,7 +228,7 @@ void run_batch(session_pointer self, caf::typed_response_promise<Result> rp, exe
             [=](caf::error& err) mutable {
               auto& st = self->state;
               if (connection_unknown(err)) {
-                check_in(self, connection_condition::broken);
+                check_in(self, condition_after(err));
                 // A transaction died with its connection: stay failed, so the client learns
                 // of it at its next request instead of slipping into autocommit.
                 if (in_transaction(st))
@@ -238,7 +253,7 @@ template <class OnOk>
 caf::typed_response_promise<caf::ok_atom> run_tx(session_pointer self, tx_command cmd, OnOk on_ok) {
   auto rp = self->make_response_promise<caf::ok_atom>();
   with_lease(self, rp, [=](connection_actor conn) mutable {
-    self->request(conn, statement_timeout(self->state), tx_atom::value, cmd)
+    self->request(conn, request_deadline(self->state), tx_atom::value, cmd)
         .await(
             [=](caf::ok_atom) mutable {
               on_ok();
@@ -248,7 +263,7 @@ caf::typed_response_promise<caf::ok_atom> run_tx(session_pointer self, tx_comman
             [=](caf::error& err) mutable {
               auto& st = self->state;
               if (connection_unknown(err)) {
-                check_in(self, connection_condition::broken);
+                check_in(self, condition_after(err));
                 bool was_open = in_transaction(st);
                 bool ends_tx =
                     cmd.op == tx_op::begin || cmd.op == tx_op::commit || cmd.op == tx_op::rollback;

@@ -32,7 +32,10 @@ enum class connection_condition : uint8_t {
   clean,
   /// A transaction may be open (client died, timeout): ROLLBACK before pooling.
   needs_rollback,
-  /// State unknown (a request timed out, commit in doubt, rollback failed): discard.
+  /// A request passed its deadline and may still be running: cancel it on the server,
+  /// wait for the connection to answer, roll back, then pool (or discard if it stays silent).
+  running,
+  /// State unknown (link lost, commit in doubt, rollback failed): discard.
   broken,
 };
 

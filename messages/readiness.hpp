@@ -74,12 +74,14 @@ struct pool_stats {
   int64_t timeouts = 0;
   int64_t discarded = 0; ///< Connections thrown away in an unknown state.
   int64_t opened = 0;    ///< Connections opened since start.
+  int64_t cancelled = 0; ///< Statements cancelled on the server past a request deadline.
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pool_stats& x) {
   return f(caf::meta::type_name("cafdb::pool_stats"), x.engine, x.pool, x.size, x.max, x.total,
-           x.idle, x.in_use, x.waiting, x.checkouts, x.timeouts, x.discarded, x.opened);
+           x.idle, x.in_use, x.waiting, x.checkouts, x.timeouts, x.discarded, x.opened,
+           x.cancelled);
 }
 
 /// The whole picture, as `status` answers it. Contains no secrets.

@@ -18,6 +18,10 @@ struct session_options {
   caf::timespan wait_timeout{0};
   /// Idle timeout for this session; zero means the database's `session_idle_timeout`.
   caf::timespan idle_timeout{0};
+  /// Deadline of each request on its connection; zero means `statement_timeout` plus a
+  /// second (the server cancels first). Past it, cafdb cancels the statement on the
+  /// server and drains the connection before anyone uses it again.
+  caf::timespan request_timeout{0};
   /// A label for logs (never SQL or secrets).
   std::string label;
 };
@@ -25,7 +29,7 @@ struct session_options {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, session_options& x) {
   return f(caf::meta::type_name("cafdb::session_options"), x.read_only, x.wait_timeout,
-           x.idle_timeout, x.label);
+           x.idle_timeout, x.request_timeout, x.label);
 }
 
 /// The session states of DESIGN.md section 2.

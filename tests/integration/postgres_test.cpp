@@ -190,6 +190,32 @@ TEST_CASE("statement_timeout is enforced by the server and the connection is reu
   CHECK(pool.total == 1);
 }
 
+TEST_CASE("a request past its deadline is cancelled on the server, not left running", "[pg]") {
+  temp_dir dir;
+  auto cfg = pg_backend::make_config(dir);
+  cfg.pool_size = 1;
+  cfg.max_overflow = 0;
+  database_fixture fx{cfg};
+  fx.require_ready();
+  session_options options;
+  options.request_timeout = std::chrono::milliseconds(300);
+  auto s = fx.cli->open_session(options);
+  REQUIRE(s);
+  auto pid = s->exec({"SELECT pg_backend_pid()"});
+  REQUIRE(pid);
+  auto slow = s->exec({"SELECT pg_sleep(600) AS cafdb_cancel_probe"});
+  REQUIRE(!slow);
+  CHECK(is(slow.error(), errc::statement_timeout));
+  // Served by the same backend once the cancelled query has ended: nothing of it runs.
+  auto after = s->exec({"SELECT pg_backend_pid(), (SELECT count(*) FROM pg_stat_activity WHERE "
+                        "state = 'active' AND query LIKE '%AS cafdb_cancel_probe')"});
+  REQUIRE(after);
+  CHECK(after->rows.at(0).at(0).as_int() == pid->rows.at(0).at(0).as_int());
+  // (The pattern must match at the end, so this query's own text does not count.)
+  CHECK(after->rows.at(0).at(1).as_int() == 0);
+  CHECK(fx.stats("shared").cancelled == 1);
+}
+
 TEST_CASE("the password appears in no log line, error or status", "[pg]") {
   std::ostringstream captured;
   auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <unistd.h>
@@ -13,6 +14,19 @@ namespace cafdb::test {
 
 config sqlite_backend::make_config(const temp_dir& dir) {
   return file_config(dir);
+}
+
+sqlite_backend::late_database::late_database(const temp_dir& dir) : path(dir.file("late.db")) {}
+
+config sqlite_backend::late_database::make_config() const {
+  auto cfg = must_config("sqlite:///" + path + "?mode=rw");
+  cfg.log_level = "off";
+  return cfg;
+}
+
+void sqlite_backend::late_database::create() {
+  std::ofstream out{path}; // an empty file is a valid, empty SQLite database
+  REQUIRE(out.good());
 }
 
 std::string pg_url() {
@@ -37,6 +51,7 @@ std::string try_admin(const char* url, const std::string& sql) {
   std::unique_ptr<PGconn, decltype(&PQfinish)> conn{PQconnectdb(url), &PQfinish};
   if (PQstatus(conn.get()) != CONNECTION_OK)
     return PQerrorMessage(conn.get());
+  PQsetNoticeProcessor(conn.get(), [](void*, const char*) {}, nullptr); // "skipping" notes
   std::unique_ptr<PGresult, decltype(&PQclear)> res{PQexec(conn.get(), sql.c_str()), &PQclear};
   auto status = PQresultStatus(res.get());
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
@@ -57,11 +72,26 @@ std::string with_schema(const std::string& url, const std::string& schema) {
          schema;
 }
 
-pg_schema::pg_schema() {
+namespace {
+
+// A name no other test (or test process) on the server uses.
+std::string unique_name(const char* prefix) {
   std::random_device rd;
-  static int counter = 0;
-  name = "cafdb_t" + std::to_string(::getpid()) + "_" + std::to_string(++counter) + "_" +
+  static std::atomic<int> counter{0};
+  return prefix + std::to_string(::getpid()) + "_" + std::to_string(++counter) + "_" +
          std::to_string(rd() % 100000);
+}
+
+// The test server's URL with another database name.
+std::string with_database(const std::string& url, const std::string& name) {
+  auto path = url.find('/', url.find("://") + 3);
+  auto end = url.find('?', path);
+  return url.substr(0, path + 1) + name + (end == std::string::npos ? "" : url.substr(end));
+}
+
+} // namespace
+
+pg_schema::pg_schema() : name(unique_name("cafdb_t")) {
   pg_admin("CREATE SCHEMA " + name);
 }
 
@@ -81,6 +111,24 @@ config pg_backend::make_config(const temp_dir&) {
   cfg.statement_timeout = std::chrono::milliseconds(20000);
   cfg.log_level = std::getenv("CAFDB_TEST_LOG") ? std::getenv("CAFDB_TEST_LOG") : "off";
   return cfg;
+}
+
+pg_backend::late_database::late_database(const temp_dir&) : name(unique_name("cafdb_late")) {}
+
+pg_backend::late_database::~late_database() {
+  // FORCE: a connection still closing must not keep the database alive.
+  if (auto url = std::getenv("CAFDB_TEST_PG_URL"))
+    try_admin(url, "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+}
+
+config pg_backend::late_database::make_config() const {
+  auto cfg = must_config(with_database(pg_url(), name));
+  cfg.log_level = "off";
+  return cfg;
+}
+
+void pg_backend::late_database::create() {
+  pg_admin("CREATE DATABASE " + name);
 }
 
 } // namespace cafdb::test

@@ -19,6 +19,16 @@ struct sqlite_backend {
   static constexpr const char* ro_pool = "reader";
   /// True if `result_set::last_insert_id` is filled by INSERT.
   static constexpr bool has_last_insert_id = true;
+  /// A query that never finishes by itself (interrupt() ends it).
+  static constexpr const char* endless_sql =
+      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+  /// A database that does not exist until `create()`: a file opened with `mode=rw`.
+  struct late_database {
+    explicit late_database(const temp_dir& dir);
+    config make_config() const;
+    void create();
+    std::string path;
+  };
 };
 
 /// PostgreSQL from `CAFDB_TEST_PG_URL` (scripts/test.sh starts a throwaway server);
@@ -30,6 +40,16 @@ struct pg_backend {
   static constexpr const char* rw_pool = "shared";
   static constexpr const char* ro_pool = "shared";
   static constexpr bool has_last_insert_id = false;
+  static constexpr const char* endless_sql = "SELECT pg_sleep(600)";
+  /// A database that does not exist until `create()` runs CREATE DATABASE; dropped
+  /// when this object goes (after the test's runtime has stopped).
+  struct late_database {
+    explicit late_database(const temp_dir& dir);
+    ~late_database();
+    config make_config() const;
+    void create();
+    std::string name;
+  };
 };
 
 /// The URL of the test server; fails the test with instructions when it is not set.

@@ -57,10 +57,11 @@ TEST_CASE("messages survive a binary round trip", "[messages]") {
   CHECK(ev.state == readiness_state::failed);
   CHECK(ev.attempt == 3);
   status_report report;
-  report.pools.push_back(pool_stats{"writer", "reader", 4, 8, 3, 1, 2, 0, 10, 1, 0, 3});
+  report.pools.push_back(pool_stats{"writer", "reader", 4, 8, 3, 1, 2, 0, 10, 1, 0, 3, 2});
   auto back = round_trip(sys, report);
   REQUIRE(back.pools.size() == 1);
   CHECK(back.pools[0].in_use == 2);
+  CHECK(back.pools[0].cancelled == 2);
   auto cmd = round_trip(sys, tx_command{tx_op::savepoint, "sp1", false});
   CHECK(cmd.op == tx_op::savepoint);
   CHECK(cmd.name == "sp1");

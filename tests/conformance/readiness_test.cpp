@@ -1,26 +1,32 @@
-// Readiness: a real slow start (the database file appears only later), subscribers,
-// await_ready and requests held until ready.
-#include <fstream>
-
-#include "support/fixture.hpp"
+// Conformance: readiness and supervision on every engine. A real slow start (the
+// database appears only after start-up began: a file on SQLite, a database on
+// PostgreSQL), subscribers, await_ready, requests held until ready, graceful stop,
+// engine restarts.
+#include "support/backends.hpp"
 
 using namespace cafdb;
 using namespace cafdb::test;
 
 namespace {
 
-// `mode=rw`: setup keeps retrying until the file exists.
-config waiting_config(const temp_dir& dir, std::chrono::milliseconds setup_timeout) {
-  auto cfg = must_config("sqlite:///" + dir.file("late.db") + "?mode=rw");
-  cfg.setup_timeout = setup_timeout;
-  cfg.log_level = "off";
-  return cfg;
-}
+// A database that does not exist yet: setup keeps retrying until `create()`.
+template <class Backend>
+struct late_start : with_temp_dir {
+  typename Backend::late_database late{dir};
+  config waiting_config(std::chrono::milliseconds setup_timeout) const {
+    auto cfg = late.make_config();
+    cfg.setup_timeout = setup_timeout;
+    return cfg;
+  }
+};
 
-void create_file(const std::string& path) {
-  std::ofstream out{path}; // an empty file is a valid, empty SQLite database
-  REQUIRE(out.good());
-}
+template <class Backend>
+struct fresh_dir : with_temp_dir {};
+
+template <class Backend>
+struct ready_database : with_temp_dir, database_fixture {
+  ready_database() : database_fixture(Backend::make_config(dir)) { require_ready(); }
+};
 
 // Receives readiness events until `component` reaches `state` (or 10 s pass).
 bool wait_for_event(caf::scoped_actor& self, const std::string& component, readiness_state state) {
@@ -35,26 +41,28 @@ bool wait_for_event(caf::scoped_actor& self, const std::string& component, readi
 
 } // namespace
 
-TEST_CASE("await_ready times out with not_ready while setup cannot finish, and succeeds once "
-          "it can",
-          "[readiness]") {
-  temp_dir dir;
-  database_fixture fx{waiting_config(dir, 60s)};
+TEMPLATE_TEST_CASE_METHOD(
+    late_start,
+    "await_ready times out with not_ready while setup cannot finish, and succeeds once "
+    "it can",
+    "[readiness]", sqlite_backend, pg_backend) {
+  database_fixture fx{this->waiting_config(60s)};
   auto early = fx.cli->await_ready(300ms);
   REQUIRE(!early);
   INFO(text(early.error()));
   CHECK(is(early.error(), errc::not_ready));
   CHECK(describe(early.error()).message.find("connecting") != std::string::npos);
-  create_file(dir.file("late.db"));
+  this->late.create();
   auto later = fx.cli->await_ready(10s);
   INFO((later ? std::string{"ok"} : text(later.error())));
   REQUIRE(later);
   CHECK(later->state == readiness_state::ready);
 }
 
-TEST_CASE("a late subscriber gets the current state at once, then every change", "[readiness]") {
-  temp_dir dir;
-  database_fixture fx{waiting_config(dir, 60s)};
+TEMPLATE_TEST_CASE_METHOD(late_start,
+                          "a late subscriber gets the current state at once, then every change",
+                          "[readiness]", sqlite_backend, pg_backend) {
+  database_fixture fx{this->waiting_config(60s)};
   caf::scoped_actor subscriber{fx.sys};
   auto snap = fx.cli->subscribe(caf::actor_cast<caf::actor>(subscriber));
   REQUIRE(snap);
@@ -65,7 +73,7 @@ TEST_CASE("a late subscriber gets the current state at once, then every change",
   for (auto& ev : snap->components)
     has_setup = has_setup || ev.component == "setup";
   CHECK(has_setup);
-  create_file(dir.file("late.db"));
+  this->late.create();
   CHECK(wait_for_event(subscriber, "database", readiness_state::ready));
   // Subscribing after ready replays "ready" at once.
   caf::scoped_actor late{fx.sys};
@@ -74,9 +82,9 @@ TEST_CASE("a late subscriber gets the current state at once, then every change",
   CHECK(now->state == readiness_state::ready);
 }
 
-TEST_CASE("requests sent before ready are served after ready", "[readiness]") {
-  temp_dir dir;
-  database_fixture fx{waiting_config(dir, 60s)};
+TEMPLATE_TEST_CASE_METHOD(late_start, "requests sent before ready are served after ready",
+                          "[readiness]", sqlite_backend, pg_backend) {
+  database_fixture fx{this->waiting_config(60s)};
   caf::scoped_actor self{fx.sys};
   session_options options;
   options.wait_timeout = 20s;
@@ -86,17 +94,17 @@ TEST_CASE("requests sent before ready are served after ready", "[readiness]") {
   REQUIRE(report);
   CHECK(report->pending == 1);
   CHECK(report->state != readiness_state::ready);
-  create_file(dir.file("late.db"));
+  this->late.create();
   bool served = false;
   pending.receive([&](result_set& r) { served = r.rows.at(0).at(0) == value{42}; },
                   [&](caf::error& err) { FAIL(text(err)); });
   CHECK(served);
 }
 
-TEST_CASE("a request held too long answers not_ready; setup that cannot finish goes failed",
-          "[readiness]") {
-  temp_dir dir;
-  database_fixture fx{waiting_config(dir, 600ms)};
+TEMPLATE_TEST_CASE_METHOD(
+    late_start, "a request held too long answers not_ready; setup that cannot finish goes failed",
+    "[readiness]", sqlite_backend, pg_backend) {
+  database_fixture fx{this->waiting_config(600ms)};
   session_options options;
   options.wait_timeout = 100ms;
   auto early = fx.cli->open_session(options);
@@ -115,9 +123,9 @@ TEST_CASE("a request held too long answers not_ready; setup that cannot finish g
   CHECK(report->state == readiness_state::failed);
 }
 
-TEST_CASE("a dead subscriber is dropped", "[readiness]") {
-  temp_dir dir;
-  database_fixture fx{waiting_config(dir, 60s)};
+TEMPLATE_TEST_CASE_METHOD(late_start, "a dead subscriber is dropped", "[readiness]", sqlite_backend,
+                          pg_backend) {
+  database_fixture fx{this->waiting_config(60s)};
   // A label argument: CAF 0.17 trips UBSan on function actors spawned without one.
   auto short_lived =
       fx.sys.spawn([](caf::event_based_actor*,
@@ -132,15 +140,16 @@ TEST_CASE("a dead subscriber is dropped", "[readiness]") {
   // Events keep flowing to live subscribers; the database stays healthy.
   caf::scoped_actor live{fx.sys};
   REQUIRE(fx.cli->subscribe(caf::actor_cast<caf::actor>(live)));
-  create_file(dir.file("late.db"));
+  this->late.create();
   CHECK(wait_for_event(live, "database", readiness_state::ready));
 }
 
-TEST_CASE("stop rolls back open sessions and refuses new work", "[readiness]") {
-  temp_dir dir;
-  database_fixture fx{file_config(dir)};
+TEMPLATE_TEST_CASE_METHOD(fresh_dir, "stop rolls back open sessions and refuses new work",
+                          "[readiness]", sqlite_backend, pg_backend) {
+  auto cfg = TestType::make_config(this->dir);
+  database_fixture fx{cfg};
   fx.require_ready();
-  fx.must_exec({"CREATE TABLE s (x)"});
+  fx.must_exec({"CREATE TABLE s (x INTEGER)"});
   auto s = fx.cli->open_session();
   REQUIRE(s);
   REQUIRE(!s->begin());
@@ -150,8 +159,8 @@ TEST_CASE("stop rolls back open sessions and refuses new work", "[readiness]") {
   REQUIRE(!fx.cli->stop());
   watcher->receive([](caf::down_msg&) {}, caf::after(10s) >> [] { FAIL("database still up"); });
   CHECK(is(s->commit(), errc::session_closed));
-  // A fresh database on the same file shows the insert was rolled back.
-  database_fixture again{file_config(dir)};
+  // A fresh runtime on the same database shows the insert was rolled back.
+  database_fixture again{cfg};
   again.require_ready();
   CHECK(again.count("s") == 0);
 }
@@ -176,11 +185,11 @@ void kill_and_wait(caf::scoped_actor& self, const engine_actor& engine) {
 
 } // namespace
 
-TEST_CASE("a crashed engine is restarted and the database serves again", "[supervision]") {
-  temp_dir dir;
-  database_fixture fx{file_config(dir)};
-  fx.require_ready();
-  fx.must_exec({"CREATE TABLE r (x)"});
+TEMPLATE_TEST_CASE_METHOD(ready_database,
+                          "a crashed engine is restarted and the database serves again",
+                          "[supervision]", sqlite_backend, pg_backend) {
+  auto& fx = *this;
+  fx.must_exec({"CREATE TABLE r (x INTEGER)"});
   caf::scoped_actor self{fx.sys};
   caf::scoped_actor subscriber{fx.sys};
   REQUIRE(fx.cli->subscribe(caf::actor_cast<caf::actor>(subscriber)));
@@ -198,9 +207,10 @@ TEST_CASE("a crashed engine is restarted and the database serves again", "[super
   CHECK(report->restarts == 1);
 }
 
-TEST_CASE("beyond the restart intensity the database goes failed and says why", "[supervision]") {
-  temp_dir dir;
-  auto cfg = file_config(dir);
+TEMPLATE_TEST_CASE_METHOD(fresh_dir,
+                          "beyond the restart intensity the database goes failed and says why",
+                          "[supervision]", sqlite_backend, pg_backend) {
+  auto cfg = TestType::make_config(this->dir);
   cfg.max_restarts = 1;
   cfg.restart_window = std::chrono::milliseconds(60000);
   database_fixture fx{cfg};
