@@ -2,15 +2,15 @@
 //
 // Readiness (DESIGN.md section 3), derived from the components' own states:
 //
-//   starting → connecting → ready ⇄ degraded
-//                  │                    │
+//   starting → connecting → migrating → ready ⇄ degraded
+//                  │                                │
 //                  └──── failed ◄───────┘ (setup gave up, or too many child crashes)
 //                         any ── stop ──► stopping → stopped
 //
 //   failed   if setup failed or children crashed more than max_restarts per restart_window
 //   ready    if setup and every engine (writer, and reader with read_url) are ready
 //   degraded if setup finished but an engine is not ready (restarting)
-//   else     setup's own state (starting / connecting)
+//   else     setup's own state (starting / connecting / migrating)
 //
 // Transitions: every one happens in `recompute` [readiness_event, down handler, stop].
 //
@@ -20,9 +20,11 @@
 //    when the database fails, `shutting_down` when it stops.
 // 2. Every subscriber receives every change of the database state and of each
 //    component, in order, and is dropped when it goes down.
-// 3. The supervisor monitors its children; a crashed engine or setup is replaced
-//    (the engine's sessions learn the new engine, and setup runs again against it)
-//    until the restart intensity is exceeded.
+// 3. The supervisor monitors its children; a crashed engine, setup or schema is
+//    replaced (the engine's sessions learn the new engine, and setup runs again
+//    against it) until the restart intensity is exceeded.
+// 5. Schema requests (create_all, drop_all, reflect) are held until ready like any
+//    other, then go to the schema actor with the current writer engine.
 // 4. After `stop`, no new work is accepted; sessions roll back and close, then the
 //    engine and setup are told to exit, then the database quits.
 #include "actors/database.hpp"
@@ -34,6 +36,7 @@
 #include <caf/all.hpp>
 
 #include "actors/engine.hpp"
+#include "actors/schema.hpp"
 #include "actors/session.hpp"
 #include "actors/setup.hpp"
 #include "cafdb/error.hpp"
@@ -58,6 +61,7 @@ struct database_state {
   /// "writer", and "reader" when read_url is set.
   std::map<std::string, engine_actor> engines;
   setup_actor setup;
+  schema_actor schema;
   std::map<std::string, readiness_event> components;
   readiness_state state = readiness_state::starting;
   std::string failure; // why the database is failed (restart intensity)
@@ -258,7 +262,7 @@ void start_setup(database_pointer self) {
     self->demonitor(st.setup.address());
     self->send_exit(st.setup, caf::exit_reason::user_shutdown);
   }
-  st.setup = spawn_setup(self->system(), engine_list(st), self, st.cfg);
+  st.setup = spawn_setup(self->system(), engine_list(st), st.schema, self, st.cfg);
   self->monitor(st.setup);
 }
 
@@ -270,6 +274,11 @@ void start_children(database_pointer self) {
   // Known from the start, so that even the earliest subscriber sees every component.
   st.components["setup"] =
       readiness_event{"setup", readiness_state::starting, "starting", 0, caf::make_timestamp()};
+  if (!st.cfg->schema.empty())
+    st.components["schema"] =
+        readiness_event{"schema", readiness_state::starting, "starting", 0, caf::make_timestamp()};
+  st.schema = spawn_schema(self->system(), self, st.cfg);
+  self->monitor(st.schema);
   for (auto& role : roles) {
     st.components["engine:" + role] = readiness_event{"engine:" + role, readiness_state::starting,
                                                       "starting", 0, caf::make_timestamp()};
@@ -284,14 +293,17 @@ void on_child_down(database_pointer self, caf::down_msg& dm) {
   for (auto& entry : st.engines)
     if (entry.second.address() == dm.source)
       role = entry.first;
+  bool schema = dm.source == st.schema.address();
   if (st.stopping) {
     if (!role.empty())
       st.engines.erase(role);
+    else if (schema)
+      st.schema = nullptr;
     else
       st.setup = nullptr;
     return;
   }
-  auto what = role.empty() ? std::string{"setup"} : "engine " + role;
+  auto what = !role.empty() ? "engine " + role : schema ? std::string{"schema"} : "setup";
   st.log->error("{} went down: {}", what, to_string(dm.reason));
   if (!may_restart(self)) {
     st.failure = what + " crashed more than max_restarts (" + std::to_string(st.cfg->max_restarts) +
@@ -300,6 +312,13 @@ void on_child_down(database_pointer self, caf::down_msg& dm) {
     return;
   }
   st.restarts += 1;
+  if (schema) {
+    // Setup may be waiting on the old one: run start-up again with the new one.
+    st.schema = spawn_schema(self->system(), self, st.cfg);
+    self->monitor(st.schema);
+    start_setup(self);
+    return;
+  }
   if (role.empty()) {
     st.setup = nullptr;
     start_setup(self);
@@ -324,6 +343,8 @@ void finish_stop(database_pointer self) {
   st.engines.clear();
   if (st.setup)
     self->send_exit(st.setup, caf::exit_reason::user_shutdown);
+  if (st.schema)
+    self->send_exit(st.schema, caf::exit_reason::user_shutdown);
   st.state = readiness_state::stopped;
   broadcast(self, snapshot(st).components.front());
   for (auto& rp : st.stop_promises)
@@ -352,6 +373,40 @@ void collect_stats(database_pointer self, std::vector<engine_actor> pending, sta
           });
 }
 
+// Serves a schema request once ready, on the current writer engine.
+template <class Result, class Request>
+caf::typed_response_promise<Result> schema_request(database_pointer self, Request request) {
+  auto rp = self->make_response_promise<Result>();
+  serve_or_hold(
+      self, caf::timespan{0},
+      [=]() mutable {
+        auto& st = self->state;
+        // DDL may wait for a connection and then for every statement.
+        auto timeout = caf::timespan{st.cfg->pool_timeout} +
+                       caf::timespan{st.cfg->statement_timeout} + std::chrono::seconds(1);
+        request(st.schema, st.engines.at("writer"), timeout)
+            .then([=](Result& out) mutable { rp.deliver(std::move(out)); },
+                  [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      },
+      [=](caf::error err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
+// create_all or drop_all of `schema`.
+template <class Atom>
+caf::typed_response_promise<caf::ok_atom> run_ddl(database_pointer self, Atom atom,
+                                                  schema_def schema) {
+  return schema_request<caf::ok_atom>(self, [=](auto target, auto engine, auto timeout) {
+    return self->request(target, timeout, atom, schema, engine);
+  });
+}
+
+caf::error no_declared_schema() {
+  return make_error(errc::invalid_argument,
+                    "no schema is declared: set schema_file (or config::schema), or pass the "
+                    "tables with the request");
+}
+
 template <class Result, class Request>
 void run_one_shot(database_pointer self, caf::typed_response_promise<Result> rp,
                   caf::strong_actor_ptr client, session_options options, Request request) {
@@ -374,7 +429,7 @@ database_actor::behavior_type database_behavior(database_pointer self,
   st.log->info("starting database {}", st.cfg->redacted_url());
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
-    bool child = dm.source == st.setup.address();
+    bool child = dm.source == st.setup.address() || dm.source == st.schema.address();
     for (auto& entry : st.engines)
       child = child || dm.source == entry.second.address();
     if (child) {
@@ -433,6 +488,27 @@ database_actor::behavior_type database_behavior(database_pointer self,
             },
             [=](caf::error err) mutable { rp.deliver(std::move(err)); });
         return rp;
+      },
+      [=](create_all_atom atom) -> caf::result<caf::ok_atom> {
+        if (self->state.cfg->schema.empty())
+          return no_declared_schema();
+        return run_ddl(self, atom, self->state.cfg->schema);
+      },
+      [=](create_all_atom atom, schema_def& schema) -> caf::result<caf::ok_atom> {
+        return run_ddl(self, atom, std::move(schema));
+      },
+      [=](drop_all_atom atom) -> caf::result<caf::ok_atom> {
+        if (self->state.cfg->schema.empty())
+          return no_declared_schema();
+        return run_ddl(self, atom, self->state.cfg->schema);
+      },
+      [=](drop_all_atom atom, schema_def& schema) -> caf::result<caf::ok_atom> {
+        return run_ddl(self, atom, std::move(schema));
+      },
+      [=](reflect_atom) -> caf::result<schema_def> {
+        return schema_request<schema_def>(self, [=](auto target, auto engine, auto timeout) {
+          return self->request(target, timeout, reflect_atom::value, engine);
+        });
       },
       [=](caf::subscribe_atom, caf::actor& subscriber) -> caf::result<readiness_snapshot> {
         auto& st = self->state;

@@ -1,16 +1,18 @@
 // The setup actor: drives start-up and publishes every step.
 //
-//   starting ──► connecting ──(every engine connects, in order)──► ready
-//                  │   ▲
-//   connect fails  │   │ retry after backoff (100 ms doubling, at most 5 s)
-//                  ▼   │
-//             connecting (detail = last error, attempt = n)
+//   starting ──► connecting ──(every engine connects, in order)──► migrating ──► ready
+//                  │   ▲                                              │
+//   connect fails  │   │ retry after backoff (100 ms doubling,        │ schema fails
+//                  ▼   │ at most 5 s)                                 ▼
+//             connecting (detail = last error, attempt = n)         failed
 //                  │
 //                  └── setup_timeout passed ──► failed (final; the reason is published)
 //
-// Transitions: starting -> connecting [retry]; connecting -> ready [retry, on ok of the
-// last engine]; connecting -> connecting [retry, on error]; connecting -> failed [retry,
-// deadline passed].
+// Transitions: starting -> connecting [retry]; connecting -> migrating [on ok of the
+// last engine, with a declared schema]; connecting -> ready [on ok of the last engine,
+// without one]; migrating -> ready [schema prepared]; migrating -> failed [schema
+// error: a DDL failure is not cured by waiting]; connecting -> connecting [retry, on
+// error]; connecting -> failed [retry, deadline passed].
 //
 // Invariants:
 // 1. Every state change is published to the database; a failure never goes silent.
@@ -34,6 +36,7 @@ namespace {
 struct setup_state {
   static inline const char* name = "cafdb.setup";
   std::vector<engine_actor> engines;
+  schema_actor schema;
   size_t connected = 0; // engines connected so far, in order
   database_actor db;
   std::shared_ptr<const config> cfg;
@@ -52,6 +55,25 @@ void publish(setup_pointer self, readiness_state state, std::string detail) {
              readiness_event{"setup", state, std::move(detail), st.attempt, caf::make_timestamp()});
 }
 
+// The schema publishes its own `schema_ready` before setup publishes `ready`.
+void prepare_schema(setup_pointer self) {
+  auto& st = self->state;
+  publish(self, readiness_state::migrating, "preparing the schema");
+  auto budget = caf::timespan{st.cfg->setup_timeout} - (caf::make_timestamp() - st.started);
+  auto timeout = std::max<caf::timespan>(budget, caf::timespan{st.cfg->statement_timeout}) +
+                 caf::timespan{st.cfg->pool_timeout};
+  self->request(st.schema, timeout, prepare_atom::value, st.engines.front())
+      .await(
+          [=](caf::ok_atom) {
+            self->state.finished = true;
+            publish(self, readiness_state::ready, "connected, schema ready");
+          },
+          [=](caf::error& err) {
+            self->state.finished = true;
+            publish(self, readiness_state::failed, "schema: " + describe(err).message);
+          });
+}
+
 void attempt(setup_pointer self) {
   auto& st = self->state;
   if (st.finished)
@@ -68,8 +90,12 @@ void attempt(setup_pointer self) {
               attempt(self); // the next engine, at once
               return;
             }
-            st.finished = true;
-            publish(self, readiness_state::ready, "connected");
+            if (st.cfg->schema.empty()) {
+              st.finished = true;
+              publish(self, readiness_state::ready, "connected");
+              return;
+            }
+            prepare_schema(self);
           },
           [=](caf::error& err) {
             auto& st = self->state;
@@ -97,9 +123,11 @@ void attempt(setup_pointer self) {
 }
 
 setup_actor::behavior_type setup_behavior(setup_pointer self, std::vector<engine_actor> engines,
-                                          database_actor db, std::shared_ptr<const config> cfg) {
+                                          schema_actor schema, database_actor db,
+                                          std::shared_ptr<const config> cfg) {
   auto& st = self->state;
   st.engines = std::move(engines);
+  st.schema = std::move(schema);
   st.db = std::move(db);
   st.cfg = std::move(cfg);
   st.log = log::get("setup");
@@ -114,8 +142,9 @@ setup_actor::behavior_type setup_behavior(setup_pointer self, std::vector<engine
 } // namespace
 
 setup_actor spawn_setup(caf::actor_system& sys, std::vector<engine_actor> engines,
-                        database_actor db, std::shared_ptr<const config> cfg) {
-  return sys.spawn(setup_behavior, std::move(engines), std::move(db), std::move(cfg));
+                        schema_actor schema, database_actor db, std::shared_ptr<const config> cfg) {
+  return sys.spawn(setup_behavior, std::move(engines), std::move(schema), std::move(db),
+                   std::move(cfg));
 }
 
 } // namespace cafdb

@@ -11,9 +11,10 @@
 
 namespace cafdb {
 
-/// Spawns setup; it starts at once, connects every engine in order, and publishes
-/// `setup` readiness to `db`.
+/// Spawns setup; it starts at once, connects every engine in order, prepares the
+/// declared schema through `schema` (when there is one), and publishes `setup`
+/// readiness to `db`.
 setup_actor spawn_setup(caf::actor_system& sys, std::vector<engine_actor> engines,
-                        database_actor db, std::shared_ptr<const config> cfg);
+                        schema_actor schema, database_actor db, std::shared_ptr<const config> cfg);
 
 } // namespace cafdb

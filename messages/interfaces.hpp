@@ -70,6 +70,18 @@ using session_actor = caf::typed_actor<
     // From the database: the engine was restarted; use this one from now on.
     caf::reacts_to<engine_atom, engine_actor>>;
 
+/// Declared tables, DDL and the catalog (actors/schema.cpp). Every request names the
+/// engine to use, so that schema never holds an engine the database has replaced.
+using schema_actor = caf::typed_actor<
+    // Start-up: create the declared tables (as configured), reflect; publishes `schema`.
+    caf::replies_to<prepare_atom, engine_actor>::with<caf::ok_atom>,
+    // CREATE TABLE IF NOT EXISTS in dependency order, in one transaction.
+    caf::replies_to<create_all_atom, schema_def, engine_actor>::with<caf::ok_atom>,
+    // DROP TABLE IF EXISTS in reverse dependency order, in one transaction.
+    caf::replies_to<drop_all_atom, schema_def, engine_actor>::with<caf::ok_atom>,
+    // The live schema, read from the catalog in one snapshot.
+    caf::replies_to<reflect_atom, engine_actor>::with<schema_def>>;
+
 /// The start-up sequence (actors/setup.cpp).
 // The database replaces setup whenever it restarts an engine, so setup never
 // outlives the engines it was given.
@@ -92,6 +104,13 @@ using database_actor = caf::typed_actor<
     // Answers when ready, or `not_ready` after the given time.
     caf::replies_to<await_atom, caf::timespan>::with<readiness_snapshot>,
     caf::replies_to<status_atom>::with<status_report>,
+    // The declared schema (config `schema_file`), or the given one: create / drop.
+    caf::replies_to<create_all_atom>::with<caf::ok_atom>,
+    caf::replies_to<create_all_atom, schema_def>::with<caf::ok_atom>,
+    caf::replies_to<drop_all_atom>::with<caf::ok_atom>,
+    caf::replies_to<drop_all_atom, schema_def>::with<caf::ok_atom>,
+    // The live schema of the writer's database.
+    caf::replies_to<reflect_atom>::with<schema_def>,
     // Introspection: the current engine (for tools and fault tests).
     caf::replies_to<caf::get_atom, engine_atom>::with<engine_actor>,
     // Graceful stop; answers when every child is gone.
@@ -110,5 +129,6 @@ CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::connection_actor))
 CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::lease))
 CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::engine_actor))
 CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::session_actor))
+CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::schema_actor))
 CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::database_actor))
 CAF_END_TYPE_ID_BLOCK(cafdb_handles)

@@ -12,6 +12,7 @@
 #include <caf/atom.hpp>
 #include <caf/type_id.hpp>
 
+#include "cafdb/schema.hpp"
 #include "cafdb/value.hpp"
 #include "messages/pool.hpp"
 #include "messages/readiness.hpp"
@@ -49,6 +50,13 @@ CAF_ADD_ATOM(cafdb, cafdb, shutdown_atom, "shutdown")
 CAF_ADD_ATOM(cafdb, cafdb, retry_atom, "retry")
 CAF_ADD_ATOM(cafdb, cafdb, expire_atom, "expire")
 
+// -- atoms: schema -----------------------------------------------------------------
+
+CAF_ADD_ATOM(cafdb, cafdb, create_all_atom, "createall")
+CAF_ADD_ATOM(cafdb, cafdb, drop_all_atom, "dropall")
+CAF_ADD_ATOM(cafdb, cafdb, reflect_atom, "reflect")
+CAF_ADD_ATOM(cafdb, cafdb, prepare_atom, "prepare")
+
 // -- values ----------------------------------------------------------------------
 
 CAF_ADD_TYPE_ID(cafdb, (cafdb::value))
@@ -76,5 +84,15 @@ CAF_ADD_TYPE_ID(cafdb, (std::vector<cafdb::pool_stats>))
 CAF_ADD_TYPE_ID(cafdb, (cafdb::readiness_event))
 CAF_ADD_TYPE_ID(cafdb, (cafdb::readiness_snapshot))
 CAF_ADD_TYPE_ID(cafdb, (cafdb::status_report))
+
+// -- schema ------------------------------------------------------------------------
+
+CAF_ADD_TYPE_ID(cafdb, (cafdb::column_type))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::on_delete_action))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::column_def))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::foreign_key_def))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::index_def))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::table_def))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::schema_def))
 
 CAF_END_TYPE_ID_BLOCK(cafdb)

@@ -66,6 +66,32 @@ caf::expected<readiness_snapshot> client::subscribe(caf::actor subscriber) {
                                  std::move(subscriber));
 }
 
+caf::error client::create_all() {
+  caf::scoped_actor self{*sys_};
+  return as_error(ask<caf::ok_atom>(self, db_, timeout_, create_all_atom::value));
+}
+
+caf::error client::create_all(schema_def schema) {
+  caf::scoped_actor self{*sys_};
+  return as_error(
+      ask<caf::ok_atom>(self, db_, timeout_, create_all_atom::value, std::move(schema)));
+}
+
+caf::error client::drop_all() {
+  caf::scoped_actor self{*sys_};
+  return as_error(ask<caf::ok_atom>(self, db_, timeout_, drop_all_atom::value));
+}
+
+caf::error client::drop_all(schema_def schema) {
+  caf::scoped_actor self{*sys_};
+  return as_error(ask<caf::ok_atom>(self, db_, timeout_, drop_all_atom::value, std::move(schema)));
+}
+
+caf::expected<schema_def> client::reflect() {
+  caf::scoped_actor self{*sys_};
+  return ask<schema_def>(self, db_, timeout_, reflect_atom::value);
+}
+
 caf::error client::stop() {
   caf::scoped_actor self{*sys_};
   return as_error(ask<caf::ok_atom>(self, db_, timeout_, stop_atom::value));

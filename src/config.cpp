@@ -137,6 +137,22 @@ const std::vector<std::pair<std::string, setter>>& option_table() {
       {"max_restarts", int_option(&config::max_restarts, 0, 1000)},
       {"restart_window", duration_option(&config::restart_window, false)},
       {"echo", bool_option(&config::echo)},
+      {"create_all", bool_option(&config::create_all)},
+      {"schema_file",
+       [](config& cfg, const std::string& key, const json& in) -> outcome<done> {
+         if (!in.is_string())
+           return config_error("option '" + key + "' must be the path of a JSON schema file");
+         auto schema = schema_from_json_file(in.get<std::string>());
+         if (!schema) {
+           auto err = schema.error();
+           err.code = errc::invalid_config;
+           err.message = "option '" + key + "': " + err.message;
+           return err;
+         }
+         cfg.schema_file = in.get<std::string>();
+         cfg.schema = std::move(*schema);
+         return done{};
+       }},
       {"echo_params", bool_option(&config::echo_params)},
       {"read_url",
        [](config& cfg, const std::string& key, const json& in) -> outcome<done> {

@@ -8,6 +8,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "cafdb/errc.hpp"
+#include "cafdb/schema.hpp"
 
 namespace cafdb {
 
@@ -72,6 +73,15 @@ struct config {
   /// Child restarts allowed within `restart_window` before the database goes `failed`.
   int max_restarts = 5;
   millis restart_window{10'000};
+
+  // -- schema ------------------------------------------------------------------
+
+  /// Tables declared for create_all / drop_all; from `schema_file` or set in code.
+  schema_def schema;
+  /// Where `schema` was read from (for messages); empty when set in code.
+  std::string schema_file;
+  /// Create the declared tables at start-up (before `ready`).
+  bool create_all = true;
 
   // -- logging -----------------------------------------------------------------
 

@@ -57,6 +57,16 @@ class client {
   /// Subscribes `subscriber` to readiness events; returns the current state.
   caf::expected<readiness_snapshot> subscribe(caf::actor subscriber);
 
+  /// Creates the declared tables (config `schema_file` / `schema`) that do not exist
+  /// yet, in dependency order, in one transaction. Idempotent.
+  caf::error create_all();
+  caf::error create_all(schema_def schema);
+  /// Drops the declared tables that exist, in reverse dependency order, in one transaction.
+  caf::error drop_all();
+  caf::error drop_all(schema_def schema);
+  /// The live schema of the writer's database: tables, columns, keys, indexes.
+  caf::expected<schema_def> reflect();
+
   /// Stops the database gracefully: open sessions roll back.
   caf::error stop();
 

@@ -51,7 +51,8 @@ std::string try_admin(const char* url, const std::string& sql) {
   std::unique_ptr<PGconn, decltype(&PQfinish)> conn{PQconnectdb(url), &PQfinish};
   if (PQstatus(conn.get()) != CONNECTION_OK)
     return PQerrorMessage(conn.get());
-  PQsetNoticeProcessor(conn.get(), [](void*, const char*) {}, nullptr); // "skipping" notes
+  PQsetNoticeProcessor(
+      conn.get(), [](void*, const char*) {}, nullptr); // "skipping" notes
   std::unique_ptr<PGresult, decltype(&PQclear)> res{PQexec(conn.get(), sql.c_str()), &PQclear};
   auto status = PQresultStatus(res.get());
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
