@@ -274,7 +274,7 @@ void start_children(database_pointer self) {
   // Known from the start, so that even the earliest subscriber sees every component.
   st.components["setup"] =
       readiness_event{"setup", readiness_state::starting, "starting", 0, caf::make_timestamp()};
-  if (!st.cfg->schema.empty())
+  if (st.cfg->has_schema_work())
     st.components["schema"] =
         readiness_event{"schema", readiness_state::starting, "starting", 0, caf::make_timestamp()};
   st.schema = spawn_schema(self->system(), self, st.cfg);

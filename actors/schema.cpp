@@ -20,10 +20,13 @@
 //    checks; no request value is spliced into it.
 #include "actors/schema.hpp"
 
+#include <set>
+
 #include <caf/all.hpp>
 
 #include "cafdb/error.hpp"
 #include "log.hpp"
+#include "migrations.hpp"
 #include "schema_sql.hpp"
 
 namespace cafdb {
@@ -35,6 +38,8 @@ struct schema_state {
   database_actor db;
   std::shared_ptr<const config> cfg;
   std::shared_ptr<spdlog::logger> log;
+  /// The highest applied migration version (0: none).
+  int64_t version = 0;
 };
 
 using schema_pointer = schema_actor::stateful_pointer<schema_state>;
@@ -119,6 +124,133 @@ caf::result<caf::ok_atom> run_ddl(schema_pointer self, const schema_def& schema,
   return rp;
 }
 
+// One migration run on one lease: the advisory lock (PostgreSQL) is held by the
+// connection, so every step must run on it.
+struct migration_run {
+  engine_actor engine;
+  lease held;
+  std::vector<migration> pending;
+  int64_t version = 0;
+  bool locked = false;
+  std::function<void(outcome<int64_t>)> done;
+};
+
+caf::timespan batch_deadline(const config& cfg) {
+  return caf::timespan{cfg.statement_timeout} + std::chrono::seconds(1);
+}
+
+// Ends the run: unlock, give the lease back, report.
+void finish_run(schema_pointer self, std::shared_ptr<migration_run> run, outcome<int64_t> result,
+                connection_condition condition) {
+  auto give_back = [=]() mutable {
+    self->send(run->engine, checkin_atom::value, run->held.id, condition);
+    run->done(std::move(result));
+  };
+  if (!run->locked || condition != connection_condition::clean) {
+    give_back();
+    return;
+  }
+  auto unlock = statement{"SELECT pg_advisory_unlock($1)", {migration_lock_key}};
+  self->request(run->held.connection, batch_deadline(*self->state.cfg), exec_atom::value,
+                exec_request{{unlock}, batch_mode::plain, false})
+      .await([=](std::vector<result_set>&) mutable { give_back(); },
+             [=](caf::error&) mutable {
+               condition = connection_condition::broken; // the lock is gone with it
+               give_back();
+             });
+}
+
+void apply_next(schema_pointer self, std::shared_ptr<migration_run> run, size_t index) {
+  if (index == run->pending.size()) {
+    finish_run(self, run, run->version, connection_condition::clean);
+    return;
+  }
+  auto& m = run->pending[index];
+  self->state.log->info("applying migration {} ({})", m.version, m.name);
+  // The version row first: the same transaction records and applies it.
+  auto record = statement{std::string{"INSERT INTO "} + migration_table +
+                              " (version, name, applied_at) VALUES ($1, $2, CURRENT_TIMESTAMP)",
+                          {m.version, m.name}};
+  self->request(run->held.connection, batch_deadline(*self->state.cfg), exec_atom::value,
+                exec_request{{record, statement{m.sql, {}}}, batch_mode::transaction, false})
+      .await(
+          [=](std::vector<result_set>&) {
+            run->version = run->pending[index].version;
+            apply_next(self, run, index + 1);
+          },
+          [=](caf::error& err) {
+            auto& failed = run->pending[index];
+            auto problem = as_db_error(err);
+            problem.message = "migration " + std::to_string(failed.version) + " (" + failed.name +
+                              ") failed and was rolled back; the schema stays at version " +
+                              std::to_string(run->version) + ": " + problem.message;
+            finish_run(self, run, problem,
+                       err.category() == error_category ? connection_condition::clean
+                                                        : connection_condition::running);
+          });
+}
+
+// Applies the migrations of `migrations_dir` that the version table does not list.
+void migrate(schema_pointer self, const engine_actor& engine,
+             std::function<void(outcome<int64_t>)> done) {
+  auto& cfg = *self->state.cfg;
+  if (cfg.migrations_dir.empty()) {
+    done(int64_t{0});
+    return;
+  }
+  auto files = load_migrations(cfg.migrations_dir);
+  if (!files) {
+    done(files.error());
+    return;
+  }
+  auto run = std::make_shared<migration_run>();
+  run->engine = engine;
+  run->pending = std::move(*files);
+  run->done = std::move(done);
+  run->locked = cfg.engine == engine_kind::postgresql;
+  auto wait = caf::timespan{cfg.pool_timeout};
+  self->request(engine, wait + std::chrono::seconds(1), checkout_atom::value,
+                checkout_request{false, wait})
+      .await(
+          [=](lease& held) {
+            run->held = held;
+            // Waits for another process's run to finish: it holds the lock meanwhile.
+            std::vector<statement> start;
+            if (run->locked)
+              start.push_back({"SELECT pg_advisory_lock($1)", {migration_lock_key}});
+            start.push_back({std::string{"CREATE TABLE IF NOT EXISTS "} + migration_table +
+                                 " (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at "
+                                 "TEXT NOT NULL)",
+                             {}});
+            start.push_back({std::string{"SELECT version FROM "} + migration_table, {}});
+            auto& cfg = *self->state.cfg;
+            auto lock_wait = caf::timespan{cfg.setup_timeout} + batch_deadline(cfg);
+            self->request(held.connection, lock_wait, exec_atom::value,
+                          exec_request{start, batch_mode::plain, false})
+                .await(
+                    [=](std::vector<result_set>& results) {
+                      std::set<int64_t> applied;
+                      for (auto& row : results.back().rows)
+                        applied.insert(row.at(0).as_int());
+                      auto& pending = run->pending;
+                      if (!applied.empty())
+                        run->version = std::max(run->version, *applied.rbegin());
+                      pending.erase(std::remove_if(pending.begin(), pending.end(),
+                                                   [&](const migration& m) {
+                                                     return applied.count(m.version) > 0;
+                                                   }),
+                                    pending.end());
+                      apply_next(self, run, 0);
+                    },
+                    [=](caf::error& err) {
+                      // Whether the lock was taken is unknown: never pool this connection.
+                      run->locked = false;
+                      finish_run(self, run, as_db_error(err), connection_condition::broken);
+                    });
+          },
+          [=](caf::error& err) { run->done(as_db_error(err)); });
+}
+
 template <class Done>
 void reflect(schema_pointer self, const engine_actor& engine, Done done) {
   auto dialect = dialect_of(*self->state.cfg);
@@ -145,7 +277,8 @@ schema_actor::behavior_type schema_behavior(schema_pointer self, database_actor 
       [=](prepare_atom, engine_actor& engine) -> caf::result<caf::ok_atom> {
         auto& cfg = *self->state.cfg;
         publish(self, readiness_state::migrating,
-                cfg.create_all ? "creating the declared tables" : "reading the catalog");
+                cfg.migrations_dir.empty() ? "creating the declared tables"
+                                           : "applying migrations, then creating tables");
         auto rp = self->make_response_promise<caf::ok_atom>();
         auto finish = [=](outcome<schema_def> live) mutable {
           if (!live) {
@@ -167,7 +300,9 @@ schema_actor::behavior_type schema_behavior(schema_pointer self, database_actor 
             rp.deliver(to_caf_error(err));
             return;
           }
-          publish(self, readiness_state::ready, std::to_string(live->tables.size()) + " table(s)");
+          publish(self, readiness_state::ready,
+                  "version " + std::to_string(self->state.version) + ", " +
+                      std::to_string(live->tables.size()) + " table(s)");
           rp.deliver(caf::ok_atom::value);
         };
         auto after_create = [=](outcome<std::vector<result_set>> created) mutable {
@@ -180,19 +315,28 @@ schema_actor::behavior_type schema_behavior(schema_pointer self, database_actor 
           }
           reflect(self, engine, finish);
         };
-        if (!cfg.create_all || cfg.schema.empty()) {
-          reflect(self, engine, finish);
-          return rp;
-        }
-        auto order = dependency_order(cfg.schema);
-        if (!order) {
-          after_create(order.error());
-          return rp;
-        }
-        run_on_engine(
-            self, engine,
-            exec_request{create_statements(*order, dialect), batch_mode::transaction, false},
-            after_create);
+        migrate(self, engine, [=](outcome<int64_t> migrated) mutable {
+          if (!migrated) {
+            publish(self, readiness_state::failed, migrated.error().message);
+            rp.deliver(to_caf_error(migrated.error()));
+            return;
+          }
+          self->state.version = *migrated;
+          auto& cfg = *self->state.cfg;
+          if (!cfg.create_all || cfg.schema.empty()) {
+            reflect(self, engine, finish);
+            return;
+          }
+          auto order = dependency_order(cfg.schema);
+          if (!order) {
+            after_create(order.error());
+            return;
+          }
+          run_on_engine(
+              self, engine,
+              exec_request{create_statements(*order, dialect), batch_mode::transaction, false},
+              after_create);
+        });
         return rp;
       },
       [=](create_all_atom, const schema_def& schema,

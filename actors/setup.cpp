@@ -90,7 +90,7 @@ void attempt(setup_pointer self) {
               attempt(self); // the next engine, at once
               return;
             }
-            if (st.cfg->schema.empty()) {
+            if (!st.cfg->has_schema_work()) {
               st.finished = true;
               publish(self, readiness_state::ready, "connected");
               return;

@@ -138,6 +138,13 @@ const std::vector<std::pair<std::string, setter>>& option_table() {
       {"restart_window", duration_option(&config::restart_window, false)},
       {"echo", bool_option(&config::echo)},
       {"create_all", bool_option(&config::create_all)},
+      {"migrations_dir",
+       [](config& cfg, const std::string& key, const json& in) -> outcome<done> {
+         if (!in.is_string())
+           return config_error("option '" + key + "' must be a directory path");
+         cfg.migrations_dir = in.get<std::string>();
+         return done{};
+       }},
       {"schema_file",
        [](config& cfg, const std::string& key, const json& in) -> outcome<done> {
          if (!in.is_string())

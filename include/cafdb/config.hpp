@@ -82,6 +82,12 @@ struct config {
   std::string schema_file;
   /// Create the declared tables at start-up (before `ready`).
   bool create_all = true;
+  /// A directory of `<version>_<name>.sql` files applied at start-up, before
+  /// create_all, each once and in its own transaction; empty: none.
+  std::string migrations_dir;
+
+  /// True if start-up has schema work to do (migrations or declared tables).
+  bool has_schema_work() const { return !migrations_dir.empty() || !schema.empty(); }
 
   // -- logging -----------------------------------------------------------------
 
