@@ -58,7 +58,9 @@ pg_cluster_start() {
   chmod 755 "$pg_cluster_dir"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$pg_cluster_dir"
   password="cafdb-test-$RANDOM$RANDOM"
-  primary_port="$(_pg_free_port 55432)"
+  # Below the kernel's ephemeral range (32768-60999 by default): a port there may be the
+  # local end of some client connection, which a connect probe cannot see but bind fails on.
+  primary_port="$(_pg_free_port 25432)"
   standby_port="$(_pg_free_port $(( primary_port + 1 )))"
   echo "$password" > "$pg_cluster_dir/pwfile"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$pg_cluster_dir/pwfile"
