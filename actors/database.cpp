@@ -401,10 +401,14 @@ caf::typed_response_promise<caf::ok_atom> run_ddl(database_pointer self, Atom at
   });
 }
 
-caf::error no_declared_schema() {
-  return make_error(errc::invalid_argument,
-                    "no schema is declared: set schema_file (or config::schema), or pass the "
-                    "tables with the request");
+// create_all or drop_all of the declared schema.
+template <class Atom>
+caf::result<caf::ok_atom> declared_ddl(database_pointer self, Atom atom) {
+  if (self->state.cfg->schema.empty())
+    return make_error(errc::invalid_argument,
+                      "no schema is declared: set schema_file (or config::schema), or pass the "
+                      "tables with the request");
+  return run_ddl(self, atom, self->state.cfg->schema);
 }
 
 template <class Result, class Request>
@@ -489,19 +493,11 @@ database_actor::behavior_type database_behavior(database_pointer self,
             [=](caf::error err) mutable { rp.deliver(std::move(err)); });
         return rp;
       },
-      [=](create_all_atom atom) -> caf::result<caf::ok_atom> {
-        if (self->state.cfg->schema.empty())
-          return no_declared_schema();
-        return run_ddl(self, atom, self->state.cfg->schema);
-      },
+      [=](create_all_atom atom) -> caf::result<caf::ok_atom> { return declared_ddl(self, atom); },
       [=](create_all_atom atom, schema_def& schema) -> caf::result<caf::ok_atom> {
         return run_ddl(self, atom, std::move(schema));
       },
-      [=](drop_all_atom atom) -> caf::result<caf::ok_atom> {
-        if (self->state.cfg->schema.empty())
-          return no_declared_schema();
-        return run_ddl(self, atom, self->state.cfg->schema);
-      },
+      [=](drop_all_atom atom) -> caf::result<caf::ok_atom> { return declared_ddl(self, atom); },
       [=](drop_all_atom atom, schema_def& schema) -> caf::result<caf::ok_atom> {
         return run_ddl(self, atom, std::move(schema));
       },

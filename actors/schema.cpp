@@ -61,67 +61,81 @@ db_error as_db_error(const caf::error& err) {
   return db_error{code, info.message, info.driver_code, info.driver_message};
 }
 
-/// Runs `request` on one leased connection of `engine`, then calls `done` with the
-/// results or the error.
-template <class Done>
-void run_on_engine(schema_pointer self, const engine_actor& engine, exec_request request,
-                   Done done) {
-  auto& cfg = *self->state.cfg;
-  auto wait = caf::timespan{cfg.pool_timeout};
-  self->request(engine, wait + std::chrono::seconds(1), checkout_atom::value,
-                checkout_request{request.read_only, wait})
-      .await(
-          [=](lease& granted) mutable {
-            auto deadline =
-                caf::timespan{self->state.cfg->statement_timeout} + std::chrono::seconds(1);
-            self->request(granted.connection, deadline, exec_atom::value, request)
-                .await(
-                    [=](std::vector<result_set>& results) mutable {
-                      self->send(engine, checkin_atom::value, granted.id,
-                                 connection_condition::clean);
-                      done(outcome<std::vector<result_set>>{std::move(results)});
-                    },
-                    [=](caf::error& err) mutable {
-                      bool ours = err.category() == error_category;
-                      self->send(engine, checkin_atom::value, granted.id,
-                                 ours ? connection_condition::clean
-                                      : connection_condition::running);
-                      done(outcome<std::vector<result_set>>{as_db_error(err)});
-                    });
-          },
-          [=](caf::error& err) mutable {
-            done(outcome<std::vector<result_set>>{as_db_error(err)});
-          });
+caf::timespan batch_deadline(const config& cfg) {
+  return caf::timespan{cfg.statement_timeout} + std::chrono::seconds(1);
 }
 
-// create_all / drop_all: every statement in one transaction.
-template <class MakeStatements>
-caf::result<caf::ok_atom> run_ddl(schema_pointer self, const schema_def& schema,
-                                  const engine_actor& engine, const char* what,
-                                  MakeStatements make) {
-  if (auto ok = validate(schema); !ok)
-    return to_caf_error(ok.error());
+/// Leases a connection of `engine`; `on_error` gets a typed error.
+template <class OnLease, class OnError>
+void checkout(schema_pointer self, const engine_actor& engine, bool read_only, OnLease on_lease,
+              OnError on_error) {
+  auto wait = caf::timespan{self->state.cfg->pool_timeout};
+  self->request(engine, wait + std::chrono::seconds(1), checkout_atom::value,
+                checkout_request{read_only, wait})
+      .await(std::move(on_lease), [=](caf::error& err) mutable { on_error(as_db_error(err)); });
+}
+
+/// Runs `request` on one leased connection of `engine`, then calls `then` with the
+/// results or the error.
+template <class Then>
+void run_on_engine(schema_pointer self, const engine_actor& engine, exec_request request,
+                   Then then) {
+  using results = outcome<std::vector<result_set>>;
+  checkout(
+      self, engine, request.read_only,
+      [=](lease& granted) mutable {
+        self->request(granted.connection, batch_deadline(*self->state.cfg), exec_atom::value,
+                      request)
+            .await(
+                [=](std::vector<result_set>& out) mutable {
+                  self->send(engine, checkin_atom::value, granted.id, connection_condition::clean);
+                  then(results{std::move(out)});
+                },
+                [=](caf::error& err) mutable {
+                  bool ours = err.category() == error_category;
+                  self->send(engine, checkin_atom::value, granted.id,
+                             ours ? connection_condition::clean : connection_condition::running);
+                  then(results{as_db_error(err)});
+                });
+      },
+      [=](db_error err) mutable { then(results{std::move(err)}); });
+}
+
+enum class ddl_kind { create_all, drop_all };
+
+/// create_all / drop_all of `schema`: every statement in one transaction.
+template <class Then>
+void run_ddl(schema_pointer self, const schema_def& schema, const engine_actor& engine,
+             ddl_kind kind, Then then) {
+  if (auto ok = validate(schema); !ok) {
+    then(std::move(ok));
+    return;
+  }
   auto order = dependency_order(schema);
-  if (!order)
-    return to_caf_error(order.error());
-  auto statements = make(*order);
-  if (statements.empty())
-    return caf::ok_atom::value;
-  auto rp = self->make_response_promise<caf::ok_atom>();
+  if (!order) {
+    then(outcome<done>{order.error()});
+    return;
+  }
+  auto statements = kind == ddl_kind::create_all
+                        ? create_statements(*order, dialect_of(*self->state.cfg))
+                        : drop_statements(*order);
+  std::string name = kind == ddl_kind::create_all ? "create_all" : "drop_all";
+  if (statements.empty()) {
+    then(outcome<done>{done{}});
+    return;
+  }
   auto count = schema.tables.size();
-  std::string name = what;
   run_on_engine(self, engine, exec_request{std::move(statements), batch_mode::transaction, false},
                 [=](outcome<std::vector<result_set>> results) mutable {
                   if (!results) {
                     auto err = results.error();
                     err.message = name + " failed, nothing was changed: " + err.message;
-                    rp.deliver(to_caf_error(std::move(err)));
+                    then(outcome<done>{std::move(err)});
                     return;
                   }
                   self->state.log->info("{}: {} table(s)", name, count);
-                  rp.deliver(caf::ok_atom::value);
+                  then(outcome<done>{done{}});
                 });
-  return rp;
 }
 
 // One migration run on one lease: the advisory lock (PostgreSQL) is held by the
@@ -134,10 +148,6 @@ struct migration_run {
   bool locked = false;
   std::function<void(outcome<int64_t>)> done;
 };
-
-caf::timespan batch_deadline(const config& cfg) {
-  return caf::timespan{cfg.statement_timeout} + std::chrono::seconds(1);
-}
 
 // Ends the run: unlock, give the lease back, report.
 void finish_run(schema_pointer self, std::shared_ptr<migration_run> run, outcome<int64_t> result,
@@ -208,47 +218,45 @@ void migrate(schema_pointer self, const engine_actor& engine,
   run->pending = std::move(*files);
   run->done = std::move(done);
   run->locked = cfg.engine == engine_kind::postgresql;
-  auto wait = caf::timespan{cfg.pool_timeout};
-  self->request(engine, wait + std::chrono::seconds(1), checkout_atom::value,
-                checkout_request{false, wait})
-      .await(
-          [=](lease& held) {
-            run->held = held;
-            // Waits for another process's run to finish: it holds the lock meanwhile.
-            std::vector<statement> start;
-            if (run->locked)
-              start.push_back({"SELECT pg_advisory_lock($1)", {migration_lock_key}});
-            start.push_back({std::string{"CREATE TABLE IF NOT EXISTS "} + migration_table +
-                                 " (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at "
-                                 "TEXT NOT NULL)",
-                             {}});
-            start.push_back({std::string{"SELECT version FROM "} + migration_table, {}});
-            auto& cfg = *self->state.cfg;
-            auto lock_wait = caf::timespan{cfg.setup_timeout} + batch_deadline(cfg);
-            self->request(held.connection, lock_wait, exec_atom::value,
-                          exec_request{start, batch_mode::plain, false})
-                .await(
-                    [=](std::vector<result_set>& results) {
-                      std::set<int64_t> applied;
-                      for (auto& row : results.back().rows)
-                        applied.insert(row.at(0).as_int());
-                      auto& pending = run->pending;
-                      if (!applied.empty())
-                        run->version = std::max(run->version, *applied.rbegin());
-                      pending.erase(std::remove_if(pending.begin(), pending.end(),
-                                                   [&](const migration& m) {
-                                                     return applied.count(m.version) > 0;
-                                                   }),
-                                    pending.end());
-                      apply_next(self, run, 0);
-                    },
-                    [=](caf::error& err) {
-                      // Whether the lock was taken is unknown: never pool this connection.
-                      run->locked = false;
-                      finish_run(self, run, as_db_error(err), connection_condition::broken);
-                    });
-          },
-          [=](caf::error& err) { run->done(as_db_error(err)); });
+  checkout(
+      self, engine, false,
+      [=](lease& held) {
+        run->held = held;
+        // Waits for another process's run to finish: it holds the lock meanwhile.
+        std::vector<statement> start;
+        if (run->locked)
+          start.push_back({"SELECT pg_advisory_lock($1)", {migration_lock_key}});
+        start.push_back({std::string{"CREATE TABLE IF NOT EXISTS "} + migration_table +
+                             " (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at "
+                             "TEXT NOT NULL)",
+                         {}});
+        start.push_back({std::string{"SELECT version FROM "} + migration_table, {}});
+        auto& cfg = *self->state.cfg;
+        auto lock_wait = caf::timespan{cfg.setup_timeout} + batch_deadline(cfg);
+        self->request(held.connection, lock_wait, exec_atom::value,
+                      exec_request{start, batch_mode::plain, false})
+            .await(
+                [=](std::vector<result_set>& results) {
+                  std::set<int64_t> applied;
+                  for (auto& row : results.back().rows)
+                    applied.insert(row.at(0).as_int());
+                  auto& pending = run->pending;
+                  if (!applied.empty())
+                    run->version = *applied.rbegin();
+                  pending.erase(std::remove_if(pending.begin(), pending.end(),
+                                               [&](const migration& m) {
+                                                 return applied.count(m.version) > 0;
+                                               }),
+                                pending.end());
+                  apply_next(self, run, 0);
+                },
+                [=](caf::error& err) {
+                  // Whether the lock was taken is unknown: never pool this connection.
+                  run->locked = false;
+                  finish_run(self, run, as_db_error(err), connection_condition::broken);
+                });
+      },
+      [=](db_error err) { run->done(std::move(err)); });
 }
 
 template <class Done>
@@ -266,24 +274,38 @@ void reflect(schema_pointer self, const engine_actor& engine, Done done) {
                 });
 }
 
+caf::typed_response_promise<caf::ok_atom> answer_ddl(schema_pointer self, const schema_def& schema,
+                                                     const engine_actor& engine, ddl_kind kind) {
+  auto rp = self->make_response_promise<caf::ok_atom>();
+  run_ddl(self, schema, engine, kind, [=](outcome<done> result) mutable {
+    if (result)
+      rp.deliver(caf::ok_atom::value);
+    else
+      rp.deliver(to_caf_error(result.error()));
+  });
+  return rp;
+}
+
 schema_actor::behavior_type schema_behavior(schema_pointer self, database_actor db,
                                             std::shared_ptr<const config> cfg) {
   auto& st = self->state;
   st.db = std::move(db);
   st.cfg = std::move(cfg);
   st.log = log::get("schema");
-  auto dialect = dialect_of(*st.cfg);
   return {
       [=](prepare_atom, engine_actor& engine) -> caf::result<caf::ok_atom> {
-        auto& cfg = *self->state.cfg;
         publish(self, readiness_state::migrating,
-                cfg.migrations_dir.empty() ? "creating the declared tables"
-                                           : "applying migrations, then creating tables");
+                self->state.cfg->migrations_dir.empty()
+                    ? "creating the declared tables"
+                    : "applying migrations, then creating tables");
         auto rp = self->make_response_promise<caf::ok_atom>();
+        auto fail = [=](db_error err) mutable {
+          publish(self, readiness_state::failed, err.message);
+          rp.deliver(to_caf_error(std::move(err)));
+        };
         auto finish = [=](outcome<schema_def> live) mutable {
           if (!live) {
-            publish(self, readiness_state::failed, live.error().message);
-            rp.deliver(to_caf_error(live.error()));
+            fail(live.error());
             return;
           }
           // Every declared table must exist now, whoever created it.
@@ -292,12 +314,10 @@ schema_actor::behavior_type schema_behavior(schema_pointer self, database_actor 
             if (!live->table(table.name))
               missing += (missing.empty() ? "" : ", ") + table.name;
           if (!missing.empty()) {
-            auto err = db_error{errc::not_found,
-                                "declared table(s) missing from the database: " + missing +
-                                    " (create_all is off: create them, or turn it on)",
-                                "", ""};
-            publish(self, readiness_state::failed, err.message);
-            rp.deliver(to_caf_error(err));
+            fail(db_error{errc::not_found,
+                          "declared table(s) missing from the database: " + missing +
+                              " (create_all is off: create them, or turn it on)",
+                          "", ""});
             return;
           }
           publish(self, readiness_state::ready,
@@ -305,20 +325,9 @@ schema_actor::behavior_type schema_behavior(schema_pointer self, database_actor 
                       std::to_string(live->tables.size()) + " table(s)");
           rp.deliver(caf::ok_atom::value);
         };
-        auto after_create = [=](outcome<std::vector<result_set>> created) mutable {
-          if (!created) {
-            auto err = created.error();
-            err.message = "create_all failed, nothing was changed: " + err.message;
-            publish(self, readiness_state::failed, err.message);
-            rp.deliver(to_caf_error(err));
-            return;
-          }
-          reflect(self, engine, finish);
-        };
         migrate(self, engine, [=](outcome<int64_t> migrated) mutable {
           if (!migrated) {
-            publish(self, readiness_state::failed, migrated.error().message);
-            rp.deliver(to_caf_error(migrated.error()));
+            fail(migrated.error());
             return;
           }
           self->state.version = *migrated;
@@ -327,30 +336,23 @@ schema_actor::behavior_type schema_behavior(schema_pointer self, database_actor 
             reflect(self, engine, finish);
             return;
           }
-          auto order = dependency_order(cfg.schema);
-          if (!order) {
-            after_create(order.error());
-            return;
-          }
-          run_on_engine(
-              self, engine,
-              exec_request{create_statements(*order, dialect), batch_mode::transaction, false},
-              after_create);
+          run_ddl(self, cfg.schema, engine, ddl_kind::create_all,
+                  [=](outcome<done> created) mutable {
+                    if (!created)
+                      fail(created.error());
+                    else
+                      reflect(self, engine, finish);
+                  });
         });
         return rp;
       },
       [=](create_all_atom, const schema_def& schema,
           engine_actor& engine) -> caf::result<caf::ok_atom> {
-        return run_ddl(self, schema, engine, "create_all",
-                       [=](const std::vector<const table_def*>& order) {
-                         return create_statements(order, dialect);
-                       });
+        return answer_ddl(self, schema, engine, ddl_kind::create_all);
       },
       [=](drop_all_atom, const schema_def& schema,
           engine_actor& engine) -> caf::result<caf::ok_atom> {
-        return run_ddl(
-            self, schema, engine, "drop_all",
-            [](const std::vector<const table_def*>& order) { return drop_statements(order); });
+        return answer_ddl(self, schema, engine, ddl_kind::drop_all);
       },
       [=](reflect_atom, engine_actor& engine) -> caf::result<schema_def> {
         auto rp = self->make_response_promise<schema_def>();

@@ -346,8 +346,7 @@ namespace {
 using nlohmann::json;
 
 outcome<column_type> parse_type(const std::string& where, std::string text, int32_t& length) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  text = to_lower(std::move(text));
   // "varchar(255)" shorthand.
   if (auto open = text.find('('); open != std::string::npos && text.back() == ')') {
     auto digits = text.substr(open + 1, text.size() - open - 2);

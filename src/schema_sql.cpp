@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backend/driver.hpp"
+
 namespace cafdb {
 
 namespace {
@@ -12,14 +14,8 @@ namespace {
 std::string quoted_list(const std::vector<std::string>& names) {
   std::string out;
   for (auto& name : names)
-    out += (out.empty() ? "" : ", ") + quote(name);
+    out += (out.empty() ? "" : ", ") + quote_identifier(name);
   return out;
-}
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
 }
 
 const char* action_sql(on_delete_action x) {
@@ -54,7 +50,7 @@ bool sqlite_rowid_key(const table_def& table, const column_def& col) {
 }
 
 std::string column_sql(const table_def& table, const column_def& col, sql_dialect dialect) {
-  std::string out = quote(col.name) + " ";
+  std::string out = quote_identifier(col.name) + " ";
   if (dialect == sql_dialect::sqlite && sqlite_rowid_key(table, col))
     return out + "INTEGER PRIMARY KEY AUTOINCREMENT";
   out += sql_type(col, dialect);
@@ -86,9 +82,9 @@ std::string create_table_sql(const table_def& table, sql_dialect dialect) {
     parts.push_back("CHECK (" + check + ")");
   for (auto& fk : table.foreign_keys)
     parts.push_back("FOREIGN KEY (" + quoted_list(fk.columns) + ") REFERENCES " +
-                    quote(fk.ref_table) + " (" + quoted_list(fk.ref_columns) + ") ON DELETE " +
-                    action_sql(fk.on_delete));
-  std::string sql = "CREATE TABLE IF NOT EXISTS " + quote(table.name) + " (";
+                    quote_identifier(fk.ref_table) + " (" + quoted_list(fk.ref_columns) +
+                    ") ON DELETE " + action_sql(fk.on_delete));
+  std::string sql = "CREATE TABLE IF NOT EXISTS " + quote_identifier(table.name) + " (";
   for (size_t i = 0; i < parts.size(); ++i)
     sql += (i == 0 ? "\n  " : ",\n  ") + parts[i];
   return sql + "\n)";
@@ -101,7 +97,7 @@ const std::string sqlite_user_tables =
     " WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'";
 
 column_type type_from_sql(const std::string& declared, int32_t& length) {
-  auto text = lower(declared);
+  auto text = to_lower(declared);
   length = 0;
   if (auto open = text.find('('); open != std::string::npos) {
     auto digits = text.substr(open + 1, text.find(')') - open - 1);
@@ -141,7 +137,7 @@ column_type type_from_sql(const std::string& declared, int32_t& length) {
 }
 
 on_delete_action action_from_sql(const std::string& text) {
-  auto t = lower(text);
+  auto t = to_lower(text);
   if (t == "cascade" || t == "c")
     return on_delete_action::cascade;
   if (t == "set null" || t == "n")
@@ -227,7 +223,7 @@ outcome<schema_def> parse_sqlite(const std::vector<result_set>& results) {
   for (auto& table : tables.schema.tables)
     if (table.primary_key.size() == 1)
       for (auto& col : table.columns)
-        if (col.name == table.primary_key.front() && lower(col.sql_type) == "integer") {
+        if (col.name == table.primary_key.front() && to_lower(col.sql_type) == "integer") {
           // A rowid alias: assigned by SQLite, 64 bits wide.
           col.autoincrement = true;
           col.type = column_type::bigint;
@@ -324,10 +320,6 @@ outcome<schema_def> parse_postgresql(const std::vector<result_set>& results) {
 
 } // namespace
 
-std::string quote(const std::string& identifier) {
-  return "\"" + identifier + "\"";
-}
-
 std::string sql_type(const column_def& col, sql_dialect dialect) {
   bool pg = dialect == sql_dialect::postgresql;
   switch (col.type) {
@@ -364,10 +356,11 @@ std::vector<statement> create_statements(const std::vector<const table_def*>& or
   for (auto table : ordered) {
     out.push_back(statement{create_table_sql(*table, dialect), {}});
     for (auto& ix : table->indexes)
-      out.push_back(statement{std::string{"CREATE "} + (ix.unique ? "UNIQUE " : "") +
-                                  "INDEX IF NOT EXISTS " + quote(index_name(*table, ix)) + " ON " +
-                                  quote(table->name) + " (" + quoted_list(ix.columns) + ")",
-                              {}});
+      out.push_back(
+          statement{std::string{"CREATE "} + (ix.unique ? "UNIQUE " : "") + "INDEX IF NOT EXISTS " +
+                        quote_identifier(index_name(*table, ix)) + " ON " +
+                        quote_identifier(table->name) + " (" + quoted_list(ix.columns) + ")",
+                    {}});
   }
   return out;
 }
@@ -375,7 +368,7 @@ std::vector<statement> create_statements(const std::vector<const table_def*>& or
 std::vector<statement> drop_statements(const std::vector<const table_def*>& ordered) {
   std::vector<statement> out;
   for (auto i = ordered.rbegin(); i != ordered.rend(); ++i)
-    out.push_back(statement{"DROP TABLE IF EXISTS " + quote((*i)->name), {}});
+    out.push_back(statement{"DROP TABLE IF EXISTS " + quote_identifier((*i)->name), {}});
   return out;
 }
 

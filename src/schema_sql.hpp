@@ -12,9 +12,6 @@ namespace cafdb {
 
 enum class sql_dialect : uint8_t { sqlite, postgresql };
 
-/// `"name"`: the name must already be a checked identifier.
-std::string quote(const std::string& identifier);
-
 /// The engine's type for a declared column, e.g. "VARCHAR(255)", "BYTEA".
 std::string sql_type(const column_def& col, sql_dialect dialect);
 

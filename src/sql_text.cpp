@@ -72,6 +72,16 @@ int placeholder_number(const char* name) {
   return static_cast<int>(number);
 }
 
+std::string quote_identifier(const std::string& name) {
+  return "\"" + name + "\"";
+}
+
+std::string to_lower(std::string text) {
+  for (auto& c : text)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
 bool starts_with_keyword(const std::string& sql, const char* keyword) {
   size_t i = 0;
   // Skip blanks and comments before the first word.

@@ -26,6 +26,9 @@ enum class connection_role : uint8_t {
 
 std::string to_string(connection_role x);
 
+/// `"name"`, for SQL text; `name` must already pass `is_identifier`.
+std::string quote_identifier(const std::string& name);
+
 class driver {
  public:
   virtual ~driver() = default;
@@ -47,13 +50,13 @@ class driver {
   /// `name` must already be a valid identifier (see `is_identifier`). The SQL is the
   /// same on every engine, so it is written once here, on top of `run_control`.
   virtual outcome<done> savepoint(const std::string& name) {
-    return run_control("SAVEPOINT \"" + name + "\"");
+    return run_control("SAVEPOINT " + quote_identifier(name));
   }
   virtual outcome<done> release(const std::string& name) {
-    return run_control("RELEASE SAVEPOINT \"" + name + "\"");
+    return run_control("RELEASE SAVEPOINT " + quote_identifier(name));
   }
   virtual outcome<done> rollback_to(const std::string& name) {
-    return run_control("ROLLBACK TO SAVEPOINT \"" + name + "\"");
+    return run_control("ROLLBACK TO SAVEPOINT " + quote_identifier(name));
   }
 
   /// Makes statements outside explicit transactions read-only (or not). Called before
@@ -84,6 +87,9 @@ const char* hint_for(errc code);
 
 /// True if `name` is `[A-Za-z_][A-Za-z0-9_]*` and at most 63 characters long.
 bool is_identifier(const std::string& name);
+
+/// `text` in ASCII lower case.
+std::string to_lower(std::string text);
 
 /// Returns N for a placeholder name `$N` (N >= 1), else 0.
 int placeholder_number(const char* name);

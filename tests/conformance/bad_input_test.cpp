@@ -1,29 +1,12 @@
 // Conformance: bad input gets a typed error with a helpful message on every engine,
 // and the database keeps serving.
-#include "support/backends.hpp"
+#include "support/bad_input.hpp"
 
 using namespace cafdb;
 using namespace cafdb::test;
 
-namespace {
-
 template <class Backend>
-struct bad_input : with_temp_dir, database_fixture {
-  bad_input() : database_fixture(Backend::make_config(dir)) {
-    require_ready();
-    must_exec({std::string{"CREATE TABLE t (id "} + Backend::serial_pk + ", v TEXT)"});
-  }
-
-  // After any error, the same database still answers a good request.
-  void still_serving() {
-    auto ok = cli->exec({"INSERT INTO t (v) VALUES ($1)", {"fine"}});
-    INFO((ok ? std::string{"ok"} : text(ok.error())));
-    REQUIRE(ok);
-    CHECK(ok->affected_rows == 1);
-  }
-};
-
-} // namespace
+using bad_input = bad_input_fixture<Backend>;
 
 TEMPLATE_TEST_CASE_METHOD(bad_input, "a syntax error is typed and names the problem", "[bad_input]",
                           sqlite_backend, pg_backend) {

@@ -1,24 +1,10 @@
 // SQLite-specific bad input (the conformance suite covers what every engine shares).
-#include "support/fixture.hpp"
+#include "support/bad_input.hpp"
 
 using namespace cafdb;
 using namespace cafdb::test;
 
-namespace {
-
-struct bad_input : file_database {
-  bad_input() { must_exec({"CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"}); }
-
-  // After any error, the same database still answers a good request.
-  void still_serving() {
-    auto ok = cli->exec({"INSERT INTO t (v) VALUES ($1)", {"fine"}});
-    INFO((ok ? std::string{"ok"} : text(ok.error())));
-    REQUIRE(ok);
-    CHECK(ok->affected_rows == 1);
-  }
-};
-
-} // namespace
+using bad_input = bad_input_fixture<sqlite_backend>;
 
 TEST_CASE_METHOD(bad_input, "SQLite: placeholders other than $N are refused with the syntax to use",
                  "[bad_input]") {
