@@ -24,7 +24,8 @@
 //    replaced (the engine's sessions learn the new engine, and setup runs again
 //    against it) until the restart intensity is exceeded.
 // 5. Schema requests (create_all, drop_all, reflect) are held until ready like any
-//    other, then go to the schema actor with the current writer engine.
+//    other, then go to the schema actor with the current writer engine. Operations go
+//    to the operations actor at once; its own requests are held like any client's.
 // 4. After `stop`, no new work is accepted; sessions roll back and close, then the
 //    engine and setup are told to exit, then the database quits.
 #include "actors/database.hpp"
@@ -36,6 +37,7 @@
 #include <caf/all.hpp>
 
 #include "actors/engine.hpp"
+#include "actors/operations.hpp"
 #include "actors/schema.hpp"
 #include "actors/session.hpp"
 #include "actors/setup.hpp"
@@ -62,6 +64,7 @@ struct database_state {
   std::map<std::string, engine_actor> engines;
   setup_actor setup;
   schema_actor schema;
+  operations_actor operations;
   std::map<std::string, readiness_event> components;
   readiness_state state = readiness_state::starting;
   std::string failure; // why the database is failed (restart intensity)
@@ -91,6 +94,8 @@ struct database_state {
       caf::anon_send_exit(entry.second, caf::exit_reason::user_shutdown);
     if (setup)
       caf::anon_send_exit(setup, caf::exit_reason::user_shutdown);
+    if (operations)
+      caf::anon_send_exit(operations, caf::exit_reason::user_shutdown);
     for (auto& rp : stop_promises)
       rp.deliver(caf::ok_atom::value);
   }
@@ -279,6 +284,8 @@ void start_children(database_pointer self) {
         readiness_event{"schema", readiness_state::starting, "starting", 0, caf::make_timestamp()};
   st.schema = spawn_schema(self->system(), self, st.cfg);
   self->monitor(st.schema);
+  st.operations = spawn_operations(self->system(), self, st.cfg);
+  self->monitor(st.operations);
   for (auto& role : roles) {
     st.components["engine:" + role] = readiness_event{"engine:" + role, readiness_state::starting,
                                                       "starting", 0, caf::make_timestamp()};
@@ -294,16 +301,22 @@ void on_child_down(database_pointer self, caf::down_msg& dm) {
     if (entry.second.address() == dm.source)
       role = entry.first;
   bool schema = dm.source == st.schema.address();
+  bool operations = dm.source == st.operations.address();
   if (st.stopping) {
     if (!role.empty())
       st.engines.erase(role);
     else if (schema)
       st.schema = nullptr;
+    else if (operations)
+      st.operations = nullptr;
     else
       st.setup = nullptr;
     return;
   }
-  auto what = !role.empty() ? "engine " + role : schema ? std::string{"schema"} : "setup";
+  auto what = !role.empty() ? "engine " + role
+              : schema      ? std::string{"schema"}
+              : operations  ? std::string{"operations"}
+                            : "setup";
   st.log->error("{} went down: {}", what, to_string(dm.reason));
   if (!may_restart(self)) {
     st.failure = what + " crashed more than max_restarts (" + std::to_string(st.cfg->max_restarts) +
@@ -312,6 +325,12 @@ void on_child_down(database_pointer self, caf::down_msg& dm) {
     return;
   }
   st.restarts += 1;
+  if (operations) {
+    // Stateless but for its copy of the schema: a new one reflects again.
+    st.operations = spawn_operations(self->system(), self, st.cfg);
+    self->monitor(st.operations);
+    return;
+  }
   if (schema) {
     // Setup may be waiting on the old one: run start-up again with the new one.
     st.schema = spawn_schema(self->system(), self, st.cfg);
@@ -345,6 +364,8 @@ void finish_stop(database_pointer self) {
     self->send_exit(st.setup, caf::exit_reason::user_shutdown);
   if (st.schema)
     self->send_exit(st.schema, caf::exit_reason::user_shutdown);
+  if (st.operations)
+    self->send_exit(st.operations, caf::exit_reason::user_shutdown);
   st.state = readiness_state::stopped;
   broadcast(self, snapshot(st).components.front());
   for (auto& rp : st.stop_promises)
@@ -385,8 +406,14 @@ caf::typed_response_promise<Result> schema_request(database_pointer self, Reques
         auto timeout = caf::timespan{st.cfg->pool_timeout} +
                        caf::timespan{st.cfg->statement_timeout} + std::chrono::seconds(1);
         request(st.schema, st.engines.at("writer"), timeout)
-            .then([=](Result& out) mutable { rp.deliver(std::move(out)); },
-                  [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+            .then(
+                [=](Result& out) mutable {
+                  // ok_atom answers DDL: the operations actor's copy of the schema is stale.
+                  if constexpr (std::is_same_v<Result, caf::ok_atom>)
+                    self->send(self->state.operations, caf::reset_atom::value);
+                  rp.deliver(std::move(out));
+                },
+                [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
       },
       [=](caf::error err) mutable { rp.deliver(std::move(err)); });
   return rp;
@@ -433,7 +460,8 @@ database_actor::behavior_type database_behavior(database_pointer self,
   st.log->info("starting database {}", st.cfg->redacted_url());
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
-    bool child = dm.source == st.setup.address() || dm.source == st.schema.address();
+    bool child = dm.source == st.setup.address() || dm.source == st.schema.address() ||
+                 dm.source == st.operations.address();
     for (auto& entry : st.engines)
       child = child || dm.source == entry.second.address();
     if (child) {
@@ -505,6 +533,12 @@ database_actor::behavior_type database_behavior(database_pointer self,
         return schema_request<schema_def>(self, [=](auto target, auto engine, auto timeout) {
           return self->request(target, timeout, reflect_atom::value, engine);
         });
+      },
+      [=](op_atom atom, operation& op) -> caf::result<std::string> {
+        auto& st = self->state;
+        if (st.stopping || !st.operations)
+          return stopping_error();
+        return self->delegate(st.operations, atom, std::move(op));
       },
       [=](caf::subscribe_atom, caf::actor& subscriber) -> caf::result<readiness_snapshot> {
         auto& st = self->state;

@@ -54,13 +54,6 @@ void publish(schema_pointer self, readiness_state state, std::string detail) {
   self->send(st.db, readiness_event{"schema", state, std::move(detail), 0, caf::make_timestamp()});
 }
 
-// A failure from CAF itself (engine or connection gone, a timeout) has no cafdb code.
-db_error as_db_error(const caf::error& err) {
-  auto info = describe(err);
-  auto code = info.code == errc::none ? errc::unavailable : info.code;
-  return db_error{code, info.message, info.driver_code, info.driver_message};
-}
-
 caf::timespan batch_deadline(const config& cfg) {
   return caf::timespan{cfg.statement_timeout} + std::chrono::seconds(1);
 }
@@ -72,7 +65,7 @@ void checkout(schema_pointer self, const engine_actor& engine, bool read_only, O
   auto wait = caf::timespan{self->state.cfg->pool_timeout};
   self->request(engine, wait + std::chrono::seconds(1), checkout_atom::value,
                 checkout_request{read_only, wait})
-      .await(std::move(on_lease), [=](caf::error& err) mutable { on_error(as_db_error(err)); });
+      .await(std::move(on_lease), [=](caf::error& err) mutable { on_error(to_db_error(err)); });
 }
 
 /// Runs `request` on one leased connection of `engine`, then calls `then` with the
@@ -95,7 +88,7 @@ void run_on_engine(schema_pointer self, const engine_actor& engine, exec_request
                   bool ours = err.category() == error_category;
                   self->send(engine, checkin_atom::value, granted.id,
                              ours ? connection_condition::clean : connection_condition::running);
-                  then(results{as_db_error(err)});
+                  then(results{to_db_error(err)});
                 });
       },
       [=](db_error err) mutable { then(results{std::move(err)}); });
@@ -190,7 +183,7 @@ void apply_next(schema_pointer self, std::shared_ptr<migration_run> run, size_t 
           },
           [=](caf::error& err) {
             auto& failed = run->pending[index];
-            auto problem = as_db_error(err);
+            auto problem = to_db_error(err);
             problem.message = "migration " + std::to_string(failed.version) + " (" + failed.name +
                               ") failed and was rolled back; the schema stays at version " +
                               std::to_string(run->version) + ": " + problem.message;
@@ -253,7 +246,7 @@ void migrate(schema_pointer self, const engine_actor& engine,
                 [=](caf::error& err) {
                   // Whether the lock was taken is unknown: never pool this connection.
                   run->locked = false;
-                  finish_run(self, run, as_db_error(err), connection_condition::broken);
+                  finish_run(self, run, to_db_error(err), connection_condition::broken);
                 });
       },
       [=](db_error err) { run->done(std::move(err)); });

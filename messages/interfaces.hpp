@@ -82,6 +82,15 @@ using schema_actor = caf::typed_actor<
     // The live schema, read from the catalog in one snapshot.
     caf::replies_to<reflect_atom, engine_actor>::with<schema_def>>;
 
+/// Ready-made reads and CRUD answered as JSON text (actors/operations.cpp). Reached
+/// through the database, which delegates `op_atom` requests to it.
+using operations_actor = caf::typed_actor<
+    // Runs one operation. Errors: invalid_argument, not_found and every statement
+    // error; with the `json_errors` option they arrive as {"error", "details"} text.
+    caf::replies_to<op_atom, operation>::with<std::string>,
+    // From the database: DDL ran (create_all, drop_all); read the catalog again.
+    caf::reacts_to<caf::reset_atom>>;
+
 /// The start-up sequence (actors/setup.cpp).
 // The database replaces setup whenever it restarts an engine, so setup never
 // outlives the engines it was given.
@@ -111,6 +120,8 @@ using database_actor = caf::typed_actor<
     caf::replies_to<drop_all_atom, schema_def>::with<caf::ok_atom>,
     // The live schema of the writer's database.
     caf::replies_to<reflect_atom>::with<schema_def>,
+    // An operation of docs/operations.md; answers JSON text.
+    caf::replies_to<op_atom, operation>::with<std::string>,
     // Introspection: the current engine (for tools and fault tests).
     caf::replies_to<caf::get_atom, engine_atom>::with<engine_actor>,
     // Graceful stop; answers when every child is gone.
@@ -130,5 +141,6 @@ CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::lease))
 CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::engine_actor))
 CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::session_actor))
 CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::schema_actor))
+CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::operations_actor))
 CAF_ADD_TYPE_ID(cafdb_handles, (cafdb::database_actor))
 CAF_END_TYPE_ID_BLOCK(cafdb_handles)

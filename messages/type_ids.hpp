@@ -14,6 +14,7 @@
 
 #include "cafdb/schema.hpp"
 #include "cafdb/value.hpp"
+#include "messages/operations.hpp"
 #include "messages/pool.hpp"
 #include "messages/readiness.hpp"
 #include "messages/session.hpp"
@@ -57,6 +58,10 @@ CAF_ADD_ATOM(cafdb, cafdb, drop_all_atom, "dropall")
 CAF_ADD_ATOM(cafdb, cafdb, reflect_atom, "reflect")
 CAF_ADD_ATOM(cafdb, cafdb, prepare_atom, "prepare")
 
+// -- atoms: operations ------------------------------------------------------------
+
+CAF_ADD_ATOM(cafdb, cafdb, op_atom, "op")
+
 // -- values ----------------------------------------------------------------------
 
 CAF_ADD_TYPE_ID(cafdb, (cafdb::value))
@@ -94,5 +99,10 @@ CAF_ADD_TYPE_ID(cafdb, (cafdb::foreign_key_def))
 CAF_ADD_TYPE_ID(cafdb, (cafdb::index_def))
 CAF_ADD_TYPE_ID(cafdb, (cafdb::table_def))
 CAF_ADD_TYPE_ID(cafdb, (cafdb::schema_def))
+
+// -- operations --------------------------------------------------------------------
+
+CAF_ADD_TYPE_ID(cafdb, (cafdb::op_kind))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::operation))
 
 CAF_END_TYPE_ID_BLOCK(cafdb)

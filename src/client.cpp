@@ -92,6 +92,113 @@ caf::expected<schema_def> client::reflect() {
   return ask<schema_def>(self, db_, timeout_, reflect_atom::value);
 }
 
+// -- operations ----------------------------------------------------------------------
+
+namespace {
+
+operation query_op(op_kind kind, std::vector<statement> stmts, session_options options) {
+  operation op;
+  op.kind = kind;
+  op.statements = std::move(stmts);
+  op.options = std::move(options);
+  return op;
+}
+
+operation table_op(op_kind kind, const std::string& table, const nlohmann::json* data,
+                   const nlohmann::json* key) {
+  operation op;
+  op.kind = kind;
+  op.table = table;
+  if (data)
+    op.data = data->dump();
+  if (key)
+    op.key = key->dump();
+  return op;
+}
+
+} // namespace
+
+caf::expected<nlohmann::json> client::run(operation op) {
+  caf::scoped_actor self{*sys_};
+  auto text = ask<std::string>(self, db_, timeout_, op_atom::value, std::move(op));
+  if (!text)
+    return std::move(text.error());
+  return nlohmann::json::parse(*text);
+}
+
+caf::expected<nlohmann::json> client::count(statement query, session_options options) {
+  return run(query_op(op_kind::count, {std::move(query)}, std::move(options)));
+}
+
+caf::expected<nlohmann::json> client::paginate(statement query, int64_t page, int64_t page_size,
+                                               session_options options) {
+  auto op = query_op(op_kind::paginate, {std::move(query)}, std::move(options));
+  op.page = page;
+  op.page_size = page_size;
+  return run(std::move(op));
+}
+
+caf::expected<nlohmann::json> client::read_one(statement query, session_options options) {
+  return run(query_op(op_kind::read_one, {std::move(query)}, std::move(options)));
+}
+
+caf::expected<nlohmann::json> client::read_query(statement query, session_options options) {
+  return run(query_op(op_kind::read_query, {std::move(query)}, std::move(options)));
+}
+
+caf::expected<nlohmann::json>
+client::read_multi(std::vector<std::pair<std::string, statement>> queries,
+                   session_options options) {
+  auto op = query_op(op_kind::read_multi, {}, std::move(options));
+  for (auto& [name, query] : queries) {
+    op.names.push_back(std::move(name));
+    op.statements.push_back(std::move(query));
+  }
+  return run(std::move(op));
+}
+
+caf::expected<nlohmann::json> client::execute_one(statement stmt, session_options options) {
+  return run(query_op(op_kind::execute_one, {std::move(stmt)}, std::move(options)));
+}
+
+caf::expected<nlohmann::json> client::execute_many(std::vector<statement> stmts,
+                                                   session_options options) {
+  return run(query_op(op_kind::execute_many, std::move(stmts), std::move(options)));
+}
+
+caf::expected<nlohmann::json> client::create_one(const std::string& table,
+                                                 const nlohmann::json& row) {
+  return run(table_op(op_kind::create_one, table, &row, nullptr));
+}
+
+caf::expected<nlohmann::json> client::create_many(const std::string& table,
+                                                  const nlohmann::json& rows) {
+  return run(table_op(op_kind::create_many, table, &rows, nullptr));
+}
+
+caf::expected<nlohmann::json> client::update_one(const std::string& table,
+                                                 const nlohmann::json& key,
+                                                 const nlohmann::json& changes) {
+  return run(table_op(op_kind::update_one, table, &changes, &key));
+}
+
+caf::expected<nlohmann::json> client::delete_one(const std::string& table,
+                                                 const nlohmann::json& key) {
+  return run(table_op(op_kind::delete_one, table, nullptr, &key));
+}
+
+caf::expected<nlohmann::json> client::delete_many(const std::string& table,
+                                                  const nlohmann::json& keys) {
+  return run(table_op(op_kind::delete_many, table, nullptr, &keys));
+}
+
+caf::expected<nlohmann::json> client::upsert(const std::string& table, const nlohmann::json& row,
+                                             std::vector<std::string> conflict_columns) {
+  auto op = table_op(op_kind::upsert, table, &row, nullptr);
+  op.conflict_columns = std::move(conflict_columns);
+  return run(std::move(op));
+}
+
 caf::error client::stop() {
   caf::scoped_actor self{*sys_};
   return as_error(ask<caf::ok_atom>(self, db_, timeout_, stop_atom::value));

@@ -138,6 +138,7 @@ const std::vector<std::pair<std::string, setter>>& option_table() {
       {"restart_window", duration_option(&config::restart_window, false)},
       {"echo", bool_option(&config::echo)},
       {"create_all", bool_option(&config::create_all)},
+      {"json_errors", bool_option(&config::json_errors)},
       {"migrations_dir",
        [](config& cfg, const std::string& key, const json& in) -> outcome<done> {
          if (!in.is_string())

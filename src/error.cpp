@@ -49,6 +49,13 @@ error_info describe(const caf::error& err) {
   return info;
 }
 
+db_error to_db_error(const caf::error& err) {
+  auto info = describe(err);
+  auto code = info.code == errc::none ? errc::unavailable : info.code;
+  return db_error{code, std::move(info.message), std::move(info.driver_code),
+                  std::move(info.driver_message)};
+}
+
 bool is(const caf::error& err, errc code) {
   return err && err.category() == error_category && err.code() == static_cast<uint8_t>(code);
 }

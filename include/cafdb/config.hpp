@@ -86,6 +86,12 @@ struct config {
   /// create_all, each once and in its own transaction; empty: none.
   std::string migrations_dir;
 
+  // -- operations --------------------------------------------------------------
+
+  /// Operations answer errors as `{"error": kind, "details": message}` JSON (the shape
+  /// Python helpers return) instead of failing the request.
+  bool json_errors = false;
+
   /// True if start-up has schema work to do (migrations or declared tables).
   bool has_schema_work() const { return !migrations_dir.empty() || !schema.empty(); }
 

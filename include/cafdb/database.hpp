@@ -14,6 +14,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/expected.hpp>
 #include <caf/scoped_actor.hpp>
+#include <nlohmann/json.hpp>
 
 #include "cafdb/config.hpp"
 #include "cafdb/error.hpp"
@@ -66,6 +67,48 @@ class client {
   caf::error drop_all(schema_def schema);
   /// The live schema of the writer's database: tables, columns, keys, indexes.
   caf::expected<schema_def> reflect();
+
+  // -- operations (docs/operations.md): answers are JSON ------------------------
+  // Errors are typed; with the `json_errors` option they come back as the answer
+  // `{"error": kind, "details": message}` instead.
+
+  /// Any operation, spelled out (the calls below fill one in).
+  caf::expected<nlohmann::json> run(operation op);
+
+  /// The number of rows `query` (one SELECT) gives.
+  caf::expected<nlohmann::json> count(statement query, session_options options = {});
+  /// Page `page` (from 1) of `query`: {items, total, page, page_size, pages}, read in
+  /// one snapshot. Order the query (ORDER BY) for stable pages.
+  caf::expected<nlohmann::json> paginate(statement query, int64_t page, int64_t page_size,
+                                         session_options options = {});
+  /// The first row of `query` as an object, or null.
+  caf::expected<nlohmann::json> read_one(statement query, session_options options = {});
+  /// Every row of `query`, as objects.
+  caf::expected<nlohmann::json> read_query(statement query, session_options options = {});
+  /// Named queries read in one snapshot: {name: rows, ...}.
+  caf::expected<nlohmann::json> read_multi(std::vector<std::pair<std::string, statement>> queries,
+                                           session_options options = {});
+  /// One statement: {rowcount, last_insert_id, rows (RETURNING)}.
+  caf::expected<nlohmann::json> execute_one(statement stmt, session_options options = {});
+  /// Statements in one transaction, all-or-nothing: one summary each.
+  caf::expected<nlohmann::json> execute_many(std::vector<statement> stmts,
+                                             session_options options = {});
+  /// Inserts a row (an object of column values); answers the stored row.
+  caf::expected<nlohmann::json> create_one(const std::string& table, const nlohmann::json& row);
+  /// Inserts rows (an array of objects) in one transaction; answers the stored rows.
+  caf::expected<nlohmann::json> create_many(const std::string& table, const nlohmann::json& rows);
+  /// Changes the row with primary key `key` (a value, or an object for composite keys);
+  /// answers the stored row, `not_found` if there is none.
+  caf::expected<nlohmann::json> update_one(const std::string& table, const nlohmann::json& key,
+                                           const nlohmann::json& changes);
+  /// Deletes the row with primary key `key`: {deleted: 1}, `not_found` if there is none.
+  caf::expected<nlohmann::json> delete_one(const std::string& table, const nlohmann::json& key);
+  /// Deletes the rows whose keys are in `keys` (an array), in one transaction: {deleted: n}.
+  caf::expected<nlohmann::json> delete_many(const std::string& table, const nlohmann::json& keys);
+  /// Inserts `row`, or updates the row it conflicts with on `conflict_columns` (default:
+  /// the primary key); answers the stored row.
+  caf::expected<nlohmann::json> upsert(const std::string& table, const nlohmann::json& row,
+                                       std::vector<std::string> conflict_columns = {});
 
   /// Stops the database gracefully: open sessions roll back.
   caf::error stop();

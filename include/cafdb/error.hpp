@@ -34,6 +34,10 @@ struct error_info {
 /// Reads the parts of `err`; for non-cafdb errors the message is CAF's rendering.
 error_info describe(const caf::error& err);
 
+/// The CAF-free form of `err`. Errors of other categories (an actor gone, a request
+/// timeout) become `unavailable` with CAF's rendering as the message.
+db_error to_db_error(const caf::error& err);
+
 /// Returns true if `err` is the cafdb error `code`.
 bool is(const caf::error& err, errc code);
 
