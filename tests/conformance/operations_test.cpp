@@ -309,7 +309,7 @@ TEMPLATE_TEST_CASE_METHOD(shop, "execute_one and execute_many", "[operations]", 
   // All-or-nothing: the second statement fails, the first is rolled back.
   this->must_fail(
       this->cli->execute_many({{"DELETE FROM items"}, {"INSERT INTO nowhere VALUES (1)"}}),
-      errc::database_error);
+      errc::syntax_error);
   CHECK(this->rows("SELECT * FROM items") == 3);
   this->must_fail(this->cli->execute_many({}), errc::invalid_argument);
 }
