@@ -230,7 +230,10 @@ outcome<done> pg_driver::open() {
     cancel_ = PQgetCancel(conn_);
   }
   read_only_ = false;
-  auto setup = "SET statement_timeout = " + std::to_string(options_.statement_timeout.count());
+  // UTC, so that timestamps read the same whatever the server's TimeZone (and the same as
+  // the mixin's values on SQLite).
+  auto setup = "SET statement_timeout = " + std::to_string(options_.statement_timeout.count()) +
+               "; SET TimeZone = 'UTC'";
   if (role_ == connection_role::reader)
     setup += "; SET default_transaction_read_only = on";
   return run_simple(setup);
