@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <spawn.h>
+#include <sys/wait.h>
+
 #include "support/backends.hpp"
 
 using namespace cafdb;
@@ -97,4 +100,56 @@ TEST_CASE("databases starting together apply each PostgreSQL migration once", "[
     fx->require_ready();
   CHECK(runtimes[0]->count("cafdb_schema_version") == 9);
   CHECK(runtimes[0]->count("accounts") == 8); // 002 plus 003..009, each once
+}
+
+// Run by the next test in child processes: starts a database from CAFDB_CHILD_URL with the
+// migrations in CAFDB_CHILD_MIGRATIONS and exits once it is ready. Hidden ("[.]").
+TEST_CASE("child process: start a database with migrations", "[.][child]") {
+  auto url = std::getenv("CAFDB_CHILD_URL");
+  auto dir = std::getenv("CAFDB_CHILD_MIGRATIONS");
+  REQUIRE(url);
+  REQUIRE(dir);
+  auto cfg = must_config(url);
+  cfg.migrations_dir = dir;
+  cfg.log_level = "off";
+  database_fixture fx{cfg};
+  fx.require_ready();
+}
+
+TEST_CASE("two processes starting together apply each PostgreSQL migration once",
+          "[migrations][pg]") {
+  with_migrations<pg_backend> setup;
+  for (int i = 3; i < 10; ++i)
+    setup.write("00" + std::to_string(i) + "_row.sql",
+                "INSERT INTO accounts (id, owner) VALUES (" + std::to_string(i) + ", 'x');");
+  // The children inherit the environment plus their two variables.
+  std::vector<std::string> env_text{"CAFDB_CHILD_URL=" + setup.cfg.url,
+                                    "CAFDB_CHILD_MIGRATIONS=" + setup.cfg.migrations_dir};
+  std::vector<char*> envp;
+  for (auto& var : env_text)
+    envp.push_back(var.data());
+  for (char** var = environ; *var; ++var)
+    envp.push_back(*var);
+  envp.push_back(nullptr);
+  std::string self = "/proc/self/exe", name = "child process: start a database with migrations";
+  std::vector<char*> argv{self.data(), name.data(), nullptr};
+  std::vector<pid_t> children;
+  for (int i = 0; i < 2; ++i) {
+    pid_t pid = 0;
+    REQUIRE(posix_spawn(&pid, self.c_str(), nullptr, nullptr, argv.data(), envp.data()) == 0);
+    children.push_back(pid);
+  }
+  for (auto pid : children) {
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  // Without migrations of its own: what it finds, the children applied.
+  auto reader = setup.cfg;
+  reader.migrations_dir.clear();
+  database_fixture fx{reader};
+  fx.require_ready();
+  CHECK(fx.count("cafdb_schema_version") == 9);
+  CHECK(fx.count("accounts") == 8); // 002 plus 003..009, each once
 }
