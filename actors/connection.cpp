@@ -2,7 +2,7 @@
 //
 // State machine (one driver handle, one request at a time):
 //
-//      connect ok            exec / tx / reset
+//      connect ok        exec / tx / reset / ping
 //   closed ─────────► open ◄───────────────────┐
 //     ▲  ▲               │──────────────────────┘
 //     │  └─ connect fail ┘ (driver error on open)
@@ -177,6 +177,13 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
         auto rolled_back = self->state.drv->rollback();
         if (!rolled_back || self->state.drv->in_transaction())
           return make_error(errc::connection_lost, "the connection could not be reset");
+        return caf::ok_atom::value;
+      },
+      [=](ping_atom) -> caf::result<caf::ok_atom> {
+        if (!self->state.open)
+          return not_open();
+        if (auto alive = self->state.drv->ping(); !alive)
+          return to_caf_error(std::move(alive.error()));
         return caf::ok_atom::value;
       },
   };

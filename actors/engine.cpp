@@ -8,26 +8,43 @@
 //
 // A connection's life inside a pool:
 //
-//            open ok                checkout                 checkin(clean)
-//  opening ─────────► idle ──────────────────────► leased ─────────────────► idle
-//     │                ▲                             │  checkin(needs_rollback): reset ok
-//     │ open fails     └─────────────────────────────┤
-//     ▼                                              │  checkin(broken) / reset fails /
-//   gone ◄───────────────────────────────────────────┘  lease holder dies and reset fails
+//            open ok                checkout (pre-ping ok)      checkin(clean)
+//  opening ─────────► idle ──────────────────────────► leased ─────────────────► idle
+//     │                │ ▲                                │  checkin(needs_rollback /
+//     │ open fails     │ └────────────────────────────────┤  running): reset ok
+//     ▼                ▼ expired, reaped, pre-ping fails  │
+//   gone ◄─────────────┴──────────────────────────────────┘  checkin(broken) / reset fails /
+//                                                            expired when it comes back
 //
-// Transitions: opening -> idle [open_connection]; idle -> leased [checkout, give_back];
-// leased -> idle [checkin, reclaim_leases]; leased -> gone [discard].
+// The engine's health:
+//
+//            open fails (server unreachable)          reconnect ok
+//   up ─────────────────────────────────────► down ─────────────────► up
+//                                              │ ▲ reconnect fails: backoff x2 (max 2 s), jitter
+//                                              └─┘
+//   up:   publishes engine:<role> ready; checkouts are served or queued.
+//   down: publishes degraded with the server's error; idle connections are closed,
+//         waiters and new checkouts get `unavailable` at once.
+//
+// Transitions: opening -> idle [open_connection, give_back]; idle -> leased [checkout,
+// give_back]; leased -> idle [checkin, reclaim_leases]; leased/idle -> gone [discard,
+// retire, housekeeping, on_connection_down]; up -> down [mark_down]; down -> up [retry].
 //
 // Invariants:
 // 1. A pool never has idle connections and waiters at the same time.
-// 2. total = idle + leased + opening, and total <= max.
-// 3. Every lease belongs to a session the engine monitors; when it goes down, its
+// 2. total = idle + leased + opening + pinging, and total <= max.
+// 3. Every lease belongs to a holder the engine monitors; when it goes down, its
 //    leases are reset and come back (or are discarded), its queued checkouts are dropped.
-// 4. Every waiter is answered exactly once: a lease, pool_timeout at its deadline, or
-//    shutting_down when the engine quits.
+// 4. Every waiter is answered exactly once: a lease, pool_timeout at its deadline,
+//    unavailable when the server is lost, or shutting_down when the engine quits.
+// 5. A leased connection is never closed by the engine: recycling, reaping and lease
+//    reclaiming act on idle connections or on a connection once it is checked in.
+// 6. A connection actor that dies is forgotten at once and never handed out again.
 #include "actors/engine.hpp"
 
+#include <algorithm>
 #include <deque>
+#include <random>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -43,10 +60,37 @@ namespace cafdb {
 
 namespace {
 
+using clock_type = caf::timestamp::clock;
+
 struct waiter {
   uint64_t id;
   caf::typed_response_promise<lease> promise;
-  caf::actor_addr session;
+  caf::actor_addr holder;
+  caf::timestamp enqueued;
+  checkout_request request;
+};
+
+/// The last checkout waits, for percentiles.
+struct wait_samples {
+  static constexpr size_t capacity = 1024;
+  std::vector<int64_t> micros;
+  size_t next = 0;
+  void add(caf::timespan waited) {
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(waited).count();
+    if (micros.size() < capacity)
+      micros.push_back(us);
+    else
+      micros[next] = us;
+    next = (next + 1) % capacity;
+  }
+  int64_t percentile(double q) const {
+    if (micros.empty())
+      return 0;
+    auto sorted = micros;
+    auto k = static_cast<size_t>(q * static_cast<double>(sorted.size() - 1));
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(k), sorted.end());
+    return sorted[k];
+  }
 };
 
 struct pool {
@@ -54,8 +98,10 @@ struct pool {
   connection_role role = connection_role::shared;
   int size = 1;
   int max = 1;
+  int min_idle = 0;
   int total = 0;
   int opening = 0;
+  int pinging = 0;
   int in_use = 0;
   std::vector<connection_actor> idle;
   std::deque<waiter> waiters;
@@ -64,6 +110,12 @@ struct pool {
   int64_t discarded = 0;
   int64_t opened = 0;
   int64_t cancelled = 0;
+  int64_t reconnects = 0;
+  int64_t recycled = 0;
+  int64_t ping_failures = 0;
+  int64_t leaks = 0;
+  int64_t reclaimed = 0;
+  wait_samples waits;
 };
 
 // A connection actor and its driver: the engine keeps the driver to cancel a
@@ -71,12 +123,21 @@ struct pool {
 struct member {
   connection_actor connection;
   std::shared_ptr<driver> drv;
+  /// Past this the connection is retired (pool_recycle); max() when it lives forever.
+  caf::timestamp expires;
+  /// When it last went idle (pool_pre_ping, idle_timeout).
+  caf::timestamp idle_since;
 };
 
 struct lease_entry {
   size_t pool_index;
   connection_actor connection;
-  caf::actor_addr session;
+  caf::actor_addr holder;
+  caf::timestamp granted;
+  std::string owner;
+  bool revocable = false;
+  bool warned = false;   // leak_threshold logged
+  bool revoking = false; // lease_timeout passed: the holder was told to give it back
 };
 
 struct engine_state {
@@ -91,6 +152,14 @@ struct engine_state {
   std::vector<member> all; // every connection spawned and not yet gone
   uint64_t next_id = 1;
   int32_t attempts = 0;
+  /// Health: the server was lost and the engine is reconnecting.
+  bool down = false;
+  std::string down_reason;
+  caf::timespan backoff{0};
+  /// Housekeeping period; zero when no option needs it.
+  caf::timespan tick{0};
+  caf::timestamp last_stats_log;
+  std::mt19937_64 random{std::random_device{}()};
   std::shared_ptr<spdlog::logger> log;
 
   // Runs on every exit path (CAF 0.17 destroys the state before attach_functor
@@ -107,12 +176,21 @@ struct engine_state {
 
 using engine_pointer = engine_actor::stateful_pointer<engine_state>;
 
-pool make_pool(std::string name, connection_role role, int size, int max) {
+caf::timestamp now() {
+  return caf::make_timestamp();
+}
+
+int64_t ms(caf::timespan span) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
+}
+
+pool make_pool(std::string name, connection_role role, int size, int max, int min_idle) {
   pool p;
   p.name = std::move(name);
   p.role = role;
   p.size = size;
   p.max = max;
+  p.min_idle = std::min(min_idle, size);
   return p;
 }
 
@@ -144,59 +222,69 @@ std::vector<member>::iterator find_member(engine_state& st, const connection_act
                       [&](const member& m) { return m.connection == conn; });
 }
 
-void forget(engine_state& st, const connection_actor& conn) {
-  auto i = find_member(st, conn);
-  if (i != st.all.end())
-    st.all.erase(i);
-}
-
 connection_actor spawn_member(engine_pointer self, connection_role role) {
   auto& st = self->state;
   std::shared_ptr<driver> drv = st.factory(role);
   auto conn = spawn_connection(self->system(), drv, st.cfg);
-  st.all.push_back(member{conn, std::move(drv)});
+  // Monitored: a connection actor that dies is replaced (invariant 6).
+  self->monitor(conn);
+  auto expires = caf::timestamp::max();
+  if (auto life = caf::timespan{st.cfg->pool_recycle}; life.count() > 0) {
+    // Up to 10% earlier, so that connections opened together are not retired together.
+    auto jitter = std::uniform_int_distribution<int64_t>{0, life.count() / 10}(st.random);
+    expires = now() + life - caf::timespan{jitter};
+  }
+  st.all.push_back(member{conn, std::move(drv), expires, now()});
   return conn;
 }
 
-void close_connection(engine_state& st, const connection_actor& conn) {
-  forget(st, conn);
-  caf::anon_send_exit(conn, caf::exit_reason::user_shutdown);
+void close_connection(engine_pointer self, const connection_actor& conn) {
+  auto& st = self->state;
+  if (auto i = find_member(st, conn); i != st.all.end())
+    st.all.erase(i);
+  self->demonitor(conn.address());
+  self->send_exit(conn, caf::exit_reason::user_shutdown);
 }
 
-void watch(engine_pointer self, const caf::actor_addr& session) {
-  if (session && self->state.monitored.insert(session).second)
-    self->monitor(session);
+void watch(engine_pointer self, const caf::actor_addr& holder) {
+  if (holder && self->state.monitored.insert(holder).second)
+    self->monitor(holder);
 }
 
-lease grant(engine_pointer self, size_t index, connection_actor conn,
-            const caf::actor_addr& session) {
+lease grant(engine_pointer self, size_t index, connection_actor conn, const caf::actor_addr& holder,
+            const checkout_request& req, caf::timespan waited) {
   auto& st = self->state;
   auto& p = st.pools[index];
   auto id = st.next_id++;
   p.in_use += 1;
   p.checkouts += 1;
-  st.leases.emplace(id, lease_entry{index, conn, session});
+  p.waits.add(waited);
+  st.leases.emplace(id, lease_entry{index, conn, holder, now(), req.owner, req.revocable});
   return lease{id, std::move(conn)};
 }
 
 void open_connection(engine_pointer self, size_t index);
 
-// A connection is free again: the first waiter gets it, else it idles or (overflow) closes.
-void give_back(engine_pointer self, size_t index, connection_actor conn) {
+// Opens connections while the pool is below min_idle or has waiters no opening
+// connection will serve (bounded by max).
+void refill(engine_pointer self, size_t index) {
+  auto& st = self->state;
+  if (st.down)
+    return;
+  auto& p = st.pools[index];
+  while (p.total < p.max &&
+         (p.total < p.min_idle || static_cast<int>(p.waiters.size()) > p.opening))
+    open_connection(self, index);
+}
+
+// Takes a connection out of the pool: the engine closes it (recycled, reaped).
+void retire(engine_pointer self, size_t index, const connection_actor& conn, const char* why) {
   auto& st = self->state;
   auto& p = st.pools[index];
-  if (!p.waiters.empty()) {
-    auto w = std::move(p.waiters.front());
-    p.waiters.pop_front();
-    w.promise.deliver(grant(self, index, std::move(conn), w.session));
-    return;
-  }
-  if (p.total > p.size) {
-    p.total -= 1;
-    close_connection(st, conn);
-    return;
-  }
-  p.idle.push_back(std::move(conn));
+  p.total -= 1;
+  p.recycled += 1;
+  st.log->debug("closing a {} connection: {}", p.name, why);
+  close_connection(self, conn);
 }
 
 // A connection in an unknown state: never reused (DESIGN.md rule 4).
@@ -206,18 +294,90 @@ void discard(engine_pointer self, size_t index, const connection_actor& conn, co
   p.total -= 1;
   p.discarded += 1;
   st.log->warn("discarding a {} connection: {}", p.name, why);
-  close_connection(st, conn);
-  if (!p.waiters.empty() && p.total < p.max)
+  close_connection(self, conn);
+  // The replacement doubles as a probe: if the server is gone, opening it fails and
+  // the engine goes down instead of handing out more dead connections.
+  if (!st.down && p.total < std::max(p.min_idle, 1) && p.total < p.max)
     open_connection(self, index);
+  refill(self, index);
 }
 
-void fail_first_waiter(engine_pointer self, size_t index, const caf::error& err) {
-  auto& p = self->state.pools[index];
-  if (p.waiters.empty())
+// A connection is free again: the first waiter gets it, else it idles or closes.
+void give_back(engine_pointer self, size_t index, connection_actor conn) {
+  auto& st = self->state;
+  auto& p = st.pools[index];
+  auto m = find_member(st, conn);
+  if (m == st.all.end()) {
+    discard(self, index, conn, "its actor went down"); // invariant 6
     return;
-  auto w = std::move(p.waiters.front());
-  p.waiters.pop_front();
-  w.promise.deliver(err);
+  }
+  if (now() >= m->expires) {
+    retire(self, index, conn, "pool_recycle reached");
+    refill(self, index);
+    return;
+  }
+  if (!p.waiters.empty()) {
+    auto w = std::move(p.waiters.front());
+    p.waiters.pop_front();
+    w.promise.deliver(grant(self, index, std::move(conn), w.holder, w.request, now() - w.enqueued));
+    return;
+  }
+  if (p.total > p.size || st.down) {
+    p.total -= 1;
+    close_connection(self, conn);
+    return;
+  }
+  m->idle_since = now();
+  p.idle.push_back(std::move(conn));
+}
+
+caf::error unavailable_error(const engine_state& st) {
+  return make_error(errc::unavailable, "the " + st.role + " engine lost its server (" +
+                                           st.down_reason +
+                                           "); cafdb reconnects in the background, retry shortly "
+                                           "(see status)");
+}
+
+void schedule_reconnect(engine_pointer self) {
+  auto& st = self->state;
+  st.backoff = st.backoff.count() == 0
+                   ? caf::timespan{std::chrono::milliseconds(100)}
+                   : std::min(st.backoff * 2, caf::timespan{std::chrono::seconds(2)});
+  // +-20%: engines (and processes) that lost the same server do not retry in lockstep.
+  auto spread = std::uniform_real_distribution<double>{0.8, 1.2}(st.random);
+  auto delay =
+      caf::timespan{static_cast<int64_t>(static_cast<double>(st.backoff.count()) * spread)};
+  self->delayed_send(self, delay, retry_atom::value);
+}
+
+// The server is unreachable: stop handing out connections until it is back.
+void mark_down(engine_pointer self, const caf::error& err) {
+  auto& st = self->state;
+  if (st.down)
+    return;
+  st.down = true;
+  st.down_reason = describe(err).message;
+  st.backoff = caf::timespan{0};
+  st.log->error("the {} engine lost its server: {}; reconnecting", st.role, st.down_reason);
+  publish(self, readiness_state::degraded, "lost the server: " + st.down_reason + "; reconnecting");
+  auto refusal = unavailable_error(st);
+  for (auto& p : st.pools) {
+    // Idle connections to a lost server are dead: close them now, not at their next use.
+    for (auto& conn : p.idle) {
+      p.total -= 1;
+      close_connection(self, conn);
+    }
+    p.idle.clear();
+    auto waiters = std::move(p.waiters);
+    p.waiters.clear();
+    for (auto& w : waiters)
+      w.promise.deliver(refusal);
+  }
+  schedule_reconnect(self);
+}
+
+bool too_many_connections(const caf::error& err) {
+  return describe(err).driver_code == "53300"; // the server is up but full
 }
 
 void open_connection(engine_pointer self, size_t index) {
@@ -239,10 +399,18 @@ void open_connection(engine_pointer self, size_t index) {
             auto& p = st.pools[index];
             p.opening -= 1;
             p.total -= 1;
-            close_connection(st, conn);
+            close_connection(self, conn);
             st.log->warn("opening a {} connection failed: {}", p.name, render(err));
-            // The checkout that asked for this connection learns why it cannot have one.
-            fail_first_waiter(self, index, err);
+            if (too_many_connections(err)) {
+              // The checkout that asked for this connection learns why it cannot have one.
+              if (!p.waiters.empty()) {
+                auto w = std::move(p.waiters.front());
+                p.waiters.pop_front();
+                w.promise.deliver(err);
+              }
+              return;
+            }
+            mark_down(self, err);
           });
 }
 
@@ -255,16 +423,22 @@ void reset_then_pool(engine_pointer self, size_t index, connection_actor conn, c
             [=](caf::error&) { discard(self, index, conn, why_discarded); });
 }
 
-// A request passed its deadline: cancel the statement on the server (the connection
-// actor is blocked in it), then drain. The reset queues behind the cancelled request
-// in the connection's mailbox, so its answer proves the connection is quiet again.
-void cancel_then_pool(engine_pointer self, size_t index, connection_actor conn) {
+// Cancels the statement running on `conn` (if any) from outside its thread.
+void interrupt(engine_pointer self, const connection_actor& conn) {
   auto& st = self->state;
   if (auto i = find_member(st, conn); i != st.all.end()) {
     // PQcancel opens a connection of its own and may block: never on the engine's thread.
     auto interrupter = [](caf::blocking_actor*, std::shared_ptr<driver> drv) { drv->interrupt(); };
     self->system().spawn<caf::detached>(interrupter, i->drv);
   }
+}
+
+// A request passed its deadline: cancel the statement on the server (the connection
+// actor is blocked in it), then drain. The reset queues behind the cancelled request
+// in the connection's mailbox, so its answer proves the connection is quiet again.
+void cancel_then_pool(engine_pointer self, size_t index, connection_actor conn) {
+  auto& st = self->state;
+  interrupt(self, conn);
   st.pools[index].cancelled += 1;
   st.log->warn("a {} connection outlived its request's deadline: cancelling the statement",
                st.pools[index].name);
@@ -273,25 +447,225 @@ void cancel_then_pool(engine_pointer self, size_t index, connection_actor conn) 
                   "it did not answer after its statement was cancelled");
 }
 
-void reclaim_leases(engine_pointer self, const caf::actor_addr& session) {
+void reclaim_leases(engine_pointer self, const caf::actor_addr& holder) {
   auto& st = self->state;
   for (auto i = st.leases.begin(); i != st.leases.end();) {
-    if (i->second.session != session) {
+    if (i->second.holder != holder) {
       ++i;
       continue;
     }
     auto entry = i->second;
     i = st.leases.erase(i);
     st.pools[entry.pool_index].in_use -= 1;
-    st.log->warn("session went down holding a {} connection: rolling back",
+    st.log->warn("{} went down holding a {} connection: rolling back", entry.owner,
                  st.pools[entry.pool_index].name);
     reset_then_pool(self, entry.pool_index, entry.connection, st.cfg->statement_timeout,
                     "rollback after session loss failed");
   }
   for (auto& p : st.pools)
     p.waiters.erase(std::remove_if(p.waiters.begin(), p.waiters.end(),
-                                   [&](const waiter& w) { return w.session == session; }),
+                                   [&](const waiter& w) { return w.holder == holder; }),
                     p.waiters.end());
+}
+
+// A connection actor died on its own (invariant 6). Idle: forgotten and replaced now;
+// leased or busy: forgotten now, and whoever holds it finds out at its next request.
+void on_connection_down(engine_pointer self, const connection_actor& conn, const caf::error& why) {
+  auto& st = self->state;
+  st.all.erase(find_member(st, conn));
+  for (size_t index = 0; index < st.pools.size(); ++index) {
+    auto& p = st.pools[index];
+    auto i = std::find(p.idle.begin(), p.idle.end(), conn);
+    if (i == p.idle.end())
+      continue;
+    p.idle.erase(i);
+    p.total -= 1;
+    p.discarded += 1;
+    st.log->warn("an idle {} connection went down ({}): replacing it", p.name, to_string(why));
+    if (p.total < std::max(p.min_idle, 1))
+      open_connection(self, index);
+    return;
+  }
+}
+
+// How a checkout finds an idle connection.
+enum class idle_pick { none, ready, needs_ping };
+
+// Pops the next usable idle connection into `conn`, retiring expired ones.
+idle_pick pick_idle(engine_pointer self, size_t index, connection_actor& conn) {
+  auto& st = self->state;
+  auto& p = st.pools[index];
+  while (!p.idle.empty()) {
+    conn = std::move(p.idle.back());
+    p.idle.pop_back();
+    auto m = find_member(st, conn);
+    if (m == st.all.end() || now() >= m->expires) {
+      retire(self, index, conn, "pool_recycle reached");
+      continue;
+    }
+    if (st.cfg->pool_pre_ping && now() - m->idle_since >= caf::timespan{st.cfg->pre_ping_after})
+      return idle_pick::needs_ping;
+    return idle_pick::ready;
+  }
+  return idle_pick::none;
+}
+
+void enqueue(engine_pointer self, size_t index, waiter w) {
+  auto& st = self->state;
+  auto timeout =
+      w.request.timeout.count() > 0 ? w.request.timeout : caf::timespan{st.cfg->pool_timeout};
+  self->delayed_send(self, timeout, expire_atom::value, w.id);
+  st.pools[index].waiters.push_back(std::move(w));
+  refill(self, index);
+}
+
+// Serves `w` from the idle connections, pinging first where pool_pre_ping asks for
+// it; queues it when there is none.
+void serve(engine_pointer self, size_t index, waiter w) {
+  auto& st = self->state;
+  if (st.down) {
+    w.promise.deliver(unavailable_error(st));
+    return;
+  }
+  connection_actor conn;
+  switch (pick_idle(self, index, conn)) {
+  case idle_pick::ready:
+    w.promise.deliver(grant(self, index, std::move(conn), w.holder, w.request, now() - w.enqueued));
+    return;
+  case idle_pick::none:
+    enqueue(self, index, std::move(w));
+    return;
+  case idle_pick::needs_ping:
+    break;
+  }
+  st.pools[index].pinging += 1;
+  self->request(conn, st.cfg->connect_timeout, ping_atom::value)
+      .then(
+          [=](caf::ok_atom) mutable {
+            self->state.pools[index].pinging -= 1;
+            w.promise.deliver(
+                grant(self, index, std::move(conn), w.holder, w.request, now() - w.enqueued));
+          },
+          [=](caf::error& err) mutable {
+            auto& p = self->state.pools[index];
+            p.pinging -= 1;
+            p.ping_failures += 1;
+            self->state.log->warn("pool_pre_ping: an idle {} connection is dead ({})", p.name,
+                                  describe(err).message);
+            discard(self, index, conn, "it failed its pre-ping");
+            serve(self, index, std::move(w));
+          });
+}
+
+void log_stats(engine_pointer self) {
+  auto& st = self->state;
+  for (auto& p : st.pools)
+    st.log->info("{} engine, {}; checkouts {}, timeouts {}, discarded {}, reconnects {}, "
+                 "recycled {}, wait p50/p95/p99 {}/{}/{} us",
+                 st.role, counts(p), p.checkouts, p.timeouts, p.discarded, p.reconnects, p.recycled,
+                 p.waits.percentile(0.5), p.waits.percentile(0.95), p.waits.percentile(0.99));
+}
+
+// Periodic work: recycle and reap idle connections, keep min_idle, watch leases.
+void housekeeping(engine_pointer self) {
+  auto& st = self->state;
+  auto& cfg = *st.cfg;
+  auto t = now();
+  for (size_t index = 0; index < st.pools.size(); ++index) {
+    auto& p = st.pools[index];
+    auto idle = std::move(p.idle);
+    p.idle.clear();
+    for (auto& conn : idle) {
+      auto m = find_member(st, conn);
+      if (m == st.all.end() || t >= m->expires) {
+        retire(self, index, conn, "pool_recycle reached");
+      } else if (cfg.idle_timeout.count() > 0 && p.total > p.min_idle &&
+                 t - m->idle_since >= caf::timespan{cfg.idle_timeout}) {
+        retire(self, index, conn, "idle past idle_timeout");
+      } else {
+        p.idle.push_back(conn);
+      }
+    }
+    refill(self, index);
+  }
+  for (auto& [id, entry] : st.leases) {
+    auto age = t - entry.granted;
+    auto& p = st.pools[entry.pool_index];
+    if (cfg.leak_threshold.count() > 0 && !entry.warned &&
+        age >= caf::timespan{cfg.leak_threshold}) {
+      entry.warned = true;
+      p.leaks += 1;
+      st.log->warn("possible connection leak: {} (actor #{}) has held a {} connection for {} ms "
+                   "(leak_threshold {} ms)",
+                   entry.owner, entry.holder.id(), p.name, ms(age), cfg.leak_threshold.count());
+    }
+    if (cfg.lease_timeout.count() > 0 && entry.revocable && !entry.revoking &&
+        age >= caf::timespan{cfg.lease_timeout}) {
+      entry.revoking = true;
+      p.reclaimed += 1;
+      st.log->warn("reclaiming a {} connection from {} (actor #{}) after {} ms (lease_timeout): "
+                   "cancelling its statement and rolling back",
+                   p.name, entry.owner, entry.holder.id(), ms(age));
+      // The holder checks the lease in once its current request (cancelled here) ends.
+      interrupt(self, entry.connection);
+      if (auto holder = caf::actor_cast<caf::actor>(entry.holder))
+        self->send(caf::actor_cast<session_actor>(holder), revoke_atom::value, id);
+    }
+  }
+  if (cfg.stats_interval.count() > 0 &&
+      t - st.last_stats_log >= caf::timespan{cfg.stats_interval}) {
+    st.last_stats_log = t;
+    log_stats(self);
+  }
+  self->delayed_send(self, st.tick, tick_atom::value);
+}
+
+// How often housekeeping runs: a fraction of the shortest period it serves.
+caf::timespan tick_period(const config& cfg) {
+  caf::timespan tick{0};
+  auto consider = [&](millis period, int fraction) {
+    if (period.count() <= 0)
+      return;
+    auto candidate = caf::timespan{period} / fraction;
+    tick = tick.count() == 0 ? candidate : std::min(tick, candidate);
+  };
+  consider(cfg.pool_recycle, 10);
+  consider(cfg.idle_timeout, 4);
+  consider(cfg.leak_threshold, 4);
+  consider(cfg.lease_timeout, 4);
+  consider(cfg.stats_interval, 1);
+  if (cfg.min_idle > 0)
+    consider(millis{1000}, 1);
+  if (tick.count() == 0)
+    return tick;
+  return std::clamp(tick, caf::timespan{std::chrono::milliseconds(10)},
+                    caf::timespan{std::chrono::seconds(1)});
+}
+
+pool_stats stats_of(const engine_state& st, const pool& p) {
+  pool_stats out;
+  out.engine = st.role;
+  out.pool = p.name;
+  out.size = p.size;
+  out.max = p.max;
+  out.total = p.total;
+  out.idle = static_cast<int32_t>(p.idle.size());
+  out.in_use = p.in_use;
+  out.waiting = static_cast<int32_t>(p.waiters.size());
+  out.checkouts = p.checkouts;
+  out.timeouts = p.timeouts;
+  out.discarded = p.discarded;
+  out.opened = p.opened;
+  out.cancelled = p.cancelled;
+  out.reconnects = p.reconnects;
+  out.recycled = p.recycled;
+  out.ping_failures = p.ping_failures;
+  out.leaks = p.leaks;
+  out.reclaimed = p.reclaimed;
+  out.wait_p50_us = p.waits.percentile(0.5);
+  out.wait_p95_us = p.waits.percentile(0.95);
+  out.wait_p99_us = p.waits.percentile(0.99);
+  return out;
 }
 
 engine_actor::behavior_type engine_behavior(engine_pointer self, std::string role,
@@ -303,20 +677,29 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
   st.factory = std::move(factory);
   st.db = std::move(db);
   st.log = log::get("engine");
-  if (st.cfg->in_memory()) {
-    st.pools.push_back(make_pool("shared", connection_role::shared, 1, 1));
-  } else if (st.cfg->engine == engine_kind::sqlite) {
-    st.pools.push_back(make_pool("writer", connection_role::writer, 1, 1));
-    st.pools.push_back(make_pool("reader", connection_role::reader, st.cfg->pool_size,
-                                 st.cfg->pool_size + st.cfg->max_overflow));
+  auto& c = *st.cfg;
+  if (c.in_memory()) {
+    st.pools.push_back(make_pool("shared", connection_role::shared, 1, 1, 0));
+  } else if (c.engine == engine_kind::sqlite) {
+    st.pools.push_back(make_pool("writer", connection_role::writer, 1, 1, 0));
+    st.pools.push_back(make_pool("reader", connection_role::reader, c.pool_size,
+                                 c.pool_size + c.max_overflow, c.min_idle));
   } else {
     // PostgreSQL: one pool; the reader engine's connections refuse writes.
     auto role = st.role == "reader" ? connection_role::reader : connection_role::shared;
-    st.pools.push_back(make_pool(st.role == "reader" ? "reader" : "shared", role, st.cfg->pool_size,
-                                 st.cfg->pool_size + st.cfg->max_overflow));
+    st.pools.push_back(make_pool(st.role == "reader" ? "reader" : "shared", role, c.pool_size,
+                                 c.pool_size + c.max_overflow, c.min_idle));
   }
+  st.tick = tick_period(c);
+  st.last_stats_log = now();
   self->set_down_handler([=](caf::down_msg& dm) {
-    self->state.monitored.erase(dm.source);
+    auto& st = self->state;
+    for (auto& m : st.all)
+      if (m.connection.address() == dm.source) {
+        on_connection_down(self, m.connection, dm.reason);
+        return;
+      }
+    st.monitored.erase(dm.source);
     reclaim_leases(self, dm.source);
   });
   return {
@@ -335,18 +718,24 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
         self->request(conn, st.cfg->connect_timeout, caf::connect_atom::value)
             .then(
                 [=](caf::ok_atom) mutable {
-                  auto& main = self->state.pools[0];
+                  auto& st = self->state;
+                  auto& main = st.pools[0];
                   main.opening -= 1;
                   main.opened += 1;
                   give_back(self, 0, conn);
                   publish(self, readiness_state::ready, "connected");
+                  // Warm the pools (min_idle) and start housekeeping, once.
+                  for (size_t index = 0; index < st.pools.size(); ++index)
+                    refill(self, index);
+                  if (st.tick.count() > 0 && main.opened == 1)
+                    self->delayed_send(self, st.tick, tick_atom::value);
                   rp.deliver(caf::ok_atom::value);
                 },
                 [=](caf::error& err) mutable {
                   auto& st = self->state;
                   st.pools[0].opening -= 1;
                   st.pools[0].total -= 1;
-                  close_connection(st, conn);
+                  close_connection(self, conn);
                   // Setup decides when to give up; until then this is one failed attempt.
                   publish(self, readiness_state::connecting,
                           "attempt " + std::to_string(st.attempts) +
@@ -355,42 +744,44 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
                 });
         return rp;
       },
-      [=](checkout_atom, const checkout_request& req) -> caf::result<lease> {
+      [=](checkout_atom, checkout_request& req) -> caf::result<lease> {
         auto& st = self->state;
+        if (st.down)
+          return unavailable_error(st);
         auto index = pool_for(st, req.read_only);
         auto& p = st.pools[index];
-        auto session = caf::actor_cast<caf::actor_addr>(self->current_sender());
-        if (!p.idle.empty()) {
-          watch(self, session);
-          auto conn = std::move(p.idle.back());
-          p.idle.pop_back();
-          return grant(self, index, std::move(conn), session);
-        }
-        if (total_waiting(st) >= st.cfg->max_pending)
+        auto holder = caf::actor_cast<caf::actor_addr>(self->current_sender());
+        if (p.idle.empty() && total_waiting(st) >= st.cfg->max_pending)
           return make_error(errc::pool_overloaded,
                             "too many checkouts are already waiting (max_pending = " +
                                 std::to_string(st.cfg->max_pending) + ", " + counts(p) +
                                 "); retry later or raise max_pending / pool_size");
-        watch(self, session);
-        auto id = st.next_id++;
+        watch(self, holder);
+        // The common case answers directly: an idle connection that needs no ping.
+        connection_actor conn;
+        auto pick = pick_idle(self, index, conn);
+        if (pick == idle_pick::ready)
+          return grant(self, index, std::move(conn), holder, req, caf::timespan{0});
+        if (pick == idle_pick::needs_ping)
+          p.idle.push_back(std::move(conn)); // serve() takes it again and pings it
         auto rp = self->make_response_promise<lease>();
-        p.waiters.push_back(waiter{id, rp, session});
-        if (p.total < p.max)
-          open_connection(self, index);
-        auto timeout = req.timeout.count() > 0 ? req.timeout : caf::timespan{st.cfg->pool_timeout};
-        self->delayed_send(self, timeout, expire_atom::value, id);
+        serve(self, index, waiter{st.next_id++, rp, holder, now(), std::move(req)});
         return rp;
       },
       [=](checkin_atom, uint64_t lease_id, connection_condition condition) {
         auto& st = self->state;
         auto i = st.leases.find(lease_id);
         if (i == st.leases.end())
-          return; // reclaimed already (its session went down first)
+          return; // reclaimed already (its holder went down first)
         auto entry = i->second;
         st.leases.erase(i);
         st.pools[entry.pool_index].in_use -= 1;
         auto index = entry.pool_index;
         auto conn = entry.connection;
+        // A reclaimed lease may come back as clean from a holder that never learned of
+        // it: its statement was cancelled, so roll back whatever is left.
+        if (entry.revoking && condition == connection_condition::clean)
+          condition = connection_condition::needs_rollback;
         switch (condition) {
         case connection_condition::clean:
           give_back(self, index, conn);
@@ -411,10 +802,7 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
         auto& st = self->state;
         std::vector<pool_stats> out;
         for (auto& p : st.pools)
-          out.push_back(pool_stats{st.role, p.name, p.size, p.max, p.total,
-                                   static_cast<int32_t>(p.idle.size()), p.in_use,
-                                   static_cast<int32_t>(p.waiters.size()), p.checkouts, p.timeouts,
-                                   p.discarded, p.opened, p.cancelled});
+          out.push_back(stats_of(st, p));
         return out;
       },
       [=](expire_atom, uint64_t waiter_id) {
@@ -432,6 +820,47 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
           w.promise.deliver(make_error(errc::pool_timeout, std::move(message)));
           return;
         }
+      },
+      [=](tick_atom) { housekeeping(self); },
+      [=](retry_atom) {
+        // Reconnect: one probe connection in the main pool.
+        auto& st = self->state;
+        if (!st.down)
+          return;
+        st.attempts += 1;
+        auto& main = st.pools[0];
+        main.total += 1;
+        main.opening += 1;
+        auto conn = spawn_member(self, main.role);
+        self->request(conn, st.cfg->connect_timeout, caf::connect_atom::value)
+            .then(
+                [=](caf::ok_atom) {
+                  auto& st = self->state;
+                  auto& main = st.pools[0];
+                  main.opening -= 1;
+                  main.opened += 1;
+                  main.reconnects += 1;
+                  st.down = false;
+                  st.log->warn("the {} engine reconnected after {} attempt(s)", st.role,
+                               st.attempts);
+                  publish(self, readiness_state::ready, "reconnected");
+                  give_back(self, 0, conn);
+                  for (size_t index = 0; index < st.pools.size(); ++index)
+                    refill(self, index);
+                },
+                [=](caf::error& err) {
+                  auto& st = self->state;
+                  st.pools[0].opening -= 1;
+                  st.pools[0].total -= 1;
+                  close_connection(self, conn);
+                  auto reason = describe(err).message;
+                  if (reason != st.down_reason) {
+                    st.down_reason = reason;
+                    publish(self, readiness_state::degraded,
+                            "lost the server: " + reason + "; reconnecting");
+                  }
+                  schedule_reconnect(self);
+                });
       },
   };
 }

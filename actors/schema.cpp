@@ -64,7 +64,7 @@ void checkout(schema_pointer self, const engine_actor& engine, bool read_only, O
               OnError on_error) {
   auto wait = caf::timespan{self->state.cfg->pool_timeout};
   self->request(engine, wait + std::chrono::seconds(1), checkout_atom::value,
-                checkout_request{read_only, wait})
+                checkout_request{read_only, wait, "schema", false})
       .await(std::move(on_lease), [=](caf::error& err) mutable { on_error(to_db_error(err)); });
 }
 

@@ -20,9 +20,10 @@
 // Facts per state:
 //   idle:   no transaction; the session holds no lease between requests.
 //   in_tx:  holds exactly one lease; the connection has a transaction open.
-//   failed: holds its lease, unless the connection was lost (then the transaction
-//           is gone and rollback only resets the phase); everything but rollback /
-//           rollback_to answers transaction_failed (PostgreSQL semantics everywhere).
+//   failed: holds its lease, unless the connection was lost or reclaimed past
+//           lease_timeout [revoke] (then the transaction is gone and rollback only
+//           resets the phase); everything but rollback / rollback_to answers
+//           transaction_failed (PostgreSQL semantics everywhere).
 //   closed: holds no lease; every request answers session_closed; the actor quits.
 //
 // Invariants (checked by assert_invariants in debug builds):
@@ -129,6 +130,11 @@ void check_in(session_pointer self, connection_condition condition) {
   st.held.reset();
 }
 
+/// How leak warnings name this session.
+std::string owner_name(const session_state& st) {
+  return st.options.label.empty() ? "a session" : "session '" + st.options.label + "'";
+}
+
 /// Runs `then` with a leased connection, checking one out first if needed.
 template <class Promise, class F>
 void with_lease(session_pointer self, Promise rp, F then) {
@@ -142,7 +148,7 @@ void with_lease(session_pointer self, Promise rp, F then) {
   // The engine answers pool_timeout at `wait`; our own deadline only guards against a
   // dead engine, so it is a little longer.
   self->request(st.engine, wait + std::chrono::seconds(1), checkout_atom::value,
-                checkout_request{st.options.read_only, wait})
+                checkout_request{st.options.read_only, wait, owner_name(st), true})
       .await(
           [=](lease& granted) mutable {
             self->state.held = std::move(granted);
@@ -450,6 +456,19 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
                             static_cast<int32_t>(st.savepoints.size()), st.options.read_only};
       },
       [=](shutdown_atom) { close_and_quit(self, "database stopping"); },
+      [=](revoke_atom, uint64_t lease_id) {
+        // Held past lease_timeout: the engine cancelled the statement and takes the
+        // connection back once it is checked in; the transaction is lost.
+        auto& st = self->state;
+        if (!st.held || st.held->id != lease_id)
+          return; // checked in already
+        st.log->warn("session '{}': its connection was reclaimed after lease_timeout ({} ms)",
+                     st.options.label, st.cfg->lease_timeout.count());
+        check_in(self, connection_condition::needs_rollback);
+        if (in_transaction(st))
+          st.phase = session_phase::failed;
+        assert_invariants(st);
+      },
       [=](engine_atom, engine_actor& replacement) {
         // The old engine is gone, and the lease with it.
         self->state.engine = std::move(replacement);

@@ -26,7 +26,9 @@ using connection_actor = caf::typed_actor<
     // Transaction control. Runs in: connection.
     caf::replies_to<tx_atom, tx_command>::with<caf::ok_atom>,
     // Rolls back whatever is open. Runs in: connection. Error: the connection is unusable.
-    caf::replies_to<caf::reset_atom>::with<caf::ok_atom>>;
+    caf::replies_to<caf::reset_atom>::with<caf::ok_atom>,
+    // A round trip to the server (pool_pre_ping). Error: the connection is dead.
+    caf::replies_to<ping_atom>::with<caf::ok_atom>>;
 
 /// A checked-out connection: the proof that a session owns it until check-in.
 struct lease {
@@ -51,7 +53,11 @@ using engine_actor = caf::typed_actor<
     // Pool counters. Runs in: engine.
     caf::replies_to<stats_atom>::with<std::vector<pool_stats>>,
     // Internal: a queued checkout reached its deadline.
-    caf::reacts_to<expire_atom, uint64_t>>;
+    caf::reacts_to<expire_atom, uint64_t>,
+    // Internal: housekeeping (recycle, idle reaping, leases, min_idle, stats log).
+    caf::reacts_to<tick_atom>,
+    // Internal: the reconnect backoff elapsed while the server is unreachable.
+    caf::reacts_to<retry_atom>>;
 
 /// One client's unit of work (actors/session.cpp).
 using session_actor = caf::typed_actor<
@@ -68,7 +74,9 @@ using session_actor = caf::typed_actor<
     // From the database: roll back and close (stop, shutdown timeout).
     caf::reacts_to<shutdown_atom>,
     // From the database: the engine was restarted; use this one from now on.
-    caf::reacts_to<engine_atom, engine_actor>>;
+    caf::reacts_to<engine_atom, engine_actor>,
+    // From the engine: the lease was held past lease_timeout and is taken back.
+    caf::reacts_to<revoke_atom, uint64_t>>;
 
 /// Declared tables, DDL and the catalog (actors/schema.cpp). Every request names the
 /// engine to use, so that schema never holds an engine the database has replaced.

@@ -19,11 +19,17 @@ struct checkout_request {
   bool read_only = false;
   /// How long to wait in the queue before `pool_timeout`.
   caf::timespan timeout{0};
+  /// Who holds the lease, for leak warnings: "session 'label'", "schema". No secrets.
+  std::string owner;
+  /// The engine may reclaim the lease past `lease_timeout` (sessions, which handle
+  /// `revoke_atom`); false for leases that must run to the end (migrations).
+  bool revocable = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, checkout_request& x) {
-  return f(caf::meta::type_name("cafdb::checkout_request"), x.read_only, x.timeout);
+  return f(caf::meta::type_name("cafdb::checkout_request"), x.read_only, x.timeout, x.owner,
+           x.revocable);
 }
 
 /// How a session leaves a connection when it gives the lease back.

@@ -41,6 +41,9 @@ CAF_ADD_ATOM(cafdb, cafdb, checkout_atom, "checkout")
 CAF_ADD_ATOM(cafdb, cafdb, checkin_atom, "checkin")
 CAF_ADD_ATOM(cafdb, cafdb, stats_atom, "stats")
 CAF_ADD_ATOM(cafdb, cafdb, engine_atom, "engine")
+CAF_ADD_ATOM(cafdb, cafdb, ping_atom, "ping")
+CAF_ADD_ATOM(cafdb, cafdb, revoke_atom, "revoke")
+CAF_ADD_ATOM(cafdb, cafdb, tick_atom, "tick")
 
 // -- atoms: lifecycle and readiness ------------------------------------------
 

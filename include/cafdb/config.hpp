@@ -52,6 +52,24 @@ struct config {
   /// Requests allowed to wait (for readiness, or for a connection) before new ones
   /// are refused with `pool_overloaded`.
   int max_pending = 1000;
+  /// Connections opened at start and kept open, however idle (at most pool_size).
+  int min_idle = 0;
+  /// Longest a connection lives (less up to 10% jitter, so they do not all go at once);
+  /// a leased connection is retired when it comes back. 0: forever.
+  millis pool_recycle{0};
+  /// Check a connection that sat idle longer than `pre_ping_after` with a round trip
+  /// before handing it out; a dead one is discarded and the next one tried.
+  bool pool_pre_ping = false;
+  millis pre_ping_after{1'000};
+  /// Idle connections beyond min_idle are closed after this long; 0: never.
+  millis idle_timeout{0};
+  /// A lease held longer than this logs a warning naming its holder; 0: never.
+  millis leak_threshold{0};
+  /// A lease held longer than this is reclaimed: the statement is cancelled, the
+  /// transaction rolled back and the session told (it answers transaction_failed). 0: never.
+  millis lease_timeout{0};
+  /// Logs every pool's statistics this often (logger cafdb.engine, level info); 0: never.
+  millis stats_interval{0};
 
   // -- timeouts ----------------------------------------------------------------
 

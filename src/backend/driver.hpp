@@ -59,6 +59,9 @@ class driver {
     return run_control("ROLLBACK TO SAVEPOINT " + quote_identifier(name));
   }
 
+  /// A round trip to the server: fails if the connection is dead.
+  virtual outcome<done> ping() { return run_control("SELECT 1"); }
+
   /// Makes statements outside explicit transactions read-only (or not). Called before
   /// every request; drivers only talk to the server when the mode changes.
   virtual outcome<done> set_read_only(bool read_only) = 0;
