@@ -43,6 +43,7 @@
 #include "actors/engine.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 #include <random>
 #include <unordered_map>
@@ -87,7 +88,9 @@ struct wait_samples {
     if (micros.empty())
       return 0;
     auto sorted = micros;
-    auto k = static_cast<size_t>(q * static_cast<double>(sorted.size() - 1));
+    // Nearest rank: the smallest sample with at least q of all samples at or below it.
+    auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(sorted.size())));
+    auto k = std::max<size_t>(rank, 1) - 1;
     std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(k), sorted.end());
     return sorted[k];
   }
@@ -423,28 +426,39 @@ void reset_then_pool(engine_pointer self, size_t index, connection_actor conn, c
             [=](caf::error&) { discard(self, index, conn, why_discarded); });
 }
 
-// Cancels the statement running on `conn` (if any) from outside its thread.
-void interrupt(engine_pointer self, const connection_actor& conn) {
-  auto& st = self->state;
-  if (auto i = find_member(st, conn); i != st.all.end()) {
-    // PQcancel opens a connection of its own and may block: never on the engine's thread.
-    auto interrupter = [](caf::blocking_actor*, std::shared_ptr<driver> drv) { drv->interrupt(); };
-    self->system().spawn<caf::detached>(interrupter, i->drv);
-  }
+// Runs driver::interrupt on a thread of its own: PQcancel opens a connection of its
+// own and may block, never on the engine's thread.
+caf::behavior interrupter(caf::event_based_actor* self, std::shared_ptr<driver> drv) {
+  return {[=](caf::ok_atom) {
+    drv->interrupt();
+    self->quit();
+    return caf::ok_atom::value;
+  }};
 }
 
 // A request passed its deadline: cancel the statement on the server (the connection
-// actor is blocked in it), then drain. The reset queues behind the cancelled request
-// in the connection's mailbox, so its answer proves the connection is quiet again.
+// actor is blocked in it), then drain. The reset is sent only once the cancel was
+// delivered, and it queues behind the cancelled request in the connection's mailbox,
+// so its answer proves the connection is quiet again, and a late cancel can never hit
+// the next holder's statement.
 void cancel_then_pool(engine_pointer self, size_t index, connection_actor conn) {
   auto& st = self->state;
-  interrupt(self, conn);
   st.pools[index].cancelled += 1;
   st.log->warn("a {} connection outlived its request's deadline: cancelling the statement",
                st.pools[index].name);
   // Reaching the server again takes at most connect_timeout; beyond it the link is dead.
-  reset_then_pool(self, index, conn, st.cfg->connect_timeout,
-                  "it did not answer after its statement was cancelled");
+  auto drain = [=] {
+    reset_then_pool(self, index, conn, self->state.cfg->connect_timeout,
+                    "it did not answer after its statement was cancelled");
+  };
+  auto i = find_member(st, conn);
+  if (i == st.all.end()) {
+    drain();
+    return;
+  }
+  auto worker = self->system().spawn<caf::detached>(interrupter, i->drv);
+  self->request(worker, st.cfg->connect_timeout, caf::ok_atom::value)
+      .then([=](caf::ok_atom) { drain(); }, [=](caf::error&) { drain(); });
 }
 
 void reclaim_leases(engine_pointer self, const caf::actor_addr& holder) {
@@ -604,10 +618,10 @@ void housekeeping(engine_pointer self) {
       entry.revoking = true;
       p.reclaimed += 1;
       st.log->warn("reclaiming a {} connection from {} (actor #{}) after {} ms (lease_timeout): "
-                   "cancelling its statement and rolling back",
+                   "the session is told and its transaction rolled back",
                    p.name, entry.owner, entry.holder.id(), ms(age));
-      // The holder checks the lease in once its current request (cancelled here) ends.
-      interrupt(self, entry.connection);
+      // The holder checks the lease in when its current request ends (each request has a
+      // deadline); until then the connection stays its own (invariant 5).
       if (auto holder = caf::actor_cast<caf::actor>(entry.holder))
         self->send(caf::actor_cast<session_actor>(holder), revoke_atom::value, id);
     }

@@ -65,8 +65,10 @@ struct config {
   millis idle_timeout{0};
   /// A lease held longer than this logs a warning naming its holder; 0: never.
   millis leak_threshold{0};
-  /// A lease held longer than this is reclaimed: the statement is cancelled, the
-  /// transaction rolled back and the session told (it answers transaction_failed). 0: never.
+  /// A lease held longer than this is reclaimed: the session is told, gives the
+  /// connection back when its current request ends (at the latest at that request's
+  /// deadline), the transaction is rolled back and the session answers
+  /// transaction_failed until rollback. 0: never.
   millis lease_timeout{0};
   /// Logs every pool's statistics this often (logger cafdb.engine, level info); 0: never.
   millis stats_interval{0};

@@ -2,11 +2,18 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <random>
-#include <unistd.h>
 #include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -130,6 +137,84 @@ config pg_backend::late_database::make_config() const {
 
 void pg_backend::late_database::create() {
   pg_admin("CREATE DATABASE " + name);
+}
+
+} // namespace cafdb::test
+
+namespace cafdb::test {
+
+namespace {
+
+// Runs a shell command; the server tools must not run as root.
+int run(const std::string& command) {
+  auto as_owner = ::geteuid() == 0 ? "runuser -u postgres -- " + command : command;
+  return std::system(as_owner.c_str());
+}
+
+std::string pg_bin() {
+  auto bin = std::getenv("CAFDB_TEST_PG_BIN");
+  if (!bin || !*bin)
+    FAIL("CAFDB_TEST_PG_BIN is not set: the fault tests start servers of their own with the "
+         "PostgreSQL binaries. Run scripts/test.sh, which sets it.");
+  return bin;
+}
+
+bool port_is_free(int port) {
+  auto fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return free;
+}
+
+} // namespace
+
+pg_server::pg_server() {
+  auto bin = pg_bin();
+  char pattern[] = "/tmp/cafdb-fault.XXXXXX";
+  REQUIRE(::mkdtemp(pattern));
+  dir = pattern;
+  ::chmod(dir.c_str(), 0755);
+  if (::geteuid() == 0)
+    if (auto pw = ::getpwnam("postgres"))
+      REQUIRE(::chown(dir.c_str(), pw->pw_uid, pw->pw_gid) == 0);
+  // Below the ephemeral range, away from the shared test servers (25432 and up); the
+  // process id spreads parallel test processes apart.
+  for (int candidate = 27000 + (::getpid() % 400) * 5; candidate < 32000; ++candidate)
+    if (port_is_free(candidate)) {
+      port = candidate;
+      break;
+    }
+  REQUIRE(port != 0);
+  auto data = dir + "/data";
+  INFO("initdb in " << data);
+  REQUIRE(run(bin + "/initdb -D " + data + " -U postgres -A trust -N -E UTF8 > " + dir +
+              "/initdb.log 2>&1") == 0);
+  std::ofstream conf{data + "/postgresql.conf", std::ios::app};
+  conf << "listen_addresses = '127.0.0.1'\nport = " << port << "\nunix_socket_directories = '"
+       << dir << "'\nfsync = off\nmax_connections = 100\n";
+  conf.close();
+  url = "postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/postgres";
+  start();
+}
+
+pg_server::~pg_server() {
+  run(std::getenv("CAFDB_TEST_PG_BIN") + std::string{"/pg_ctl -D "} + dir +
+      "/data -m immediate -w stop > /dev/null 2>&1");
+  std::filesystem::remove_all(dir);
+}
+
+void pg_server::stop_immediate() {
+  REQUIRE(run(pg_bin() + "/pg_ctl -D " + dir + "/data -m immediate -w stop > /dev/null") == 0);
+}
+
+void pg_server::start() {
+  INFO("see " << dir << "/server.log");
+  REQUIRE(run(pg_bin() + "/pg_ctl -D " + dir + "/data -l " + dir + "/server.log -w start > " +
+              "/dev/null") == 0);
 }
 
 } // namespace cafdb::test

@@ -64,6 +64,23 @@ void pg_admin(const std::string& sql);
 /// Appends `options=-csearch_path=<schema>` to a PostgreSQL URL.
 std::string with_schema(const std::string& url, const std::string& schema);
 
+/// A PostgreSQL server of one test's own, for fault tests that stop, restart or break
+/// it: initialised in a temporary directory (as the `postgres` user when run as root)
+/// with the binaries in CAFDB_TEST_PG_BIN, on a free port; stopped and removed with
+/// this object.
+struct pg_server {
+  pg_server();
+  ~pg_server();
+  /// `pg_ctl stop -m immediate`: every backend dies at once, as in a crash.
+  void stop_immediate();
+  /// Starts it again on the same port (crash recovery runs first).
+  void start();
+  /// postgresql://postgres@127.0.0.1:<port>/postgres (trust authentication).
+  std::string url;
+  std::string dir;
+  int port = 0;
+};
+
 /// Makes a schema for one test and drops it when destroyed.
 struct pg_schema {
   pg_schema();

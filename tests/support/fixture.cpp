@@ -80,4 +80,22 @@ std::string text(const caf::error& err) {
   return render(err);
 }
 
+bool await_event(caf::scoped_actor& subscriber, const std::string& component, readiness_state state,
+                 std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= left.zero())
+      return false;
+    bool seen = false, timed_out = false;
+    subscriber->receive(
+        [&](readiness_event& ev) { seen = ev.component == component && ev.state == state; },
+        caf::after(std::chrono::duration_cast<caf::timespan>(left)) >> [&] { timed_out = true; });
+    if (seen)
+      return true;
+    if (timed_out)
+      return false;
+  }
+}
+
 } // namespace cafdb::test

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include <caf/all.hpp>
 #include <catch2/catch.hpp>
@@ -63,6 +64,24 @@ struct with_temp_dir {
 struct file_database : with_temp_dir, database_fixture {
   file_database() : database_fixture(file_config(dir)) { require_ready(); }
 };
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it
+/// held. For states with no event to wait on (pool counters that settle asynchronously).
+template <class Condition>
+bool eventually(Condition condition, std::chrono::milliseconds timeout = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+/// Waits for a readiness event of `component` in `state` at `subscriber`; false after
+/// `timeout`.
+bool await_event(caf::scoped_actor& subscriber, const std::string& component, readiness_state state,
+                 std::chrono::milliseconds timeout);
 
 /// Renders an error for test failure messages.
 std::string text(const caf::error& err);

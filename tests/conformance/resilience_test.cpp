@@ -1,0 +1,194 @@
+// Conformance: the pool's resilience options on every engine: min_idle, pool_recycle,
+// idle_timeout, leak_threshold / lease_timeout, max_pending, wait percentiles and the
+// periodic stats line. (pool_pre_ping needs a server whose backends can be killed:
+// integration/fault_test.cpp.)
+#include <sstream>
+
+#include <spdlog/sinks/ostream_sink.h>
+
+#include "log.hpp"
+#include "support/backends.hpp"
+
+using namespace cafdb;
+using namespace cafdb::test;
+
+namespace {
+
+template <class Backend>
+struct pool_options : with_temp_dir {
+  pool_options() {
+    cfg = Backend::make_config(dir);
+    cfg.pool_size = 4;
+    cfg.max_overflow = 0;
+  }
+  /// The pool read-write sessions use on SQLite is the single writer, so tests that need
+  /// several connections use read-only sessions there (the reader pool).
+  static session_options several() {
+    session_options options;
+    options.read_only = std::string{Backend::name} == "sqlite";
+    return options;
+  }
+  static const char* several_pool() {
+    return std::string{Backend::name} == "sqlite" ? Backend::ro_pool : Backend::rw_pool;
+  }
+  config cfg;
+};
+
+/// Captures what the `cafdb.<role>` logger writes while it lives.
+struct captured_log {
+  explicit captured_log(const std::string& role) : logger(cafdb::log::get(role)) {
+    sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+    logger->sinks().push_back(sink);
+  }
+  ~captured_log() {
+    auto& sinks = logger->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
+  }
+  bool contains(const std::string& part) {
+    sink->flush();
+    return out.str().find(part) != std::string::npos;
+  }
+  std::shared_ptr<spdlog::logger> logger;
+  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink;
+  std::ostringstream out;
+};
+
+} // namespace
+
+TEMPLATE_TEST_CASE_METHOD(pool_options, "min_idle opens warm connections at start and keeps them",
+                          "[pool][resilience]", sqlite_backend, pg_backend) {
+  this->cfg.min_idle = 3;
+  database_fixture fx{this->cfg};
+  fx.require_ready();
+  auto pool = this->several_pool();
+  CHECK(eventually([&] { return fx.stats(pool).idle == 3; }));
+  CHECK(fx.stats(pool).opened == 3);
+}
+
+TEMPLATE_TEST_CASE_METHOD(pool_options,
+                          "pool_recycle retires idle connections but never a leased one",
+                          "[pool][resilience]", sqlite_backend, pg_backend) {
+  this->cfg.min_idle = 2;
+  this->cfg.pool_recycle = std::chrono::milliseconds(300);
+  database_fixture fx{this->cfg};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+  auto s = fx.cli->open_session();
+  REQUIRE(s);
+  REQUIRE(!s->begin());
+  REQUIRE(s->exec({"INSERT INTO t VALUES (1)"}));
+  // Idle connections are retired and replaced (min_idle) while the transaction runs on.
+  auto pool = this->several_pool();
+  CHECK(eventually([&] { return fx.stats(pool).recycled >= 2; }));
+  CHECK(eventually([&] { return fx.stats(pool).idle >= 1; })); // replaced
+  // The leased connection lived through its expiry: the transaction is intact.
+  REQUIRE(s->exec({"INSERT INTO t VALUES (2)"}));
+  REQUIRE(!s->commit());
+  CHECK(fx.count("t") == 2);
+}
+
+TEMPLATE_TEST_CASE_METHOD(pool_options, "idle_timeout closes idle connections beyond min_idle",
+                          "[pool][resilience]", sqlite_backend, pg_backend) {
+  this->cfg.min_idle = 1;
+  this->cfg.idle_timeout = std::chrono::milliseconds(200);
+  database_fixture fx{this->cfg};
+  fx.require_ready();
+  {
+    std::vector<session> open;
+    for (int i = 0; i < 3; ++i) {
+      auto s = fx.cli->open_session(this->several());
+      REQUIRE(s);
+      REQUIRE(!s->begin());
+      open.push_back(std::move(*s));
+    }
+    CHECK(fx.stats(this->several_pool()).total == 3);
+  }
+  auto pool = this->several_pool();
+  CHECK(eventually([&] { return fx.stats(pool).total == 1; }));
+  CHECK(fx.stats(pool).recycled >= 2);
+}
+
+TEMPLATE_TEST_CASE_METHOD(pool_options,
+                          "a lease held too long is reported, then reclaimed and rolled back",
+                          "[pool][resilience]", sqlite_backend, pg_backend) {
+  this->cfg.leak_threshold = std::chrono::milliseconds(100);
+  this->cfg.lease_timeout = std::chrono::milliseconds(400);
+  this->cfg.log_level = "warn";
+  database_fixture fx{this->cfg};
+  fx.require_ready();
+  captured_log engine_log{"engine"};
+  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+  session_options options;
+  options.label = "leaky";
+  auto s = fx.cli->open_session(options);
+  REQUIRE(s);
+  REQUIRE(!s->begin());
+  REQUIRE(s->exec({"INSERT INTO t VALUES (1)"}));
+  auto pool = TestType::rw_pool;
+  REQUIRE(eventually([&] { return fx.stats(pool).reclaimed == 1; }));
+  CHECK(fx.stats(pool).leaks == 1);
+  CHECK(engine_log.contains("possible connection leak: session 'leaky'"));
+  // The session learns it lost the transaction; the connection went back rolled back.
+  REQUIRE(eventually([&] {
+    auto info = s->info();
+    return info && !info->holds_lease;
+  }));
+  CHECK(s->info()->phase == session_phase::failed);
+  CHECK(is(s->exec({"SELECT 1"}).error(), errc::transaction_failed));
+  REQUIRE(!s->rollback());
+  CHECK(fx.count("t") == 0);
+  CHECK(eventually([&] { return fx.stats(pool).in_use == 0; }));
+  // The session goes on with a fresh transaction.
+  REQUIRE(!s->begin());
+  REQUIRE(s->exec({"INSERT INTO t VALUES (2)"}));
+  REQUIRE(!s->commit());
+  CHECK(fx.count("t") == 1);
+}
+
+TEMPLATE_TEST_CASE_METHOD(pool_options, "beyond max_pending, checkouts are refused at once",
+                          "[pool][resilience]", sqlite_backend, pg_backend) {
+  this->cfg.pool_size = 1;
+  this->cfg.max_pending = 1;
+  this->cfg.pool_timeout = std::chrono::milliseconds(5000);
+  database_fixture fx{this->cfg};
+  fx.require_ready();
+  auto holder = fx.cli->open_session(this->several());
+  REQUIRE(holder);
+  REQUIRE(!holder->begin());
+  // One checkout waits (max_pending = 1) ...
+  auto waiting = fx.cli->open_session(this->several());
+  REQUIRE(waiting);
+  caf::scoped_actor self{fx.sys};
+  auto pending = self->request(waiting->handle(), std::chrono::seconds(10), begin_atom::value);
+  auto pool = this->several_pool();
+  REQUIRE(eventually([&] { return fx.stats(pool).waiting == 1; }));
+  // ... the next is refused without waiting for pool_timeout.
+  auto refused = fx.cli->open_session(this->several());
+  REQUIRE(refused);
+  auto started = std::chrono::steady_clock::now();
+  auto err = refused->begin();
+  INFO(text(err));
+  CHECK(is(err, errc::pool_overloaded));
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+  REQUIRE(!holder->rollback());
+  bool began = false;
+  pending.receive([&](caf::ok_atom) { began = true; },
+                  [&](caf::error& e) { FAIL(cafdb::test::text(e)); });
+  CHECK(began);
+  REQUIRE(!waiting->rollback());
+  auto stats = fx.stats(pool);
+  CHECK(stats.wait_p99_us >= stats.wait_p50_us);
+  CHECK(stats.wait_p99_us > 0); // the waiting checkout waited
+}
+
+TEMPLATE_TEST_CASE_METHOD(pool_options, "stats_interval logs every pool's counters",
+                          "[pool][resilience]", sqlite_backend, pg_backend) {
+  this->cfg.stats_interval = std::chrono::milliseconds(50);
+  this->cfg.log_level = "info";
+  database_fixture fx{this->cfg};
+  captured_log engine_log{"engine"};
+  fx.require_ready();
+  fx.must_exec({"SELECT 1"});
+  CHECK(eventually([&] { return engine_log.contains("wait p50/p95/p99"); }));
+  CHECK(engine_log.contains("checkouts"));
+}
