@@ -192,3 +192,42 @@ TEMPLATE_TEST_CASE_METHOD(pool_options, "stats_interval logs every pool's counte
   CHECK(eventually([&] { return engine_log.contains("wait p50/p95/p99"); }));
   CHECK(engine_log.contains("checkouts"));
 }
+
+TEMPLATE_TEST_CASE_METHOD(pool_options,
+                          "a connection actor that dies is replaced and never handed out again",
+                          "[pool][resilience]", sqlite_backend, pg_backend) {
+  database_fixture fx{this->cfg};
+  fx.require_ready();
+  caf::scoped_actor self{fx.sys};
+  engine_actor engine;
+  self->request(fx.db, std::chrono::seconds(5), caf::get_atom::value, engine_atom::value)
+      .receive([&](engine_actor& e) { engine = e; },
+               [&](caf::error& err) { FAIL(cafdb::test::text(err)); });
+  auto checkout = [&] {
+    lease out;
+    self->request(engine, std::chrono::seconds(5), checkout_atom::value,
+                  checkout_request{false, std::chrono::seconds(2), "test", false})
+        .receive([&](lease& l) { out = l; },
+                 [&](caf::error& err) { FAIL(cafdb::test::text(err)); });
+    return out;
+  };
+  auto pool = TestType::rw_pool;
+  // Dies while leased: even checked in as clean, it is discarded, not pooled.
+  auto leased = checkout();
+  self->send_exit(leased.connection, caf::exit_reason::kill);
+  self->send(engine, checkin_atom::value, leased.id, connection_condition::clean);
+  REQUIRE(eventually([&] { return fx.stats(pool).discarded == 1; }));
+  fx.must_exec({"SELECT 1"});
+  // Dies while idle: forgotten and replaced at once.
+  auto idle = checkout();
+  self->send(engine, checkin_atom::value, idle.id, connection_condition::clean);
+  REQUIRE(eventually([&] { return fx.stats(pool).idle == 1; }));
+  self->send_exit(idle.connection, caf::exit_reason::kill);
+  REQUIRE(eventually([&] { return fx.stats(pool).discarded == 2; }));
+  CHECK(eventually([&] { return fx.stats(pool).idle == 1; })); // the replacement
+  auto again = checkout();
+  CHECK(again.connection != idle.connection);
+  self->send(engine, checkin_atom::value, again.id, connection_condition::clean);
+  fx.must_exec({"SELECT 1"});
+  CHECK(fx.stats(pool).in_use == 0);
+}
