@@ -26,8 +26,9 @@
 // 5. Schema requests (create_all, drop_all, reflect) are held until ready like any
 //    other, then go to the schema actor with the current writer engine. Operations go
 //    to the operations actor at once; its own requests are held like any client's.
-// 4. After `stop`, no new work is accepted; sessions roll back and close, then the
-//    engine and setup are told to exit, then the database quits.
+// 4. After `stop`, no new work is accepted; idle sessions close, open transactions may
+//    finish until shutdown_timeout and are rolled back after it; then the engine, setup,
+//    schema and operations are told to exit, and the database quits.
 #include "actors/database.hpp"
 
 #include <deque>
@@ -89,7 +90,7 @@ struct database_state {
     for (auto& entry : awaiting)
       entry.second.deliver(err);
     for (auto& session : sessions)
-      caf::anon_send(session.first, shutdown_atom::value);
+      caf::anon_send(session.first, shutdown_atom::value, true);
     for (auto& entry : engines)
       caf::anon_send_exit(entry.second, caf::exit_reason::user_shutdown);
     if (setup)
@@ -191,6 +192,10 @@ void serve_or_hold(database_pointer self, caf::timespan wait, std::function<void
 }
 
 void finish_stop(database_pointer self);
+
+/// Timer ids of a stop (held requests count up from 1).
+constexpr uint64_t drain_deadline = 0;
+constexpr uint64_t final_deadline = UINT64_MAX;
 
 void recompute(database_pointer self) {
   auto& st = self->state;
@@ -603,16 +608,25 @@ database_actor::behavior_type database_behavior(database_pointer self,
           finish_stop(self);
           return rp;
         }
+        // Open transactions may finish until shutdown_timeout; idle sessions close now.
         for (auto& session : st.sessions)
-          self->send(session.first, shutdown_atom::value);
-        self->delayed_send(self, st.cfg->shutdown_timeout, expire_atom::value, uint64_t{0});
+          self->send(session.first, shutdown_atom::value, false);
+        self->delayed_send(self, st.cfg->shutdown_timeout, expire_atom::value, drain_deadline);
         return rp;
       },
       [=](readiness_event& ev) { publish_component(self, std::move(ev)); },
       [=](expire_atom, uint64_t id) {
         auto& st = self->state;
-        if (id == 0) {
-          // The shutdown deadline: sessions still open are abandoned to the engine's exit.
+        if (id == drain_deadline && st.stopping) {
+          // Transactions still open are rolled back; a session that cannot even do that
+          // in time (its connection is stuck) is abandoned to the engine's exit.
+          for (auto& session : st.sessions)
+            self->send(session.first, shutdown_atom::value, true);
+          self->delayed_send(self, caf::timespan{st.cfg->connect_timeout}, expire_atom::value,
+                             final_deadline);
+          return;
+        }
+        if (id == final_deadline) {
           if (st.stopping)
             finish_stop(self);
           return;

@@ -17,6 +17,11 @@
 //   failed -> idle    [rollback]
 //   any    -> closed  [close, shutdown, client down, idle timeout] via end_session
 //
+// Stop: a graceful shutdown (from the database's stop) closes an idle session at once;
+// a session in a transaction is `draining`: it serves its client until the transaction
+// ends (commit or rollback), then closes. A forced shutdown (shutdown_timeout passed)
+// rolls back and closes whatever is open.
+//
 // Facts per state:
 //   idle:   no transaction; the session holds no lease between requests.
 //   in_tx:  holds exactly one lease; the connection has a transaction open.
@@ -61,6 +66,8 @@ struct session_state {
   session_phase phase = session_phase::idle;
   std::optional<lease> held;
   std::vector<std::string> savepoints;
+  /// The database is stopping: close as soon as no transaction is open.
+  bool draining = false;
   std::shared_ptr<spdlog::logger> log;
 
   // Whatever ends this actor (even a crash or a kill), a held connection goes back
@@ -192,6 +199,13 @@ void close_and_quit(session_pointer self, const char* why) {
   end_session(self, why, [=] { self->quit(); });
 }
 
+/// While draining, a session whose transaction has ended closes (after its answer went
+/// out: the close is a message to itself).
+void close_if_drained(session_pointer self) {
+  if (self->state.draining && !in_transaction(self->state))
+    self->send(self, shutdown_atom::value, true);
+}
+
 std::optional<caf::error> refuse(const session_state& st) {
   if (st.phase == session_phase::closed)
     return make_error(errc::session_closed,
@@ -265,6 +279,7 @@ caf::typed_response_promise<caf::ok_atom> run_tx(session_pointer self, tx_comman
               on_ok();
               assert_invariants(self->state);
               rp.deliver(caf::ok_atom::value);
+              close_if_drained(self);
             },
             [=](caf::error& err) mutable {
               auto& st = self->state;
@@ -390,6 +405,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
           // The connection (and the transaction with it) is already gone.
           st.phase = session_phase::idle;
           st.savepoints.clear();
+          close_if_drained(self);
           return caf::ok_atom::value;
         }
         return run_tx(self, tx_command{tx_op::rollback, {}, false}, [=] {
@@ -455,7 +471,17 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         return session_info{st.phase, st.held.has_value(),
                             static_cast<int32_t>(st.savepoints.size()), st.options.read_only};
       },
-      [=](shutdown_atom) { close_and_quit(self, "database stopping"); },
+      [=](shutdown_atom, bool force) {
+        auto& st = self->state;
+        if (force || !in_transaction(st)) {
+          close_and_quit(self, force ? "database stopping: shutdown_timeout passed"
+                                     : "database stopping");
+          return;
+        }
+        st.draining = true;
+        st.log->info("session '{}': the database is stopping; finishing the open transaction",
+                     st.options.label);
+      },
       [=](revoke_atom, uint64_t lease_id) {
         // Held past lease_timeout: the engine cancelled the statement and takes the
         // connection back once it is checked in; the transaction is lost.

@@ -71,8 +71,9 @@ using session_actor = caf::typed_actor<
     caf::replies_to<rollback_to_atom, std::string>::with<caf::ok_atom>,
     caf::replies_to<caf::close_atom>::with<caf::ok_atom>,
     caf::replies_to<caf::get_atom>::with<session_info>,
-    // From the database: roll back and close (stop, shutdown timeout).
-    caf::reacts_to<shutdown_atom>,
+    // From the database's stop: close now if idle, else after the open transaction ends;
+    // with `true` (shutdown_timeout passed): roll back and close now.
+    caf::reacts_to<shutdown_atom, bool>,
     // From the database: the engine was restarted; use this one from now on.
     caf::reacts_to<engine_atom, engine_actor>,
     // From the engine: the lease was held past lease_timeout and is taken back.

@@ -144,9 +144,55 @@ TEMPLATE_TEST_CASE_METHOD(late_start, "a dead subscriber is dropped", "[readines
   CHECK(wait_for_event(live, "database", readiness_state::ready));
 }
 
-TEMPLATE_TEST_CASE_METHOD(fresh_dir, "stop rolls back open sessions and refuses new work",
+TEMPLATE_TEST_CASE_METHOD(fresh_dir,
+                          "stop refuses new work, lets open transactions finish until "
+                          "shutdown_timeout and rolls back the rest",
                           "[readiness]", sqlite_backend, pg_backend) {
   auto cfg = TestType::make_config(this->dir);
+  cfg.shutdown_timeout = std::chrono::milliseconds(1000);
+  database_fixture fx{cfg};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE s (x INTEGER)"});
+  auto idle = fx.cli->open_session();
+  auto finisher = fx.cli->open_session();
+  REQUIRE(idle);
+  REQUIRE(finisher);
+  REQUIRE(!finisher->begin());
+  REQUIRE(finisher->exec({"INSERT INTO s VALUES (1)"}));
+  caf::scoped_actor watcher{fx.sys};
+  watcher->monitor(fx.db);
+  caf::scoped_actor stopper{fx.sys};
+  auto stopping = stopper->request(fx.db, 30s, stop_atom::value);
+  // New work is refused at once; the idle session is closed.
+  REQUIRE(eventually([&] {
+    auto r = fx.cli->exec({"SELECT 1"});
+    return !r && is(r.error(), errc::shutting_down);
+  }));
+  CHECK(eventually([&] {
+    auto info = idle->info();
+    return !info && is(info.error(), errc::session_closed);
+  }));
+  // The open transaction goes on and commits; then its session closes.
+  REQUIRE(finisher->exec({"INSERT INTO s VALUES (2)"}));
+  REQUIRE(!finisher->commit());
+  CHECK(eventually([&] {
+    auto info = finisher->info();
+    return !info && is(info.error(), errc::session_closed);
+  }));
+  bool stopped = false;
+  stopping.receive([&](caf::ok_atom) { stopped = true; },
+                   [&](caf::error& err) { FAIL(text(err)); });
+  CHECK(stopped);
+  watcher->receive([](caf::down_msg&) {}, caf::after(10s) >> [] { FAIL("database still up"); });
+  database_fixture again{cfg};
+  again.require_ready();
+  CHECK(again.count("s") == 2);
+}
+
+TEMPLATE_TEST_CASE_METHOD(fresh_dir, "a transaction still open at shutdown_timeout is rolled back",
+                          "[readiness]", sqlite_backend, pg_backend) {
+  auto cfg = TestType::make_config(this->dir);
+  cfg.shutdown_timeout = std::chrono::milliseconds(300);
   database_fixture fx{cfg};
   fx.require_ready();
   fx.must_exec({"CREATE TABLE s (x INTEGER)"});
