@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev    # JSON conversion of values, results, status, config
   libspdlog-dev         # logging
   catch2                # tests (Catch2 v2)
+  libcli11-dev          # command lines of bench/ programs
   postgresql            # throwaway test servers (scripts/pg-cluster.sh)
 )
 

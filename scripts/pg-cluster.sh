@@ -3,6 +3,7 @@
 #
 #   source scripts/pg-cluster.sh
 #   pg_cluster_start      # exports CAFDB_TEST_PG_URL and CAFDB_TEST_PG_READ_URL
+#   pg_cluster_start --no-standby   # the primary only (bench/run.sh)
 #   ...
 #   pg_cluster_stop       # always: stops both servers and removes their files
 #
@@ -48,7 +49,8 @@ pg_cluster_stop() {
 }
 
 pg_cluster_start() {
-  local bin password primary_port standby_port
+  local bin password primary_port standby_port standby=1
+  [ "${1:-}" = "--no-standby" ] && standby=0
   bin="$(_pg_bin)"
   if [ -z "$bin" ]; then
     echo "pg-cluster: PostgreSQL server binaries not found (apt-get install postgresql)" >&2
@@ -79,6 +81,13 @@ max_wal_senders = 5
 CONF
   _pg_as_owner "$bin/pg_ctl" -D "$pg_cluster_dir/primary" -l "$pg_cluster_dir/primary.log" \
     -w start >/dev/null || { cat "$pg_cluster_dir/primary.log" >&2; return 1; }
+  export CAFDB_TEST_PG_URL="postgresql://postgres:$password@127.0.0.1:$primary_port/postgres"
+  export CAFDB_TEST_PG_BIN="$bin"
+  export CAFDB_TEST_PG_DIR="$pg_cluster_dir"
+  if [ "$standby" -eq 0 ]; then
+    echo "pg-cluster: primary on 127.0.0.1:$primary_port (no standby)"
+    return 0
+  fi
 
   _pg_as_owner env PGPASSWORD="$password" "$bin/pg_basebackup" -h 127.0.0.1 \
     -p "$primary_port" -U postgres -D "$pg_cluster_dir/standby" -R -X stream \
@@ -87,9 +96,6 @@ CONF
   _pg_as_owner "$bin/pg_ctl" -D "$pg_cluster_dir/standby" -l "$pg_cluster_dir/standby.log" \
     -w start >/dev/null || { cat "$pg_cluster_dir/standby.log" >&2; return 1; }
 
-  export CAFDB_TEST_PG_URL="postgresql://postgres:$password@127.0.0.1:$primary_port/postgres"
   export CAFDB_TEST_PG_READ_URL="postgresql://postgres:$password@127.0.0.1:$standby_port/postgres"
-  export CAFDB_TEST_PG_BIN="$bin"
-  export CAFDB_TEST_PG_DIR="$pg_cluster_dir"
   echo "pg-cluster: primary on 127.0.0.1:$primary_port, standby on 127.0.0.1:$standby_port"
 }

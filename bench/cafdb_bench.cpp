@@ -1,0 +1,262 @@
+// cafdb_bench: cafdb's throughput and latency on pgbench's workloads, PostgreSQL or SQLite.
+//
+//   cafdb_bench --url postgresql://... --workload select --clients 8 --pool-size 8
+//   cafdb_bench --url sqlite:///bench.db --init --scale 1 --workload tpcb
+//
+// Each client is an actor that opens one session and sends one request at a time,
+// as an application actor would: `select` is an autocommit `exec` in a read-only session, `tpcb` is
+// one `transact` of pgbench's five statements, `insert` is one `transact` of --rows INSERTs.
+// Warm-up first, then the measured interval; the summary gives throughput, latency percentiles,
+// errors by kind and peak RSS. The exit status is non-zero when nothing was measured or an error
+// other than a configured timeout occurred.
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <random>
+
+#include <CLI/CLI.hpp>
+#include <caf/all.hpp>
+
+#include "bench/bench_common.hpp"
+#include "cafdb/database.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+enum class workload { select, tpcb, insert };
+
+struct options {
+  std::string url = "sqlite:///cafdb_bench.db";
+  std::string workload_name = "select";
+  workload kind = workload::select;
+  int clients = 8;
+  int pool_size = 8;
+  double duration_s = 10;
+  double warmup_s = 2;
+  int64_t scale = 1;
+  int rows = 1000;
+  int pool_timeout_ms = 30'000;
+  bool init = false;
+  bool init_only = false;
+  bool json = false;
+  bool quiet = false;
+};
+
+struct client_state {
+  static inline const char* name = "cafdb.bench_client";
+  const options* opt = nullptr;
+  bench::run_clock* clock = nullptr;
+  bench::tally* out = nullptr;
+  cafdb::session_actor session;
+  std::mt19937_64 rng;
+  std::chrono::steady_clock::time_point sent;
+};
+
+using client_pointer = caf::stateful_actor<client_state>*;
+
+void next_request(client_pointer self);
+
+void finished(client_pointer self, const caf::error& err, uint64_t rows) {
+  auto* clock = self->state.clock;
+  auto* out = self->state.out;
+  clock->completed.fetch_add(1, std::memory_order_relaxed);
+  if (clock->now.load(std::memory_order_relaxed) == bench::phase::measuring) {
+    if (err)
+      out->errors[cafdb::to_string(cafdb::describe(err).code)] += 1;
+    else
+      out->add(std::chrono::steady_clock::now() - self->state.sent, rows);
+  }
+  next_request(self);
+}
+
+void next_request(client_pointer self) {
+  auto& st = self->state;
+  const auto& opt = *st.opt;
+  if (st.clock->now.load(std::memory_order_relaxed) == bench::phase::stopped) {
+    self->request(st.session, 10s, caf::close_atom::value)
+        .then([=](caf::ok_atom) { self->quit(); }, [=](caf::error&) { self->quit(); });
+    return;
+  }
+  st.sent = std::chrono::steady_clock::now();
+  auto on_error = [=](caf::error& err) { finished(self, err, 0); };
+  switch (opt.kind) {
+  case workload::select: {
+    std::uniform_int_distribution<int64_t> aid{1, opt.scale * bench::accounts_per_branch};
+    cafdb::statement stmt{bench::select_sql, {static_cast<long long>(aid(st.rng))}};
+    self->request(st.session, caf::infinite, cafdb::exec_atom::value, std::move(stmt))
+        .then([=](cafdb::result_set& rs) { finished(self, {}, rs.rows.size()); }, on_error);
+    break;
+  }
+  case workload::tpcb: {
+    static const auto sql = bench::tpcb_sql();
+    auto d = bench::draw_tpcb(st.rng, opt.scale);
+    using ll = long long;
+    std::vector<cafdb::statement> stmts = {
+        {sql[0], {ll{d.aid}, ll{d.delta}}},
+        {sql[1], {ll{d.aid}}},
+        {sql[2], {ll{d.tid}, ll{d.delta}}},
+        {sql[3], {ll{d.bid}, ll{d.delta}}},
+        {sql[4], {ll{d.tid}, ll{d.bid}, ll{d.aid}, ll{d.delta}}},
+    };
+    self->request(st.session, caf::infinite, cafdb::transact_atom::value, std::move(stmts))
+        .then([=](std::vector<cafdb::result_set>&) { finished(self, {}, 1); }, on_error);
+    break;
+  }
+  case workload::insert: {
+    std::vector<cafdb::statement> stmts;
+    stmts.reserve(static_cast<size_t>(opt.rows));
+    for (int i = 0; i < opt.rows; ++i) {
+      auto d = bench::draw_tpcb(st.rng, opt.scale);
+      using ll = long long;
+      stmts.push_back({bench::insert_sql, {ll{d.tid}, ll{d.bid}, ll{d.aid}, ll{d.delta}}});
+    }
+    auto rows = static_cast<uint64_t>(opt.rows);
+    self->request(st.session, caf::infinite, cafdb::transact_atom::value, std::move(stmts))
+        .then([=](std::vector<cafdb::result_set>&) { finished(self, {}, rows); }, on_error);
+    break;
+  }
+  }
+}
+
+caf::behavior bench_client(client_pointer self, cafdb::database_actor db, const options* opt,
+                           bench::run_clock* clock, bench::tally* out, uint64_t seed) {
+  self->state.opt = opt;
+  self->state.clock = clock;
+  self->state.out = out;
+  self->state.rng.seed(seed);
+  // Point selects are reads: on SQLite they go to the reader connections.
+  cafdb::session_options session;
+  session.read_only = opt->kind == workload::select;
+  self->request(db, caf::infinite, caf::open_atom::value, session)
+      .then(
+          [=](cafdb::session_actor& opened) {
+            self->state.session = opened;
+            next_request(self);
+          },
+          [=](caf::error& err) {
+            out->errors["open: " + cafdb::to_string(cafdb::describe(err).code)] += 1;
+            self->quit();
+          });
+  return {};
+}
+
+int run(const options& opt) {
+  auto cfg = cafdb::config_from_url(opt.url);
+  if (!cfg) {
+    std::fprintf(stderr, "cafdb_bench: %s\n", cfg.error().message.c_str());
+    return 2;
+  }
+  cfg->pool_size = opt.pool_size;
+  cfg->max_overflow = 0;
+  cfg->pool_timeout = std::chrono::milliseconds(opt.pool_timeout_ms);
+  cfg->max_pending = std::max(cfg->max_pending, 2 * opt.clients);
+  cfg->create_all = false;
+  bool postgres = cfg->engine == cafdb::engine_kind::postgresql;
+
+  cafdb::runtime rt{*cfg};
+  auto& client = rt.client();
+  if (auto ready = client.await_ready(60s); !ready) {
+    std::fprintf(stderr, "cafdb_bench: %s\n", cafdb::render(ready.error()).c_str());
+    return 1;
+  }
+  if (opt.init) {
+    for (auto& sql : bench::pgbench_init_sql(postgres, opt.scale)) {
+      if (auto done = client.exec({sql}); !done) {
+        std::fprintf(stderr, "cafdb_bench: --init: %s\n", cafdb::render(done.error()).c_str());
+        return 1;
+      }
+    }
+  }
+  if (opt.init_only)
+    return 0;
+  if (auto probe = client.exec({"SELECT count(*) FROM pgbench_branches"}); !probe) {
+    std::fprintf(stderr,
+                 "cafdb_bench: pgbench's tables are missing (%s): run with --init, or pgbench -i\n",
+                 cafdb::render(probe.error()).c_str());
+    return 1;
+  }
+
+  bench::run_clock clock;
+  std::vector<bench::tally> tallies(static_cast<size_t>(opt.clients));
+  caf::scoped_actor self{rt.system()};
+  for (size_t i = 0; i < tallies.size(); ++i) {
+    auto c =
+        rt.system().spawn(bench_client, rt.database(), &opt, &clock, &tallies[i], 7919 * i + 1);
+    self->monitor(c);
+  }
+  auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
+  double seconds = clock.run(ms(opt.warmup_s), ms(opt.duration_s), opt.quiet);
+  int gone = 0;
+  bool all_gone = true;
+  self->receive_for(gone, opt.clients)(
+      [](caf::down_msg&) {}, caf::after(std::chrono::seconds(120)) >> [&] { all_gone = false; });
+  if (!all_gone)
+    std::fprintf(stderr, "cafdb_bench: %d clients did not finish within 120 s\n",
+                 opt.clients - gone);
+
+  nlohmann::json settings = {{"engine", postgres ? "postgresql" : "sqlite"},
+                             {"clients", opt.clients},
+                             {"pool_size", opt.pool_size},
+                             {"scale", opt.scale},
+                             {"warmup_s", opt.warmup_s}};
+  if (opt.kind == workload::insert)
+    settings["rows_per_transaction"] = opt.rows;
+  auto summary = bench::summarize("cafdb", opt.workload_name, tallies, seconds, settings);
+  bench::print(summary, opt.json);
+
+  uint64_t unexpected = 0;
+  for (auto& [kind, n] : summary["errors"].items())
+    if (kind != cafdb::to_string(cafdb::errc::pool_timeout) &&
+        kind != cafdb::to_string(cafdb::errc::pool_overloaded))
+      unexpected += n.get<uint64_t>();
+  if (summary["operations"].get<uint64_t>() == 0 || unexpected > 0 || !all_gone) {
+    std::fprintf(stderr, "cafdb_bench: %s\n",
+                 unexpected > 0 ? "errors other than configured timeouts occurred"
+                                : "nothing was measured");
+    return 1;
+  }
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options opt;
+  CLI::App app{"cafdb's throughput and latency on pgbench's workloads"};
+  app.add_option("--url", opt.url, "Database URL (postgresql://... or sqlite:///file.db)")
+      ->capture_default_str();
+  app.add_option("--workload", opt.workload_name, "select, tpcb or insert")
+      ->check(CLI::IsMember({"select", "tpcb", "insert"}))
+      ->capture_default_str();
+  app.add_option("--clients", opt.clients, "Client actors")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
+  app.add_option("--pool-size", opt.pool_size, "Connections in the pool")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--duration", opt.duration_s, "Measured seconds")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--warmup", opt.warmup_s, "Warm-up seconds")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--scale", opt.scale, "pgbench scale factor (100000 accounts each)")
+      ->check(CLI::Range(int64_t{1}, int64_t{10000}))
+      ->capture_default_str();
+  app.add_option("--rows", opt.rows, "Rows per transaction of the insert workload")
+      ->check(CLI::Range(1, 10'000'000))
+      ->capture_default_str();
+  app.add_option("--pool-timeout", opt.pool_timeout_ms, "pool_timeout in milliseconds")
+      ->check(CLI::Range(1, 3'600'000))
+      ->capture_default_str();
+  app.add_flag("--init", opt.init, "(Re)create and fill pgbench's tables at --scale first");
+  app.add_flag("--init-only", opt.init_only, "With --init: fill the tables, then exit");
+  app.add_flag("--json", opt.json, "Print the summary as one JSON line");
+  app.add_flag("--quiet", opt.quiet, "No progress line");
+  CLI11_PARSE(app, argc, argv);
+  opt.kind = opt.workload_name == "tpcb"     ? workload::tpcb
+             : opt.workload_name == "insert" ? workload::insert
+                                             : workload::select;
+  return run(opt);
+}

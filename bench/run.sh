@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Runs cafdb beside pgbench and raw driver loops on one throwaway PostgreSQL and one
+# SQLite file, each case BENCH_RUNS times (interleaved), and prints one table of
+# medians with cafdb's ratio to each peer (docs/benchmarks.md).
+#
+#   bench/run.sh                       # defaults below
+#   BENCH_DURATION=5 BENCH_RUNS=1 bench/run.sh
+#
+# Settings (environment): BENCH_DURATION (s, 10), BENCH_WARMUP (s, 2), BENCH_RUNS (3),
+# BENCH_SCALE (pgbench scale, 10), BENCH_INSERT_ROWS (rows per insert transaction,
+# 10000), BENCH_MANY_CLIENTS (10000), BENCH_MANY_DURATION (s, 30), BENCH_JSON (a file
+# to write every run's JSON lines to).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration="${BENCH_DURATION:-10}"
+warmup="${BENCH_WARMUP:-2}"
+runs="${BENCH_RUNS:-3}"
+scale="${BENCH_SCALE:-10}"
+insert_rows="${BENCH_INSERT_ROWS:-10000}"
+many_clients="${BENCH_MANY_CLIENTS:-10000}"
+many_duration="${BENCH_MANY_DURATION:-30}"
+
+scripts/install-deps.sh
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DCAFDB_BUILD_TESTS=OFF \
+  -DCAFDB_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build-bench -j"$(nproc)" --target cafdb_bench raw_libpq raw_sqlite >/dev/null
+bin="$PWD/build-bench/bench"
+
+# shellcheck source=../scripts/pg-cluster.sh
+source scripts/pg-cluster.sh
+work="$(mktemp -d /tmp/cafdb-bench.XXXXXX)"
+cleanup() {
+  pg_cluster_stop
+  rm -rf "$work"
+}
+trap cleanup EXIT
+pg_cluster_start --no-standby
+pg="$CAFDB_TEST_PG_URL"
+sqlite="sqlite://$work/bench.db"
+pgbench="$CAFDB_TEST_PG_BIN/pgbench"
+json_log="${BENCH_JSON:-$work/runs.jsonl}"
+: > "$json_log"
+
+echo "== data: pgbench -i -s $scale on PostgreSQL, the same tables in $work/bench.db"
+"$pgbench" -i -q -s "$scale" "$pg" >/dev/null 2>&1
+"$bin/cafdb_bench" --url "$sqlite" --init --init-only --scale "$scale"
+
+# One figure per run: pgbench's tps, or a field of a bench program's JSON line.
+pgbench_tps() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1; }
+json_field() { grep -o "\"$1\":[0-9.e+-]*" | head -1 | cut -d: -f2; }
+declare -A figures
+record() { figures[$1]="${figures[$1]:-} $2"; }
+run_json() { # name field command...
+  local name="$1" field="$2" line
+  shift 2
+  line="$("$@" --json --quiet --duration "$duration" --warmup "$warmup")"
+  echo "$line" >> "$json_log"
+  record "$name" "$(echo "$line" | json_field "$field")"
+}
+run_pgbench() { # name pgbench-args...
+  local name="$1"
+  shift
+  record "$name" "$("$pgbench" "$@" -M prepared -c 8 -j 2 -T "$duration" "$pg" 2>/dev/null | pgbench_tps)"
+}
+
+for run in $(seq "$runs"); do
+  echo "== run $run of $runs"
+  run_pgbench pg_select_pgbench -S
+  run_json pg_select_raw ops_per_s "$bin/raw_libpq" --url "$pg" --threads 8 --scale "$scale"
+  run_json pg_select_cafdb ops_per_s "$bin/cafdb_bench" --url "$pg" --workload select \
+    --clients 8 --pool-size 8 --scale "$scale"
+  run_pgbench pg_tpcb_pgbench
+  run_json pg_tpcb_cafdb ops_per_s "$bin/cafdb_bench" --url "$pg" --workload tpcb \
+    --clients 8 --pool-size 8 --scale "$scale"
+  run_json sqlite_select_raw ops_per_s "$bin/raw_sqlite" --path "$work/bench.db" \
+    --workload select --threads 4 --scale "$scale"
+  run_json sqlite_select_cafdb ops_per_s "$bin/cafdb_bench" --url "$sqlite" --workload select \
+    --clients 4 --pool-size 4 --scale "$scale"
+  run_json sqlite_insert_raw rows_per_s "$bin/raw_sqlite" --path "$work/bench.db" \
+    --workload insert --rows "$insert_rows" --scale "$scale"
+  run_json sqlite_insert_cafdb rows_per_s "$bin/cafdb_bench" --url "$sqlite" --workload insert \
+    --clients 1 --rows "$insert_rows" --scale "$scale"
+done
+
+echo "== scale: $many_clients client sessions on a pool of 16, ${many_duration} s (once)"
+duration="$many_duration"
+run_json pg_select_16 ops_per_s "$bin/cafdb_bench" --url "$pg" --workload select \
+  --clients 16 --pool-size 16 --scale "$scale"
+run_json pg_select_many ops_per_s "$bin/cafdb_bench" --url "$pg" --workload select \
+  --clients "$many_clients" --pool-size 16 --scale "$scale" --pool-timeout 30000
+many_line="$(tail -1 "$json_log")"
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+med() { echo "${figures[$1]}" | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+row() { # what peer peer-name cafdb target
+  printf "| %-34s | %-28s | %12.0f | %12.0f | %5s× | ≥ %s× |\n" "$1" "$3" "$(med "$2")" \
+    "$(med "$4")" "$(ratio "$(med "$4")" "$(med "$2")")" "$5"
+}
+
+echo
+echo "Medians of $runs runs of ${BENCH_DURATION:-10} s; scale $scale; $(nproc) cores."
+echo "| comparison                         | peer                         |  peer ops/s  | cafdb ops/s  | ratio | target |"
+echo "|---|---|---:|---:|---:|---:|"
+row "PostgreSQL point select, 8 clients" pg_select_pgbench "pgbench -S -M prepared -c 8" pg_select_cafdb 1.0
+row "PostgreSQL point select, 8 clients" pg_select_raw "raw libpq, 8 threads" pg_select_cafdb "-"
+row "PostgreSQL TPC-B-like, 8 clients" pg_tpcb_pgbench "pgbench -M prepared -c 8" pg_tpcb_cafdb 1.0
+row "SQLite point select, 4 clients" sqlite_select_raw "raw sqlite3, 4 threads" sqlite_select_cafdb 0.5
+row "SQLite bulk insert (rows/s)" sqlite_insert_raw "raw prepared insert" sqlite_insert_cafdb 0.8
+row "PostgreSQL select, $many_clients clients, pool 16" pg_select_16 "cafdb, 16 clients" pg_select_many 0.9
+echo
+echo "$many_clients clients: peak RSS $(echo "$many_line" | json_field peak_rss_mib) MiB (target ≤ 200), errors $(echo "$many_line" | grep -o '"errors":{[^}]*}' | cut -d: -f2-)"
+[ -n "${BENCH_JSON:-}" ] && echo "Every run's JSON: $json_log"
+exit 0
