@@ -39,9 +39,10 @@ struct connection_state {
 
 using connection_pointer = connection_actor::stateful_pointer<connection_state>;
 
-// Prefixes an error with the position of the failing statement in a batch.
+// Prefixes an error with the position of the failing statement in a batch (an index
+// of `count` means no statement failed: BEGIN or COMMIT did).
 db_error at_position(db_error err, size_t index, size_t count) {
-  if (count > 1)
+  if (count > 1 && index < count)
     err.message = "statement " + std::to_string(index + 1) + " of " + std::to_string(count) +
                   " failed: " + err.message;
   return err;
@@ -83,19 +84,12 @@ outcome<std::vector<result_set>> run_batch(connection_state& st, const exec_requ
   case batch_mode::plain:
     return run_statements(st, req.statements);
   case batch_mode::transaction: {
-    if (auto began = drv.begin(req.read_only); !began)
-      return began.error();
-    auto results = run_statements(st, req.statements);
-    if (!results) {
-      drv.rollback(); // keeps (3); a failed rollback leaves in_transaction() for reset
-      return results;
-    }
-    if (auto committed = drv.commit(); !committed) {
-      drv.rollback();
-      auto err = committed.error();
-      err.message = "COMMIT failed, the transaction was rolled back: " + err.message;
-      return err;
-    }
+    for (auto& stmt : req.statements)
+      echo(st, stmt);
+    size_t failed_at = 0;
+    auto results = drv.execute_transaction(req.statements, req.read_only, failed_at);
+    if (!results)
+      return at_position(std::move(results.error()), failed_at, req.statements.size());
     return results;
   }
   case batch_mode::savepoint: {

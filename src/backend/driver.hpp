@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cafdb/errc.hpp"
 #include "cafdb/value.hpp"
@@ -46,6 +47,13 @@ class driver {
 
   /// Rolls back whatever is open; succeeds if nothing is open.
   virtual outcome<done> rollback() = 0;
+
+  /// Runs `statements` as one transaction, all-or-nothing, and leaves no transaction
+  /// open whatever happens. On failure `failed_at` is the index of the failing
+  /// statement, or `statements.size()` when BEGIN or COMMIT failed. This version takes
+  /// a round trip per statement; PostgreSQL sends the whole transaction at once.
+  virtual outcome<std::vector<result_set>>
+  execute_transaction(const std::vector<statement>& statements, bool read_only, size_t& failed_at);
 
   /// `name` must already be a valid identifier (see `is_identifier`). The SQL is the
   /// same on every engine, so it is written once here, on top of `run_control`.

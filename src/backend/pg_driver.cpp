@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include <libpq-fe.h>
 
@@ -278,13 +280,77 @@ outcome<pg_driver::prepared> pg_driver::prepare(const std::string& sql) {
   return entry;
 }
 
-outcome<result_set> pg_driver::execute(const statement& stmt) {
-  if (!conn_)
-    return connection_error("executing the statement");
-  if (stmt.sql.find_first_not_of(" \t\r\n") == std::string::npos)
-    return db_error{errc::invalid_argument, "the statement is empty (send SQL text)", "", ""};
-  if (stmt.params.empty() && looks_like_script(stmt.sql))
-    return run_script(stmt.sql);
+namespace {
+
+// Parameters as libpq takes them: text format, blobs binary (no escaping).
+struct bound_params {
+  std::vector<std::string> texts;
+  std::vector<const char*> values;
+  std::vector<int> lengths;
+  std::vector<int> formats;
+
+  explicit bound_params(const std::vector<value>& params)
+      : texts(params.size()), values(params.size(), nullptr), lengths(params.size(), 0),
+        formats(params.size(), 0) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      auto& param = params[i];
+      switch (param.type()) {
+      case value_type::null:
+        continue;
+      case value_type::boolean:
+        texts[i] = param.as_bool() ? "true" : "false";
+        break;
+      case value_type::blob:
+        values[i] = param.bytes().data();
+        lengths[i] = static_cast<int>(param.bytes().size());
+        formats[i] = 1;
+        continue;
+      case value_type::text:
+        values[i] = param.bytes().c_str();
+        continue;
+      default:
+        texts[i] = param.as_text();
+        break;
+      }
+      values[i] = texts[i].c_str();
+    }
+  }
+
+  int count() const { return static_cast<int>(values.size()); }
+};
+
+result_set to_result_set(PGresult* res) {
+  result_set out;
+  int columns = PQnfields(res);
+  int rows = PQntuples(res);
+  out.columns.reserve(columns);
+  for (int c = 0; c < columns; ++c) {
+    out.columns.emplace_back(PQfname(res, c));
+    out.column_types.emplace_back(type_name(PQftype(res, c)));
+  }
+  out.rows.reserve(rows);
+  for (int r = 0; r < rows; ++r) {
+    auto& row = out.rows.emplace_back();
+    row.reserve(columns);
+    for (int c = 0; c < columns; ++c)
+      row.push_back(convert(res, r, c));
+  }
+  auto affected = PQcmdTuples(res);
+  out.affected_rows = affected && *affected ? std::strtoll(affected, nullptr, 10) : 0;
+  return out;
+}
+
+bool is_blank(const std::string& sql) {
+  return sql.find_first_not_of(" \t\r\n") == std::string::npos;
+}
+
+// Statements sent in one pipeline before their results are read: small enough that
+// queries and results fit the socket buffers, so neither side blocks on the other.
+constexpr size_t pipeline_chunk = 64;
+
+} // namespace
+
+outcome<pg_driver::prepared> pg_driver::prepare_checked(const statement& stmt) {
   auto prep = prepare(stmt.sql);
   if (!prep)
     return prep.error();
@@ -295,59 +361,169 @@ outcome<result_set> pg_driver::execute(const statement& stmt) {
                         std::to_string(stmt.params.size()) +
                         " parameter(s) were given; pass exactly one value per placeholder",
                     "", ""};
-  auto n = stmt.params.size();
-  std::vector<std::string> texts(n);
-  std::vector<const char*> values(n, nullptr);
-  std::vector<int> lengths(n, 0);
-  std::vector<int> formats(n, 0);
-  for (size_t i = 0; i < n; ++i) {
-    auto& param = stmt.params[i];
-    switch (param.type()) {
-    case value_type::null:
-      continue;
-    case value_type::boolean:
-      texts[i] = param.as_bool() ? "true" : "false";
-      break;
-    case value_type::blob:
-      values[i] = param.bytes().data();
-      lengths[i] = static_cast<int>(param.bytes().size());
-      formats[i] = 1; // binary: no escaping
-      continue;
-    case value_type::text:
-      values[i] = param.bytes().c_str();
-      continue;
-    default:
-      texts[i] = param.as_text();
-      break;
+  return prep;
+}
+
+db_error pg_driver::statement_error(PGresult* res, const statement& stmt) {
+  auto err = error_from(res, "executing the statement");
+  if (err.driver_code == "26000") // prepared statement vanished (DISCARD ALL)
+    cache_.erase(stmt.sql);
+  return err;
+}
+
+outcome<result_set> pg_driver::execute(const statement& stmt) {
+  if (!conn_)
+    return connection_error("executing the statement");
+  if (is_blank(stmt.sql))
+    return db_error{errc::invalid_argument, "the statement is empty (send SQL text)", "", ""};
+  if (stmt.params.empty() && looks_like_script(stmt.sql))
+    return run_script(stmt.sql);
+  auto prep = prepare_checked(stmt);
+  if (!prep)
+    return prep.error();
+  bound_params bound{stmt.params};
+  result_ptr res{PQexecPrepared(conn_, prep->name.c_str(), bound.count(), bound.values.data(),
+                                bound.lengths.data(), bound.formats.data(), 0)};
+  if (!res || !ok_status(res.get()))
+    return statement_error(res.get(), stmt);
+  return to_result_set(res.get());
+}
+
+// BEGIN, the statements and COMMIT go out in one pipeline (libpq pipeline mode): one
+// round trip instead of one per statement. The server stops at the first error and
+// skips the rest up to the sync; the transaction block is then aborted and one
+// ROLLBACK ends it. Results are read in chunks, after a flush request, so that a long
+// batch never fills both directions of the socket at once.
+outcome<std::vector<result_set>>
+pg_driver::execute_transaction(const std::vector<statement>& statements, bool read_only,
+                               size_t& failed_at) {
+  failed_at = statements.size();
+  if (!conn_)
+    return connection_error("the transaction");
+  // Scripts and empty statements need the simple protocol: no pipeline for them.
+  for (auto& stmt : statements)
+    if (is_blank(stmt.sql) || (stmt.params.empty() && looks_like_script(stmt.sql)))
+      return driver::execute_transaction(statements, read_only, failed_at);
+  std::vector<prepared> preps;
+  preps.reserve(statements.size());
+  for (size_t i = 0; i < statements.size(); ++i) {
+    auto prep = prepare_checked(statements[i]);
+    if (!prep) {
+      failed_at = i;
+      return prep.error();
     }
-    values[i] = texts[i].c_str();
+    preps.push_back(std::move(*prep));
   }
-  result_ptr res{PQexecPrepared(conn_, prep->name.c_str(), static_cast<int>(n), values.data(),
-                                lengths.data(), formats.data(), 0)};
-  if (!res || !ok_status(res.get())) {
-    auto err = error_from(res.get(), "executing the statement");
-    if (err.driver_code == "26000") // prepared statement vanished (DISCARD ALL)
-      cache_.erase(stmt.sql);
+  if (PQenterPipelineMode(conn_) != 1)
+    return driver::execute_transaction(statements, read_only, failed_at);
+
+  std::vector<result_set> results;
+  results.reserve(statements.size());
+  std::optional<db_error> failure;
+  bool link_broken = false;
+  // Reads the next query's result: the result, then the null that ends it.
+  auto next_result = [&]() -> result_ptr {
+    result_ptr res{PQgetResult(conn_)};
+    if (!res) {
+      link_broken = true;
+      return res;
+    }
+    while (PGresult* extra = PQgetResult(conn_))
+      PQclear(extra);
+    return res;
+  };
+  auto control_result = [&](const char* what) {
+    auto res = next_result();
+    if (!failure && (!res || !ok_status(res.get())))
+      failure = error_from(res.get(), what);
+  };
+  auto send_ok = [&](int sent) {
+    if (sent != 1 && !failure) {
+      link_broken = true;
+      failure = connection_error("sending the transaction");
+    }
+    return sent == 1;
+  };
+
+  send_ok(PQsendQueryParams(conn_, read_only ? "BEGIN READ ONLY" : "BEGIN", 0, nullptr, nullptr,
+                            nullptr, nullptr, 0));
+  size_t read = 0, sent_count = 0;
+  bool began_read = false;
+  // Once a statement has failed the server skips the rest: stop sending them.
+  for (size_t sent = 0; sent < statements.size() && !link_broken && !failure; ++sent) {
+    bound_params bound{statements[sent].params};
+    if (!send_ok(PQsendQueryPrepared(conn_, preps[sent].name.c_str(), bound.count(),
+                                     bound.values.data(), bound.lengths.data(),
+                                     bound.formats.data(), 0)))
+      break;
+    sent_count = sent + 1;
+    bool last = sent + 1 == statements.size();
+    if (sent + 1 - read < pipeline_chunk || last)
+      continue;
+    // Ask the server to send what it has, then read this chunk's results.
+    if (!send_ok(PQsendFlushRequest(conn_)) || !send_ok(PQflush(conn_) == 0 ? 1 : 0))
+      break;
+    if (!began_read) {
+      control_result("BEGIN");
+      began_read = true;
+    }
+    for (; read <= sent && !link_broken; ++read) {
+      auto res = next_result();
+      if (failure || link_broken)
+        continue;
+      if (!ok_status(res.get())) {
+        failure = statement_error(res.get(), statements[read]);
+        failed_at = read;
+      } else {
+        results.push_back(to_result_set(res.get()));
+      }
+    }
+  }
+  if (!link_broken) {
+    send_ok(PQsendQueryParams(conn_, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0));
+    if (!link_broken)
+      send_ok(PQpipelineSync(conn_));
+  }
+  if (!link_broken && !began_read)
+    control_result("BEGIN");
+  for (; read < sent_count && !link_broken; ++read) {
+    auto res = next_result();
+    if (failure || link_broken)
+      continue;
+    if (!ok_status(res.get())) {
+      failure = statement_error(res.get(), statements[read]);
+      failed_at = read;
+    } else {
+      results.push_back(to_result_set(res.get()));
+    }
+  }
+  if (!link_broken) {
+    bool statements_ok = !failure;
+    control_result("COMMIT");
+    if (statements_ok && failure)
+      failure->message = "COMMIT failed, the transaction was rolled back: " + failure->message;
+  }
+  if (!link_broken) {
+    result_ptr sync{PQgetResult(conn_)};
+    link_broken = !sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC;
+  }
+  if (link_broken || PQexitPipelineMode(conn_) != 1) {
+    // Everything was sent before anything was read: whether COMMIT ran is unknown
+    // unless a statement is known to have failed first.
+    auto err = connection_error("the transaction");
+    if (!failure)
+      err = db_error{errc::commit_in_doubt,
+                     "the connection broke before the transaction's outcome was read: it may "
+                     "or may not have been committed; check before retrying (" +
+                         err.message + ")",
+                     err.driver_code, err.driver_message};
     return err;
   }
-  result_set out;
-  int columns = PQnfields(res.get());
-  int rows = PQntuples(res.get());
-  out.columns.reserve(columns);
-  for (int c = 0; c < columns; ++c) {
-    out.columns.emplace_back(PQfname(res.get(), c));
-    out.column_types.emplace_back(type_name(PQftype(res.get(), c)));
+  if (failure) {
+    rollback(); // the aborted block (a failed rollback leaves in_transaction() for reset)
+    return std::move(*failure);
   }
-  out.rows.reserve(rows);
-  for (int r = 0; r < rows; ++r) {
-    auto& row = out.rows.emplace_back();
-    row.reserve(columns);
-    for (int c = 0; c < columns; ++c)
-      row.push_back(convert(res.get(), r, c));
-  }
-  auto affected = PQcmdTuples(res.get());
-  out.affected_rows = affected && *affected ? std::strtoll(affected, nullptr, 10) : 0;
-  return out;
+  return results;
 }
 
 outcome<done> pg_driver::begin(bool read_only) {

@@ -39,6 +39,8 @@ class pg_driver final : public driver {
   outcome<done> begin(bool read_only) override;
   outcome<done> commit() override;
   outcome<done> rollback() override;
+  outcome<std::vector<result_set>> execute_transaction(const std::vector<statement>& statements,
+                                                       bool read_only, size_t& failed_at) override;
   outcome<done> set_read_only(bool read_only) override;
   bool in_transaction() const override;
   void interrupt() noexcept override;
@@ -56,6 +58,10 @@ class pg_driver final : public driver {
   outcome<done> run_simple(const std::string& sql);
   outcome<result_set> run_script(const std::string& sql);
   outcome<prepared> prepare(const std::string& sql);
+  /// `prepare`, then checks that the statement has one parameter per placeholder.
+  outcome<prepared> prepare_checked(const statement& stmt);
+  /// The error of a failed statement; forgets a prepared statement the server lost.
+  db_error statement_error(pg_result* res, const statement& stmt);
   db_error error_from(pg_result* res, const std::string& context) const;
   db_error connection_error(const std::string& context) const;
   void close() noexcept;

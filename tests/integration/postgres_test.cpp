@@ -216,6 +216,65 @@ TEST_CASE("a request past its deadline is cancelled on the server, not left runn
   CHECK(fx.stats("shared").cancelled == 1);
 }
 
+TEST_CASE_METHOD(pg_database,
+                 "transact goes out as one pipeline: any length, a failure at any position "
+                 "undoes all of it, the connection is reused",
+                 "[pg]") {
+  must_exec({"CREATE TABLE piped (id int PRIMARY KEY, note text)"});
+  auto batch = [](int first, int count) {
+    std::vector<statement> stmts;
+    for (int i = 0; i < count; ++i)
+      stmts.push_back({"INSERT INTO piped VALUES ($1, $2) RETURNING id", {first + i, "row"}});
+    return stmts;
+  };
+  auto rows = [&] { return must_exec({"SELECT count(*) FROM piped"}).rows.at(0).at(0).as_int(); };
+
+  // Longer than one chunk of the pipeline: every result comes back, in order.
+  auto done = cli->transact(batch(1, 500));
+  REQUIRE(done);
+  REQUIRE(done->size() == 500);
+  CHECK(done->front().rows.at(0).at(0).as_int() == 1);
+  CHECK(done->back().rows.at(0).at(0).as_int() == 500);
+  CHECK(rows() == 500);
+
+  // A duplicate key in the first statement, inside a chunk, at chunk edges, last.
+  for (size_t failing : {0, 10, 63, 64, 65, 200, 499}) {
+    auto stmts = batch(1000, 500);
+    stmts[failing] = {"INSERT INTO piped VALUES ($1, $2)", {1, "duplicate"}};
+    auto failed = cli->transact(stmts);
+    REQUIRE(!failed);
+    CHECK(is(failed.error(), errc::constraint_violation));
+    CHECK_THAT(describe(failed.error()).message,
+               Catch::Contains("statement " + std::to_string(failing + 1) + " of 500"));
+    CHECK(rows() == 500);
+  }
+
+  // A parameter count that does not fit is refused before anything is sent.
+  auto mismatch = cli->transact({{"INSERT INTO piped VALUES ($1, $2)", {2000, "ok"}},
+                                 {"INSERT INTO piped VALUES ($1, $2)", {2001}}});
+  REQUIRE(!mismatch);
+  CHECK(is(mismatch.error(), errc::invalid_argument));
+  CHECK(rows() == 500);
+
+  // A read-only transaction refuses the write and ends cleanly.
+  session_options read_only;
+  read_only.read_only = true;
+  auto refused = cli->transact(batch(3000, 3), read_only);
+  REQUIRE(!refused);
+  CHECK(is(refused.error(), errc::read_only_violation));
+
+  // Scripts take the statement-by-statement path inside the same transaction.
+  auto mixed = cli->transact({{"INSERT INTO piped VALUES (4000, 'a'); INSERT INTO piped VALUES "
+                               "(4001, 'b')"},
+                              {"INSERT INTO piped VALUES ($1, $2)", {4002, "c"}}});
+  REQUIRE(mixed);
+  CHECK(rows() == 503);
+
+  auto pool = stats("shared");
+  CHECK(pool.discarded == 0);
+  CHECK(pool.in_use == 0);
+}
+
 TEST_CASE("the password appears in no log line, error or status", "[pg]") {
   std::ostringstream captured;
   auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);

@@ -1,0 +1,32 @@
+// What every driver does the same way: a transaction as BEGIN, each statement, COMMIT.
+#include "backend/driver.hpp"
+
+namespace cafdb {
+
+outcome<std::vector<result_set>>
+driver::execute_transaction(const std::vector<statement>& statements, bool read_only,
+                            size_t& failed_at) {
+  failed_at = statements.size();
+  if (auto began = begin(read_only); !began)
+    return began.error();
+  std::vector<result_set> results;
+  results.reserve(statements.size());
+  for (size_t i = 0; i < statements.size(); ++i) {
+    auto result = execute(statements[i]);
+    if (!result) {
+      failed_at = i;
+      rollback(); // a failed rollback leaves in_transaction() true: the engine resets
+      return result.error();
+    }
+    results.emplace_back(std::move(*result));
+  }
+  if (auto committed = commit(); !committed) {
+    rollback();
+    auto err = committed.error();
+    err.message = "COMMIT failed, the transaction was rolled back: " + err.message;
+    return err;
+  }
+  return results;
+}
+
+} // namespace cafdb
