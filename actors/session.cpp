@@ -157,7 +157,7 @@ void with_lease(session_pointer self, Promise rp, F then) {
   self->request(st.engine, wait + std::chrono::seconds(1), checkout_atom::value,
                 checkout_request{st.options.read_only, wait, owner_name(st), true})
       .await(
-          [=](lease& granted) mutable {
+          [=, then = std::move(then)](lease& granted) mutable {
             self->state.held = std::move(granted);
             then(self->state.held->connection);
           },
@@ -220,8 +220,9 @@ std::optional<caf::error> refuse(const session_state& st) {
 // Transaction control belongs to the session's own messages, so that the session
 // always knows whether a transaction is open.
 std::optional<caf::error> refuse_control_sql(const std::string& sql) {
+  auto word = leading_keyword(sql);
   for (auto keyword : {"begin", "commit", "rollback", "savepoint", "release", "end"})
-    if (starts_with_keyword(sql, keyword))
+    if (word == keyword)
       return make_error(errc::invalid_argument,
                         std::string{"'"} + keyword +
                             "' cannot be sent as SQL; use the session's begin / commit / "
@@ -233,8 +234,11 @@ std::optional<caf::error> refuse_control_sql(const std::string& sql) {
 template <class Result, class Convert>
 void run_batch(session_pointer self, caf::typed_response_promise<Result> rp, exec_request req,
                Convert convert) {
+  // The batch is moved along, never copied: it may hold thousands of statements.
+  auto mode = req.mode;
+  auto batch = std::make_shared<exec_request>(std::move(req));
   with_lease(self, rp, [=](connection_actor conn) mutable {
-    self->request(conn, request_deadline(self->state), exec_atom::value, req)
+    self->request(conn, request_deadline(self->state), exec_atom::value, std::move(*batch))
         .await(
             [=](std::vector<result_set>& results) mutable {
               auto& st = self->state;
@@ -254,7 +258,7 @@ void run_batch(session_pointer self, caf::typed_response_promise<Result> rp, exe
                 if (in_transaction(st))
                   st.phase = session_phase::failed;
                 err = explain_connection_failure(st, err);
-              } else if (st.phase == session_phase::in_tx && req.mode == batch_mode::plain) {
+              } else if (st.phase == session_phase::in_tx && mode == batch_mode::plain) {
                 st.phase = session_phase::failed;
               } else if (!in_transaction(st)) {
                 check_in(self, connection_condition::clean);

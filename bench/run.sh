@@ -37,7 +37,7 @@ cleanup() {
 trap cleanup EXIT
 pg_cluster_start --no-standby
 pg="$CAFDB_TEST_PG_URL"
-sqlite="sqlite://$work/bench.db"
+sqlite="sqlite:///$work/bench.db" # four slashes: an absolute path
 pgbench="$CAFDB_TEST_PG_BIN/pgbench"
 json_log="${BENCH_JSON:-$work/runs.jsonl}"
 : > "$json_log"

@@ -82,7 +82,7 @@ std::string to_lower(std::string text) {
   return text;
 }
 
-bool starts_with_keyword(const std::string& sql, const char* keyword) {
+std::string leading_keyword(const std::string& sql) {
   size_t i = 0;
   // Skip blanks and comments before the first word.
   while (i < sql.size()) {
@@ -91,23 +91,27 @@ bool starts_with_keyword(const std::string& sql, const char* keyword) {
     } else if (sql.compare(i, 2, "--") == 0) {
       i = sql.find('\n', i);
       if (i == std::string::npos)
-        return false;
+        return {};
     } else if (sql.compare(i, 2, "/*") == 0) {
       i = sql.find("*/", i + 2);
       if (i == std::string::npos)
-        return false;
+        return {};
       i += 2;
     } else {
       break;
     }
   }
-  auto length = std::strlen(keyword);
-  if (sql.size() - i < length)
-    return false;
-  for (size_t k = 0; k < length; ++k)
-    if (std::tolower(static_cast<unsigned char>(sql[i + k])) != keyword[k])
-      return false;
-  return i + length == sql.size() || !std::isalnum(static_cast<unsigned char>(sql[i + length]));
+  // Keywords are short: 16 characters tell them apart from any longer word, and the
+  // result stays in the string's inline buffer (no allocation per statement).
+  std::string word;
+  for (; i < sql.size() && word.size() < 16 && std::isalnum(static_cast<unsigned char>(sql[i]));
+       ++i)
+    word.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(sql[i]))));
+  return word;
+}
+
+bool starts_with_keyword(const std::string& sql, const char* keyword) {
+  return leading_keyword(sql) == keyword;
 }
 
 } // namespace cafdb

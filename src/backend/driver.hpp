@@ -105,8 +105,12 @@ std::string to_lower(std::string text);
 /// Returns N for a placeholder name `$N` (N >= 1), else 0.
 int placeholder_number(const char* name);
 
-/// True if the statement text starts (after blanks and comments) with `keyword`,
-/// compared case-insensitively.
+/// The first word of the statement text (after blanks and comments), in lower case;
+/// words longer than 16 characters are cut there.
+std::string leading_keyword(const std::string& sql);
+
+/// True if the statement text starts (after blanks and comments) with `keyword`
+/// (lower case), compared case-insensitively.
 bool starts_with_keyword(const std::string& sql, const char* keyword);
 
 } // namespace cafdb

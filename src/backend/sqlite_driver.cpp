@@ -146,10 +146,15 @@ sqlite_driver::~sqlite_driver() {
   close();
 }
 
-void sqlite_driver::close() noexcept {
+void sqlite_driver::clear_cache() noexcept {
   for (auto& entry : cache_)
     sqlite3_finalize(entry.second);
   cache_.clear();
+  slots_.clear();
+}
+
+void sqlite_driver::close() noexcept {
+  clear_cache();
   if (auto db = db_.exchange(nullptr))
     sqlite3_close_v2(db);
 }
@@ -243,18 +248,16 @@ outcome<sqlite3_stmt*> sqlite_driver::prepare(const std::string& sql, bool& cach
   has_tail = tail && !is_blank(tail);
   cached = !has_tail;
   if (cached) {
-    if (cache_.size() >= options_.statement_cache_size) {
-      for (auto& entry : cache_)
-        sqlite3_finalize(entry.second);
-      cache_.clear();
-    }
+    if (cache_.size() >= options_.statement_cache_size)
+      clear_cache();
     cache_.emplace(sql, stmt);
   }
   return stmt;
 }
 
-outcome<done> sqlite_driver::bind(sqlite3_stmt* stmt, const statement& request) {
+outcome<std::vector<int>> sqlite_driver::parameter_slots(sqlite3_stmt* stmt, size_t given) const {
   int count = sqlite3_bind_parameter_count(stmt);
+  std::vector<int> slots(static_cast<size_t>(count));
   int highest = 0;
   for (int i = 1; i <= count; ++i) {
     const char* name = sqlite3_bind_parameter_name(stmt, i);
@@ -264,16 +267,37 @@ outcome<done> sqlite_driver::bind(sqlite3_stmt* stmt, const statement& request) 
                       std::string{"unsupported placeholder '"} + (name ? name : "?") +
                           "': cafdb uses $1, $2, ... on every engine",
                       "", ""};
+    slots[static_cast<size_t>(i - 1)] = number - 1;
     highest = std::max(highest, number);
   }
-  if (static_cast<size_t>(highest) != request.params.size())
+  if (static_cast<size_t>(highest) != given)
     return db_error{errc::invalid_argument,
                     "the statement uses " + std::to_string(highest) + " placeholder(s) ($1..$" +
-                        std::to_string(highest) + ") but " + std::to_string(request.params.size()) +
+                        std::to_string(highest) + ") but " + std::to_string(given) +
                         " parameter(s) were given; pass exactly one value per placeholder",
                     "", ""};
-  for (int i = 1; i <= count; ++i) {
-    auto& param = request.params[placeholder_number(sqlite3_bind_parameter_name(stmt, i)) - 1];
+  return slots;
+}
+
+outcome<done> sqlite_driver::bind(sqlite3_stmt* stmt, const statement& request, bool cached) {
+  // The slots of a cached statement are worked out once. They fit exactly
+  // `highest placeholder` parameters; any other count is checked (and refused) anew.
+  if (auto known = slots_.find(stmt);
+      known != slots_.end() && known->second.parameters == request.params.size())
+    return bind_slots(stmt, request, known->second.slots);
+  auto slots = parameter_slots(stmt, request.params.size());
+  if (!slots)
+    return slots.error();
+  auto bound = bind_slots(stmt, request, *slots);
+  if (cached)
+    slots_.insert_or_assign(stmt, slot_map{std::move(*slots), request.params.size()});
+  return bound;
+}
+
+outcome<done> sqlite_driver::bind_slots(sqlite3_stmt* stmt, const statement& request,
+                                        const std::vector<int>& slots) {
+  for (int i = 1; i <= static_cast<int>(slots.size()); ++i) {
+    auto& param = request.params[static_cast<size_t>(slots[static_cast<size_t>(i - 1)])];
     int rc = SQLITE_OK;
     switch (param.type()) {
     case value_type::null:
@@ -344,9 +368,11 @@ outcome<result_set> sqlite_driver::step_all(sqlite3_stmt* stmt, const std::strin
   if (!sqlite3_stmt_readonly(stmt)) {
     auto db = db_.load();
     result.affected_rows = sqlite3_changes64(db);
-    if (result.affected_rows > 0 &&
-        (starts_with_keyword(sql, "insert") || starts_with_keyword(sql, "replace")))
-      result.last_insert_id = sqlite3_last_insert_rowid(db);
+    if (result.affected_rows > 0) {
+      auto word = leading_keyword(sql);
+      if (word == "insert" || word == "replace")
+        result.last_insert_id = sqlite3_last_insert_rowid(db);
+    }
   }
   return result;
 }
@@ -393,7 +419,7 @@ outcome<result_set> sqlite_driver::execute(const statement& request) {
     return run_script(request.sql);
   }
   stmt_guard guard{*prepared, cached};
-  if (auto bound = bind(*prepared, request); !bound)
+  if (auto bound = bind(*prepared, request, cached); !bound)
     return bound.error();
   return step_all(*prepared, request.sql);
 }

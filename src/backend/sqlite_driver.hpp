@@ -49,7 +49,12 @@ class sqlite_driver final : public driver {
   outcome<done> run_simple(const char* sql);
   outcome<result_set> run_script(const std::string& sql);
   outcome<sqlite3_stmt*> prepare(const std::string& sql, bool& cached, bool& has_tail);
-  outcome<done> bind(sqlite3_stmt* stmt, const statement& request);
+  outcome<done> bind(sqlite3_stmt* stmt, const statement& request, bool cached);
+  /// For each `?` slot of `stmt`, the index into the parameters (`$N` is N - 1).
+  outcome<std::vector<int>> parameter_slots(sqlite3_stmt* stmt, size_t given) const;
+  outcome<done> bind_slots(sqlite3_stmt* stmt, const statement& request,
+                           const std::vector<int>& slots);
+  void clear_cache() noexcept;
   outcome<result_set> step_all(sqlite3_stmt* stmt, const std::string& sql);
   db_error error_from(int code, const std::string& context) const;
   void close() noexcept;
@@ -58,6 +63,13 @@ class sqlite_driver final : public driver {
   connection_role role_;
   std::atomic<sqlite3*> db_{nullptr};
   std::unordered_map<std::string, sqlite3_stmt*> cache_;
+  /// parameter_slots of the cached statements, computed once per statement, and the
+  /// number of parameters they take.
+  struct slot_map {
+    std::vector<int> slots;
+    size_t parameters = 0;
+  };
+  std::unordered_map<sqlite3_stmt*, slot_map> slots_;
   bool read_only_ = false;
 };
 
