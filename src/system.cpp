@@ -28,6 +28,12 @@ database_actor spawn_database(caf::actor_system& sys, config cfg) {
 runtime::runtime(config cfg) {
   system_config_ = std::make_unique<caf::actor_system_config>();
   add_types(*system_config_);
+  // CAF's idle workers poll every 50 us for 25 ms before they sleep on a condition
+  // variable. A database runtime is mostly waiting on its connection threads and the
+  // server, and on two cores that polling took ~14% of the CPU they need (perf, see
+  // docs/benchmarks.md). Idle workers go straight to the condition variable instead;
+  // new work still wakes them at once.
+  system_config_->set("work-stealing.moderate-poll-attempts", size_t{0});
   system_ = std::make_unique<caf::actor_system>(*system_config_);
   auto db = spawn_database(*system_, std::move(cfg));
   client_ = std::make_unique<class client>(*system_, std::move(db));
