@@ -40,6 +40,7 @@
 // 5. A leased connection is never closed by the engine: recycling, reaping and lease
 //    reclaiming act on idle connections or on a connection once it is checked in.
 // 6. A connection actor that dies is forgotten at once and never handed out again.
+// 7. Each pool's waiters are ordered by id (the order checkouts arrived in).
 #include "actors/engine.hpp"
 
 #include <algorithm>
@@ -529,7 +530,12 @@ void enqueue(engine_pointer self, size_t index, waiter w) {
   auto timeout =
       w.request.timeout.count() > 0 ? w.request.timeout : caf::timespan{st.cfg->pool_timeout};
   self->delayed_send(self, timeout, expire_atom::value, w.id);
-  st.pools[index].waiters.push_back(std::move(w));
+  // Kept in id order (invariant 7): new waiters go last; one that comes back after a
+  // failed pre-ping goes back to its place.
+  auto& queue = st.pools[index].waiters;
+  auto at = std::upper_bound(queue.begin(), queue.end(), w.id,
+                             [](uint64_t id, const waiter& x) { return id < x.id; });
+  queue.insert(at, std::move(w));
   refill(self, index);
 }
 
@@ -820,10 +826,12 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
         return out;
       },
       [=](expire_atom, uint64_t waiter_id) {
+        // Every queued checkout gets this message, served or not: with thousands
+        // waiting, finding it must not cost a scan (invariant 7: binary search).
         for (auto& p : self->state.pools) {
-          auto i = std::find_if(p.waiters.begin(), p.waiters.end(),
-                                [&](const waiter& w) { return w.id == waiter_id; });
-          if (i == p.waiters.end())
+          auto i = std::lower_bound(p.waiters.begin(), p.waiters.end(), waiter_id,
+                                    [](const waiter& w, uint64_t id) { return w.id < id; });
+          if (i == p.waiters.end() || i->id != waiter_id)
             continue;
           // Counted before this waiter leaves the queue: the message shows what it saw.
           auto message = "no connection became free within pool_timeout (" + counts(p) +
