@@ -8,7 +8,7 @@
 //     │  └─ connect fail ┘ (driver error on open)
 //     └──── exit (engine quits, or engine discards it) ── handle closed in the driver's dtor
 //
-// Transitions: closed -> open [connect]; open -> open [exec, tx, reset];
+// Transitions: closed -> open [connect]; open -> open [exec, read, tx, reset];
 // any -> gone [exit from the engine].
 //
 // Invariants:
@@ -156,6 +156,25 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
         if (!results)
           return to_caf_error(std::move(results.error()));
         return std::move(*results);
+      },
+      [=](read_atom,
+          const std::vector<statement>& stmts) -> caf::result<std::vector<read_outcome>> {
+        auto& st = self->state;
+        if (!st.open)
+          return not_open();
+        if (auto mode = st.drv->set_read_only(true); !mode)
+          return to_caf_error(std::move(mode.error()));
+        for (auto& stmt : stmts)
+          echo(st, stmt);
+        auto outcomes = st.drv->execute_each(stmts);
+        std::vector<read_outcome> out(outcomes.size());
+        for (size_t i = 0; i < outcomes.size(); ++i) {
+          if (outcomes[i])
+            out[i].result = std::move(*outcomes[i]);
+          else
+            out[i].error = to_caf_error(std::move(outcomes[i].error()));
+        }
+        return out;
       },
       [=](tx_atom, const tx_command& cmd) -> caf::result<caf::ok_atom> {
         if (!self->state.open)

@@ -26,21 +26,27 @@
 //   down: publishes degraded with the server's error; idle connections are closed,
 //         waiters and new checkouts get `unavailable` at once.
 //
+// Autocommit reads (read_atom) take no lease: the engine runs them itself. A read that
+// finds an idle connection goes out at once; reads that find none queue, and the next
+// connection to come free takes up to max_read_batch of them in one message (one
+// pipeline on PostgreSQL), so that under load many sessions share a round trip.
+//
 // Transitions: opening -> idle [open_connection, give_back]; idle -> leased [checkout,
-// give_back]; leased -> idle [checkin, reclaim_leases]; leased/idle -> gone [discard,
-// retire, housekeeping, on_connection_down]; up -> down [mark_down]; down -> up [retry].
+// give_back, dispatch_reads]; leased -> idle [checkin, reclaim_leases]; leased/idle -> gone
+// [discard, retire, housekeeping, on_connection_down]; up -> down [mark_down]; down -> up [retry].
 //
 // Invariants:
-// 1. A pool never has idle connections and waiters at the same time.
+// 1. A pool never has idle connections and waiters (checkouts or reads) at the same time.
 // 2. total = idle + leased + opening + pinging, and total <= max.
 // 3. Every lease belongs to a holder the engine monitors; when it goes down, its
 //    leases are reset and come back (or are discarded), its queued checkouts are dropped.
-// 4. Every waiter is answered exactly once: a lease, pool_timeout at its deadline,
-//    unavailable when the server is lost, or shutting_down when the engine quits.
+// 4. Every waiter is answered exactly once: a lease (or a read's outcome), pool_timeout
+//    at its deadline, unavailable when the server is lost, or shutting_down when the
+//    engine quits. A waiter whose holder went down is dropped unanswered.
 // 5. A leased connection is never closed by the engine: recycling, reaping and lease
 //    reclaiming act on idle connections or on a connection once it is checked in.
 // 6. A connection actor that dies is forgotten at once and never handed out again.
-// 7. Each pool's waiters are ordered by id (the order checkouts arrived in).
+// 7. Each pool's waiters and reads are ordered by id (the order they arrived in).
 #include "actors/engine.hpp"
 
 #include <algorithm>
@@ -71,6 +77,20 @@ struct waiter {
   caf::timestamp enqueued;
   checkout_request request;
 };
+
+/// An autocommit read waiting for a connection.
+struct read_waiter {
+  uint64_t id;
+  caf::typed_response_promise<result_set> promise;
+  caf::actor_addr holder;
+  caf::timestamp enqueued;
+  statement stmt;
+  /// The request's deadline on the connection.
+  caf::timespan deadline;
+};
+
+/// Reads sent to one connection in one message at most.
+constexpr size_t max_read_batch = 32;
 
 /// The last checkout waits, for percentiles.
 struct wait_samples {
@@ -109,6 +129,9 @@ struct pool {
   int in_use = 0;
   std::vector<connection_actor> idle;
   std::deque<waiter> waiters;
+  std::deque<read_waiter> reads;
+  /// When both checkouts and reads wait, a freed connection goes to them in turn.
+  bool reads_turn = false;
   int64_t checkouts = 0;
   int64_t timeouts = 0;
   int64_t discarded = 0;
@@ -169,10 +192,14 @@ struct engine_state {
   // Runs on every exit path (CAF 0.17 destroys the state before attach_functor
   // cleanups run): keeps (4) and takes every connection down with the engine.
   ~engine_state() {
-    for (auto& p : pools)
+    for (auto& p : pools) {
       for (auto& w : p.waiters)
         w.promise.deliver(
             make_error(errc::shutting_down, "the engine stopped while this checkout was waiting"));
+      for (auto& r : p.reads)
+        r.promise.deliver(
+            make_error(errc::shutting_down, "the engine stopped while this read was waiting"));
+    }
     for (auto& m : all)
       caf::anon_send_exit(m.connection, caf::exit_reason::user_shutdown);
   }
@@ -205,14 +232,21 @@ size_t pool_for(const engine_state& st, bool read_only) {
 int total_waiting(const engine_state& st) {
   int n = 0;
   for (auto& p : st.pools)
-    n += static_cast<int>(p.waiters.size());
+    n += static_cast<int>(p.waiters.size() + p.reads.size());
   return n;
 }
 
 std::string counts(const pool& p) {
   return p.name + " pool: " + std::to_string(p.total) + " total, " + std::to_string(p.in_use) +
          " in use, " + std::to_string(p.idle.size()) + " idle, " +
-         std::to_string(p.waiters.size()) + " waiting";
+         std::to_string(p.waiters.size() + p.reads.size()) + " waiting";
+}
+
+caf::error overloaded_error(const engine_state& st, const pool& p) {
+  return make_error(errc::pool_overloaded, "too many requests are already waiting (max_pending = " +
+                                               std::to_string(st.cfg->max_pending) + ", " +
+                                               counts(p) +
+                                               "); retry later or raise max_pending / pool_size");
 }
 
 void publish(engine_pointer self, readiness_state state, std::string detail) {
@@ -276,8 +310,9 @@ void refill(engine_pointer self, size_t index) {
   if (st.down)
     return;
   auto& p = st.pools[index];
-  while (p.total < p.max &&
-         (p.total < p.min_idle || static_cast<int>(p.waiters.size()) > p.opening))
+  // Queued reads want one connection: it takes a batch of them.
+  auto wanted = static_cast<int>(p.waiters.size()) + (p.reads.empty() ? 0 : 1);
+  while (p.total < p.max && (p.total < p.min_idle || wanted > p.opening))
     open_connection(self, index);
 }
 
@@ -306,6 +341,8 @@ void discard(engine_pointer self, size_t index, const connection_actor& conn, co
   refill(self, index);
 }
 
+void dispatch_reads(engine_pointer self, size_t index, connection_actor conn);
+
 // A connection is free again: the first waiter gets it, else it idles or closes.
 void give_back(engine_pointer self, size_t index, connection_actor conn) {
   auto& st = self->state;
@@ -320,7 +357,13 @@ void give_back(engine_pointer self, size_t index, connection_actor conn) {
     refill(self, index);
     return;
   }
+  if (!p.reads.empty() && (p.waiters.empty() || p.reads_turn)) {
+    p.reads_turn = false;
+    dispatch_reads(self, index, std::move(conn));
+    return;
+  }
   if (!p.waiters.empty()) {
+    p.reads_turn = true;
     auto w = std::move(p.waiters.front());
     p.waiters.pop_front();
     w.promise.deliver(grant(self, index, std::move(conn), w.holder, w.request, now() - w.enqueued));
@@ -376,6 +419,10 @@ void mark_down(engine_pointer self, const caf::error& err) {
     p.waiters.clear();
     for (auto& w : waiters)
       w.promise.deliver(refusal);
+    auto reads = std::move(p.reads);
+    p.reads.clear();
+    for (auto& r : reads)
+      r.promise.deliver(refusal);
   }
   schedule_reconnect(self);
 }
@@ -411,6 +458,10 @@ void open_connection(engine_pointer self, size_t index) {
                 auto w = std::move(p.waiters.front());
                 p.waiters.pop_front();
                 w.promise.deliver(err);
+              } else if (!p.reads.empty()) {
+                auto r = std::move(p.reads.front());
+                p.reads.pop_front();
+                r.promise.deliver(err);
               }
               return;
             }
@@ -462,6 +513,77 @@ void cancel_then_pool(engine_pointer self, size_t index, connection_actor conn) 
       .then([=](caf::ok_atom) { drain(); }, [=](caf::error&) { drain(); });
 }
 
+// Sends up to max_read_batch queued reads to `conn` in one message; each gets its own
+// outcome. Afterwards the connection goes back to the pool; it is cancelled and drained
+// when the batch outlived its deadline, and discarded when its link broke.
+void dispatch_reads(engine_pointer self, size_t index, connection_actor conn) {
+  auto& st = self->state;
+  auto& p = st.pools[index];
+  auto n = std::min(p.reads.size(), max_read_batch);
+  auto batch = std::make_shared<std::vector<read_waiter>>();
+  batch->reserve(n);
+  std::vector<statement> stmts;
+  stmts.reserve(n);
+  caf::timespan deadline{0};
+  auto t = now();
+  for (size_t i = 0; i < n; ++i) {
+    auto r = std::move(p.reads.front());
+    p.reads.pop_front();
+    p.waits.add(t - r.enqueued);
+    deadline = std::max(deadline, r.deadline);
+    stmts.push_back(std::move(r.stmt));
+    batch->push_back(std::move(r));
+  }
+  p.in_use += 1;
+  p.checkouts += static_cast<int64_t>(n);
+  self->request(conn, deadline, read_atom::value, std::move(stmts))
+      .then(
+          [=](std::vector<read_outcome>& outcomes) {
+            self->state.pools[index].in_use -= 1;
+            bool broken = outcomes.size() != batch->size();
+            for (size_t i = 0; i < batch->size(); ++i) {
+              auto& promise = (*batch)[i].promise;
+              if (i >= outcomes.size()) {
+                promise.deliver(make_error(errc::connection_lost,
+                                           "the connection answered a batch of reads in part; "
+                                           "retry the request"));
+              } else if (auto& err = outcomes[i].error) {
+                broken = broken || is(err, errc::connection_lost);
+                promise.deliver(std::move(err));
+              } else {
+                promise.deliver(std::move(outcomes[i].result));
+              }
+            }
+            if (broken)
+              discard(self, index, conn, "its link broke during a batch of reads");
+            else
+              give_back(self, index, conn);
+          },
+          [=](caf::error& err) {
+            self->state.pools[index].in_use -= 1;
+            if (err == caf::sec::request_timeout) {
+              auto timeout = make_error(
+                  errc::statement_timeout,
+                  "the read did not finish within its deadline (" + std::to_string(ms(deadline)) +
+                      " ms); the statement was cancelled on the server. Raise request_timeout / "
+                      "statement_timeout, or make the query cheaper");
+              for (auto& r : *batch)
+                r.promise.deliver(timeout);
+              cancel_then_pool(self, index, conn);
+              return;
+            }
+            // The connection refused the batch (not open, read-only mode failed) or is gone.
+            auto failure = err.category() == error_category
+                               ? err
+                               : make_error(errc::connection_lost,
+                                            "the connection went away during the read (" +
+                                                to_string(err) + "); retry the request");
+            for (auto& r : *batch)
+              r.promise.deliver(failure);
+            discard(self, index, conn, "it failed a batch of reads");
+          });
+}
+
 void reclaim_leases(engine_pointer self, const caf::actor_addr& holder) {
   auto& st = self->state;
   for (auto i = st.leases.begin(); i != st.leases.end();) {
@@ -477,10 +599,14 @@ void reclaim_leases(engine_pointer self, const caf::actor_addr& holder) {
     reset_then_pool(self, entry.pool_index, entry.connection, st.cfg->statement_timeout,
                     "rollback after session loss failed");
   }
-  for (auto& p : st.pools)
+  for (auto& p : st.pools) {
     p.waiters.erase(std::remove_if(p.waiters.begin(), p.waiters.end(),
                                    [&](const waiter& w) { return w.holder == holder; }),
                     p.waiters.end());
+    p.reads.erase(std::remove_if(p.reads.begin(), p.reads.end(),
+                                 [&](const read_waiter& r) { return r.holder == holder; }),
+                  p.reads.end());
+  }
 }
 
 // A connection actor died on its own (invariant 6). Idle: forgotten and replaced now;
@@ -523,6 +649,38 @@ idle_pick pick_idle(engine_pointer self, size_t index, connection_actor& conn) {
     return idle_pick::ready;
   }
   return idle_pick::none;
+}
+
+// Hands queued reads to idle connections, pinging first where pool_pre_ping asks.
+void serve_reads(engine_pointer self, size_t index) {
+  auto& st = self->state;
+  connection_actor conn;
+  switch (pick_idle(self, index, conn)) {
+  case idle_pick::ready:
+    dispatch_reads(self, index, std::move(conn));
+    return;
+  case idle_pick::none:
+    refill(self, index);
+    return;
+  case idle_pick::needs_ping:
+    break;
+  }
+  st.pools[index].pinging += 1;
+  self->request(conn, st.cfg->connect_timeout, ping_atom::value)
+      .then(
+          [=](caf::ok_atom) {
+            self->state.pools[index].pinging -= 1;
+            give_back(self, index, conn);
+          },
+          [=](caf::error& err) {
+            auto& p = self->state.pools[index];
+            p.pinging -= 1;
+            p.ping_failures += 1;
+            self->state.log->warn("pool_pre_ping: an idle {} connection is dead ({})", p.name,
+                                  describe(err).message);
+            discard(self, index, conn, "it failed its pre-ping");
+            serve_reads(self, index);
+          });
 }
 
 void enqueue(engine_pointer self, size_t index, waiter w) {
@@ -671,7 +829,7 @@ pool_stats stats_of(const engine_state& st, const pool& p) {
   out.total = p.total;
   out.idle = static_cast<int32_t>(p.idle.size());
   out.in_use = p.in_use;
-  out.waiting = static_cast<int32_t>(p.waiters.size());
+  out.waiting = static_cast<int32_t>(p.waiters.size() + p.reads.size());
   out.checkouts = p.checkouts;
   out.timeouts = p.timeouts;
   out.discarded = p.discarded;
@@ -772,10 +930,7 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
         auto& p = st.pools[index];
         auto holder = caf::actor_cast<caf::actor_addr>(self->current_sender());
         if (p.idle.empty() && total_waiting(st) >= st.cfg->max_pending)
-          return make_error(errc::pool_overloaded,
-                            "too many checkouts are already waiting (max_pending = " +
-                                std::to_string(st.cfg->max_pending) + ", " + counts(p) +
-                                "); retry later or raise max_pending / pool_size");
+          return overloaded_error(st, p);
         watch(self, holder);
         // The common case answers directly: an idle connection that needs no ping.
         connection_actor conn;
@@ -786,6 +941,27 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
           p.idle.push_back(std::move(conn)); // serve() takes it again and pings it
         auto rp = self->make_response_promise<lease>();
         serve(self, index, waiter{st.next_id++, rp, holder, now(), std::move(req)});
+        return rp;
+      },
+      [=](read_atom, statement& stmt, caf::timespan wait,
+          caf::timespan deadline) -> caf::result<result_set> {
+        auto& st = self->state;
+        if (st.down)
+          return unavailable_error(st);
+        auto index = pool_for(st, true);
+        auto& p = st.pools[index];
+        if (p.idle.empty() && total_waiting(st) >= st.cfg->max_pending)
+          return overloaded_error(st, p);
+        auto holder = caf::actor_cast<caf::actor_addr>(self->current_sender());
+        watch(self, holder);
+        auto rp = self->make_response_promise<result_set>();
+        auto id = st.next_id++;
+        p.reads.push_back(read_waiter{id, rp, holder, now(), std::move(stmt), deadline});
+        serve_reads(self, index);
+        // Still queued (no idle connection, or one being pinged): it may time out.
+        if (!p.reads.empty() && p.reads.back().id == id)
+          self->delayed_send(self, wait.count() > 0 ? wait : caf::timespan{st.cfg->pool_timeout},
+                             expire_atom::value, id);
         return rp;
       },
       [=](checkin_atom, uint64_t lease_id, connection_condition condition) {
@@ -840,6 +1016,19 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
           p.waiters.erase(i);
           p.timeouts += 1;
           w.promise.deliver(make_error(errc::pool_timeout, std::move(message)));
+          return;
+        }
+        for (auto& p : self->state.pools) {
+          auto i = std::lower_bound(p.reads.begin(), p.reads.end(), waiter_id,
+                                    [](const read_waiter& r, uint64_t id) { return r.id < id; });
+          if (i == p.reads.end() || i->id != waiter_id)
+            continue;
+          auto message = "no connection became free within pool_timeout (" + counts(p) +
+                         "); raise pool_size or max_overflow, or make reads cheaper";
+          auto r = std::move(*i);
+          p.reads.erase(i);
+          p.timeouts += 1;
+          r.promise.deliver(make_error(errc::pool_timeout, std::move(message)));
           return;
         }
       },

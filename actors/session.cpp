@@ -8,7 +8,9 @@
 //    └─ close / client down / idle timeout / shutdown: ROLLBACK if open, then closed
 //
 // Transitions and the handler that performs each:
-//   idle   -> idle    [exec, transact]          autocommit: lease taken and given back
+//   idle   -> idle    [exec, transact]          autocommit: lease taken and given back;
+//                                               a read-only session's exec is a read the
+//                                               engine runs without a lease (run_read)
 //   idle   -> in_tx   [begin]
 //   in_tx  -> in_tx   [exec, transact, savepoint, release, rollback_to]
 //   in_tx  -> failed  [exec, savepoint, release fail]
@@ -137,6 +139,20 @@ void check_in(session_pointer self, connection_condition condition) {
   st.held.reset();
 }
 
+/// How long a checkout (or a read) may wait for a connection.
+caf::timespan checkout_wait(const session_state& st) {
+  return st.options.wait_timeout.count() > 0 ? st.options.wait_timeout
+                                             : caf::timespan{st.cfg->pool_timeout};
+}
+
+/// An engine that did not answer at all is gone (or being replaced): unavailable.
+caf::error explain_engine_failure(caf::error err, const char* what) {
+  if (err == caf::sec::request_timeout || err == caf::sec::request_receiver_down)
+    return make_error(errc::unavailable, std::string{"the engine did not answer "} + what + " (" +
+                                             to_string(err) + "); retry later");
+  return err;
+}
+
 /// How leak warnings name this session.
 std::string owner_name(const session_state& st) {
   return st.options.label.empty() ? "a session" : "session '" + st.options.label + "'";
@@ -150,8 +166,7 @@ void with_lease(session_pointer self, Promise rp, F then) {
     then(st.held->connection);
     return;
   }
-  auto wait = st.options.wait_timeout.count() > 0 ? st.options.wait_timeout
-                                                  : caf::timespan{st.cfg->pool_timeout};
+  auto wait = checkout_wait(st);
   // The engine answers pool_timeout at `wait`; our own deadline only guards against a
   // dead engine, so it is a little longer.
   self->request(st.engine, wait + std::chrono::seconds(1), checkout_atom::value,
@@ -161,12 +176,7 @@ void with_lease(session_pointer self, Promise rp, F then) {
             self->state.held = std::move(granted);
             then(self->state.held->connection);
           },
-          [=](caf::error& err) mutable {
-            if (err == caf::sec::request_timeout || err == caf::sec::request_receiver_down)
-              err = make_error(errc::unavailable, "the engine did not answer a checkout (" +
-                                                      to_string(err) + "); retry later");
-            rp.deliver(std::move(err));
-          });
+          [=](caf::error& err) mutable { rp.deliver(explain_engine_failure(err, "a checkout")); });
 }
 
 /// Ends the session: roll back what is open, give the lease back, then run `then`.
@@ -197,6 +207,29 @@ void end_session(session_pointer self, const char* why, F then) {
 
 void close_and_quit(session_pointer self, const char* why) {
   end_session(self, why, [=] { self->quit(); });
+}
+
+/// An autocommit read of a read-only session: the engine runs it on any reader
+/// connection, batched with other sessions' reads when they wait together. The session
+/// holds no lease for it, so nothing of the connection's state is its to settle.
+void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, statement stmt) {
+  auto& st = self->state;
+  auto wait = checkout_wait(st);
+  auto deadline = request_deadline(st);
+  // The engine answers pool_timeout at `wait` and statement_timeout at `deadline`.
+  self->request(st.engine, wait + deadline + std::chrono::seconds(1), read_atom::value,
+                std::move(stmt), wait, deadline)
+      .await(
+          [=](result_set& rows) mutable {
+            rp.deliver(std::move(rows));
+            if (self->state.one_shot)
+              close_and_quit(self, "one-shot request done");
+          },
+          [=](caf::error& err) mutable {
+            rp.deliver(explain_engine_failure(err, "a read"));
+            if (self->state.one_shot)
+              close_and_quit(self, "one-shot request failed");
+          });
 }
 
 /// While draining, a session whose transaction has ended closes (after its answer went
@@ -358,6 +391,11 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         if (auto err = refuse_control_sql(stmt.sql))
           return *err;
         auto rp = self->make_response_promise<result_set>();
+        auto& st = self->state;
+        if (st.options.read_only && st.phase == session_phase::idle && !st.held) {
+          run_read(self, rp, std::move(stmt));
+          return rp;
+        }
         run_batch(self, rp,
                   exec_request{{std::move(stmt)}, batch_mode::plain, self->state.options.read_only},
                   [](std::vector<result_set>&& results) { return std::move(results.front()); });

@@ -23,6 +23,9 @@ using connection_actor = caf::typed_actor<
     caf::replies_to<caf::connect_atom>::with<caf::ok_atom>,
     // Runs a batch. Runs in: connection. Errors: every statement error of errc.
     caf::replies_to<exec_atom, exec_request>::with<std::vector<result_set>>,
+    // Runs independent autocommit reads of several sessions, read-only, each with its
+    // own outcome. Runs in: connection. Error: the connection is unusable.
+    caf::replies_to<read_atom, std::vector<statement>>::with<std::vector<read_outcome>>,
     // Transaction control. Runs in: connection.
     caf::replies_to<tx_atom, tx_command>::with<caf::ok_atom>,
     // Rolls back whatever is open. Runs in: connection. Error: the connection is unusable.
@@ -50,6 +53,11 @@ using engine_actor = caf::typed_actor<
     caf::replies_to<checkout_atom, checkout_request>::with<lease>,
     // Gives a lease back. Runs in: engine.
     caf::reacts_to<checkin_atom, uint64_t, connection_condition>,
+    // An autocommit read on any connection of the read pool, sent together with other
+    // sessions' reads that are waiting (docs/benchmarks.md). The timespans: how long it
+    // may wait for a connection (zero: pool_timeout), and its deadline on the
+    // connection. Runs in: engine. Errors: those of checkout and every statement error.
+    caf::replies_to<read_atom, statement, caf::timespan, caf::timespan>::with<result_set>,
     // Pool counters. Runs in: engine.
     caf::replies_to<stats_atom>::with<std::vector<pool_stats>>,
     // Internal: a queued checkout reached its deadline.

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include <caf/error.hpp>
 #include <caf/meta/type_name.hpp>
 #include <caf/timestamp.hpp>
 
@@ -56,6 +57,18 @@ struct exec_request {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, exec_request& x) {
   return f(caf::meta::type_name("cafdb::exec_request"), x.statements, x.mode, x.read_only);
+}
+
+/// What one statement of a batch of independent reads gave: its rows, or its error
+/// (the other statements of the batch are not affected).
+struct read_outcome {
+  result_set result;
+  caf::error error;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, read_outcome& x) {
+  return f(caf::meta::type_name("cafdb::read_outcome"), x.result, x.error);
 }
 
 } // namespace cafdb

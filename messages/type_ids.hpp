@@ -44,6 +44,7 @@ CAF_ADD_ATOM(cafdb, cafdb, engine_atom, "engine")
 CAF_ADD_ATOM(cafdb, cafdb, ping_atom, "ping")
 CAF_ADD_ATOM(cafdb, cafdb, revoke_atom, "revoke")
 CAF_ADD_ATOM(cafdb, cafdb, tick_atom, "tick")
+CAF_ADD_ATOM(cafdb, cafdb, read_atom, "read")
 
 // -- atoms: lifecycle and readiness ------------------------------------------
 
@@ -84,6 +85,8 @@ CAF_ADD_TYPE_ID(cafdb, (cafdb::tx_command))
 CAF_ADD_TYPE_ID(cafdb, (cafdb::checkout_request))
 CAF_ADD_TYPE_ID(cafdb, (cafdb::connection_condition))
 CAF_ADD_TYPE_ID(cafdb, (cafdb::exec_request))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::read_outcome))
+CAF_ADD_TYPE_ID(cafdb, (std::vector<cafdb::read_outcome>))
 CAF_ADD_TYPE_ID(cafdb, (cafdb::pool_stats))
 CAF_ADD_TYPE_ID(cafdb, (std::vector<cafdb::pool_stats>))
 

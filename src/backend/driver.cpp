@@ -1,4 +1,5 @@
-// What every driver does the same way: a transaction as BEGIN, each statement, COMMIT.
+// What every driver does the same way: a transaction as BEGIN, each statement, COMMIT;
+// independent statements one after the other.
 #include "backend/driver.hpp"
 
 namespace cafdb {
@@ -27,6 +28,14 @@ driver::execute_transaction(const std::vector<statement>& statements, bool read_
     return err;
   }
   return results;
+}
+
+std::vector<outcome<result_set>> driver::execute_each(const std::vector<statement>& statements) {
+  std::vector<outcome<result_set>> outcomes;
+  outcomes.reserve(statements.size());
+  for (auto& stmt : statements)
+    outcomes.push_back(execute(stmt));
+  return outcomes;
 }
 
 } // namespace cafdb

@@ -55,6 +55,11 @@ class driver {
   virtual outcome<std::vector<result_set>>
   execute_transaction(const std::vector<statement>& statements, bool read_only, size_t& failed_at);
 
+  /// Runs independent autocommit statements (several sessions' reads), each with its
+  /// own outcome: one failing does not affect the others. This version runs them one
+  /// by one; PostgreSQL sends them all at once.
+  virtual std::vector<outcome<result_set>> execute_each(const std::vector<statement>& statements);
+
   /// `name` must already be a valid identifier (see `is_identifier`). The SQL is the
   /// same on every engine, so it is written once here, on top of `run_control`.
   virtual outcome<done> savepoint(const std::string& name) {

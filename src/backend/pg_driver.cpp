@@ -1,7 +1,9 @@
 #include "backend/pg_driver.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -389,21 +391,90 @@ outcome<result_set> pg_driver::execute(const statement& stmt) {
   return to_result_set(res.get());
 }
 
-// BEGIN, the statements and COMMIT go out in one pipeline (libpq pipeline mode): one
-// round trip instead of one per statement. The server stops at the first error and
-// skips the rest up to the sync; the transaction block is then aborted and one
-// ROLLBACK ends it. Results are read in chunks, after a flush request, so that a long
-// batch never fills both directions of the socket at once.
-outcome<std::vector<result_set>>
-pg_driver::execute_transaction(const std::vector<statement>& statements, bool read_only,
-                               size_t& failed_at) {
-  failed_at = statements.size();
-  if (!conn_)
-    return connection_error("the transaction");
-  // Scripts and empty statements need the simple protocol: no pipeline for them.
+bool pg_driver::pipelinable(const std::vector<statement>& statements) {
+  // Scripts and empty statements need the simple protocol.
   for (auto& stmt : statements)
     if (is_blank(stmt.sql) || (stmt.params.empty() && looks_like_script(stmt.sql)))
-      return driver::execute_transaction(statements, read_only, failed_at);
+      return false;
+  return true;
+}
+
+// One pipeline: `before` (a control statement, or null), the statements, `after` (or
+// null), one sync. Results are read in chunks, after a flush request, so that a long
+// batch never fills both directions of the socket at once. `on_statement` returning
+// false stops the sending of further statements (those already sent are still read).
+bool pg_driver::run_pipeline(const std::vector<statement>& statements,
+                             const std::vector<prepared>& preps, const char* before,
+                             const char* after, const std::function<void(PGresult*)>& on_control,
+                             const std::function<bool(size_t, PGresult*)>& on_statement) {
+  if (PQenterPipelineMode(conn_) != 1)
+    return false;
+  bool broken = false;
+  auto sent_ok = [&](int rc) {
+    broken = broken || rc != 1;
+    return !broken;
+  };
+  auto send_control = [&](const char* sql) {
+    sent_ok(PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0));
+  };
+  // The next query's result; libpq ends each query's results with a null.
+  auto next_result = [&]() -> result_ptr {
+    result_ptr res{PQgetResult(conn_)};
+    broken = broken || !res;
+    while (PGresult* extra = PQgetResult(conn_))
+      PQclear(extra);
+    return res;
+  };
+  size_t sent = 0, read = 0;
+  bool before_read = before == nullptr, go_on = true;
+  auto read_up_to = [&](size_t end) {
+    if (!before_read && !broken) {
+      auto res = next_result();
+      if (!broken)
+        on_control(res.get());
+      before_read = true;
+    }
+    for (; read < end && !broken; ++read) {
+      auto res = next_result();
+      if (!broken)
+        go_on = on_statement(read, res.get()) && go_on;
+    }
+  };
+
+  if (before)
+    send_control(before);
+  while (sent < statements.size() && go_on && !broken) {
+    bound_params bound{statements[sent].params};
+    if (!sent_ok(PQsendQueryPrepared(conn_, preps[sent].name.c_str(), bound.count(),
+                                     bound.values.data(), bound.lengths.data(),
+                                     bound.formats.data(), 0)))
+      break;
+    sent += 1;
+    if (sent - read >= pipeline_chunk && sent < statements.size()) {
+      // Ask the server to send what it has, then read this chunk's results.
+      if (sent_ok(PQsendFlushRequest(conn_)) && sent_ok(PQflush(conn_) == 0 ? 1 : 0))
+        read_up_to(sent);
+    }
+  }
+  if (after && !broken)
+    send_control(after);
+  if (!broken)
+    sent_ok(PQpipelineSync(conn_));
+  read_up_to(sent);
+  if (after && !broken) {
+    auto res = next_result();
+    if (!broken)
+      on_control(res.get());
+  }
+  if (!broken) {
+    result_ptr sync{PQgetResult(conn_)};
+    broken = !sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC;
+  }
+  return !broken && PQexitPipelineMode(conn_) == 1;
+}
+
+outcome<std::vector<pg_driver::prepared>>
+pg_driver::prepare_all(const std::vector<statement>& statements, size_t& failed_at) {
   std::vector<prepared> preps;
   preps.reserve(statements.size());
   for (size_t i = 0; i < statements.size(); ++i) {
@@ -414,116 +485,113 @@ pg_driver::execute_transaction(const std::vector<statement>& statements, bool re
     }
     preps.push_back(std::move(*prep));
   }
-  if (PQenterPipelineMode(conn_) != 1)
-    return driver::execute_transaction(statements, read_only, failed_at);
+  return preps;
+}
 
+// BEGIN, the statements and COMMIT in one pipeline: one round trip instead of one per
+// statement. The server stops at the first error and skips the rest up to the sync;
+// the transaction block is then aborted and one ROLLBACK ends it.
+outcome<std::vector<result_set>>
+pg_driver::execute_transaction(const std::vector<statement>& statements, bool read_only,
+                               size_t& failed_at) {
+  failed_at = statements.size();
+  if (!conn_)
+    return connection_error("the transaction");
+  if (!pipelinable(statements))
+    return driver::execute_transaction(statements, read_only, failed_at);
+  auto preps = prepare_all(statements, failed_at);
+  if (!preps)
+    return preps.error();
   std::vector<result_set> results;
   results.reserve(statements.size());
   std::optional<db_error> failure;
-  bool link_broken = false;
-  // Reads the next query's result: the result, then the null that ends it.
-  auto next_result = [&]() -> result_ptr {
-    result_ptr res{PQgetResult(conn_)};
-    if (!res) {
-      link_broken = true;
-      return res;
+  bool commit_failed = false;
+  int controls = 0; // BEGIN, then COMMIT
+  auto on_control = [&](PGresult* res) {
+    controls += 1;
+    if (!failure && !ok_status(res)) {
+      failure = error_from(res, controls == 1 ? "BEGIN" : "COMMIT");
+      commit_failed = controls == 2;
     }
-    while (PGresult* extra = PQgetResult(conn_))
-      PQclear(extra);
-    return res;
   };
-  auto control_result = [&](const char* what) {
-    auto res = next_result();
-    if (!failure && (!res || !ok_status(res.get())))
-      failure = error_from(res.get(), what);
+  auto on_statement = [&](size_t i, PGresult* res) {
+    if (failure)
+      return false;
+    if (!ok_status(res)) {
+      failure = statement_error(res, statements[i]);
+      failed_at = i;
+      return false;
+    }
+    results.push_back(to_result_set(res));
+    return true;
   };
-  auto send_ok = [&](int sent) {
-    if (sent != 1 && !failure) {
-      link_broken = true;
-      failure = connection_error("sending the transaction");
-    }
-    return sent == 1;
-  };
-
-  send_ok(PQsendQueryParams(conn_, read_only ? "BEGIN READ ONLY" : "BEGIN", 0, nullptr, nullptr,
-                            nullptr, nullptr, 0));
-  size_t read = 0, sent_count = 0;
-  bool began_read = false;
-  // Once a statement has failed the server skips the rest: stop sending them.
-  for (size_t sent = 0; sent < statements.size() && !link_broken && !failure; ++sent) {
-    bound_params bound{statements[sent].params};
-    if (!send_ok(PQsendQueryPrepared(conn_, preps[sent].name.c_str(), bound.count(),
-                                     bound.values.data(), bound.lengths.data(),
-                                     bound.formats.data(), 0)))
-      break;
-    sent_count = sent + 1;
-    bool last = sent + 1 == statements.size();
-    if (sent + 1 - read < pipeline_chunk || last)
-      continue;
-    // Ask the server to send what it has, then read this chunk's results.
-    if (!send_ok(PQsendFlushRequest(conn_)) || !send_ok(PQflush(conn_) == 0 ? 1 : 0))
-      break;
-    if (!began_read) {
-      control_result("BEGIN");
-      began_read = true;
-    }
-    for (; read <= sent && !link_broken; ++read) {
-      auto res = next_result();
-      if (failure || link_broken)
-        continue;
-      if (!ok_status(res.get())) {
-        failure = statement_error(res.get(), statements[read]);
-        failed_at = read;
-      } else {
-        results.push_back(to_result_set(res.get()));
-      }
-    }
-  }
-  if (!link_broken) {
-    send_ok(PQsendQueryParams(conn_, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0));
-    if (!link_broken)
-      send_ok(PQpipelineSync(conn_));
-  }
-  if (!link_broken && !began_read)
-    control_result("BEGIN");
-  for (; read < sent_count && !link_broken; ++read) {
-    auto res = next_result();
-    if (failure || link_broken)
-      continue;
-    if (!ok_status(res.get())) {
-      failure = statement_error(res.get(), statements[read]);
-      failed_at = read;
-    } else {
-      results.push_back(to_result_set(res.get()));
-    }
-  }
-  if (!link_broken) {
-    bool statements_ok = !failure;
-    control_result("COMMIT");
-    if (statements_ok && failure)
-      failure->message = "COMMIT failed, the transaction was rolled back: " + failure->message;
-  }
-  if (!link_broken) {
-    result_ptr sync{PQgetResult(conn_)};
-    link_broken = !sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC;
-  }
-  if (link_broken || PQexitPipelineMode(conn_) != 1) {
-    // Everything was sent before anything was read: whether COMMIT ran is unknown
+  if (!run_pipeline(statements, *preps, read_only ? "BEGIN READ ONLY" : "BEGIN", "COMMIT",
+                    on_control, on_statement)) {
+    // Everything was sent before the outcome was read: whether COMMIT ran is unknown
     // unless a statement is known to have failed first.
     auto err = connection_error("the transaction");
-    if (!failure)
-      err = db_error{errc::commit_in_doubt,
-                     "the connection broke before the transaction's outcome was read: it may "
-                     "or may not have been committed; check before retrying (" +
-                         err.message + ")",
-                     err.driver_code, err.driver_message};
-    return err;
+    if (failure)
+      return err;
+    return db_error{errc::commit_in_doubt,
+                    "the connection broke before the transaction's outcome was read: it may "
+                    "or may not have been committed; check before retrying (" +
+                        err.message + ")",
+                    err.driver_code, err.driver_message};
   }
   if (failure) {
+    if (commit_failed)
+      failure->message = "COMMIT failed, the transaction was rolled back: " + failure->message;
     rollback(); // the aborted block (a failed rollback leaves in_transaction() for reset)
     return std::move(*failure);
   }
   return results;
+}
+
+// Independent reads in one pipeline with one sync: one round trip for all of them.
+// They share an implicit transaction, so a statement that fails aborts the ones after
+// it; those run again, each on its own, and only the failing one reports an error.
+std::vector<outcome<result_set>> pg_driver::execute_each(const std::vector<statement>& statements) {
+  if (!conn_ || statements.size() < 2 || !pipelinable(statements))
+    return driver::execute_each(statements);
+  std::vector<std::optional<outcome<result_set>>> outcomes(statements.size());
+  // Statements that cannot be prepared fail alone; the rest go into the pipeline.
+  std::vector<statement> sendable;
+  std::vector<prepared> preps;
+  std::vector<size_t> origin;
+  for (size_t i = 0; i < statements.size(); ++i) {
+    auto prep = prepare_checked(statements[i]);
+    if (!prep) {
+      outcomes[i] = prep.error();
+      continue;
+    }
+    sendable.push_back(statements[i]);
+    preps.push_back(std::move(*prep));
+    origin.push_back(i);
+  }
+  std::vector<size_t> aborted;
+  auto on_statement = [&](size_t k, PGresult* res) {
+    auto i = origin[k];
+    if (ok_status(res))
+      outcomes[i] = to_result_set(res);
+    else if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED)
+      aborted.push_back(i);
+    else
+      outcomes[i] = statement_error(res, statements[i]);
+    return true;
+  };
+  bool intact = run_pipeline(
+      sendable, preps, nullptr, nullptr, [](PGresult*) {}, on_statement);
+  std::vector<outcome<result_set>> out;
+  out.reserve(statements.size());
+  for (size_t i = 0; i < statements.size(); ++i) {
+    if (outcomes[i])
+      out.push_back(std::move(*outcomes[i]));
+    else if (intact && std::find(aborted.begin(), aborted.end(), i) != aborted.end())
+      out.push_back(execute(statements[i]));
+    else
+      out.push_back(connection_error("executing the statement"));
+  }
+  return out;
 }
 
 outcome<done> pg_driver::begin(bool read_only) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -41,6 +42,7 @@ class pg_driver final : public driver {
   outcome<done> rollback() override;
   outcome<std::vector<result_set>> execute_transaction(const std::vector<statement>& statements,
                                                        bool read_only, size_t& failed_at) override;
+  std::vector<outcome<result_set>> execute_each(const std::vector<statement>& statements) override;
   outcome<done> set_read_only(bool read_only) override;
   bool in_transaction() const override;
   void interrupt() noexcept override;
@@ -62,6 +64,16 @@ class pg_driver final : public driver {
   outcome<prepared> prepare_checked(const statement& stmt);
   /// The error of a failed statement; forgets a prepared statement the server lost.
   db_error statement_error(pg_result* res, const statement& stmt);
+  outcome<std::vector<prepared>> prepare_all(const std::vector<statement>& statements,
+                                             size_t& failed_at);
+  /// True if every statement can go into a pipeline (no scripts, none empty).
+  static bool pipelinable(const std::vector<statement>& statements);
+  /// Sends `before`, the statements, `after` and a sync as one pipeline and hands each
+  /// result to the callbacks. False if the link broke (the state is then unknown).
+  bool run_pipeline(const std::vector<statement>& statements, const std::vector<prepared>& preps,
+                    const char* before, const char* after,
+                    const std::function<void(pg_result*)>& on_control,
+                    const std::function<bool(size_t, pg_result*)>& on_statement);
   db_error error_from(pg_result* res, const std::string& context) const;
   db_error connection_error(const std::string& context) const;
   void close() noexcept;
