@@ -87,6 +87,8 @@ struct read_waiter {
   statement stmt;
   /// The request's deadline on the connection.
   caf::timespan deadline;
+  /// When it stops waiting for a connection (pool_timeout).
+  caf::timestamp expires;
 };
 
 /// Reads sent to one connection in one message at most.
@@ -132,6 +134,8 @@ struct pool {
   std::deque<read_waiter> reads;
   /// When both checkouts and reads wait, a freed connection goes to them in turn.
   bool reads_turn = false;
+  /// The expiry check of the queued reads scheduled soonest; max() when none is.
+  caf::timestamp reads_check = caf::timestamp::max();
   int64_t checkouts = 0;
   int64_t timeouts = 0;
   int64_t discarded = 0;
@@ -956,12 +960,17 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
         watch(self, holder);
         auto rp = self->make_response_promise<result_set>();
         auto id = st.next_id++;
-        p.reads.push_back(read_waiter{id, rp, holder, now(), std::move(stmt), deadline});
+        auto t = now();
+        auto expires = t + (wait.count() > 0 ? wait : caf::timespan{st.cfg->pool_timeout});
+        p.reads.push_back(read_waiter{id, rp, holder, t, std::move(stmt), deadline, expires});
         serve_reads(self, index);
-        // Still queued (no idle connection, or one being pinged): it may time out.
-        if (!p.reads.empty() && p.reads.back().id == id)
-          self->delayed_send(self, wait.count() > 0 ? wait : caf::timespan{st.cfg->pool_timeout},
-                             expire_atom::value, id);
+        // Still queued (no idle connection, or one being pinged): it may time out. One
+        // timer serves every queued read (a timer per read costs the clock thread a
+        // wake-up each): it is moved only when this read expires before it.
+        if (!p.reads.empty() && p.reads.back().id == id && expires < p.reads_check) {
+          p.reads_check = expires;
+          self->delayed_send(self, expires - t, expire_atom::value);
+        }
         return rp;
       },
       [=](checkin_atom, uint64_t lease_id, connection_condition condition) {
@@ -1018,18 +1027,29 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
           w.promise.deliver(make_error(errc::pool_timeout, std::move(message)));
           return;
         }
+      },
+      [=](expire_atom) {
+        // Reads past their wait get pool_timeout; the check moves to the next expiry.
+        auto t = now();
         for (auto& p : self->state.pools) {
-          auto i = std::lower_bound(p.reads.begin(), p.reads.end(), waiter_id,
-                                    [](const read_waiter& r, uint64_t id) { return r.id < id; });
-          if (i == p.reads.end() || i->id != waiter_id)
+          if (p.reads_check > t)
             continue;
           auto message = "no connection became free within pool_timeout (" + counts(p) +
                          "); raise pool_size or max_overflow, or make reads cheaper";
-          auto r = std::move(*i);
-          p.reads.erase(i);
-          p.timeouts += 1;
-          r.promise.deliver(make_error(errc::pool_timeout, std::move(message)));
-          return;
+          auto next = caf::timestamp::max();
+          for (auto i = p.reads.begin(); i != p.reads.end();) {
+            if (i->expires > t) {
+              next = std::min(next, i->expires);
+              ++i;
+              continue;
+            }
+            p.timeouts += 1;
+            i->promise.deliver(make_error(errc::pool_timeout, message));
+            i = p.reads.erase(i);
+          }
+          p.reads_check = next;
+          if (next != caf::timestamp::max())
+            self->delayed_send(self, next - t, expire_atom::value);
         }
       },
       [=](tick_atom) { housekeeping(self); },

@@ -62,6 +62,8 @@ using engine_actor = caf::typed_actor<
     caf::replies_to<stats_atom>::with<std::vector<pool_stats>>,
     // Internal: a queued checkout reached its deadline.
     caf::reacts_to<expire_atom, uint64_t>,
+    // Internal: the earliest deadline of the queued reads has come.
+    caf::reacts_to<expire_atom>,
     // Internal: housekeeping (recycle, idle reaping, leases, min_idle, stats log).
     caf::reacts_to<tick_atom>,
     // Internal: the reconnect backoff elapsed while the server is unreachable.

@@ -64,6 +64,33 @@ TEMPLATE_TEST_CASE_METHOD(small_pool,
   CHECK(stats.idle == 2);
 }
 
+TEMPLATE_TEST_CASE_METHOD(small_pool,
+                          "a read that finds every connection leased times out with the pool's "
+                          "counts, then is served",
+                          "[pool][read]", sqlite_backend, pg_backend) {
+  auto a = this->open();
+  auto b = this->open();
+  REQUIRE(!a.begin());
+  REQUIRE(!b.begin());
+  session_options ro;
+  ro.read_only = true;
+  auto reader = this->cli->open_session(ro);
+  REQUIRE(reader);
+  auto read = reader->exec({"SELECT 1"});
+  REQUIRE(!read);
+  INFO(text(read.error()));
+  REQUIRE(is(read.error(), errc::pool_timeout));
+  CHECK(describe(read.error()).message.find("2 in use, 0 idle, 1 waiting") != std::string::npos);
+  auto stats = this->stats(this->pool_name());
+  CHECK(stats.timeouts == 1);
+  CHECK(stats.waiting == 0);
+  REQUIRE(!a.rollback());
+  auto again = reader->exec({"SELECT 1"});
+  REQUIRE(again);
+  CHECK(again->rows.at(0).at(0).as_int() == 1);
+  REQUIRE(!b.rollback());
+}
+
 namespace {
 
 // One connection serves read-write sessions, so a request that reaches it after a
