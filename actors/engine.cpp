@@ -42,7 +42,9 @@
 //    leases are reset and come back (or are discarded), its queued checkouts are dropped.
 // 4. Every waiter is answered exactly once: a lease (or a read's outcome), pool_timeout
 //    at its deadline, unavailable when the server is lost, or shutting_down when the
-//    engine quits. A waiter whose holder went down is dropped unanswered.
+//    engine quits. A waiter whose holder went down is dropped unanswered. A running
+//    read is answered by its connection, by statement_timeout at its deadline, or by
+//    shutting_down when the engine quits (sessions wait for reads without a timer).
 // 5. A leased connection is never closed by the engine: recycling, reaping and lease
 //    reclaiming act on idle connections or on a connection once it is checked in.
 // 6. A connection actor that dies is forgotten at once and never handed out again.
@@ -179,6 +181,8 @@ struct engine_state {
   database_actor db;
   std::vector<pool> pools;
   std::unordered_map<uint64_t, lease_entry> leases;
+  /// Batches of reads on a connection, by batch id, until their answer is delivered.
+  std::unordered_map<uint64_t, std::shared_ptr<std::vector<read_waiter>>> running_reads;
   std::unordered_set<caf::actor_addr> monitored;
   std::vector<member> all; // every connection spawned and not yet gone
   uint64_t next_id = 1;
@@ -204,6 +208,11 @@ struct engine_state {
         r.promise.deliver(
             make_error(errc::shutting_down, "the engine stopped while this read was waiting"));
     }
+    // Sessions wait for reads without a timer of their own (invariant 4 answers them).
+    for (auto& [id, batch] : running_reads)
+      for (auto& r : *batch)
+        r.promise.deliver(
+            make_error(errc::shutting_down, "the engine stopped while this read was running"));
     for (auto& m : all)
       caf::anon_send_exit(m.connection, caf::exit_reason::user_shutdown);
   }
@@ -540,9 +549,12 @@ void dispatch_reads(engine_pointer self, size_t index, connection_actor conn) {
   }
   p.in_use += 1;
   p.checkouts += static_cast<int64_t>(n);
+  auto batch_id = st.next_id++;
+  st.running_reads.emplace(batch_id, batch);
   self->request(conn, deadline, read_atom::value, std::move(stmts))
       .then(
           [=](std::vector<read_outcome>& outcomes) {
+            self->state.running_reads.erase(batch_id);
             self->state.pools[index].in_use -= 1;
             bool broken = outcomes.size() != batch->size();
             for (size_t i = 0; i < batch->size(); ++i) {
@@ -564,6 +576,7 @@ void dispatch_reads(engine_pointer self, size_t index, connection_actor conn) {
               give_back(self, index, conn);
           },
           [=](caf::error& err) {
+            self->state.running_reads.erase(batch_id);
             self->state.pools[index].in_use -= 1;
             if (err == caf::sec::request_timeout) {
               auto timeout = make_error(

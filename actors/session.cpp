@@ -70,6 +70,12 @@ struct session_state {
   std::vector<std::string> savepoints;
   /// The database is stopping: close as soon as no transaction is open.
   bool draining = false;
+  /// Idle timeout bookkeeping: when the last request came, how many came so far, and
+  /// how many the last idle check saw.
+  caf::timespan idle{0};
+  caf::timestamp last_request;
+  uint64_t requests = 0;
+  uint64_t requests_checked = 0;
   std::shared_ptr<spdlog::logger> log;
 
   // Whatever ends this actor (even a crash or a kill), a held connection goes back
@@ -214,11 +220,11 @@ void close_and_quit(session_pointer self, const char* why) {
 /// holds no lease for it, so nothing of the connection's state is its to settle.
 void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, statement stmt) {
   auto& st = self->state;
-  auto wait = checkout_wait(st);
-  auto deadline = request_deadline(st);
-  // The engine answers pool_timeout at `wait` and statement_timeout at `deadline`.
-  self->request(st.engine, wait + deadline + std::chrono::seconds(1), read_atom::value,
-                std::move(stmt), wait, deadline)
+  // No timer of our own: the engine answers every read (its invariant 4: pool_timeout
+  // at `wait`, statement_timeout at `deadline`, shutting_down if it quits). A timer per
+  // read woke CAF's clock thread twice per statement (docs/benchmarks.md).
+  self->request(st.engine, caf::duration{caf::infinite}, read_atom::value, std::move(stmt),
+                checkout_wait(st), request_deadline(st))
       .await(
           [=](result_set& rows) mutable {
             rp.deliver(std::move(rows));
@@ -237,6 +243,32 @@ void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, 
 void close_if_drained(session_pointer self) {
   if (self->state.draining && !in_transaction(self->state))
     self->send(self, shutdown_atom::value, true);
+}
+
+/// A client request arrived: the session is not idle.
+void touch(session_state& st) {
+  st.last_request = caf::make_timestamp();
+  st.requests += 1;
+}
+
+// The idle timeout is one timer per idle period, not CAF's `after`, which re-arms a
+// timer on the clock thread at every message (two per statement).
+void check_idle(session_pointer self) {
+  auto& st = self->state;
+  auto t = caf::make_timestamp();
+  auto due = st.last_request + st.idle;
+  if (st.requests != st.requests_checked) {
+    // Requests came since the last check; one may have run longer than the idle
+    // timeout itself (this check waited for it): count from now at the latest.
+    st.requests_checked = st.requests;
+    self->delayed_send(self, due > t ? due - t : st.idle, tick_atom::value);
+    return;
+  }
+  if (t >= due) {
+    close_and_quit(self, "idle timeout");
+    return;
+  }
+  self->delayed_send(self, due - t, tick_atom::value);
 }
 
 std::optional<caf::error> refuse(const session_state& st) {
@@ -380,12 +412,14 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
     if (dm.source == self->state.client)
       close_and_quit(self, "client down");
   });
-  auto idle = st.options.idle_timeout.count() > 0 ? st.options.idle_timeout
-                                                  : caf::timespan{st.cfg->session_idle_timeout};
-  if (idle.count() == 0)
-    idle = std::chrono::hours(24 * 365);
+  st.idle = st.options.idle_timeout.count() > 0 ? st.options.idle_timeout
+                                                : caf::timespan{st.cfg->session_idle_timeout};
+  st.last_request = caf::make_timestamp();
+  if (st.idle.count() > 0)
+    self->delayed_send(self, st.idle, tick_atom::value);
   return {
       [=](exec_atom, statement& stmt) -> caf::result<result_set> {
+        touch(self->state);
         if (auto err = refuse(self->state))
           return *err;
         if (auto err = refuse_control_sql(stmt.sql))
@@ -402,6 +436,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         return rp;
       },
       [=](transact_atom, std::vector<statement>& stmts) -> caf::result<std::vector<result_set>> {
+        touch(self->state);
         if (auto err = refuse(self->state))
           return *err;
         if (stmts.empty())
@@ -417,6 +452,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         return rp;
       },
       [=](begin_atom) -> caf::result<caf::ok_atom> {
+        touch(self->state);
         if (auto err = refuse(self->state))
           return *err;
         if (self->state.phase == session_phase::in_tx)
@@ -426,6 +462,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
                       [=] { self->state.phase = session_phase::in_tx; });
       },
       [=](commit_atom) -> caf::result<caf::ok_atom> {
+        touch(self->state);
         if (auto err = refuse(self->state))
           return *err;
         if (self->state.phase != session_phase::in_tx)
@@ -437,6 +474,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         });
       },
       [=](rollback_atom) -> caf::result<caf::ok_atom> {
+        touch(self->state);
         auto& st = self->state;
         if (st.phase == session_phase::closed)
           return *refuse(st);
@@ -457,6 +495,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         });
       },
       [=](savepoint_atom, const std::string& name) -> caf::result<caf::ok_atom> {
+        touch(self->state);
         if (auto err = refuse(self->state))
           return *err;
         if (self->state.phase != session_phase::in_tx)
@@ -467,6 +506,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
                       [=] { self->state.savepoints.push_back(name); });
       },
       [=](release_atom, const std::string& name) -> caf::result<caf::ok_atom> {
+        touch(self->state);
         if (auto err = refuse(self->state))
           return *err;
         if (self->state.phase != session_phase::in_tx)
@@ -481,6 +521,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
                       [=] { self->state.savepoints.resize(keep); });
       },
       [=](rollback_to_atom, const std::string& name) -> caf::result<caf::ok_atom> {
+        touch(self->state);
         auto& st = self->state;
         if (st.phase == session_phase::closed)
           return *refuse(st);
@@ -509,6 +550,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         return rp;
       },
       [=](caf::get_atom) {
+        touch(self->state);
         auto& st = self->state;
         return session_info{st.phase, st.held.has_value(),
                             static_cast<int32_t>(st.savepoints.size()), st.options.read_only};
@@ -546,7 +588,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
             self->state.phase = session_phase::failed;
         }
       },
-      caf::after(idle) >> [=] { close_and_quit(self, "idle timeout"); },
+      [=](tick_atom) { check_idle(self); },
   };
 }
 

@@ -87,7 +87,9 @@ using session_actor = caf::typed_actor<
     // From the database: the engine was restarted; use this one from now on.
     caf::reacts_to<engine_atom, engine_actor>,
     // From the engine: the lease was held past lease_timeout and is taken back.
-    caf::reacts_to<revoke_atom, uint64_t>>;
+    caf::reacts_to<revoke_atom, uint64_t>,
+    // Internal: time to check the idle timeout.
+    caf::reacts_to<tick_atom>>;
 
 /// Declared tables, DDL and the catalog (actors/schema.cpp). Every request names the
 /// engine to use, so that schema never holds an engine the database has replaced.
