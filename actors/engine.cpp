@@ -668,9 +668,31 @@ idle_pick pick_idle(engine_pointer self, size_t index, connection_actor& conn) {
   return idle_pick::none;
 }
 
+// pool_pre_ping: a round trip on an idle connection before it is handed out. `alive`
+// gets it if it answers; a dead one is discarded and `retry` looks for the next.
+template <class Alive, class Retry>
+void pre_ping(engine_pointer self, size_t index, connection_actor conn, Alive alive, Retry retry) {
+  auto& st = self->state;
+  st.pools[index].pinging += 1;
+  self->request(conn, st.cfg->connect_timeout, ping_atom::value)
+      .then(
+          [=](caf::ok_atom) mutable {
+            self->state.pools[index].pinging -= 1;
+            alive(conn);
+          },
+          [=](caf::error& err) mutable {
+            auto& p = self->state.pools[index];
+            p.pinging -= 1;
+            p.ping_failures += 1;
+            self->state.log->warn("pool_pre_ping: an idle {} connection is dead ({})", p.name,
+                                  describe(err).message);
+            discard(self, index, conn, "it failed its pre-ping");
+            retry();
+          });
+}
+
 // Hands queued reads to idle connections, pinging first where pool_pre_ping asks.
 void serve_reads(engine_pointer self, size_t index) {
-  auto& st = self->state;
   connection_actor conn;
   switch (pick_idle(self, index, conn)) {
   case idle_pick::ready:
@@ -682,22 +704,9 @@ void serve_reads(engine_pointer self, size_t index) {
   case idle_pick::needs_ping:
     break;
   }
-  st.pools[index].pinging += 1;
-  self->request(conn, st.cfg->connect_timeout, ping_atom::value)
-      .then(
-          [=](caf::ok_atom) {
-            self->state.pools[index].pinging -= 1;
-            give_back(self, index, conn);
-          },
-          [=](caf::error& err) {
-            auto& p = self->state.pools[index];
-            p.pinging -= 1;
-            p.ping_failures += 1;
-            self->state.log->warn("pool_pre_ping: an idle {} connection is dead ({})", p.name,
-                                  describe(err).message);
-            discard(self, index, conn, "it failed its pre-ping");
-            serve_reads(self, index);
-          });
+  pre_ping(
+      self, index, std::move(conn), [=](connection_actor alive) { give_back(self, index, alive); },
+      [=] { serve_reads(self, index); });
 }
 
 void enqueue(engine_pointer self, size_t index, waiter w) {
@@ -733,23 +742,13 @@ void serve(engine_pointer self, size_t index, waiter w) {
   case idle_pick::needs_ping:
     break;
   }
-  st.pools[index].pinging += 1;
-  self->request(conn, st.cfg->connect_timeout, ping_atom::value)
-      .then(
-          [=](caf::ok_atom) mutable {
-            self->state.pools[index].pinging -= 1;
-            w.promise.deliver(
-                grant(self, index, std::move(conn), w.holder, w.request, now() - w.enqueued));
-          },
-          [=](caf::error& err) mutable {
-            auto& p = self->state.pools[index];
-            p.pinging -= 1;
-            p.ping_failures += 1;
-            self->state.log->warn("pool_pre_ping: an idle {} connection is dead ({})", p.name,
-                                  describe(err).message);
-            discard(self, index, conn, "it failed its pre-ping");
-            serve(self, index, std::move(w));
-          });
+  pre_ping(
+      self, index, std::move(conn),
+      [=](connection_actor alive) mutable {
+        w.promise.deliver(
+            grant(self, index, std::move(alive), w.holder, w.request, now() - w.enqueued));
+      },
+      [=]() mutable { serve(self, index, std::move(w)); });
 }
 
 void log_stats(engine_pointer self) {

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 namespace bench {
@@ -93,6 +94,30 @@ inline tpcb_draw draw_tpcb(std::mt19937_64& rng, int64_t scale) {
           pick(-5000, 5000)};
 }
 
+// -- the options every bench program takes ------------------------------------------
+
+struct run_options {
+  double duration_s = 10;
+  double warmup_s = 2;
+  int64_t scale = 1;
+  bool json = false;
+  bool quiet = false;
+
+  void add_run_options(CLI::App& app) {
+    app.add_option("--duration", duration_s, "Measured seconds")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--warmup", warmup_s, "Warm-up seconds")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    app.add_option("--scale", scale, "pgbench scale factor (100000 accounts each)")
+        ->check(CLI::Range(int64_t{1}, int64_t{10000}))
+        ->capture_default_str();
+    app.add_flag("--json", json, "Print the summary as one JSON line");
+    app.add_flag("--quiet", quiet, "No progress line");
+  }
+};
+
 // -- the run clock: warm-up, then the measured interval, then stop ------------------
 
 enum class phase : int { warmup, measuring, stopped };
@@ -132,6 +157,11 @@ struct run_clock {
     if (!quiet)
       std::fprintf(stderr, "\n");
     return seconds;
+  }
+
+  double run(const run_options& opt) {
+    auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
+    return run(ms(opt.warmup_s), ms(opt.duration_s), opt.quiet);
   }
 };
 

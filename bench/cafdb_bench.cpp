@@ -26,21 +26,16 @@ using namespace std::chrono_literals;
 
 enum class workload { select, tpcb, insert };
 
-struct options {
+struct options : bench::run_options {
   std::string url = "sqlite:///cafdb_bench.db";
   std::string workload_name = "select";
   workload kind = workload::select;
   int clients = 8;
   int pool_size = 8;
-  double duration_s = 10;
-  double warmup_s = 2;
-  int64_t scale = 1;
   int rows = 1000;
   int pool_timeout_ms = 30'000;
   bool init = false;
   bool init_only = false;
-  bool json = false;
-  bool quiet = false;
 };
 
 struct client_state {
@@ -185,8 +180,7 @@ int run(const options& opt) {
         rt.system().spawn(bench_client, rt.database(), &opt, &clock, &tallies[i], 7919 * i + 1);
     self->monitor(c);
   }
-  auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
-  double seconds = clock.run(ms(opt.warmup_s), ms(opt.duration_s), opt.quiet);
+  double seconds = clock.run(opt);
   int gone = 0;
   bool all_gone = true;
   self->receive_for(gone, opt.clients)(
@@ -235,15 +229,6 @@ int main(int argc, char** argv) {
   app.add_option("--pool-size", opt.pool_size, "Connections in the pool")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
-  app.add_option("--duration", opt.duration_s, "Measured seconds")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--warmup", opt.warmup_s, "Warm-up seconds")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--scale", opt.scale, "pgbench scale factor (100000 accounts each)")
-      ->check(CLI::Range(int64_t{1}, int64_t{10000}))
-      ->capture_default_str();
   app.add_option("--rows", opt.rows, "Rows per transaction of the insert workload")
       ->check(CLI::Range(1, 10'000'000))
       ->capture_default_str();
@@ -252,8 +237,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--init", opt.init, "(Re)create and fill pgbench's tables at --scale first");
   app.add_flag("--init-only", opt.init_only, "With --init: fill the tables, then exit");
-  app.add_flag("--json", opt.json, "Print the summary as one JSON line");
-  app.add_flag("--quiet", opt.quiet, "No progress line");
+  opt.add_run_options(app);
   CLI11_PARSE(app, argc, argv);
   opt.kind = opt.workload_name == "tpcb"     ? workload::tpcb
              : opt.workload_name == "insert" ? workload::insert

@@ -17,14 +17,9 @@
 
 namespace {
 
-struct options {
+struct options : bench::run_options {
   std::string url;
   int threads = 8;
-  double duration_s = 10;
-  double warmup_s = 2;
-  int64_t scale = 1;
-  bool json = false;
-  bool quiet = false;
 };
 
 struct pg_conn_closer {
@@ -65,17 +60,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", opt.threads, "Threads (one connection each)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
-  app.add_option("--duration", opt.duration_s, "Measured seconds")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--warmup", opt.warmup_s, "Warm-up seconds")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--scale", opt.scale, "pgbench scale factor of the tables")
-      ->check(CLI::Range(int64_t{1}, int64_t{10000}))
-      ->capture_default_str();
-  app.add_flag("--json", opt.json, "Print the summary as one JSON line");
-  app.add_flag("--quiet", opt.quiet, "No progress line");
+  opt.add_run_options(app);
   CLI11_PARSE(app, argc, argv);
 
   std::vector<conn_ptr> conns;
@@ -100,8 +85,7 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < conns.size(); ++i)
     threads.emplace_back(worker, std::cref(opt), conns[i].get(), std::ref(clock),
                          std::ref(tallies[i]), 7919 * i + 1);
-  auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
-  double seconds = clock.run(ms(opt.warmup_s), ms(opt.duration_s), opt.quiet);
+  double seconds = clock.run(opt);
   for (auto& t : threads)
     t.join();
   auto summary = bench::summarize("raw_libpq", "select", tallies, seconds,

@@ -20,16 +20,11 @@
 
 namespace {
 
-struct options {
+struct options : bench::run_options {
   std::string path = "cafdb_bench.db";
   std::string workload = "select";
   int threads = 4;
   int rows = 1000;
-  double duration_s = 10;
-  double warmup_s = 2;
-  int64_t scale = 1;
-  bool json = false;
-  bool quiet = false;
 };
 
 struct db_closer {
@@ -133,17 +128,7 @@ int main(int argc, char** argv) {
   app.add_option("--rows", opt.rows, "Rows per transaction of the insert workload")
       ->check(CLI::Range(1, 10'000'000))
       ->capture_default_str();
-  app.add_option("--duration", opt.duration_s, "Measured seconds")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--warmup", opt.warmup_s, "Warm-up seconds")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--scale", opt.scale, "pgbench scale factor of the tables")
-      ->check(CLI::Range(int64_t{1}, int64_t{10000}))
-      ->capture_default_str();
-  app.add_flag("--json", opt.json, "Print the summary as one JSON line");
-  app.add_flag("--quiet", opt.quiet, "No progress line");
+  opt.add_run_options(app);
   CLI11_PARSE(app, argc, argv);
 
   bool insert = opt.workload == "insert";
@@ -165,8 +150,7 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < dbs.size(); ++i)
     workers.emplace_back(insert ? insert_worker : select_worker, std::cref(opt), dbs[i].get(),
                          std::ref(clock), std::ref(tallies[i]), 7919 * i + 1);
-  auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
-  double seconds = clock.run(ms(opt.warmup_s), ms(opt.duration_s), opt.quiet);
+  double seconds = clock.run(opt);
   for (auto& w : workers)
     w.join();
   nlohmann::json settings = {{"engine", "sqlite"}, {"threads", threads}, {"scale", opt.scale}};
