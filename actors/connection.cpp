@@ -1,4 +1,5 @@
-// The connection actor: the only cafdb actor that blocks.
+// The connection actor: the only cafdb actor that blocks (on a thread of its own, or,
+// for SQLite readers, on a scheduler thread the engine lends it: see spawn_connection).
 //
 // State machine (one driver handle, one request at a time):
 //
@@ -185,6 +186,8 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
         return caf::ok_atom::value;
       },
       [=](caf::reset_atom) -> caf::result<caf::ok_atom> {
+        // The reset follows a cancel, if any, in the mailbox: what was cancelled is over.
+        self->state.drv->clear_cancel();
         if (!self->state.open)
           return not_open();
         auto rolled_back = self->state.drv->rollback();
@@ -205,7 +208,9 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
 } // namespace
 
 connection_actor spawn_connection(caf::actor_system& sys, std::shared_ptr<driver> drv,
-                                  std::shared_ptr<const config> cfg) {
+                                  std::shared_ptr<const config> cfg, connection_thread thread) {
+  if (thread == connection_thread::scheduled)
+    return sys.spawn(connection_behavior, std::move(drv), std::move(cfg));
   return sys.spawn<caf::detached>(connection_behavior, std::move(drv), std::move(cfg));
 }
 

@@ -30,6 +30,8 @@
 // finds an idle connection goes out at once; reads that find none queue, and the next
 // connection to come free takes up to max_read_batch of them in one message (one
 // pipeline on PostgreSQL), so that under load many sessions share a round trip.
+// The engine watches the running batches' deadlines itself (cancel_overdue_reads, one
+// timer for all), so that no read costs a timer of its own.
 //
 // Transitions: opening -> idle [open_connection, give_back]; idle -> leased [checkout,
 // give_back, dispatch_reads]; leased -> idle [checkin, reclaim_leases]; leased/idle -> gone
@@ -152,7 +154,7 @@ struct pool {
 };
 
 // A connection actor and its driver: the engine keeps the driver to cancel a
-// statement from outside the connection's thread (driver::interrupt).
+// statement from outside the connection's thread (driver::cancel).
 struct member {
   connection_actor connection;
   std::shared_ptr<driver> drv;
@@ -160,6 +162,17 @@ struct member {
   caf::timestamp expires;
   /// When it last went idle (pool_pre_ping, idle_timeout).
   caf::timestamp idle_since;
+  connection_thread thread;
+};
+
+/// Reads sent to a connection in one message, awaiting its answer.
+struct running_batch {
+  std::vector<read_waiter> reads;
+  size_t pool_index;
+  connection_actor connection;
+  /// The longest request deadline of its reads, and when it passes.
+  caf::timespan limit;
+  caf::timestamp deadline;
 };
 
 struct lease_entry {
@@ -182,7 +195,9 @@ struct engine_state {
   std::vector<pool> pools;
   std::unordered_map<uint64_t, lease_entry> leases;
   /// Batches of reads on a connection, by batch id, until their answer is delivered.
-  std::unordered_map<uint64_t, std::shared_ptr<std::vector<read_waiter>>> running_reads;
+  std::unordered_map<uint64_t, running_batch> running_reads;
+  /// The deadline check of the running batches scheduled soonest; max() when none is.
+  caf::timestamp running_check = caf::timestamp::max();
   std::unordered_set<caf::actor_addr> monitored;
   std::vector<member> all; // every connection spawned and not yet gone
   uint64_t next_id = 1;
@@ -210,7 +225,7 @@ struct engine_state {
     }
     // Sessions wait for reads without a timer of their own (invariant 4 answers them).
     for (auto& [id, batch] : running_reads)
-      for (auto& r : *batch)
+      for (auto& r : batch.reads)
         r.promise.deliver(
             make_error(errc::shutting_down, "the engine stopped while this read was running"));
     for (auto& m : all)
@@ -273,10 +288,27 @@ std::vector<member>::iterator find_member(engine_state& st, const connection_act
                       [&](const member& m) { return m.connection == conn; });
 }
 
+// SQLite readers run on the scheduler: a point read costs a few microseconds, a hop to
+// a thread of their own and back costs more (docs/benchmarks.md). A long read holds a
+// scheduler thread meanwhile, so at most half of those threads may be lent to readers;
+// further readers, writers (they wait on the file lock) and PostgreSQL connections
+// (they wait on the network) get threads of their own.
+connection_thread thread_for(engine_pointer self, connection_role role) {
+  auto& st = self->state;
+  if (st.cfg->engine != engine_kind::sqlite || role != connection_role::reader)
+    return connection_thread::dedicated;
+  auto lent = std::count_if(st.all.begin(), st.all.end(), [](const member& m) {
+    return m.thread == connection_thread::scheduled;
+  });
+  auto lendable = static_cast<std::ptrdiff_t>(self->system().scheduler().num_workers() / 2);
+  return lent < lendable ? connection_thread::scheduled : connection_thread::dedicated;
+}
+
 connection_actor spawn_member(engine_pointer self, connection_role role) {
   auto& st = self->state;
   std::shared_ptr<driver> drv = st.factory(role);
-  auto conn = spawn_connection(self->system(), drv, st.cfg);
+  auto thread = thread_for(self, role);
+  auto conn = spawn_connection(self->system(), drv, st.cfg, thread);
   // Monitored: a connection actor that dies is replaced (invariant 6).
   self->monitor(conn);
   auto expires = caf::timestamp::max();
@@ -285,7 +317,7 @@ connection_actor spawn_member(engine_pointer self, connection_role role) {
     auto jitter = std::uniform_int_distribution<int64_t>{0, life.count() / 10}(st.random);
     expires = now() + life - caf::timespan{jitter};
   }
-  st.all.push_back(member{conn, std::move(drv), expires, now()});
+  st.all.push_back(member{conn, std::move(drv), expires, now(), thread});
   return conn;
 }
 
@@ -491,11 +523,11 @@ void reset_then_pool(engine_pointer self, size_t index, connection_actor conn, c
             [=](caf::error&) { discard(self, index, conn, why_discarded); });
 }
 
-// Runs driver::interrupt on a thread of its own: PQcancel opens a connection of its
+// Runs driver::cancel on a thread of its own: PQcancel opens a connection of its
 // own and may block, never on the engine's thread.
 caf::behavior interrupter(caf::event_based_actor* self, std::shared_ptr<driver> drv) {
   return {[=](caf::ok_atom) {
-    drv->interrupt();
+    drv->cancel();
     self->quit();
     return caf::ok_atom::value;
   }};
@@ -526,79 +558,123 @@ void cancel_then_pool(engine_pointer self, size_t index, connection_actor conn) 
       .then([=](caf::ok_atom) { drain(); }, [=](caf::error&) { drain(); });
 }
 
+// Answers every read of `batch` with its outcome from the connection.
+void deliver_outcomes(std::vector<read_waiter>& batch, std::vector<read_outcome>& outcomes,
+                      bool& broken) {
+  broken = outcomes.size() != batch.size();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto& promise = batch[i].promise;
+    if (i >= outcomes.size()) {
+      promise.deliver(make_error(errc::connection_lost,
+                                 "the connection answered a batch of reads in part; "
+                                 "retry the request"));
+    } else if (auto& err = outcomes[i].error) {
+      broken = broken || is(err, errc::connection_lost);
+      promise.deliver(std::move(err));
+    } else {
+      promise.deliver(std::move(outcomes[i].result));
+    }
+  }
+}
+
 // Sends up to max_read_batch queued reads to `conn` in one message; each gets its own
-// outcome. Afterwards the connection goes back to the pool; it is cancelled and drained
-// when the batch outlived its deadline, and discarded when its link broke.
+// outcome. Afterwards the connection goes back to the pool; it is discarded when its
+// link broke. The request itself has no timer: the engine's own deadline check
+// (expire_atom) cancels a batch that runs too long, and one timer serves all batches.
 void dispatch_reads(engine_pointer self, size_t index, connection_actor conn) {
   auto& st = self->state;
   auto& p = st.pools[index];
   auto n = std::min(p.reads.size(), max_read_batch);
-  auto batch = std::make_shared<std::vector<read_waiter>>();
-  batch->reserve(n);
+  auto t = now();
+  running_batch batch{{}, index, conn, caf::timespan{0}, t};
+  batch.reads.reserve(n);
   std::vector<statement> stmts;
   stmts.reserve(n);
-  caf::timespan deadline{0};
-  auto t = now();
   for (size_t i = 0; i < n; ++i) {
     auto r = std::move(p.reads.front());
     p.reads.pop_front();
     p.waits.add(t - r.enqueued);
-    deadline = std::max(deadline, r.deadline);
+    batch.limit = std::max(batch.limit, r.deadline);
+    batch.deadline = t + batch.limit;
     stmts.push_back(std::move(r.stmt));
-    batch->push_back(std::move(r));
+    batch.reads.push_back(std::move(r));
   }
   p.in_use += 1;
   p.checkouts += static_cast<int64_t>(n);
   auto batch_id = st.next_id++;
-  st.running_reads.emplace(batch_id, batch);
-  self->request(conn, deadline, read_atom::value, std::move(stmts))
+  if (batch.deadline < st.running_check) {
+    st.running_check = batch.deadline;
+    self->delayed_send(self, batch.deadline - t, expire_atom::value);
+  }
+  st.running_reads.emplace(batch_id, std::move(batch));
+  // Takes the batch back; false when its deadline passed and it was answered already
+  // (the connection then belongs to cancel_then_pool).
+  auto take = [=](running_batch& out) {
+    auto i = self->state.running_reads.find(batch_id);
+    if (i == self->state.running_reads.end())
+      return false;
+    out = std::move(i->second);
+    self->state.running_reads.erase(i);
+    self->state.pools[index].in_use -= 1;
+    return true;
+  };
+  self->request(conn, caf::infinite, read_atom::value, std::move(stmts))
       .then(
           [=](std::vector<read_outcome>& outcomes) {
-            self->state.running_reads.erase(batch_id);
-            self->state.pools[index].in_use -= 1;
-            bool broken = outcomes.size() != batch->size();
-            for (size_t i = 0; i < batch->size(); ++i) {
-              auto& promise = (*batch)[i].promise;
-              if (i >= outcomes.size()) {
-                promise.deliver(make_error(errc::connection_lost,
-                                           "the connection answered a batch of reads in part; "
-                                           "retry the request"));
-              } else if (auto& err = outcomes[i].error) {
-                broken = broken || is(err, errc::connection_lost);
-                promise.deliver(std::move(err));
-              } else {
-                promise.deliver(std::move(outcomes[i].result));
-              }
-            }
+            running_batch done;
+            if (!take(done))
+              return;
+            bool broken = false;
+            deliver_outcomes(done.reads, outcomes, broken);
             if (broken)
               discard(self, index, conn, "its link broke during a batch of reads");
             else
               give_back(self, index, conn);
           },
           [=](caf::error& err) {
-            self->state.running_reads.erase(batch_id);
-            self->state.pools[index].in_use -= 1;
-            if (err == caf::sec::request_timeout) {
-              auto timeout = make_error(
-                  errc::statement_timeout,
-                  "the read did not finish within its deadline (" + std::to_string(ms(deadline)) +
-                      " ms); the statement was cancelled on the server. Raise request_timeout / "
-                      "statement_timeout, or make the query cheaper");
-              for (auto& r : *batch)
-                r.promise.deliver(timeout);
-              cancel_then_pool(self, index, conn);
+            running_batch done;
+            if (!take(done))
               return;
-            }
             // The connection refused the batch (not open, read-only mode failed) or is gone.
             auto failure = err.category() == error_category
                                ? err
                                : make_error(errc::connection_lost,
                                             "the connection went away during the read (" +
                                                 to_string(err) + "); retry the request");
-            for (auto& r : *batch)
+            for (auto& r : done.reads)
               r.promise.deliver(failure);
             discard(self, index, conn, "it failed a batch of reads");
           });
+}
+
+// Batches past their deadline get statement_timeout and their connection is cancelled
+// and drained; the check moves to the next deadline.
+void cancel_overdue_reads(engine_pointer self, caf::timestamp t) {
+  auto& st = self->state;
+  if (st.running_check > t)
+    return;
+  auto next = caf::timestamp::max();
+  for (auto i = st.running_reads.begin(); i != st.running_reads.end();) {
+    if (i->second.deadline > t) {
+      next = std::min(next, i->second.deadline);
+      ++i;
+      continue;
+    }
+    auto batch = std::move(i->second);
+    i = st.running_reads.erase(i);
+    st.pools[batch.pool_index].in_use -= 1;
+    auto timeout = make_error(
+        errc::statement_timeout,
+        "the read did not finish within its deadline (" + std::to_string(ms(batch.limit)) +
+            " ms); the statement was cancelled on the server. Raise request_timeout / "
+            "statement_timeout, or make the query cheaper");
+    for (auto& r : batch.reads)
+      r.promise.deliver(timeout);
+    cancel_then_pool(self, batch.pool_index, batch.connection);
+  }
+  st.running_check = next;
+  if (next != caf::timestamp::max())
+    self->delayed_send(self, next - t, expire_atom::value);
 }
 
 void reclaim_leases(engine_pointer self, const caf::actor_addr& holder) {
@@ -1043,6 +1119,7 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
       [=](expire_atom) {
         // Reads past their wait get pool_timeout; the check moves to the next expiry.
         auto t = now();
+        cancel_overdue_reads(self, t);
         for (auto& p : self->state.pools) {
           if (p.reads_check > t)
             continue;

@@ -34,8 +34,16 @@ std::vector<outcome<result_set>> driver::execute_each(const std::vector<statemen
   std::vector<outcome<result_set>> outcomes;
   outcomes.reserve(statements.size());
   for (auto& stmt : statements)
-    outcomes.push_back(execute(stmt));
+    outcomes.push_back(cancel_requested() ? outcome<result_set>{cancelled_before_start()}
+                                          : execute(stmt));
   return outcomes;
+}
+
+db_error driver::cancelled_before_start() {
+  return db_error{errc::statement_timeout,
+                  "the batch this statement belonged to passed its deadline and was cancelled "
+                  "before the statement ran; retry it",
+                  "", ""};
 }
 
 } // namespace cafdb

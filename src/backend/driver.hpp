@@ -1,10 +1,11 @@
 // The backend-neutral driver interface: one object owns one database handle.
 //
 // Drivers are CAF-free and never throw: every call returns an `outcome`. A driver is
-// used by exactly one thread (its connection actor), except `interrupt()`, which any
-// thread may call to cancel the statement that is running.
+// used by exactly one thread (its connection actor), except `cancel()`, which any
+// thread may call to cancel the statement that is running and the rest of its batch.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -82,15 +83,35 @@ class driver {
   /// True while a transaction is open on the handle.
   virtual bool in_transaction() const = 0;
 
-  /// Cancels the running statement. The only call that is safe from another thread.
-  virtual void interrupt() noexcept = 0;
+  /// Cancels the running statement and the statements of its batch not yet run (they
+  /// fail with statement_timeout), until `clear_cancel`. The only call that is safe
+  /// from another thread.
+  void cancel() noexcept {
+    cancel_requested_.store(true);
+    interrupt();
+  }
+
+  /// Ends a cancel: the connection is quiet again and being reset.
+  void clear_cancel() noexcept { cancel_requested_.store(false); }
 
   /// A short description for logs: engine, target and role. Never contains secrets.
   virtual std::string describe() const = 0;
 
  protected:
+  /// Cancels the running statement on the handle (any thread).
+  virtual void interrupt() noexcept = 0;
+
+  /// True from `cancel` to `clear_cancel`: a batch stops starting statements.
+  bool cancel_requested() const noexcept { return cancel_requested_.load(); }
+
+  /// The outcome of a statement of a cancelled batch that never started.
+  static db_error cancelled_before_start();
+
   /// Runs a parameterless control statement (transaction and savepoint SQL).
   virtual outcome<done> run_control(const std::string& sql) = 0;
+
+ private:
+  std::atomic<bool> cancel_requested_{false};
 };
 
 /// Makes the driver for one connection of the given role.

@@ -26,7 +26,7 @@ struct pg_options {
 };
 
 /// Bound parameters always (text format, blobs binary), prepared statements cached
-/// per connection, SQLSTATE mapped to cafdb errors, `interrupt()` through PQcancel.
+/// per connection, SQLSTATE mapped to cafdb errors, `cancel()` through PQcancel.
 class pg_driver final : public driver {
  public:
   pg_driver(pg_options options, connection_role role);
@@ -45,10 +45,10 @@ class pg_driver final : public driver {
   std::vector<outcome<result_set>> execute_each(const std::vector<statement>& statements) override;
   outcome<done> set_read_only(bool read_only) override;
   bool in_transaction() const override;
-  void interrupt() noexcept override;
   std::string describe() const override;
 
  protected:
+  void interrupt() noexcept override;
   outcome<done> run_control(const std::string& sql) override { return run_simple(sql); }
 
  private:

@@ -88,6 +88,13 @@ bool is_blank(const char* text) {
 }
 
 // Finalizes a statement that is not kept in the cache when it goes out of scope.
+// INSERT and REPLACE report the rowid they wrote; other statements leave SQLite's
+// last rowid as an earlier statement set it, so it is read for these two only.
+bool writes_rowid(const std::string& sql) {
+  auto word = leading_keyword(sql);
+  return word == "insert" || word == "replace";
+}
+
 struct stmt_guard {
   sqlite3_stmt* stmt;
   bool cached;
@@ -148,7 +155,7 @@ sqlite_driver::~sqlite_driver() {
 
 void sqlite_driver::clear_cache() noexcept {
   for (auto& entry : cache_)
-    sqlite3_finalize(entry.second);
+    sqlite3_finalize(entry.second.stmt);
   cache_.clear();
   slots_.clear();
 }
@@ -225,13 +232,9 @@ outcome<done> sqlite_driver::open() {
   return done{};
 }
 
-outcome<sqlite3_stmt*> sqlite_driver::prepare(const std::string& sql, bool& cached,
-                                              bool& has_tail) {
-  has_tail = false;
-  if (auto i = cache_.find(sql); i != cache_.end()) {
-    cached = true;
+outcome<sqlite_driver::prepared> sqlite_driver::prepare(const std::string& sql) {
+  if (auto i = cache_.find(sql); i != cache_.end())
     return i->second;
-  }
   auto db = db_.load();
   if (!db)
     return db_error{errc::connection_lost, "the SQLite connection is closed (reconnect)", "", ""};
@@ -245,14 +248,17 @@ outcome<sqlite3_stmt*> sqlite_driver::prepare(const std::string& sql, bool& cach
   }
   if (!stmt)
     return db_error{errc::invalid_argument, "the statement is empty (send SQL text)", "", ""};
-  has_tail = tail && !is_blank(tail);
-  cached = !has_tail;
-  if (cached) {
+  prepared result;
+  result.stmt = stmt;
+  result.has_tail = tail && !is_blank(tail);
+  result.cached = !result.has_tail;
+  result.inserts = writes_rowid(sql);
+  if (result.cached) {
     if (cache_.size() >= options_.statement_cache_size)
       clear_cache();
-    cache_.emplace(sql, stmt);
+    cache_.emplace(sql, result);
   }
-  return stmt;
+  return result;
 }
 
 outcome<std::vector<int>> sqlite_driver::parameter_slots(sqlite3_stmt* stmt, size_t given) const {
@@ -324,7 +330,7 @@ outcome<done> sqlite_driver::bind_slots(sqlite3_stmt* stmt, const statement& req
   return done{};
 }
 
-outcome<result_set> sqlite_driver::step_all(sqlite3_stmt* stmt, const std::string& sql) {
+outcome<result_set> sqlite_driver::step_all(sqlite3_stmt* stmt, bool inserts) {
   result_set result;
   int columns = sqlite3_column_count(stmt);
   result.columns.reserve(columns);
@@ -368,11 +374,8 @@ outcome<result_set> sqlite_driver::step_all(sqlite3_stmt* stmt, const std::strin
   if (!sqlite3_stmt_readonly(stmt)) {
     auto db = db_.load();
     result.affected_rows = sqlite3_changes64(db);
-    if (result.affected_rows > 0) {
-      auto word = leading_keyword(sql);
-      if (word == "insert" || word == "replace")
-        result.last_insert_id = sqlite3_last_insert_rowid(db);
-    }
+    if (result.affected_rows > 0 && inserts)
+      result.last_insert_id = sqlite3_last_insert_rowid(db);
   }
   return result;
 }
@@ -396,7 +399,7 @@ outcome<result_set> sqlite_driver::run_script(const std::string& sql) {
                       "a script of several statements cannot take parameters; send the "
                       "statements one by one (or in a transact) to bind values",
                       "", ""};
-    auto one = step_all(stmt, sqlite3_sql(stmt));
+    auto one = step_all(stmt, writes_rowid(sqlite3_sql(stmt)));
     if (!one)
       return one;
     last = std::move(*one);
@@ -405,23 +408,37 @@ outcome<result_set> sqlite_driver::run_script(const std::string& sql) {
 }
 
 outcome<result_set> sqlite_driver::execute(const statement& request) {
-  bool cached = false;
-  bool has_tail = false;
-  auto prepared = prepare(request.sql, cached, has_tail);
+  auto prepared = prepare(request.sql);
   if (!prepared)
     return prepared.error();
-  if (has_tail) {
-    sqlite3_finalize(*prepared);
+  if (prepared->has_tail) {
+    sqlite3_finalize(prepared->stmt);
     if (!request.params.empty())
       return db_error{errc::invalid_argument,
                       "a statement with parameters must be a single statement; split the script",
                       "", ""};
     return run_script(request.sql);
   }
-  stmt_guard guard{*prepared, cached};
-  if (auto bound = bind(*prepared, request, cached); !bound)
+  stmt_guard guard{prepared->stmt, prepared->cached};
+  if (auto bound = bind(prepared->stmt, request, prepared->cached); !bound)
     return bound.error();
-  return step_all(*prepared, request.sql);
+  return step_all(prepared->stmt, prepared->inserts);
+}
+
+std::vector<outcome<result_set>>
+sqlite_driver::execute_each(const std::vector<statement>& statements) {
+  // A reader runs several reads in one read transaction: each autocommit read would
+  // otherwise take and drop the file's shared lock (fcntl, fstat, a WAL index read)
+  // on its own. They were sent together, so one snapshot, taken after all of them
+  // were asked for, is as fresh as separate ones. A failing read does not end a
+  // SQLite transaction; the others still get their own outcomes.
+  if (statements.size() < 2 || role_ != connection_role::reader || in_transaction() ||
+      !run_simple("BEGIN DEFERRED"))
+    return driver::execute_each(statements);
+  auto outcomes = driver::execute_each(statements);
+  if (in_transaction() && !run_simple("COMMIT"))
+    rollback();
+  return outcomes;
 }
 
 outcome<done> sqlite_driver::run_simple(const char* sql) {

@@ -37,32 +37,43 @@ class sqlite_driver final : public driver {
   outcome<done> begin(bool read_only) override;
   outcome<done> commit() override;
   outcome<done> rollback() override;
+  std::vector<outcome<result_set>> execute_each(const std::vector<statement>& statements) override;
   outcome<done> set_read_only(bool read_only) override;
   bool in_transaction() const override;
-  void interrupt() noexcept override;
   std::string describe() const override;
 
  protected:
+  void interrupt() noexcept override;
   outcome<done> run_control(const std::string& sql) override { return run_simple(sql.c_str()); }
 
  private:
   outcome<done> run_simple(const char* sql);
   outcome<result_set> run_script(const std::string& sql);
-  outcome<sqlite3_stmt*> prepare(const std::string& sql, bool& cached, bool& has_tail);
+  /// A prepared statement and what is known of it.
+  struct prepared {
+    sqlite3_stmt* stmt = nullptr;
+    /// Kept in the cache (reset, not finalized, after use).
+    bool cached = false;
+    /// More statements follow in the text (a script).
+    bool has_tail = false;
+    /// INSERT or REPLACE: it reports the rowid it wrote.
+    bool inserts = false;
+  };
+  outcome<prepared> prepare(const std::string& sql);
   outcome<done> bind(sqlite3_stmt* stmt, const statement& request, bool cached);
   /// For each `?` slot of `stmt`, the index into the parameters (`$N` is N - 1).
   outcome<std::vector<int>> parameter_slots(sqlite3_stmt* stmt, size_t given) const;
   outcome<done> bind_slots(sqlite3_stmt* stmt, const statement& request,
                            const std::vector<int>& slots);
   void clear_cache() noexcept;
-  outcome<result_set> step_all(sqlite3_stmt* stmt, const std::string& sql);
+  outcome<result_set> step_all(sqlite3_stmt* stmt, bool inserts);
   db_error error_from(int code, const std::string& context) const;
   void close() noexcept;
 
   sqlite_options options_;
   connection_role role_;
   std::atomic<sqlite3*> db_{nullptr};
-  std::unordered_map<std::string, sqlite3_stmt*> cache_;
+  std::unordered_map<std::string, prepared> cache_;
   /// parameter_slots of the cached statements, computed once per statement, and the
   /// number of parameters they take.
   struct slot_map {

@@ -246,4 +246,67 @@ TEMPLATE_TEST_CASE_METHOD(single_connection,
   CHECK(stats.discarded == 0);
   CHECK(stats.in_use == 0);
   CHECK(stats.waiting == 0);
+
+  // The batch ended with its answers (SQLite ran it in one read transaction): a later
+  // read sees a later write, not the batch's snapshot.
+  this->must_exec({"INSERT INTO t VALUES (7)"});
+  auto reader = this->open_with_deadline(true, std::chrono::seconds(30));
+  auto seen = reader.exec({"SELECT count(*) FROM t"});
+  REQUIRE(seen);
+  CHECK(seen->rows.at(0).at(0).as_int() == 7);
+}
+
+TEMPLATE_TEST_CASE_METHOD(single_connection,
+                          "a batch of reads past its deadline is cancelled whole and its "
+                          "connection reused",
+                          "[pool][cancel][read]", sqlite_backend, pg_backend) {
+  bool sqlite = std::string{TestType::name} == "sqlite";
+  const char* pool = sqlite ? TestType::ro_pool : TestType::rw_pool;
+  constexpr auto deadline = std::chrono::milliseconds(1000);
+  // The only reader connection is busy until this read's deadline cancels it...
+  // (Catch2 assertions stay on this thread: the others only store their answers.)
+  auto blocker = this->open_with_deadline(true, deadline);
+  caf::expected<result_set> blocked_answer{caf::error{}};
+  std::thread blocked([&] { blocked_answer = blocker.exec({TestType::endless_sql}); });
+  REQUIRE(eventually([&] { return this->stats(pool).in_use == 1; }));
+
+  // ...so these two endless reads wait for it and then go out as one batch. Cancelling
+  // the first must not leave the connection running the second.
+  constexpr int queued = 2;
+  std::vector<caf::expected<result_set>> answers(queued, caf::error{});
+  std::vector<std::thread> threads;
+  for (int i = 0; i < queued; ++i)
+    threads.emplace_back([&, i] {
+      client own{this->sys, this->db, std::chrono::seconds(30)};
+      session_options ro;
+      ro.read_only = true;
+      ro.request_timeout = deadline;
+      auto s = own.open_session(ro);
+      if (!s) {
+        answers[i] = s.error();
+        return;
+      }
+      answers[i] = s->exec({TestType::endless_sql});
+    });
+  bool all_waiting = eventually([&] { return this->stats(pool).waiting == queued; });
+  for (auto& t : threads)
+    t.join();
+  blocked.join();
+  CHECK(all_waiting);
+  this->require_cancelled(blocked_answer);
+  for (auto& answer : answers) {
+    REQUIRE(!answer);
+    INFO(text(answer.error()));
+    CHECK(is(answer.error(), errc::statement_timeout));
+  }
+
+  auto reader = this->open_with_deadline(true, std::chrono::seconds(30));
+  auto again = reader.exec({"SELECT 1"});
+  INFO((again ? std::string{"ok"} : text(again.error())));
+  REQUIRE(again);
+  CHECK(again->rows.at(0).at(0).as_int() == 1);
+  auto stats = this->stats(pool);
+  CHECK(stats.cancelled == 2);
+  CHECK(stats.discarded == 0);
+  CHECK(stats.in_use == 0);
 }

@@ -1,6 +1,9 @@
 // SQLite-specific pool behaviour: writer serialization, overflow, in-memory sharing
 // (the conformance suite covers exhaustion on every engine).
-#include "support/fixture.hpp"
+#include <thread>
+#include <vector>
+
+#include "support/backends.hpp"
 
 using namespace cafdb;
 using namespace cafdb::test;
@@ -85,4 +88,65 @@ TEST_CASE("SQLite: an in-memory database shares one connection across sessions",
   auto shared = fx.stats("shared");
   CHECK(shared.total == 1);
   CHECK(shared.max == 1);
+}
+
+TEST_CASE("SQLite: long reads on every reader connection leave the runtime serving",
+          "[pool][read]") {
+  // Readers run on the scheduler, but at most half of its threads are lent to them: with
+  // every reader stuck in a long read, the engine, the writer and the sessions still run,
+  // and the engine can still cancel the reads at their deadline.
+  temp_dir dir;
+  auto cfg = file_config(dir);
+  constexpr int readers = 6;
+  cfg.pool_size = readers;
+  cfg.max_overflow = 0;
+  // All open and idle before the reads come, so that each read gets a connection of
+  // its own (reads that find none wait and go out together, on one connection).
+  cfg.min_idle = readers;
+  database_fixture fx{cfg};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+  REQUIRE(eventually([&] { return fx.stats("reader").idle == readers; }));
+
+  // Catch2 assertions stay on this thread: the others only store their answers.
+  std::vector<caf::expected<result_set>> answers(readers, caf::error{});
+  std::vector<std::thread> threads;
+  for (int i = 0; i < readers; ++i)
+    threads.emplace_back([&, i] {
+      client own{fx.sys, fx.db, std::chrono::seconds(30)};
+      session_options ro;
+      ro.read_only = true;
+      ro.request_timeout = std::chrono::seconds(3);
+      auto s = own.open_session(ro);
+      if (!s) {
+        answers[i] = s.error();
+        return;
+      }
+      answers[i] = s->exec({sqlite_backend::endless_sql});
+    });
+  bool all_running = eventually([&] { return fx.stats("reader").in_use == readers; });
+
+  // Served while every reader is busy: a write, a count on the writer, the stats.
+  fx.must_exec({"INSERT INTO t VALUES (1)"});
+  session_options rw;
+  auto writer = fx.cli->open_session(rw);
+  REQUIRE(writer);
+  auto counted = writer->exec({"SELECT count(*) FROM t"});
+  auto still_running = fx.stats("reader").in_use;
+  for (auto& t : threads)
+    t.join();
+
+  CHECK(all_running);
+  REQUIRE(counted);
+  CHECK(counted->rows.at(0).at(0).as_int() == 1);
+  CHECK(still_running == readers);
+  for (auto& answer : answers) {
+    REQUIRE(!answer);
+    INFO(text(answer.error()));
+    CHECK(is(answer.error(), errc::statement_timeout));
+  }
+  auto reader = fx.stats("reader");
+  CHECK(reader.cancelled == readers);
+  CHECK(reader.discarded == 0);
+  CHECK(reader.in_use == 0);
 }
