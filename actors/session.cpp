@@ -441,9 +441,11 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
           return *err;
         if (stmts.empty())
           return make_error(errc::invalid_argument, "transact needs at least one statement");
-        for (auto& stmt : stmts)
-          if (auto err = refuse_control_sql(stmt.sql))
-            return *err;
+        // A bulk batch repeats one statement: its text is checked once.
+        for (size_t i = 0; i < stmts.size(); ++i)
+          if (i == 0 || stmts[i].sql != stmts[i - 1].sql)
+            if (auto err = refuse_control_sql(stmts[i].sql))
+              return *err;
         auto& st = self->state;
         auto mode = in_transaction(st) ? batch_mode::savepoint : batch_mode::transaction;
         auto rp = self->make_response_promise<std::vector<result_set>>();

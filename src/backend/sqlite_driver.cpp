@@ -157,7 +157,7 @@ void sqlite_driver::clear_cache() noexcept {
   for (auto& entry : cache_)
     sqlite3_finalize(entry.second.stmt);
   cache_.clear();
-  slots_.clear();
+  last_ = nullptr;
 }
 
 void sqlite_driver::close() noexcept {
@@ -232,9 +232,13 @@ outcome<done> sqlite_driver::open() {
   return done{};
 }
 
-outcome<sqlite_driver::prepared> sqlite_driver::prepare(const std::string& sql) {
-  if (auto i = cache_.find(sql); i != cache_.end())
-    return i->second;
+outcome<sqlite_driver::prepared*> sqlite_driver::prepare(const std::string& sql) {
+  if (last_ && last_->first == sql)
+    return &last_->second;
+  if (auto i = cache_.find(sql); i != cache_.end()) {
+    last_ = &*i;
+    return &i->second;
+  }
   auto db = db_.load();
   if (!db)
     return db_error{errc::connection_lost, "the SQLite connection is closed (reconnect)", "", ""};
@@ -253,12 +257,15 @@ outcome<sqlite_driver::prepared> sqlite_driver::prepare(const std::string& sql) 
   result.has_tail = tail && !is_blank(tail);
   result.cached = !result.has_tail;
   result.inserts = writes_rowid(sql);
-  if (result.cached) {
-    if (cache_.size() >= options_.statement_cache_size)
-      clear_cache();
-    cache_.emplace(sql, result);
+  if (!result.cached) {
+    uncached_ = std::move(result);
+    return &uncached_;
   }
-  return result;
+  if (cache_.size() >= options_.statement_cache_size)
+    clear_cache();
+  auto entry = cache_.emplace(sql, std::move(result)).first;
+  last_ = &*entry;
+  return &entry->second;
 }
 
 outcome<std::vector<int>> sqlite_driver::parameter_slots(sqlite3_stmt* stmt, size_t given) const {
@@ -285,18 +292,20 @@ outcome<std::vector<int>> sqlite_driver::parameter_slots(sqlite3_stmt* stmt, siz
   return slots;
 }
 
-outcome<done> sqlite_driver::bind(sqlite3_stmt* stmt, const statement& request, bool cached) {
+outcome<done> sqlite_driver::bind(prepared& p, const statement& request) {
   // The slots of a cached statement are worked out once. They fit exactly
   // `highest placeholder` parameters; any other count is checked (and refused) anew.
-  if (auto known = slots_.find(stmt);
-      known != slots_.end() && known->second.parameters == request.params.size())
-    return bind_slots(stmt, request, known->second.slots);
-  auto slots = parameter_slots(stmt, request.params.size());
+  if (p.slots_known && p.parameters == request.params.size())
+    return bind_slots(p.stmt, request, p.slots);
+  auto slots = parameter_slots(p.stmt, request.params.size());
   if (!slots)
     return slots.error();
-  auto bound = bind_slots(stmt, request, *slots);
-  if (cached)
-    slots_.insert_or_assign(stmt, slot_map{std::move(*slots), request.params.size()});
+  auto bound = bind_slots(p.stmt, request, *slots);
+  if (p.cached) {
+    p.slots = std::move(*slots);
+    p.parameters = request.params.size();
+    p.slots_known = true;
+  }
   return bound;
 }
 
@@ -411,18 +420,19 @@ outcome<result_set> sqlite_driver::execute(const statement& request) {
   auto prepared = prepare(request.sql);
   if (!prepared)
     return prepared.error();
-  if (prepared->has_tail) {
-    sqlite3_finalize(prepared->stmt);
+  auto& p = **prepared;
+  if (p.has_tail) {
+    sqlite3_finalize(p.stmt);
     if (!request.params.empty())
       return db_error{errc::invalid_argument,
                       "a statement with parameters must be a single statement; split the script",
                       "", ""};
     return run_script(request.sql);
   }
-  stmt_guard guard{prepared->stmt, prepared->cached};
-  if (auto bound = bind(prepared->stmt, request, prepared->cached); !bound)
+  stmt_guard guard{p.stmt, p.cached};
+  if (auto bound = bind(p, request); !bound)
     return bound.error();
-  return step_all(prepared->stmt, prepared->inserts);
+  return step_all(p.stmt, p.inserts);
 }
 
 std::vector<outcome<result_set>>

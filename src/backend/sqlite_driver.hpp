@@ -58,9 +58,16 @@ class sqlite_driver final : public driver {
     bool has_tail = false;
     /// INSERT or REPLACE: it reports the rowid it wrote.
     bool inserts = false;
+    /// parameter_slots, worked out once for a cached statement; they fit exactly
+    /// `parameters` values (any other count is checked, and refused, anew).
+    std::vector<int> slots;
+    size_t parameters = 0;
+    bool slots_known = false;
   };
-  outcome<prepared> prepare(const std::string& sql);
-  outcome<done> bind(sqlite3_stmt* stmt, const statement& request, bool cached);
+  /// The cache entry of `sql` (valid until the cache is cleared), or a statement of its
+  /// own for a script.
+  outcome<prepared*> prepare(const std::string& sql);
+  outcome<done> bind(prepared& p, const statement& request);
   /// For each `?` slot of `stmt`, the index into the parameters (`$N` is N - 1).
   outcome<std::vector<int>> parameter_slots(sqlite3_stmt* stmt, size_t given) const;
   outcome<done> bind_slots(sqlite3_stmt* stmt, const statement& request,
@@ -74,13 +81,11 @@ class sqlite_driver final : public driver {
   connection_role role_;
   std::atomic<sqlite3*> db_{nullptr};
   std::unordered_map<std::string, prepared> cache_;
-  /// parameter_slots of the cached statements, computed once per statement, and the
-  /// number of parameters they take.
-  struct slot_map {
-    std::vector<int> slots;
-    size_t parameters = 0;
-  };
-  std::unordered_map<sqlite3_stmt*, slot_map> slots_;
+  /// The entry used last: a batch repeats one statement, and comparing its text is
+  /// cheaper than hashing it.
+  std::pair<const std::string, prepared>* last_ = nullptr;
+  /// The statement of a script (not cached).
+  prepared uncached_;
   bool read_only_ = false;
 };
 

@@ -212,15 +212,8 @@ TEMPLATE_TEST_CASE_METHOD(single_connection,
   std::vector<std::thread> threads;
   for (int i = 0; i < readers; ++i)
     threads.emplace_back([&, i] {
-      client own{this->sys, this->db, std::chrono::seconds(30)};
-      session_options ro;
-      ro.read_only = true;
-      auto s = own.open_session(ro);
-      if (!s) {
-        answers[i] = s.error();
-        return;
-      }
-      answers[i] = i == 2 ? s->exec(failing) : s->exec({"SELECT x FROM t WHERE x = $1", {i + 1}});
+      answers[i] = this->read_as_new_client(
+          i == 2 ? failing : statement{"SELECT x FROM t WHERE x = $1", {i + 1}});
     });
   bool all_waiting = eventually([&] { return this->stats(pool).waiting == readers; });
   for (auto& t : threads)
@@ -276,18 +269,8 @@ TEMPLATE_TEST_CASE_METHOD(single_connection,
   std::vector<caf::expected<result_set>> answers(queued, caf::error{});
   std::vector<std::thread> threads;
   for (int i = 0; i < queued; ++i)
-    threads.emplace_back([&, i] {
-      client own{this->sys, this->db, std::chrono::seconds(30)};
-      session_options ro;
-      ro.read_only = true;
-      ro.request_timeout = deadline;
-      auto s = own.open_session(ro);
-      if (!s) {
-        answers[i] = s.error();
-        return;
-      }
-      answers[i] = s->exec({TestType::endless_sql});
-    });
+    threads.emplace_back(
+        [&, i] { answers[i] = this->read_as_new_client({TestType::endless_sql}, deadline); });
   bool all_waiting = eventually([&] { return this->stats(pool).waiting == queued; });
   for (auto& t : threads)
     t.join();

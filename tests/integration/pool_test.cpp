@@ -113,16 +113,7 @@ TEST_CASE("SQLite: long reads on every reader connection leave the runtime servi
   std::vector<std::thread> threads;
   for (int i = 0; i < readers; ++i)
     threads.emplace_back([&, i] {
-      client own{fx.sys, fx.db, std::chrono::seconds(30)};
-      session_options ro;
-      ro.read_only = true;
-      ro.request_timeout = std::chrono::seconds(3);
-      auto s = own.open_session(ro);
-      if (!s) {
-        answers[i] = s.error();
-        return;
-      }
-      answers[i] = s->exec({sqlite_backend::endless_sql});
+      answers[i] = fx.read_as_new_client({sqlite_backend::endless_sql}, std::chrono::seconds(3));
     });
   bool all_running = eventually([&] { return fx.stats("reader").in_use == readers; });
 

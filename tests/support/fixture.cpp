@@ -51,6 +51,18 @@ int64_t database_fixture::count(const std::string& table) {
   return result->rows.at(0).at(0).as_int();
 }
 
+caf::expected<result_set> database_fixture::read_as_new_client(const statement& stmt,
+                                                               std::chrono::milliseconds deadline) {
+  client own{sys, db, std::chrono::seconds(30)};
+  session_options ro;
+  ro.read_only = true;
+  ro.request_timeout = deadline;
+  auto s = own.open_session(ro);
+  if (!s)
+    return s.error();
+  return s->exec(stmt);
+}
+
 pool_stats database_fixture::stats(const std::string& pool) {
   auto report = cli->status();
   REQUIRE(report);

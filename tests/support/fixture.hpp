@@ -47,6 +47,11 @@ struct database_fixture {
   int64_t count(const std::string& table);
   /// The pool statistics of the given pool ("writer", "reader" or "shared").
   pool_stats stats(const std::string& pool);
+  /// Runs `stmt` in a read-only session of a client of its own, with `deadline` as the
+  /// session's request_timeout (zero: none). Safe on any thread: it asserts nothing, so
+  /// that many reads can be started at once from threads of their own.
+  caf::expected<result_set> read_as_new_client(const statement& stmt,
+                                               std::chrono::milliseconds deadline = 0ms);
 
   system_config sys_cfg;
   caf::actor_system sys{sys_cfg};
