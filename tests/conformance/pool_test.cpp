@@ -116,6 +116,28 @@ struct single_connection : with_temp_dir, database_fixture {
     REQUIRE(s);
     return std::move(*s);
   }
+  // Keeps the pool's only connection busy with an endless read (in a client of its own)
+  // until `deadline` cancels it; the returned thread stores the read's answer.
+  std::thread block_with_endless_read(const char* pool, std::chrono::milliseconds deadline,
+                                      caf::expected<result_set>& answer) {
+    std::thread blocker([this, deadline, &answer] {
+      answer = read_as_new_client({Backend::endless_sql}, deadline);
+    });
+    CHECK(eventually([&] { return stats(pool).in_use == 1; }));
+    return blocker;
+  }
+  // After `cancelled` statements were cancelled, the pool serves `s` again, on the same
+  // connections: none was discarded, none is left in use.
+  void require_served_again(session& s, const char* pool, int64_t cancelled) {
+    auto again = s.exec({"SELECT 1"});
+    INFO((again ? std::string{"ok"} : text(again.error())));
+    REQUIRE(again);
+    CHECK(again->rows.at(0).at(0).as_int() == 1);
+    auto after = stats(pool);
+    CHECK(after.cancelled == cancelled);
+    CHECK(after.discarded == 0);
+    CHECK(after.in_use == 0);
+  }
   void require_cancelled(const caf::expected<result_set>& result) {
     REQUIRE(!result);
     INFO(text(result.error()));
@@ -133,15 +155,8 @@ TEMPLATE_TEST_CASE_METHOD(single_connection,
   auto opened_before = this->stats(TestType::rw_pool).opened;
   this->require_cancelled(s.exec({TestType::endless_sql}));
   // The pool's only connection serves this once the cancelled statement has drained.
-  auto again = s.exec({"SELECT 1"});
-  INFO((again ? std::string{"ok"} : text(again.error())));
-  REQUIRE(again);
-  CHECK(again->rows.at(0).at(0).as_int() == 1);
-  auto stats = this->stats(TestType::rw_pool);
-  CHECK(stats.cancelled == 1);
-  CHECK(stats.discarded == 0);
-  CHECK(stats.opened == opened_before);
-  CHECK(stats.in_use == 0);
+  this->require_served_again(s, TestType::rw_pool, 1);
+  CHECK(this->stats(TestType::rw_pool).opened == opened_before);
 }
 
 TEMPLATE_TEST_CASE_METHOD(single_connection,
@@ -176,15 +191,8 @@ TEMPLATE_TEST_CASE_METHOD(single_connection,
   REQUIRE(s.exec({"SELECT 1"})); // SQLite opens its reader connections on first use
   auto opened_before = this->stats(pool).opened;
   this->require_cancelled(s.exec({TestType::endless_sql}));
-  auto again = s.exec({"SELECT 1"});
-  INFO((again ? std::string{"ok"} : text(again.error())));
-  REQUIRE(again);
-  CHECK(again->rows.at(0).at(0).as_int() == 1);
-  auto stats = this->stats(pool);
-  CHECK(stats.cancelled == 1);
-  CHECK(stats.discarded == 0);
-  CHECK(stats.opened == opened_before);
-  CHECK(stats.in_use == 0);
+  this->require_served_again(s, pool, 1);
+  CHECK(this->stats(pool).opened == opened_before);
 }
 
 TEMPLATE_TEST_CASE_METHOD(single_connection,
@@ -201,10 +209,9 @@ TEMPLATE_TEST_CASE_METHOD(single_connection,
 
   // The only reader connection is busy until this read's deadline cancels it...
   // (Catch2 assertions stay on this thread: the others only store their answers.)
-  auto blocker = this->open_with_deadline(true, std::chrono::milliseconds(1500));
   caf::expected<result_set> blocked_answer{caf::error{}};
-  std::thread blocked([&] { blocked_answer = blocker.exec({TestType::endless_sql}); });
-  REQUIRE(eventually([&] { return this->stats(pool).in_use == 1; }));
+  auto blocked =
+      this->block_with_endless_read(pool, std::chrono::milliseconds(1500), blocked_answer);
 
   // ...so these six wait for it together, then go out in one batch.
   constexpr int readers = 6;
@@ -258,10 +265,8 @@ TEMPLATE_TEST_CASE_METHOD(single_connection,
   constexpr auto deadline = std::chrono::milliseconds(1000);
   // The only reader connection is busy until this read's deadline cancels it...
   // (Catch2 assertions stay on this thread: the others only store their answers.)
-  auto blocker = this->open_with_deadline(true, deadline);
   caf::expected<result_set> blocked_answer{caf::error{}};
-  std::thread blocked([&] { blocked_answer = blocker.exec({TestType::endless_sql}); });
-  REQUIRE(eventually([&] { return this->stats(pool).in_use == 1; }));
+  auto blocked = this->block_with_endless_read(pool, deadline, blocked_answer);
 
   // ...so these two endless reads wait for it and then go out as one batch. Cancelling
   // the first must not leave the connection running the second.
@@ -284,12 +289,5 @@ TEMPLATE_TEST_CASE_METHOD(single_connection,
   }
 
   auto reader = this->open_with_deadline(true, std::chrono::seconds(30));
-  auto again = reader.exec({"SELECT 1"});
-  INFO((again ? std::string{"ok"} : text(again.error())));
-  REQUIRE(again);
-  CHECK(again->rows.at(0).at(0).as_int() == 1);
-  auto stats = this->stats(pool);
-  CHECK(stats.cancelled == 2);
-  CHECK(stats.discarded == 0);
-  CHECK(stats.in_use == 0);
+  this->require_served_again(reader, pool, queued);
 }
