@@ -558,10 +558,10 @@ void cancel_then_pool(engine_pointer self, size_t index, connection_actor conn) 
       .then([=](caf::ok_atom) { drain(); }, [=](caf::error&) { drain(); });
 }
 
-// Answers every read of `batch` with its outcome from the connection.
-void deliver_outcomes(std::vector<read_waiter>& batch, std::vector<read_outcome>& outcomes,
-                      bool& broken) {
-  broken = outcomes.size() != batch.size();
+// Answers every read of `batch` with its outcome from the connection; true when the
+// outcomes say the connection's link broke.
+bool deliver_outcomes(std::vector<read_waiter>& batch, std::vector<read_outcome>& outcomes) {
+  bool broken = outcomes.size() != batch.size();
   for (size_t i = 0; i < batch.size(); ++i) {
     auto& promise = batch[i].promise;
     if (i >= outcomes.size()) {
@@ -575,6 +575,7 @@ void deliver_outcomes(std::vector<read_waiter>& batch, std::vector<read_outcome>
       promise.deliver(std::move(outcomes[i].result));
     }
   }
+  return broken;
 }
 
 // Sends up to max_read_batch queued reads to `conn` in one message; each gets its own
@@ -624,9 +625,7 @@ void dispatch_reads(engine_pointer self, size_t index, connection_actor conn) {
             running_batch done;
             if (!take(done))
               return;
-            bool broken = false;
-            deliver_outcomes(done.reads, outcomes, broken);
-            if (broken)
+            if (deliver_outcomes(done.reads, outcomes))
               discard(self, index, conn, "its link broke during a batch of reads");
             else
               give_back(self, index, conn);

@@ -87,7 +87,6 @@ bool is_blank(const char* text) {
   return true;
 }
 
-// Finalizes a statement that is not kept in the cache when it goes out of scope.
 // INSERT and REPLACE report the rowid they wrote; other statements leave SQLite's
 // last rowid as an earlier statement set it, so it is read for these two only.
 bool writes_rowid(const std::string& sql) {
@@ -95,6 +94,7 @@ bool writes_rowid(const std::string& sql) {
   return word == "insert" || word == "replace";
 }
 
+// Finalizes a statement that is not kept in the cache when it goes out of scope.
 struct stmt_guard {
   sqlite3_stmt* stmt;
   bool cached;
@@ -423,6 +423,7 @@ outcome<result_set> sqlite_driver::execute(const statement& request) {
   auto& p = **prepared;
   if (p.has_tail) {
     sqlite3_finalize(p.stmt);
+    p.stmt = nullptr;
     if (!request.params.empty())
       return db_error{errc::invalid_argument,
                       "a statement with parameters must be a single statement; split the script",
