@@ -110,8 +110,4 @@ std::string leading_keyword(const std::string& sql) {
   return word;
 }
 
-bool starts_with_keyword(const std::string& sql, const char* keyword) {
-  return leading_keyword(sql) == keyword;
-}
-
 } // namespace cafdb

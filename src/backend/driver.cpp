@@ -34,12 +34,13 @@ std::vector<outcome<result_set>> driver::execute_each(const std::vector<statemen
   std::vector<outcome<result_set>> outcomes;
   outcomes.reserve(statements.size());
   for (auto& stmt : statements)
-    outcomes.push_back(cancel_requested() ? outcome<result_set>{cancelled_before_start()}
-                                          : execute(stmt));
+    outcomes.push_back(execute_unless_cancelled(stmt));
   return outcomes;
 }
 
-db_error driver::cancelled_before_start() {
+outcome<result_set> driver::execute_unless_cancelled(const statement& stmt) {
+  if (!cancel_requested_.load())
+    return execute(stmt);
   return db_error{errc::statement_timeout,
                   "the batch this statement belonged to passed its deadline and was cancelled "
                   "before the statement ran; retry it",

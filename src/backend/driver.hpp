@@ -101,16 +101,14 @@ class driver {
   /// Cancels the running statement on the handle (any thread).
   virtual void interrupt() noexcept = 0;
 
-  /// True from `cancel` to `clear_cancel`: a batch stops starting statements.
-  bool cancel_requested() const noexcept { return cancel_requested_.load(); }
-
-  /// The outcome of a statement of a cancelled batch that never started.
-  static db_error cancelled_before_start();
+  /// Runs `stmt`, unless its batch was cancelled: then it fails without starting.
+  outcome<result_set> execute_unless_cancelled(const statement& stmt);
 
   /// Runs a parameterless control statement (transaction and savepoint SQL).
   virtual outcome<done> run_control(const std::string& sql) = 0;
 
  private:
+  /// True from `cancel` to `clear_cancel`: a batch stops starting statements.
   std::atomic<bool> cancel_requested_{false};
 };
 
@@ -134,9 +132,5 @@ int placeholder_number(const char* name);
 /// The first word of the statement text (after blanks and comments), in lower case;
 /// words longer than 16 characters are cut there.
 std::string leading_keyword(const std::string& sql);
-
-/// True if the statement text starts (after blanks and comments) with `keyword`
-/// (lower case), compared case-insensitively.
-bool starts_with_keyword(const std::string& sql, const char* keyword);
 
 } // namespace cafdb

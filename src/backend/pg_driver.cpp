@@ -587,8 +587,7 @@ std::vector<outcome<result_set>> pg_driver::execute_each(const std::vector<state
     if (outcomes[i])
       out.push_back(std::move(*outcomes[i]));
     else if (intact && std::find(aborted.begin(), aborted.end(), i) != aborted.end())
-      out.push_back(cancel_requested() ? outcome<result_set>{cancelled_before_start()}
-                                       : execute(statements[i]));
+      out.push_back(execute_unless_cancelled(statements[i]));
     else
       out.push_back(connection_error("executing the statement"));
   }
