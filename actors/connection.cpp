@@ -17,7 +17,8 @@
 //    so the mailbox holds at most one request (sessions serialize their requests).
 // 2. Every handler answers: a driver failure becomes a cafdb error, never an exception.
 // 3. `exec` in transaction mode leaves no transaction open, whatever happens; in
-//    savepoint mode it leaves the enclosing transaction as it found it.
+//    savepoint mode it leaves the enclosing transaction as it found it. A bulk
+//    statement follows the same modes.
 // 4. The driver handle is closed when the actor's state is destroyed.
 #include "actors/connection.hpp"
 
@@ -40,13 +41,18 @@ struct connection_state {
 
 using connection_pointer = connection_actor::stateful_pointer<connection_state>;
 
-// Prefixes an error with the position of the failing statement in a batch (an index
-// of `count` means no statement failed: BEGIN or COMMIT did).
-db_error at_position(db_error err, size_t index, size_t count) {
+// Prefixes an error with the position of the failing statement (or row of a bulk
+// statement) in a batch; an index of `count` means none failed: BEGIN or COMMIT did.
+db_error at_position(db_error err, const char* what, size_t index, size_t count) {
   if (count > 1 && index < count)
-    err.message = "statement " + std::to_string(index + 1) + " of " + std::to_string(count) +
-                  " failed: " + err.message;
+    err.message = std::string{what} + " " + std::to_string(index + 1) + " of " +
+                  std::to_string(count) + " failed: " + err.message;
   return err;
+}
+
+void echo(connection_state& st, const std::string& sql, const std::string& params) {
+  if (st.sql_log->should_log(spdlog::level::info))
+    st.sql_log->info("{} [{}] ({})", sql, params, st.drv->describe());
 }
 
 void echo(connection_state& st, const statement& stmt) {
@@ -58,7 +64,7 @@ void echo(connection_state& st, const statement& stmt) {
       params += ", ";
     params += st.cfg->echo_params ? to_string(param) : "?";
   }
-  st.sql_log->info("{} [{}] ({})", stmt.sql, params, st.drv->describe());
+  echo(st, stmt.sql, params);
 }
 
 outcome<std::vector<result_set>> run_statements(connection_state& st,
@@ -69,10 +75,51 @@ outcome<std::vector<result_set>> run_statements(connection_state& st,
     echo(st, statements[i]);
     auto result = st.drv->execute(statements[i]);
     if (!result)
-      return at_position(std::move(result.error()), i, statements.size());
+      return at_position(std::move(result.error()), "statement", i, statements.size());
     results.emplace_back(std::move(*result));
   }
   return results;
+}
+
+/// Runs `body` inside a savepoint of the open transaction: a failure rolls back to
+/// it, so the transaction stays as it was before the batch.
+template <class Body>
+auto in_savepoint(driver& drv, Body body) -> decltype(body()) {
+  static const std::string name = "cafdb_transact";
+  if (auto saved = drv.savepoint(name); !saved)
+    return saved.error();
+  auto results = body();
+  if (!results) {
+    drv.rollback_to(name);
+    drv.release(name);
+    return results;
+  }
+  if (auto released = drv.release(name); !released)
+    return released.error();
+  return results;
+}
+
+// A bulk statement: one summed result. The rows are echoed as a count (a log line
+// per row would cost more than the row).
+outcome<result_set> run_bulk(connection_state& st, const exec_request& req) {
+  auto& drv = *st.drv;
+  auto& bulk = req.bulk;
+  echo(st, bulk.sql, std::to_string(bulk.row_count()) + " rows");
+  size_t failed_at = bulk.row_count();
+  auto sum = [&]() -> outcome<result_set> {
+    switch (req.mode) {
+    case batch_mode::plain:
+      return drv.execute_many(bulk, failed_at);
+    case batch_mode::transaction:
+      return drv.execute_many_transaction(bulk, req.read_only, failed_at);
+    case batch_mode::savepoint:
+      return in_savepoint(drv, [&] { return drv.execute_many(bulk, failed_at); });
+    }
+    return db_error{errc::internal_error, "unknown batch mode", "", ""};
+  }();
+  if (!sum)
+    return at_position(std::move(sum.error()), "row", failed_at, bulk.row_count());
+  return sum;
 }
 
 outcome<std::vector<result_set>> run_batch(connection_state& st, const exec_request& req) {
@@ -81,6 +128,14 @@ outcome<std::vector<result_set>> run_batch(connection_state& st, const exec_requ
   if (req.mode != batch_mode::savepoint)
     if (auto mode = drv.set_read_only(req.read_only); !mode)
       return mode.error();
+  if (req.bulk.row_count() > 0) {
+    auto sum = run_bulk(st, req);
+    if (!sum)
+      return sum.error();
+    std::vector<result_set> results;
+    results.emplace_back(std::move(*sum));
+    return results;
+  }
   switch (req.mode) {
   case batch_mode::plain:
     return run_statements(st, req.statements);
@@ -90,23 +145,11 @@ outcome<std::vector<result_set>> run_batch(connection_state& st, const exec_requ
     size_t failed_at = 0;
     auto results = drv.execute_transaction(req.statements, req.read_only, failed_at);
     if (!results)
-      return at_position(std::move(results.error()), failed_at, req.statements.size());
+      return at_position(std::move(results.error()), "statement", failed_at, req.statements.size());
     return results;
   }
-  case batch_mode::savepoint: {
-    static const std::string name = "cafdb_transact";
-    if (auto saved = drv.savepoint(name); !saved)
-      return saved.error();
-    auto results = run_statements(st, req.statements);
-    if (!results) {
-      drv.rollback_to(name);
-      drv.release(name);
-      return results;
-    }
-    if (auto released = drv.release(name); !released)
-      return released.error();
-    return results;
-  }
+  case batch_mode::savepoint:
+    return in_savepoint(drv, [&] { return run_statements(st, req.statements); });
   }
   return db_error{errc::internal_error, "unknown batch mode", "", ""};
 }

@@ -526,6 +526,22 @@ database_actor::behavior_type database_behavior(database_pointer self,
             [=](caf::error err) mutable { rp.deliver(std::move(err)); });
         return rp;
       },
+      [=](exec_many_atom, bulk_statement& bulk,
+          session_options& options) -> caf::result<result_set> {
+        // Before make_response_promise, which moves the sender out of the message.
+        auto client = self->current_sender();
+        auto rp = self->make_response_promise<result_set>();
+        auto shared = std::make_shared<bulk_statement>(std::move(bulk));
+        serve_or_hold(
+            self, options.wait_timeout,
+            [=]() mutable {
+              run_one_shot(self, rp, client, options, [=](session_actor s, caf::timespan t) {
+                return self->request(s, t, exec_many_atom::value, std::move(*shared));
+              });
+            },
+            [=](caf::error err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
       [=](create_all_atom atom) -> caf::result<caf::ok_atom> { return declared_ddl(self, atom); },
       [=](create_all_atom atom, schema_def& schema) -> caf::result<caf::ok_atom> {
         return run_ddl(self, atom, std::move(schema));

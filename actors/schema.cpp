@@ -118,7 +118,8 @@ void run_ddl(schema_pointer self, const schema_def& schema, const engine_actor& 
     return;
   }
   auto count = schema.tables.size();
-  run_on_engine(self, engine, exec_request{std::move(statements), batch_mode::transaction, false},
+  run_on_engine(self, engine,
+                exec_request{std::move(statements), batch_mode::transaction, false, {}},
                 [=](outcome<std::vector<result_set>> results) mutable {
                   if (!results) {
                     auto err = results.error();
@@ -155,7 +156,7 @@ void finish_run(schema_pointer self, std::shared_ptr<migration_run> run, outcome
   }
   auto unlock = statement{"SELECT pg_advisory_unlock($1)", {migration_lock_key}};
   self->request(run->held.connection, batch_deadline(*self->state.cfg), exec_atom::value,
-                exec_request{{unlock}, batch_mode::plain, false})
+                exec_request{{unlock}, batch_mode::plain, false, {}})
       .await([=](std::vector<result_set>&) mutable { give_back(); },
              [=](caf::error&) mutable {
                condition = connection_condition::broken; // the lock is gone with it
@@ -175,7 +176,7 @@ void apply_next(schema_pointer self, std::shared_ptr<migration_run> run, size_t 
                               " (version, name, applied_at) VALUES ($1, $2, CURRENT_TIMESTAMP)",
                           {m.version, m.name}};
   self->request(run->held.connection, batch_deadline(*self->state.cfg), exec_atom::value,
-                exec_request{{record, statement{m.sql, {}}}, batch_mode::transaction, false})
+                exec_request{{record, statement{m.sql, {}}}, batch_mode::transaction, false, {}})
       .await(
           [=](std::vector<result_set>&) {
             run->version = run->pending[index].version;
@@ -227,7 +228,7 @@ void migrate(schema_pointer self, const engine_actor& engine,
         auto& cfg = *self->state.cfg;
         auto lock_wait = caf::timespan{cfg.setup_timeout} + batch_deadline(cfg);
         self->request(held.connection, lock_wait, exec_atom::value,
-                      exec_request{start, batch_mode::plain, false})
+                      exec_request{start, batch_mode::plain, false, {}})
             .await(
                 [=](std::vector<result_set>& results) {
                   std::set<int64_t> applied;
@@ -257,7 +258,7 @@ void reflect(schema_pointer self, const engine_actor& engine, Done done) {
   auto dialect = dialect_of(*self->state.cfg);
   // One read-only transaction: every catalog query sees the same snapshot.
   run_on_engine(self, engine,
-                exec_request{reflect_statements(dialect), batch_mode::transaction, true},
+                exec_request{reflect_statements(dialect), batch_mode::transaction, true, {}},
                 [=](outcome<std::vector<result_set>> results) mutable {
                   if (!results) {
                     done(outcome<schema_def>{results.error()});

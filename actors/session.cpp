@@ -8,11 +8,11 @@
 //    └─ close / client down / idle timeout / shutdown: ROLLBACK if open, then closed
 //
 // Transitions and the handler that performs each:
-//   idle   -> idle    [exec, transact]          autocommit: lease taken and given back;
-//                                               a read-only session's exec is a read the
-//                                               engine runs without a lease (run_read)
+//   idle   -> idle    [exec, transact, exec_many]  autocommit: lease taken and given
+//                                               back; a read-only session's exec is a read
+//                                               the engine runs without a lease (run_read)
 //   idle   -> in_tx   [begin]
-//   in_tx  -> in_tx   [exec, transact, savepoint, release, rollback_to]
+//   in_tx  -> in_tx   [exec, transact, exec_many, savepoint, release, rollback_to]
 //   in_tx  -> failed  [exec, savepoint, release fail]
 //   in_tx  -> idle    [commit, rollback]
 //   failed -> in_tx   [rollback_to]
@@ -430,9 +430,10 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
           run_read(self, rp, std::move(stmt));
           return rp;
         }
-        run_batch(self, rp,
-                  exec_request{{std::move(stmt)}, batch_mode::plain, self->state.options.read_only},
-                  [](std::vector<result_set>&& results) { return std::move(results.front()); });
+        run_batch(
+            self, rp,
+            exec_request{{std::move(stmt)}, batch_mode::plain, self->state.options.read_only, {}},
+            [](std::vector<result_set>&& results) { return std::move(results.front()); });
         return rp;
       },
       [=](transact_atom, std::vector<statement>& stmts) -> caf::result<std::vector<result_set>> {
@@ -449,8 +450,31 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         auto& st = self->state;
         auto mode = in_transaction(st) ? batch_mode::savepoint : batch_mode::transaction;
         auto rp = self->make_response_promise<std::vector<result_set>>();
-        run_batch(self, rp, exec_request{std::move(stmts), mode, st.options.read_only},
+        run_batch(self, rp, exec_request{std::move(stmts), mode, st.options.read_only, {}},
                   [](std::vector<result_set>&& results) { return std::move(results); });
+        return rp;
+      },
+      [=](exec_many_atom, bulk_statement& bulk) -> caf::result<result_set> {
+        touch(self->state);
+        if (auto err = refuse(self->state))
+          return *err;
+        if (bulk.row_count() == 0)
+          return make_error(errc::invalid_argument,
+                            "exec_many needs at least one row of parameters");
+        if (!bulk.well_formed())
+          return make_error(errc::invalid_argument,
+                            "exec_many: the row ends do not fit the values; build the rows "
+                            "with bulk_statement::add_row");
+        if (auto err = refuse_control_sql(bulk.sql))
+          return *err;
+        auto& st = self->state;
+        exec_request req;
+        req.mode = in_transaction(st) ? batch_mode::savepoint : batch_mode::transaction;
+        req.read_only = st.options.read_only;
+        req.bulk = std::move(bulk);
+        auto rp = self->make_response_promise<result_set>();
+        run_batch(self, rp, std::move(req),
+                  [](std::vector<result_set>&& results) { return std::move(results.front()); });
         return rp;
       },
       [=](begin_atom) -> caf::result<caf::ok_atom> {

@@ -5,7 +5,8 @@
 //
 // Each client is an actor that opens one session and sends one request at a time,
 // as an application actor would: `select` is an autocommit `exec` in a read-only session, `tpcb` is
-// one `transact` of pgbench's five statements, `insert` is one `transact` of --rows INSERTs.
+// one `transact` of pgbench's five statements, `insert` is one `exec_many` of --rows rows (or,
+// with --per-statement, one `transact` of --rows INSERT statements).
 // Warm-up first, then the measured interval; the summary gives throughput, latency percentiles,
 // errors by kind and peak RSS. The exit status is non-zero when nothing was measured or an error
 // other than a configured timeout occurred.
@@ -36,6 +37,7 @@ struct options : bench::run_options {
   int pool_timeout_ms = 30'000;
   bool init = false;
   bool init_only = false;
+  bool per_statement = false;
 };
 
 struct client_state {
@@ -99,16 +101,27 @@ void next_request(client_pointer self) {
     break;
   }
   case workload::insert: {
-    std::vector<cafdb::statement> stmts;
-    stmts.reserve(static_cast<size_t>(opt.rows));
-    for (int i = 0; i < opt.rows; ++i) {
-      auto d = bench::draw_tpcb(st.rng, opt.scale);
-      using ll = long long;
-      stmts.push_back({bench::insert_sql, {ll{d.tid}, ll{d.bid}, ll{d.aid}, ll{d.delta}}});
-    }
+    using ll = long long;
     auto rows = static_cast<uint64_t>(opt.rows);
-    self->request(st.session, caf::infinite, cafdb::transact_atom::value, std::move(stmts))
-        .then([=](std::vector<cafdb::result_set>&) { finished(self, {}, rows); }, on_error);
+    if (opt.per_statement) {
+      std::vector<cafdb::statement> stmts;
+      stmts.reserve(rows);
+      for (uint64_t i = 0; i < rows; ++i) {
+        auto d = bench::draw_tpcb(st.rng, opt.scale);
+        stmts.push_back({bench::insert_sql, {ll{d.tid}, ll{d.bid}, ll{d.aid}, ll{d.delta}}});
+      }
+      self->request(st.session, caf::infinite, cafdb::transact_atom::value, std::move(stmts))
+          .then([=](std::vector<cafdb::result_set>&) { finished(self, {}, rows); }, on_error);
+      break;
+    }
+    cafdb::bulk_statement bulk{bench::insert_sql};
+    bulk.reserve(rows, 4);
+    for (uint64_t i = 0; i < rows; ++i) {
+      auto d = bench::draw_tpcb(st.rng, opt.scale);
+      bulk.add_row({ll{d.tid}, ll{d.bid}, ll{d.aid}, ll{d.delta}});
+    }
+    self->request(st.session, caf::infinite, cafdb::exec_many_atom::value, std::move(bulk))
+        .then([=](cafdb::result_set&) { finished(self, {}, rows); }, on_error);
     break;
   }
   }
@@ -196,6 +209,8 @@ int run(const options& opt) {
                              {"warmup_s", opt.warmup_s}};
   if (opt.kind == workload::insert)
     settings["rows_per_transaction"] = opt.rows;
+  if (opt.kind == workload::insert)
+    settings["insert_as"] = opt.per_statement ? "transact" : "exec_many";
   auto summary = bench::summarize("cafdb", opt.workload_name, tallies, seconds, settings);
   bench::print(summary, opt.json);
 
@@ -235,6 +250,8 @@ int main(int argc, char** argv) {
   app.add_option("--pool-timeout", opt.pool_timeout_ms, "pool_timeout in milliseconds")
       ->check(CLI::Range(1, 3'600'000))
       ->capture_default_str();
+  app.add_flag("--per-statement", opt.per_statement,
+               "insert: one transact of single-row INSERTs instead of one exec_many");
   app.add_flag("--init", opt.init, "(Re)create and fill pgbench's tables at --scale first");
   app.add_flag("--init-only", opt.init_only, "With --init: fill the tables, then exit");
   opt.add_run_options(app);

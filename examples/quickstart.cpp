@@ -111,7 +111,14 @@ int main(int argc, char** argv) {
   std::cout << "   " << results.size() << " statements committed together\n";
   print(must(db.exec({"SELECT owner, balance FROM accounts ORDER BY owner"}), "select"));
 
-  step("8. A session that is dropped without commit rolls back on its own");
+  step("8. exec_many: one INSERT run once per row (a bulk insert), in one transaction");
+  cafdb::bulk_statement bulk{"INSERT INTO accounts (owner, balance) VALUES ($1, $2)"};
+  for (auto owner : {"carol", "dave", "erin"})
+    bulk.add_row({owner, 10});
+  auto inserted = must(db.exec_many(std::move(bulk)), "exec_many");
+  std::cout << "   " << inserted.affected_rows << " rows inserted, the statement prepared once\n";
+
+  step("9. A session that is dropped without commit rolls back on its own");
   {
     auto s = must(db.open_session(), "open_session");
     must(s.begin(), "begin");
@@ -121,11 +128,11 @@ int main(int argc, char** argv) {
   auto left = must(db.exec({"SELECT count(*) FROM accounts"}), "count");
   std::cout << "   rows still there: " << left.rows.at(0).at(0).as_int() << "\n";
 
-  step("9. Status (as JSON; no secrets in it)");
+  step("10. Status (as JSON; no secrets in it)");
   auto status = must(db.status(), "status");
   std::cout << nlohmann::json(status).dump(2) << "\n";
 
-  step("10. Stop: open sessions roll back, connections close, actors exit");
+  step("11. Stop: open sessions roll back, connections close, actors exit");
   must(rt.stop(), "stop");
   std::cout << "   stopped cleanly\n";
   return 0;

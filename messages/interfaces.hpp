@@ -73,6 +73,7 @@ using engine_actor = caf::typed_actor<
 using session_actor = caf::typed_actor<
     caf::replies_to<exec_atom, statement>::with<result_set>,
     caf::replies_to<transact_atom, std::vector<statement>>::with<std::vector<result_set>>,
+    caf::replies_to<exec_many_atom, bulk_statement>::with<result_set>,
     caf::replies_to<begin_atom>::with<caf::ok_atom>,
     caf::replies_to<commit_atom>::with<caf::ok_atom>,
     caf::replies_to<rollback_atom>::with<caf::ok_atom>,
@@ -129,6 +130,8 @@ using database_actor = caf::typed_actor<
     // Statements in one transaction, all-or-nothing, in a throwaway session.
     caf::replies_to<transact_atom, std::vector<statement>,
                     session_options>::with<std::vector<result_set>>,
+    // One statement run once per row, in one transaction, in a throwaway session.
+    caf::replies_to<exec_many_atom, bulk_statement, session_options>::with<result_set>,
     // Subscribes an actor to readiness events; answers the current state at once.
     caf::replies_to<caf::subscribe_atom, caf::actor>::with<readiness_snapshot>,
     // Answers when ready, or `not_ready` after the given time.

@@ -52,11 +52,14 @@ struct exec_request {
   batch_mode mode = batch_mode::plain;
   /// For `transaction` mode: begin a read-only transaction.
   bool read_only = false;
+  /// With rows (and no `statements`): the batch is this statement run once per row,
+  /// answered by one summed result_set. The session has checked `well_formed()`.
+  bulk_statement bulk;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, exec_request& x) {
-  return f(caf::meta::type_name("cafdb::exec_request"), x.statements, x.mode, x.read_only);
+  return f(caf::meta::type_name("cafdb::exec_request"), x.statements, x.mode, x.read_only, x.bulk);
 }
 
 /// What one statement of a batch of independent reads gave: its rows, or its error

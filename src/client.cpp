@@ -55,6 +55,12 @@ caf::expected<std::vector<result_set>> client::transact(std::vector<statement> s
                                       std::move(options));
 }
 
+caf::expected<result_set> client::exec_many(bulk_statement bulk, session_options options) {
+  caf::scoped_actor self{*sys_};
+  return ask<result_set>(self, db_, timeout_, exec_many_atom::value, std::move(bulk),
+                         std::move(options));
+}
+
 caf::expected<status_report> client::status() {
   caf::scoped_actor self{*sys_};
   return ask<status_report>(self, db_, timeout_, status_atom::value);
@@ -243,6 +249,10 @@ caf::expected<result_set> session::exec(statement stmt) {
 
 caf::expected<std::vector<result_set>> session::transact(std::vector<statement> stmts) {
   return call<std::vector<result_set>>(transact_atom::value, std::move(stmts));
+}
+
+caf::expected<result_set> session::exec_many(bulk_statement bulk) {
+  return call<result_set>(exec_many_atom::value, std::move(bulk));
 }
 
 caf::error session::begin() {

@@ -53,6 +53,10 @@ class client {
   caf::expected<std::vector<result_set>> transact(std::vector<statement> stmts,
                                                   session_options options = {});
 
+  /// One statement run once per row of parameters, in one transaction, all-or-nothing:
+  /// affected rows summed, returned rows (RETURNING) appended. The bulk insert.
+  caf::expected<result_set> exec_many(bulk_statement bulk, session_options options = {});
+
   caf::expected<status_report> status();
 
   /// Subscribes `subscriber` to readiness events; returns the current state.
@@ -136,6 +140,8 @@ class session {
 
   caf::expected<result_set> exec(statement stmt);
   caf::expected<std::vector<result_set>> transact(std::vector<statement> stmts);
+  /// See client::exec_many; inside a transaction it acts as a savepoint, like transact.
+  caf::expected<result_set> exec_many(bulk_statement bulk);
   caf::error begin();
   caf::error commit();
   caf::error rollback();

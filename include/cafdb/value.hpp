@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,59 @@ struct statement {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, statement& x) {
   return f(caf::meta::type_name("cafdb::statement"), x.sql, x.params);
+}
+
+/// One statement run once per row of parameters, in one transaction: an INSERT of many
+/// rows, say (DB-API's `executemany`). The SQL is prepared once and every row binds its
+/// placeholders; the answer sums what the runs did (see `exec_many_atom`). The rows
+/// are stored one after the other in one vector, so that building and freeing ten
+/// thousand rows costs no allocation per row.
+struct bulk_statement {
+  bulk_statement() = default;
+  explicit bulk_statement(std::string sql_text) : sql(std::move(sql_text)) {}
+  bulk_statement(std::string sql_text, const std::vector<std::vector<value>>& rows)
+      : sql(std::move(sql_text)) {
+    for (auto& row : rows)
+      add_row(row.begin(), row.end());
+  }
+
+  /// Appends a row: its values bind $1, $2, ... in order.
+  template <class Iterator>
+  void add_row(Iterator first, Iterator last) {
+    values.insert(values.end(), first, last);
+    ends.push_back(values.size());
+  }
+  void add_row(std::initializer_list<value> row) { add_row(row.begin(), row.end()); }
+
+  /// Room for `rows` rows of `per_row` values.
+  void reserve(size_t rows, size_t per_row) {
+    values.reserve(rows * per_row);
+    ends.reserve(rows);
+  }
+
+  size_t row_count() const { return ends.size(); }
+  /// True if `ends` rises and ends at the last value (a message from elsewhere may not).
+  bool well_formed() const {
+    for (size_t i = 0; i < ends.size(); ++i)
+      if (ends[i] < (i == 0 ? 0 : ends[i - 1]))
+        return false;
+    return ends.empty() ? values.empty() : ends.back() == values.size();
+  }
+  /// Row `i`'s values are [row_begin(i), row_end(i)).
+  const value* row_begin(size_t i) const { return values.data() + (i == 0 ? 0 : ends[i - 1]); }
+  const value* row_end(size_t i) const { return values.data() + ends[i]; }
+
+  /// The SQL text with `$N` placeholders: a single statement.
+  std::string sql;
+  /// Every row's values, row after row.
+  std::vector<value> values;
+  /// Where each row ends in `values` (one past its last value).
+  std::vector<uint64_t> ends;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, bulk_statement& x) {
+  return f(caf::meta::type_name("cafdb::bulk_statement"), x.sql, x.values, x.ends);
 }
 
 /// What one statement produced.

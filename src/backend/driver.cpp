@@ -2,32 +2,78 @@
 // independent statements one after the other.
 #include "backend/driver.hpp"
 
+#include <iterator>
+
 namespace cafdb {
 
 outcome<std::vector<result_set>>
 driver::execute_transaction(const std::vector<statement>& statements, bool read_only,
                             size_t& failed_at) {
   failed_at = statements.size();
-  if (auto began = begin(read_only); !began)
-    return began.error();
-  std::vector<result_set> results;
-  results.reserve(statements.size());
-  for (size_t i = 0; i < statements.size(); ++i) {
-    auto result = execute(statements[i]);
-    if (!result) {
-      failed_at = i;
-      rollback(); // a failed rollback leaves in_transaction() true: the engine resets
-      return result.error();
+  return all_or_nothing(read_only, [&]() -> outcome<std::vector<result_set>> {
+    std::vector<result_set> results;
+    results.reserve(statements.size());
+    for (size_t i = 0; i < statements.size(); ++i) {
+      auto result = execute(statements[i]);
+      if (!result) {
+        failed_at = i;
+        return result.error();
+      }
+      results.emplace_back(std::move(*result));
     }
-    results.emplace_back(std::move(*result));
+    return results;
+  });
+}
+
+namespace {
+
+statement row_statement(const bulk_statement& bulk, size_t i) {
+  return statement{bulk.sql, std::vector<value>(bulk.row_begin(i), bulk.row_end(i))};
+}
+
+} // namespace
+
+outcome<result_set> driver::execute_many(const bulk_statement& bulk, size_t& failed_at) {
+  failed_at = bulk.row_count(); // no row to blame unless one fails
+  result_set total;
+  for (size_t i = 0; i < bulk.row_count(); ++i) {
+    auto run = execute_unless_cancelled(row_statement(bulk, i));
+    if (!run) {
+      failed_at = i;
+      return run.error();
+    }
+    add_run(total, std::move(*run));
   }
-  if (auto committed = commit(); !committed) {
-    rollback();
-    auto err = committed.error();
-    err.message = "COMMIT failed, the transaction was rolled back: " + err.message;
-    return err;
+  return total;
+}
+
+outcome<result_set> driver::execute_many_transaction(const bulk_statement& bulk, bool read_only,
+                                                     size_t& failed_at) {
+  std::vector<statement> statements;
+  statements.reserve(bulk.row_count());
+  for (size_t i = 0; i < bulk.row_count(); ++i)
+    statements.push_back(row_statement(bulk, i));
+  auto results = execute_transaction(statements, read_only, failed_at);
+  if (!results)
+    return results.error();
+  result_set total;
+  for (auto& run : *results)
+    add_run(total, std::move(run));
+  return total;
+}
+
+void add_run(result_set& total, result_set&& run) {
+  if (total.columns.empty() && !run.columns.empty()) {
+    total.columns = std::move(run.columns);
+    total.column_types = std::move(run.column_types);
   }
-  return results;
+  if (total.rows.empty())
+    total.rows = std::move(run.rows);
+  else
+    std::move(run.rows.begin(), run.rows.end(), std::back_inserter(total.rows));
+  total.affected_rows += run.affected_rows;
+  if (run.last_insert_id != 0)
+    total.last_insert_id = run.last_insert_id;
 }
 
 std::vector<outcome<result_set>> driver::execute_each(const std::vector<statement>& statements) {
@@ -39,8 +85,12 @@ std::vector<outcome<result_set>> driver::execute_each(const std::vector<statemen
 }
 
 outcome<result_set> driver::execute_unless_cancelled(const statement& stmt) {
-  if (!cancel_requested_.load())
+  if (!cancelled())
     return execute(stmt);
+  return cancelled_error();
+}
+
+db_error driver::cancelled_error() {
   return db_error{errc::statement_timeout,
                   "the batch this statement belonged to passed its deadline and was cancelled "
                   "before the statement ran; retry it",

@@ -56,6 +56,18 @@ class driver {
   virtual outcome<std::vector<result_set>>
   execute_transaction(const std::vector<statement>& statements, bool read_only, size_t& failed_at);
 
+  /// Runs `bulk.sql` once per row of `bulk` (each row binds its placeholders) inside
+  /// whatever transaction is open, and sums the runs (`add_run`). On failure
+  /// `failed_at` is the failing row. This version builds one statement per row; SQLite
+  /// binds each row to one prepared statement.
+  virtual outcome<result_set> execute_many(const bulk_statement& bulk, size_t& failed_at);
+
+  /// `execute_many` as one transaction, all-or-nothing (see `execute_transaction`;
+  /// `failed_at` is the row count when BEGIN or COMMIT failed). This version hands the
+  /// rows to `execute_transaction` as statements, so PostgreSQL pipelines them.
+  virtual outcome<result_set> execute_many_transaction(const bulk_statement& bulk, bool read_only,
+                                                       size_t& failed_at);
+
   /// Runs independent autocommit statements (several sessions' reads), each with its
   /// own outcome: one failing does not affect the others. This version runs them one
   /// by one; PostgreSQL sends them all at once.
@@ -104,6 +116,32 @@ class driver {
   /// Runs `stmt`, unless its batch was cancelled: then it fails without starting.
   outcome<result_set> execute_unless_cancelled(const statement& stmt);
 
+  /// True from `cancel` to `clear_cancel`.
+  bool cancelled() const noexcept { return cancel_requested_.load(std::memory_order_relaxed); }
+
+  /// The error of a statement that did not start because its batch was cancelled.
+  static db_error cancelled_error();
+
+  /// BEGIN, `body()`, COMMIT; a failure of any of them rolls back. Leaves no
+  /// transaction open, except when even the rollback failed (the engine then resets).
+  template <class Body>
+  auto all_or_nothing(bool read_only, Body body) -> decltype(body()) {
+    if (auto began = begin(read_only); !began)
+      return began.error();
+    auto result = body();
+    if (!result) {
+      rollback();
+      return result;
+    }
+    if (auto committed = commit(); !committed) {
+      rollback();
+      auto err = committed.error();
+      err.message = "COMMIT failed, the transaction was rolled back: " + err.message;
+      return err;
+    }
+    return result;
+  }
+
   /// Runs a parameterless control statement (transaction and savepoint SQL).
   virtual outcome<done> run_control(const std::string& sql) = 0;
 
@@ -111,6 +149,10 @@ class driver {
   /// True from `cancel` to `clear_cancel`: a batch stops starting statements.
   std::atomic<bool> cancel_requested_{false};
 };
+
+/// Adds one run of a bulk statement to the sum of the runs before it: affected rows
+/// add up, returned rows are appended, the last insert id is the latest one.
+void add_run(result_set& total, result_set&& run);
 
 /// Makes the driver for one connection of the given role.
 using driver_factory = std::function<std::unique_ptr<driver>(connection_role)>;

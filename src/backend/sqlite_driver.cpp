@@ -292,27 +292,27 @@ outcome<std::vector<int>> sqlite_driver::parameter_slots(sqlite3_stmt* stmt, siz
   return slots;
 }
 
-outcome<done> sqlite_driver::bind(prepared& p, const statement& request) {
+outcome<done> sqlite_driver::bind(prepared& p, const value* params, size_t count) {
   // The slots of a cached statement are worked out once. They fit exactly
   // `highest placeholder` parameters; any other count is checked (and refused) anew.
-  if (p.slots_known && p.parameters == request.params.size())
-    return bind_slots(p.stmt, request, p.slots);
-  auto slots = parameter_slots(p.stmt, request.params.size());
+  if (p.slots_known && p.parameters == count)
+    return bind_slots(p.stmt, params, p.slots);
+  auto slots = parameter_slots(p.stmt, count);
   if (!slots)
     return slots.error();
-  auto bound = bind_slots(p.stmt, request, *slots);
+  auto bound = bind_slots(p.stmt, params, *slots);
   if (p.cached) {
     p.slots = std::move(*slots);
-    p.parameters = request.params.size();
+    p.parameters = count;
     p.slots_known = true;
   }
   return bound;
 }
 
-outcome<done> sqlite_driver::bind_slots(sqlite3_stmt* stmt, const statement& request,
+outcome<done> sqlite_driver::bind_slots(sqlite3_stmt* stmt, const value* params,
                                         const std::vector<int>& slots) {
   for (int i = 1; i <= static_cast<int>(slots.size()); ++i) {
-    auto& param = request.params[static_cast<size_t>(slots[static_cast<size_t>(i - 1)])];
+    auto& param = params[static_cast<size_t>(slots[static_cast<size_t>(i - 1)])];
     int rc = SQLITE_OK;
     switch (param.type()) {
     case value_type::null:
@@ -431,9 +431,68 @@ outcome<result_set> sqlite_driver::execute(const statement& request) {
     return run_script(request.sql);
   }
   stmt_guard guard{p.stmt, p.cached};
-  if (auto bound = bind(p, request); !bound)
+  if (auto bound = bind(p, request.params.data(), request.params.size()); !bound)
     return bound.error();
   return step_all(p.stmt, p.inserts);
+}
+
+// One prepared statement, bound and stepped once per row: no statement object per row,
+// and for a statement without result columns (a plain INSERT, UPDATE or DELETE) no
+// result object either, only a count of changes.
+outcome<result_set> sqlite_driver::execute_many(const bulk_statement& bulk, size_t& failed_at) {
+  failed_at = bulk.row_count(); // no row to blame unless one fails
+  auto prepared = prepare(bulk.sql);
+  if (!prepared)
+    return prepared.error();
+  auto& p = **prepared;
+  if (p.has_tail) {
+    sqlite3_finalize(p.stmt);
+    p.stmt = nullptr;
+    return db_error{errc::invalid_argument,
+                    "exec_many takes a single statement, run once per row; split the script", "",
+                    ""};
+  }
+  auto db = db_.load();
+  bool returns_rows = sqlite3_column_count(p.stmt) > 0;
+  bool changes = !sqlite3_stmt_readonly(p.stmt);
+  result_set total;
+  // Every row binds every slot, so the bindings are cleared once, at the end.
+  stmt_guard guard{p.stmt, p.cached};
+  for (size_t i = 0; i < bulk.row_count(); ++i) {
+    auto run = [&]() -> outcome<done> {
+      if (cancelled())
+        return cancelled_error();
+      auto first = bulk.row_begin(i);
+      if (auto bound = bind(p, first, static_cast<size_t>(bulk.row_end(i) - first)); !bound)
+        return bound.error();
+      if (returns_rows) {
+        auto one = step_all(p.stmt, p.inserts);
+        if (!one)
+          return one.error();
+        add_run(total, std::move(*one));
+        return done{};
+      }
+      if (int rc = sqlite3_step(p.stmt); rc != SQLITE_DONE)
+        return error_from(rc, "executing the statement");
+      if (changes)
+        total.affected_rows += sqlite3_changes64(db);
+      return done{};
+    }();
+    sqlite3_reset(p.stmt);
+    if (!run) {
+      failed_at = i;
+      return run.error();
+    }
+  }
+  if (!returns_rows && p.inserts && total.affected_rows > 0)
+    total.last_insert_id = sqlite3_last_insert_rowid(db);
+  return total;
+}
+
+outcome<result_set> sqlite_driver::execute_many_transaction(const bulk_statement& bulk,
+                                                            bool read_only, size_t& failed_at) {
+  failed_at = bulk.row_count();
+  return all_or_nothing(read_only, [&] { return execute_many(bulk, failed_at); });
 }
 
 std::vector<outcome<result_set>>

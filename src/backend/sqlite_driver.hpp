@@ -38,6 +38,9 @@ class sqlite_driver final : public driver {
   outcome<done> commit() override;
   outcome<done> rollback() override;
   std::vector<outcome<result_set>> execute_each(const std::vector<statement>& statements) override;
+  outcome<result_set> execute_many(const bulk_statement& bulk, size_t& failed_at) override;
+  outcome<result_set> execute_many_transaction(const bulk_statement& bulk, bool read_only,
+                                               size_t& failed_at) override;
   outcome<done> set_read_only(bool read_only) override;
   bool in_transaction() const override;
   std::string describe() const override;
@@ -67,11 +70,11 @@ class sqlite_driver final : public driver {
   /// The cache entry of `sql` (valid until the cache is cleared), or a statement of its
   /// own for a script.
   outcome<prepared*> prepare(const std::string& sql);
-  outcome<done> bind(prepared& p, const statement& request);
+  /// Binds `count` parameters starting at `params`.
+  outcome<done> bind(prepared& p, const value* params, size_t count);
   /// For each `?` slot of `stmt`, the index into the parameters (`$N` is N - 1).
   outcome<std::vector<int>> parameter_slots(sqlite3_stmt* stmt, size_t given) const;
-  outcome<done> bind_slots(sqlite3_stmt* stmt, const statement& request,
-                           const std::vector<int>& slots);
+  outcome<done> bind_slots(sqlite3_stmt* stmt, const value* params, const std::vector<int>& slots);
   void clear_cache() noexcept;
   outcome<result_set> step_all(sqlite3_stmt* stmt, bool inserts);
   db_error error_from(int code, const std::string& context) const;

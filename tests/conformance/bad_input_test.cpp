@@ -76,3 +76,40 @@ TEMPLATE_TEST_CASE_METHOD(bad_input, "a constraint violation is typed and keeps 
   CHECK_FALSE(describe(r.error()).driver_code.empty());
   this->still_serving();
 }
+
+TEMPLATE_TEST_CASE_METHOD(bad_input, "exec_many refuses bad batches and runs none of their rows",
+                          "[bad_input][exec_many]", sqlite_backend, pg_backend) {
+  auto no_rows = this->cli->exec_many({"INSERT INTO t (v) VALUES ($1)", {}});
+  REQUIRE(!no_rows);
+  CHECK(is(no_rows.error(), errc::invalid_argument));
+  CHECK(describe(no_rows.error()).message.find("at least one row") != std::string::npos);
+
+  // Row 2 has one value too many: the error names the row, and row 1 is undone.
+  auto ragged = this->cli->exec_many({"INSERT INTO t (v) VALUES ($1)", {{"a"}, {"b", "c"}}});
+  REQUIRE(!ragged);
+  CHECK(is(ragged.error(), errc::invalid_argument));
+  auto message = describe(ragged.error()).message;
+  CHECK(message.find("row 2 of 2") != std::string::npos);
+  CHECK(message.find("1 placeholder(s)") != std::string::npos);
+
+  // Row ends that do not fit the values (as a message from elsewhere might carry).
+  bulk_statement torn{"INSERT INTO t (v) VALUES ($1)", {{"a"}, {"b"}}};
+  torn.ends.back() = 7;
+  auto bad_ends = this->cli->exec_many(torn);
+  REQUIRE(!bad_ends);
+  CHECK(is(bad_ends.error(), errc::invalid_argument));
+  CHECK(describe(bad_ends.error()).message.find("add_row") != std::string::npos);
+
+  auto control = this->cli->exec_many({"COMMIT", {{}}});
+  REQUIRE(!control);
+  CHECK(is(control.error(), errc::invalid_argument));
+
+  session_options ro;
+  ro.read_only = true;
+  auto read_only = this->cli->exec_many({"INSERT INTO t (v) VALUES ($1)", {{"ro"}}}, ro);
+  REQUIRE(!read_only);
+  CHECK(is(read_only.error(), errc::read_only_violation));
+
+  CHECK(this->count("t") == 0);
+  this->still_serving();
+}

@@ -258,3 +258,53 @@ TEMPLATE_TEST_CASE_METHOD(session_fixture,
   require_ok(s.rollback());
   CHECK(this->count("items") == 1);
 }
+
+TEMPLATE_TEST_CASE_METHOD(session_fixture,
+                          "exec_many runs one statement per row in one transaction and sums them",
+                          "[session][exec_many]", sqlite_backend, pg_backend) {
+  auto ok = this->cli->exec_many({"INSERT INTO items (name) VALUES ($1)", {{"a"}, {"b"}, {"c"}}});
+  INFO((ok ? std::string{"ok"} : text(ok.error())));
+  REQUIRE(ok);
+  CHECK(ok->affected_rows == 3);
+  CHECK(ok->rows.empty());
+  if (TestType::has_last_insert_id)
+    CHECK(ok->last_insert_id == 3);
+  CHECK(this->count("items") == 3);
+
+  // RETURNING: the rows of every run, in order.
+  auto returned =
+      this->cli->exec_many({"INSERT INTO items (name) VALUES ($1) RETURNING name", {{"d"}, {"e"}}});
+  INFO((returned ? std::string{"ok"} : text(returned.error())));
+  REQUIRE(returned);
+  REQUIRE(returned->columns == std::vector<std::string>{"name"});
+  REQUIRE(returned->rows.size() == 2);
+  CHECK(returned->rows[0][0] == value{"d"});
+  CHECK(returned->rows[1][0] == value{"e"});
+
+  // All-or-nothing: the duplicate in row 2 undoes row 1, and the error names the row.
+  auto bad = this->cli->exec_many({"INSERT INTO items (name) VALUES ($1)", {{"f"}, {"a"}}});
+  REQUIRE(!bad);
+  CHECK(is(bad.error(), errc::constraint_violation));
+  CHECK(describe(bad.error()).message.find("row 2 of 2 failed") != std::string::npos);
+  CHECK(this->count("items") == 5);
+}
+
+TEMPLATE_TEST_CASE_METHOD(session_fixture, "exec_many inside a transaction acts as a savepoint",
+                          "[session][exec_many]", sqlite_backend, pg_backend) {
+  auto s = this->must_open();
+  require_ok(s.begin());
+  REQUIRE(s.exec({"INSERT INTO items (name) VALUES ($1)", {"outer"}}));
+  auto bad = s.exec_many({"INSERT INTO items (name) VALUES ($1)", {{"inner"}, {"outer"}}});
+  REQUIRE(!bad);
+  CHECK(is(bad.error(), errc::constraint_violation));
+  auto info = s.info();
+  REQUIRE(info);
+  CHECK(info->phase == session_phase::in_tx); // the transaction survives the batch
+  auto good = s.exec_many({"INSERT INTO items (name) VALUES ($1)", {{"x"}, {"y"}}});
+  INFO((good ? std::string{"ok"} : text(good.error())));
+  REQUIRE(good);
+  CHECK(good->affected_rows == 2);
+  CHECK(this->count("items") == 0); // nothing is visible before the commit
+  require_ok(s.commit());
+  CHECK(this->count("items") == 3);
+}

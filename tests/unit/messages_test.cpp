@@ -44,6 +44,18 @@ TEST_CASE("messages survive a binary round trip", "[messages]") {
   auto stmt = round_trip(sys, statement{"SELECT $1", {value{true}}});
   CHECK(stmt.sql == "SELECT $1");
   CHECK(stmt.params.at(0) == value{true});
+  auto bulk =
+      round_trip(sys, bulk_statement{"INSERT INTO t VALUES ($1)", {{value{1}}, {value{"x"}}}});
+  CHECK(bulk.sql == "INSERT INTO t VALUES ($1)");
+  REQUIRE(bulk.row_count() == 2);
+  CHECK(bulk.well_formed());
+  CHECK(*bulk.row_begin(1) == value{"x"});
+  exec_request req;
+  req.mode = batch_mode::transaction;
+  req.bulk = bulk;
+  auto req_back = round_trip(sys, req);
+  CHECK(req_back.mode == batch_mode::transaction);
+  CHECK(req_back.bulk.row_count() == 2);
   session_options options;
   options.read_only = true;
   options.wait_timeout = std::chrono::milliseconds(250);
