@@ -24,7 +24,7 @@ many_duration="${BENCH_MANY_DURATION:-30}"
 scripts/install-deps.sh
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DCAFDB_BUILD_TESTS=OFF \
   -DCAFDB_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build build-bench -j"$(nproc)" --target cafdb_bench raw_libpq raw_sqlite >/dev/null
+cmake --build build-bench -j"$(nproc)" --target cafdb_bench raw_libpq raw_sqlite caf_floor >/dev/null
 bin="$PWD/build-bench/bench"
 
 # shellcheck source=../scripts/pg-cluster.sh
@@ -87,6 +87,11 @@ for run in $(seq "$runs"); do
     --workload insert --rows "$insert_rows" --scale "$scale"
   run_json sqlite_insert_cafdb rows_per_s "$bin/cafdb_bench" --url "$sqlite" --workload insert \
     --clients 1 --rows "$insert_rows" --scale "$scale"
+  run_json sqlite_insert_cafdb_transact rows_per_s "$bin/cafdb_bench" --url "$sqlite" \
+    --workload insert --clients 1 --rows "$insert_rows" --scale "$scale" --per-statement
+  # No database: what CAF's messages alone cost on the read path's shape.
+  run_json caf_floor_read_path ops_per_s "$bin/caf_floor" --clients 4 --depth 3
+  run_json caf_floor_shared ops_per_s "$bin/caf_floor" --clients 4 --depth 3 --shared
 done
 
 echo "== scale: $many_clients client sessions on a pool of 16, ${many_duration} s (once)"
@@ -117,8 +122,11 @@ row "PostgreSQL TPC-B-like, 8 clients" pg_tpcb_pgbench "pgbench -M prepared -c 8
 row "SQLite point select, 4 clients" sqlite_select_raw "raw sqlite3, 4 threads" sqlite_select_cafdb 0.5
 row "  the same, cafdb pool 4" sqlite_select_raw "raw sqlite3, 4 threads" sqlite_select_cafdb_pool4 "-"
 row "SQLite bulk insert (rows/s)" sqlite_insert_raw "raw prepared insert" sqlite_insert_cafdb 0.8
+row "  the same, one transact of INSERTs" sqlite_insert_raw "raw prepared insert" sqlite_insert_cafdb_transact "-"
 row "PostgreSQL select, $many_clients clients, pool 16" pg_select_16 "cafdb, 16 clients" pg_select_many 0.9
 echo
 echo "$many_clients clients: peak RSS $(echo "$many_line" | json_field peak_rss_mib) MiB (target ≤ 200), errors $(echo "$many_line" | grep -o '"errors":{[^}]*}' | cut -d: -f2-)"
+printf "CAF alone, no database, 4 clients, 6 messages a request: %.0f requests/s; through one shared actor: %.0f/s\n" \
+  "$(med caf_floor_read_path)" "$(med caf_floor_shared)"
 [ -n "${BENCH_JSON:-}" ] && echo "Every run's JSON: $json_log"
 exit 0
