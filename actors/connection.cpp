@@ -50,21 +50,8 @@ db_error at_position(db_error err, const char* what, size_t index, size_t count)
   return err;
 }
 
-void echo(connection_state& st, const std::string& sql, const std::string& params) {
-  if (st.sql_log->should_log(spdlog::level::info))
-    st.sql_log->info("{} [{}] ({})", sql, params, st.drv->describe());
-}
-
 void echo(connection_state& st, const statement& stmt) {
-  if (!st.sql_log->should_log(spdlog::level::info))
-    return;
-  std::string params;
-  for (auto& param : stmt.params) {
-    if (!params.empty())
-      params += ", ";
-    params += st.cfg->echo_params ? to_string(param) : "?";
-  }
-  echo(st, stmt.sql, params);
+  log::echo(*st.sql_log, *st.cfg, stmt, *st.drv);
 }
 
 outcome<std::vector<result_set>> run_statements(connection_state& st,
@@ -104,7 +91,7 @@ auto in_savepoint(driver& drv, Body body) -> decltype(body()) {
 outcome<result_set> run_bulk(connection_state& st, const exec_request& req) {
   auto& drv = *st.drv;
   auto& bulk = req.bulk;
-  echo(st, bulk.sql, std::to_string(bulk.row_count()) + " rows");
+  log::echo(*st.sql_log, bulk.sql, std::to_string(bulk.row_count()) + " rows", drv);
   size_t failed_at = bulk.row_count();
   auto sum = [&]() -> outcome<result_set> {
     switch (req.mode) {

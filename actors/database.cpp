@@ -42,6 +42,7 @@
 #include "actors/schema.hpp"
 #include "actors/session.hpp"
 #include "actors/setup.hpp"
+#include "backend/read_handles.hpp"
 #include "cafdb/error.hpp"
 #include "log.hpp"
 
@@ -74,6 +75,9 @@ struct database_state {
   std::vector<std::pair<uint64_t, caf::typed_response_promise<readiness_snapshot>>> awaiting;
   /// Open sessions and the role of the engine each one uses.
   std::vector<std::pair<session_actor, std::string>> sessions;
+  /// Reader handles that read-only sessions borrow to read in place (SQLite file
+  /// databases with read_in_place), else null.
+  std::shared_ptr<read_handles> handles;
   std::deque<caf::timestamp> restart_times;
   int32_t restarts = 0;
   uint64_t next_id = 1;
@@ -160,7 +164,7 @@ void spawn_session_for(database_pointer self, caf::strong_actor_ptr client, sess
   // Read-only sessions use the reader engine when there is one.
   auto role = options.read_only && st.engines.count("reader") ? "reader" : "writer";
   auto session = spawn_session(self->system(), st.engines[role], std::move(client),
-                               std::move(options), st.cfg, one_shot);
+                               std::move(options), st.cfg, one_shot, st.handles);
   self->monitor(session);
   st.sessions.emplace_back(session, role);
   then(session);
@@ -461,6 +465,13 @@ database_actor::behavior_type database_behavior(database_pointer self,
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.factory = std::move(factory);
+  if (st.cfg->engine == engine_kind::sqlite && !st.cfg->in_memory() && st.cfg->read_in_place) {
+    // At most all but one scheduler thread may be blocked in reads in place, so that
+    // the engine, the writer's sessions and the database always have one to run on.
+    auto workers = self->system().scheduler().num_workers();
+    auto open = [drivers = st.factory("writer")] { return drivers(connection_role::reader); };
+    st.handles = std::make_shared<read_handles>(open, workers > 1 ? workers - 1 : 1);
+  }
   st.log = log::get("database");
   st.log->info("starting database {}", st.cfg->redacted_url());
   self->set_down_handler([=](caf::down_msg& dm) {

@@ -295,7 +295,10 @@ std::vector<member>::iterator find_member(engine_state& st, const connection_act
 // (they wait on the network) get threads of their own.
 connection_thread thread_for(engine_pointer self, connection_role role) {
   auto& st = self->state;
-  if (st.cfg->engine != engine_kind::sqlite || role != connection_role::reader)
+  // Sessions that read in place may block all scheduler threads but one (database.cpp):
+  // none is left to lend.
+  if (st.cfg->engine != engine_kind::sqlite || role != connection_role::reader ||
+      st.cfg->read_in_place)
     return connection_thread::dedicated;
   auto lent = std::count_if(st.all.begin(), st.all.end(), [](const member& m) {
     return m.thread == connection_thread::scheduled;

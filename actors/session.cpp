@@ -9,8 +9,10 @@
 //
 // Transitions and the handler that performs each:
 //   idle   -> idle    [exec, transact, exec_many]  autocommit: lease taken and given
-//                                               back; a read-only session's exec is a read
-//                                               the engine runs without a lease (run_read)
+//                                               back; a read-only session's exec is a read:
+//                                               in place on a borrowed SQLite reader handle
+//                                               (read_in_place), else the engine runs it
+//                                               without a lease (run_read)
 //   idle   -> in_tx   [begin]
 //   in_tx  -> in_tx   [exec, transact, exec_many, savepoint, release, rollback_to]
 //   in_tx  -> failed  [exec, savepoint, release fail]
@@ -51,6 +53,7 @@
 #include <caf/all.hpp>
 
 #include "backend/driver.hpp"
+#include "backend/read_handles.hpp"
 #include "cafdb/error.hpp"
 #include "log.hpp"
 
@@ -76,7 +79,10 @@ struct session_state {
   caf::timestamp last_request;
   uint64_t requests = 0;
   uint64_t requests_checked = 0;
+  /// Reader handles to read in place (SQLite file databases), or null.
+  std::shared_ptr<read_handles> handles;
   std::shared_ptr<spdlog::logger> log;
+  std::shared_ptr<spdlog::logger> sql_log;
 
   // Whatever ends this actor (even a crash or a kill), a held connection goes back
   // to the engine for rollback. Keeps (4).
@@ -236,6 +242,26 @@ void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, 
             if (self->state.one_shot)
               close_and_quit(self, "one-shot request failed");
           });
+}
+
+/// A read on a borrowed reader handle, here in the session: no message to the engine
+/// or a connection. Nothing when no handle is free: the caller sends the read to the
+/// engine instead. The handle's deadline keeps this thread blocked no longer than the
+/// request's deadline.
+std::optional<outcome<result_set>> read_in_place(session_state& st, const statement& stmt) {
+  if (!st.handles)
+    return std::nullopt;
+  auto handle = st.handles->borrow();
+  if (!handle)
+    return std::nullopt;
+  handle->set_deadline(std::chrono::steady_clock::now() + request_deadline(st));
+  log::echo(*st.sql_log, *st.cfg, stmt, *handle);
+  auto rows = handle->execute(stmt);
+  handle->set_deadline(std::chrono::steady_clock::time_point::max());
+  bool usable = rows || (rows.error().code != errc::connection_lost &&
+                         rows.error().code != errc::internal_error);
+  st.handles->give_back(std::move(handle), usable);
+  return rows;
 }
 
 /// While draining, a session whose transaction has ended closes (after its answer went
@@ -398,14 +424,17 @@ std::optional<caf::error> check_savepoint_name(const std::string& name) {
 
 session_actor::behavior_type session_behavior(session_pointer self, engine_actor engine,
                                               caf::strong_actor_ptr client, session_options options,
-                                              std::shared_ptr<const config> cfg, bool one_shot) {
+                                              std::shared_ptr<const config> cfg, bool one_shot,
+                                              std::shared_ptr<read_handles> handles) {
   auto& st = self->state;
   st.engine = std::move(engine);
+  st.handles = std::move(handles);
   st.client = caf::actor_cast<caf::actor_addr>(client);
   st.options = std::move(options);
   st.cfg = std::move(cfg);
   st.one_shot = one_shot;
   st.log = log::get("session");
+  st.sql_log = log::get("sql");
   if (client)
     self->monitor(client);
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -427,6 +456,15 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         auto rp = self->make_response_promise<result_set>();
         auto& st = self->state;
         if (st.options.read_only && st.phase == session_phase::idle && !st.held) {
+          if (auto rows = read_in_place(st, stmt)) {
+            if (*rows)
+              rp.deliver(std::move(**rows));
+            else
+              rp.deliver(to_caf_error(std::move(rows->error())));
+            if (st.one_shot)
+              close_and_quit(self, "one-shot request done");
+            return rp;
+          }
           run_read(self, rp, std::move(stmt));
           return rp;
         }
@@ -652,9 +690,10 @@ std::string to_string(tx_op x) {
 
 session_actor spawn_session(caf::actor_system& sys, engine_actor engine,
                             caf::strong_actor_ptr client, session_options options,
-                            std::shared_ptr<const config> cfg, bool one_shot) {
+                            std::shared_ptr<const config> cfg, bool one_shot,
+                            std::shared_ptr<read_handles> handles) {
   return sys.spawn(session_behavior, std::move(engine), std::move(client), std::move(options),
-                   std::move(cfg), one_shot);
+                   std::move(cfg), one_shot, std::move(handles));
 }
 
 } // namespace cafdb

@@ -170,6 +170,7 @@ const std::vector<std::pair<std::string, setter>>& option_table() {
          return done{};
        }},
       {"echo_params", bool_option(&config::echo_params)},
+      {"read_in_place", bool_option(&config::read_in_place)},
       {"read_url",
        [](config& cfg, const std::string& key, const json& in) -> outcome<done> {
          if (!in.is_string())

@@ -37,4 +37,22 @@ void configure(const config& cfg) {
                              : spdlog::level::from_str(cfg.log_level));
 }
 
+void echo(spdlog::logger& sql_log, const std::string& sql, const std::string& params,
+          const driver& on) {
+  if (sql_log.should_log(spdlog::level::info))
+    sql_log.info("{} [{}] ({})", sql, params, on.describe());
+}
+
+void echo(spdlog::logger& sql_log, const config& cfg, const statement& stmt, const driver& on) {
+  if (!sql_log.should_log(spdlog::level::info))
+    return;
+  std::string params;
+  for (auto& param : stmt.params) {
+    if (!params.empty())
+      params += ", ";
+    params += cfg.echo_params ? to_string(param) : "?";
+  }
+  echo(sql_log, stmt.sql, params, on);
+}
+
 } // namespace cafdb::log

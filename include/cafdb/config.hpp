@@ -115,6 +115,11 @@ struct config {
   /// True if start-up has schema work to do (migrations or declared tables).
   bool has_schema_work() const { return !migrations_dir.empty() || !schema.empty(); }
 
+  /// SQLite file databases: a read-only session runs an autocommit read itself, on a
+  /// reader handle it borrows, instead of sending it to the engine's reader pool
+  /// (docs/architecture.md). Off: every read goes through the reader pool.
+  bool read_in_place = true;
+
   // -- logging -----------------------------------------------------------------
 
   /// Log every statement (logger `cafdb.sql`, level info).

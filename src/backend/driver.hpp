@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -91,6 +92,12 @@ class driver {
   /// Makes statements outside explicit transactions read-only (or not). Called before
   /// every request; drivers only talk to the server when the mode changes.
   virtual outcome<done> set_read_only(bool read_only) = 0;
+
+  /// From now on a statement still running at `deadline` stops with statement_timeout;
+  /// `time_point::max()` lifts the limit. For statements run in place, on a borrowed
+  /// handle (read_handles): SQLite checks it while a statement runs. Drivers whose
+  /// server enforces statement_timeout ignore it.
+  virtual void set_deadline(std::chrono::steady_clock::time_point deadline) { (void)deadline; }
 
   /// True while a transaction is open on the handle.
   virtual bool in_transaction() const = 0;

@@ -164,6 +164,7 @@ void sqlite_driver::close() noexcept {
   clear_cache();
   if (auto db = db_.exchange(nullptr))
     sqlite3_close_v2(db);
+  deadline_watched_ = false;
 }
 
 std::string sqlite_driver::describe() const {
@@ -546,6 +547,23 @@ outcome<done> sqlite_driver::set_read_only(bool read_only) {
   if (set)
     read_only_ = read_only;
   return set;
+}
+
+void sqlite_driver::set_deadline(std::chrono::steady_clock::time_point deadline) {
+  deadline_ = deadline;
+  auto db = db_.load();
+  if (deadline_watched_ || !db || deadline == std::chrono::steady_clock::time_point::max())
+    return;
+  // Every 1000 virtual machine steps (microseconds): a point select rarely gets there.
+  // A non-zero answer interrupts the statement (SQLITE_INTERRUPT: statement_timeout).
+  sqlite3_progress_handler(
+      db, 1000,
+      [](void* self) -> int {
+        auto& driver = *static_cast<sqlite_driver*>(self);
+        return std::chrono::steady_clock::now() >= driver.deadline_ ? 1 : 0;
+      },
+      this);
+  deadline_watched_ = true;
 }
 
 bool sqlite_driver::in_transaction() const {

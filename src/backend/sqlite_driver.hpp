@@ -42,6 +42,7 @@ class sqlite_driver final : public driver {
   outcome<result_set> execute_many_transaction(const bulk_statement& bulk, bool read_only,
                                                size_t& failed_at) override;
   outcome<done> set_read_only(bool read_only) override;
+  void set_deadline(std::chrono::steady_clock::time_point deadline) override;
   bool in_transaction() const override;
   std::string describe() const override;
 
@@ -90,6 +91,9 @@ class sqlite_driver final : public driver {
   /// The statement of a script (not cached).
   prepared uncached_;
   bool read_only_ = false;
+  /// See set_deadline; checked by a progress handler, installed on first use.
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  bool deadline_watched_ = false;
 };
 
 /// The name of an SQLite result code with its number, e.g. "SQLITE_CONSTRAINT(2067)".

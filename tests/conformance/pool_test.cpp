@@ -19,6 +19,9 @@ struct small_pool : with_temp_dir, database_fixture {
     cfg.pool_size = 2;
     cfg.max_overflow = 0;
     cfg.pool_timeout = std::chrono::milliseconds(300);
+    // These tests are about the pool: SQLite's reads in place would pass it by (they are
+    // covered in integration/pool_test.cpp).
+    cfg.read_in_place = false;
     return cfg;
   }
   // On SQLite read-only sessions use the reader pool (pool_size connections); the
@@ -105,6 +108,7 @@ struct single_connection : with_temp_dir, database_fixture {
     auto cfg = Backend::make_config(dir);
     cfg.pool_size = 1;
     cfg.max_overflow = 0;
+    cfg.read_in_place = false; // about the pool, as small_pool
     return cfg;
   }
   session open_with_deadline(bool read_only = false,

@@ -97,6 +97,7 @@ TEST_CASE("SQLite: long reads on every reader connection leave the runtime servi
   // and the engine can still cancel the reads at their deadline.
   temp_dir dir;
   auto cfg = file_config(dir);
+  cfg.read_in_place = false; // every read through the reader pool
   constexpr int readers = 6;
   cfg.pool_size = readers;
   cfg.max_overflow = 0;
@@ -141,4 +142,95 @@ TEST_CASE("SQLite: long reads on every reader connection leave the runtime servi
   CHECK(reader.cancelled == readers);
   CHECK(reader.discarded == 0);
   CHECK(reader.in_use == 0);
+}
+
+TEST_CASE("SQLite: read-only sessions read in place and see the latest commit", "[pool][read]") {
+  for (bool in_place : {true, false}) {
+    DYNAMIC_SECTION("read_in_place = " << in_place) {
+      temp_dir dir;
+      auto cfg = file_config(dir);
+      cfg.read_in_place = in_place;
+      database_fixture fx{cfg};
+      fx.require_ready();
+      fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+      session_options ro;
+      ro.read_only = true;
+      auto reader = fx.cli->open_session(ro);
+      REQUIRE(reader);
+      for (int i = 1; i <= 3; ++i) {
+        fx.must_exec({"INSERT INTO t VALUES ($1)", {i}});
+        auto n = reader->exec({"SELECT count(*) FROM t"});
+        INFO((n ? std::string{"ok"} : text(n.error())));
+        REQUIRE(n);
+        CHECK(n->rows.at(0).at(0).as_int() == i); // each read is a fresh snapshot
+      }
+      auto write = reader->exec({"INSERT INTO t VALUES (9)"});
+      REQUIRE(!write);
+      CHECK(is(write.error(), errc::read_only_violation));
+      // In place, none of it went through the reader pool.
+      CHECK(fx.stats("reader").checkouts == (in_place ? 0 : 4));
+    }
+  }
+}
+
+TEST_CASE("SQLite: a read in place past its deadline stops, and its handle serves again",
+          "[pool][read]") {
+  file_database fx;
+  auto slow = fx.read_as_new_client({sqlite_backend::endless_sql}, std::chrono::milliseconds(300));
+  REQUIRE(!slow);
+  INFO(text(slow.error()));
+  CHECK(is(slow.error(), errc::statement_timeout));
+  auto quick = fx.read_as_new_client({"SELECT 42"}, std::chrono::seconds(5));
+  REQUIRE(quick);
+  CHECK(quick->rows.at(0).at(0) == value{42});
+  CHECK(fx.stats("reader").checkouts == 0); // both ran in place
+}
+
+TEST_CASE("SQLite: long reads in place on every handle leave the runtime serving",
+          "[pool][read]") {
+  // Reads in place block their scheduler thread, but all threads but one at most: with
+  // every handle and every reader connection in a long read, the writer, the sessions
+  // and the stats are still served, and every read stops at its deadline.
+  temp_dir dir;
+  auto cfg = file_config(dir);
+  constexpr int readers = 8;
+  cfg.pool_size = readers;
+  cfg.max_overflow = 0;
+  // Open and idle before the reads come, so that each read the pool takes gets a
+  // connection of its own.
+  cfg.min_idle = readers;
+  database_fixture fx{cfg};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+  REQUIRE(eventually([&] { return fx.stats("reader").idle == readers; }));
+  int handles = static_cast<int>(fx.sys.scheduler().num_workers()) - 1;
+  REQUIRE(handles >= 1);
+  REQUIRE(handles < readers);
+
+  std::vector<caf::expected<result_set>> answers(readers, caf::error{});
+  std::vector<std::thread> threads;
+  for (int i = 0; i < readers; ++i)
+    threads.emplace_back([&, i] {
+      answers[i] = fx.read_as_new_client({sqlite_backend::endless_sql}, std::chrono::seconds(3));
+    });
+  // The reads that found no free handle went to the reader pool.
+  bool all_running = eventually([&] { return fx.stats("reader").in_use == readers - handles; });
+
+  auto inserted = fx.cli->exec({"INSERT INTO t VALUES (1)"});
+  auto writer = fx.cli->open_session(session_options{});
+  auto counted =
+      writer ? writer->exec({"SELECT count(*) FROM t"}) : caf::expected<result_set>{writer.error()};
+  for (auto& t : threads)
+    t.join();
+
+  CHECK(all_running);
+  CHECK(inserted);
+  REQUIRE(counted);
+  CHECK(counted->rows.at(0).at(0).as_int() == 1);
+  for (auto& answer : answers) {
+    REQUIRE(!answer);
+    INFO(text(answer.error()));
+    CHECK(is(answer.error(), errc::statement_timeout));
+  }
+  CHECK(fx.stats("reader").in_use == 0);
 }
