@@ -112,7 +112,8 @@ row() { # what peer peer-name cafdb target
 
 echo
 echo "Medians of $runs runs of ${BENCH_DURATION:-10} s; scale $scale; $(nproc) cores. cafdb pools: 1 connection for"
-echo "the point selects (reads of all clients batched), 8 for TPC-B, 1 writer for SQLite inserts."
+echo "the PostgreSQL point selects (reads of all clients batched), 8 for TPC-B, 1 writer for SQLite"
+echo "inserts; SQLite point selects run in place in the sessions (read_in_place), the pool takes the rest."
 echo "| comparison                         | peer                         |  peer ops/s  | cafdb ops/s  | ratio | target |"
 echo "|---|---|---:|---:|---:|---:|"
 row "PostgreSQL point select, 8 clients" pg_select_pgbench "pgbench -S -M prepared -c 8" pg_select_cafdb 1.0
