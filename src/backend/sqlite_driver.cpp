@@ -417,20 +417,27 @@ outcome<result_set> sqlite_driver::run_script(const std::string& sql) {
   return last;
 }
 
+outcome<sqlite_driver::prepared*> sqlite_driver::prepare_single(const std::string& sql) {
+  auto prepared = prepare(sql);
+  if (!prepared || !(*prepared)->has_tail)
+    return prepared;
+  sqlite3_finalize((*prepared)->stmt);
+  (*prepared)->stmt = nullptr;
+  return nullptr;
+}
+
 outcome<result_set> sqlite_driver::execute(const statement& request) {
-  auto prepared = prepare(request.sql);
+  auto prepared = prepare_single(request.sql);
   if (!prepared)
     return prepared.error();
-  auto& p = **prepared;
-  if (p.has_tail) {
-    sqlite3_finalize(p.stmt);
-    p.stmt = nullptr;
+  if (!*prepared) {
     if (!request.params.empty())
       return db_error{errc::invalid_argument,
                       "a statement with parameters must be a single statement; split the script",
                       "", ""};
     return run_script(request.sql);
   }
+  auto& p = **prepared;
   stmt_guard guard{p.stmt, p.cached};
   if (auto bound = bind(p, request.params.data(), request.params.size()); !bound)
     return bound.error();
@@ -442,17 +449,14 @@ outcome<result_set> sqlite_driver::execute(const statement& request) {
 // result object either, only a count of changes.
 outcome<result_set> sqlite_driver::execute_many(const bulk_statement& bulk, size_t& failed_at) {
   failed_at = bulk.row_count(); // no row to blame unless one fails
-  auto prepared = prepare(bulk.sql);
+  auto prepared = prepare_single(bulk.sql);
   if (!prepared)
     return prepared.error();
-  auto& p = **prepared;
-  if (p.has_tail) {
-    sqlite3_finalize(p.stmt);
-    p.stmt = nullptr;
+  if (!*prepared)
     return db_error{errc::invalid_argument,
                     "exec_many takes a single statement, run once per row; split the script", "",
                     ""};
-  }
+  auto& p = **prepared;
   auto db = db_.load();
   bool returns_rows = sqlite3_column_count(p.stmt) > 0;
   bool changes = !sqlite3_stmt_readonly(p.stmt);

@@ -71,6 +71,9 @@ class sqlite_driver final : public driver {
   /// The cache entry of `sql` (valid until the cache is cleared), or a statement of its
   /// own for a script.
   outcome<prepared*> prepare(const std::string& sql);
+  /// `prepare`, but null for a script of several statements (its statement is
+  /// finalized: scripts run through run_script, statement by statement).
+  outcome<prepared*> prepare_single(const std::string& sql);
   /// Binds `count` parameters starting at `params`.
   outcome<done> bind(prepared& p, const value* params, size_t count);
   /// For each `?` slot of `stmt`, the index into the parameters (`$N` is N - 1).

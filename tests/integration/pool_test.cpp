@@ -90,60 +90,6 @@ TEST_CASE("SQLite: an in-memory database shares one connection across sessions",
   CHECK(shared.max == 1);
 }
 
-TEST_CASE("SQLite: long reads on every reader connection leave the runtime serving",
-          "[pool][read]") {
-  // Readers run on the scheduler, but at most half of its threads are lent to them: with
-  // every reader stuck in a long read, the engine, the writer and the sessions still run,
-  // and the engine can still cancel the reads at their deadline.
-  temp_dir dir;
-  auto cfg = file_config(dir);
-  cfg.read_in_place = false; // every read through the reader pool
-  constexpr int readers = 6;
-  cfg.pool_size = readers;
-  cfg.max_overflow = 0;
-  // All open and idle before the reads come, so that each read gets a connection of
-  // its own (reads that find none wait and go out together, on one connection).
-  cfg.min_idle = readers;
-  database_fixture fx{cfg};
-  fx.require_ready();
-  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
-  REQUIRE(eventually([&] { return fx.stats("reader").idle == readers; }));
-
-  // Catch2 assertions stay on this thread: the others only store their answers.
-  std::vector<caf::expected<result_set>> answers(readers, caf::error{});
-  std::vector<std::thread> threads;
-  for (int i = 0; i < readers; ++i)
-    threads.emplace_back([&, i] {
-      answers[i] = fx.read_as_new_client({sqlite_backend::endless_sql}, std::chrono::seconds(3));
-    });
-  bool all_running = eventually([&] { return fx.stats("reader").in_use == readers; });
-
-  // Served while every reader is busy: a write, a count on the writer, the stats.
-  // (No REQUIRE before the joins: a failed one would leave the threads running.)
-  auto inserted = fx.cli->exec({"INSERT INTO t VALUES (1)"});
-  auto writer = fx.cli->open_session(session_options{});
-  auto counted =
-      writer ? writer->exec({"SELECT count(*) FROM t"}) : caf::expected<result_set>{writer.error()};
-  auto still_running = fx.stats("reader").in_use;
-  for (auto& t : threads)
-    t.join();
-
-  CHECK(all_running);
-  CHECK(inserted);
-  REQUIRE(counted);
-  CHECK(counted->rows.at(0).at(0).as_int() == 1);
-  CHECK(still_running == readers);
-  for (auto& answer : answers) {
-    REQUIRE(!answer);
-    INFO(text(answer.error()));
-    CHECK(is(answer.error(), errc::statement_timeout));
-  }
-  auto reader = fx.stats("reader");
-  CHECK(reader.cancelled == readers);
-  CHECK(reader.discarded == 0);
-  CHECK(reader.in_use == 0);
-}
-
 TEST_CASE("SQLite: read-only sessions read in place and see the latest commit", "[pool][read]") {
   for (bool in_place : {true, false}) {
     DYNAMIC_SECTION("read_in_place = " << in_place) {
@@ -186,51 +132,64 @@ TEST_CASE("SQLite: a read in place past its deadline stops, and its handle serve
   CHECK(fx.stats("reader").checkouts == 0); // both ran in place
 }
 
-TEST_CASE("SQLite: long reads in place on every handle leave the runtime serving",
+TEST_CASE("SQLite: long reads on every handle and reader connection leave the runtime serving",
           "[pool][read]") {
-  // Reads in place block their scheduler thread, but all threads but one at most: with
-  // every handle and every reader connection in a long read, the writer, the sessions
-  // and the stats are still served, and every read stops at its deadline.
-  temp_dir dir;
-  auto cfg = file_config(dir);
-  constexpr int readers = 8;
-  cfg.pool_size = readers;
-  cfg.max_overflow = 0;
-  // Open and idle before the reads come, so that each read the pool takes gets a
-  // connection of its own.
-  cfg.min_idle = readers;
-  database_fixture fx{cfg};
-  fx.require_ready();
-  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
-  REQUIRE(eventually([&] { return fx.stats("reader").idle == readers; }));
-  int handles = static_cast<int>(fx.sys.scheduler().num_workers()) - 1;
-  REQUIRE(handles >= 1);
-  REQUIRE(handles < readers);
+  // Reads in place, and readers on the scheduler, block scheduler threads, but never all
+  // of them: with every reader handle and connection stuck in a long read, the engine,
+  // the writer and the sessions still run, and every read stops at its deadline.
+  for (bool in_place : {true, false}) {
+    DYNAMIC_SECTION("read_in_place = " << in_place) {
+      temp_dir dir;
+      auto cfg = file_config(dir);
+      cfg.read_in_place = in_place;
+      constexpr int readers = 8;
+      cfg.pool_size = readers;
+      cfg.max_overflow = 0;
+      // Open and idle before the reads come, so that each read the pool takes gets a
+      // connection of its own (reads that find none wait and go out together).
+      cfg.min_idle = readers;
+      database_fixture fx{cfg};
+      fx.require_ready();
+      fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+      REQUIRE(eventually([&] { return fx.stats("reader").idle == readers; }));
+      // In place, the first reads take the handles (all scheduler threads but one); the
+      // rest go to the reader pool.
+      int handles = in_place ? static_cast<int>(fx.sys.scheduler().num_workers()) - 1 : 0;
+      REQUIRE(handles < readers);
+      int pooled = readers - handles;
 
-  std::vector<caf::expected<result_set>> answers(readers, caf::error{});
-  std::vector<std::thread> threads;
-  for (int i = 0; i < readers; ++i)
-    threads.emplace_back([&, i] {
-      answers[i] = fx.read_as_new_client({sqlite_backend::endless_sql}, std::chrono::seconds(3));
-    });
-  // The reads that found no free handle went to the reader pool.
-  bool all_running = eventually([&] { return fx.stats("reader").in_use == readers - handles; });
+      // Catch2 assertions stay on this thread: the others only store their answers.
+      std::vector<caf::expected<result_set>> answers(readers, caf::error{});
+      std::vector<std::thread> threads;
+      for (int i = 0; i < readers; ++i)
+        threads.emplace_back([&, i] {
+          answers[i] =
+              fx.read_as_new_client({sqlite_backend::endless_sql}, std::chrono::seconds(3));
+        });
+      bool all_running = eventually([&] { return fx.stats("reader").in_use == pooled; });
 
-  auto inserted = fx.cli->exec({"INSERT INTO t VALUES (1)"});
-  auto writer = fx.cli->open_session(session_options{});
-  auto counted =
-      writer ? writer->exec({"SELECT count(*) FROM t"}) : caf::expected<result_set>{writer.error()};
-  for (auto& t : threads)
-    t.join();
+      // Served while every reader is busy: a write, a count on the writer, the stats.
+      // (No REQUIRE before the joins: a failed one would leave the threads running.)
+      auto inserted = fx.cli->exec({"INSERT INTO t VALUES (1)"});
+      auto writer = fx.cli->open_session(session_options{});
+      auto counted = writer ? writer->exec({"SELECT count(*) FROM t"})
+                            : caf::expected<result_set>{writer.error()};
+      for (auto& t : threads)
+        t.join();
 
-  CHECK(all_running);
-  CHECK(inserted);
-  REQUIRE(counted);
-  CHECK(counted->rows.at(0).at(0).as_int() == 1);
-  for (auto& answer : answers) {
-    REQUIRE(!answer);
-    INFO(text(answer.error()));
-    CHECK(is(answer.error(), errc::statement_timeout));
+      CHECK(all_running);
+      CHECK(inserted);
+      REQUIRE(counted);
+      CHECK(counted->rows.at(0).at(0).as_int() == 1);
+      for (auto& answer : answers) {
+        REQUIRE(!answer);
+        INFO(text(answer.error()));
+        CHECK(is(answer.error(), errc::statement_timeout));
+      }
+      auto reader = fx.stats("reader");
+      CHECK(reader.cancelled == pooled);
+      CHECK(reader.discarded == 0);
+      CHECK(reader.in_use == 0);
+    }
   }
-  CHECK(fx.stats("reader").in_use == 0);
 }
