@@ -104,12 +104,16 @@ struct status_report {
   int32_t sessions = 0; ///< Open session actors.
   int32_t pending = 0;  ///< Requests waiting for readiness.
   int32_t restarts = 0; ///< Child restarts since start.
+  /// SQLite reader handles open for reads in place (read_in_place), and the reads that
+  /// ran on them since start; the reader pool's figures are in `pools`.
+  int32_t read_handles = 0;
+  int64_t reads_in_place = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, status_report& x) {
   return f(caf::meta::type_name("cafdb::status_report"), x.state, x.components, x.pools, x.url,
-           x.sessions, x.pending, x.restarts);
+           x.sessions, x.pending, x.restarts, x.read_handles, x.reads_in_place);
 }
 
 } // namespace cafdb

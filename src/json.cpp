@@ -179,10 +179,15 @@ void to_json(nlohmann::json& out, const pool_stats& x) {
 }
 
 void to_json(nlohmann::json& out, const status_report& x) {
-  out = nlohmann::json{{"state", to_string(x.state)}, {"url", x.url},
-                       {"components", x.components},  {"pools", x.pools},
-                       {"sessions", x.sessions},      {"pending", x.pending},
-                       {"restarts", x.restarts}};
+  out = nlohmann::json{{"state", to_string(x.state)},
+                       {"url", x.url},
+                       {"components", x.components},
+                       {"pools", x.pools},
+                       {"sessions", x.sessions},
+                       {"pending", x.pending},
+                       {"restarts", x.restarts},
+                       {"read_handles", x.read_handles},
+                       {"reads_in_place", x.reads_in_place}};
 }
 
 } // namespace cafdb

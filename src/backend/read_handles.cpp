@@ -11,6 +11,7 @@ std::unique_ptr<driver> read_handles::borrow() {
     if (!idle_.empty()) {
       auto handle = std::move(idle_.back());
       idle_.pop_back();
+      lent_count_ += 1;
       return handle;
     }
     if (open_count_ >= capacity_)
@@ -18,9 +19,12 @@ std::unique_ptr<driver> read_handles::borrow() {
     open_count_ += 1; // a place for the handle opened below, outside the lock
   }
   auto handle = open_();
-  if (handle && handle->open())
-    return handle;
+  bool opened = handle && handle->open();
   std::lock_guard<std::mutex> guard{mtx_};
+  if (opened) {
+    lent_count_ += 1;
+    return handle;
+  }
   open_count_ -= 1;
   return nullptr;
 }
@@ -41,6 +45,11 @@ void read_handles::give_back(std::unique_ptr<driver> handle, bool usable) {
 size_t read_handles::open_count() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return open_count_;
+}
+
+uint64_t read_handles::lent_count() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return lent_count_;
 }
 
 } // namespace cafdb

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -33,6 +34,9 @@ class read_handles {
   /// Handles open, lent ones included.
   size_t open_count() const;
 
+  /// Handles lent out since start.
+  uint64_t lent_count() const;
+
  private:
   opener open_;
   size_t capacity_;
@@ -40,6 +44,7 @@ class read_handles {
   std::vector<std::unique_ptr<driver>> idle_;
   /// Idle, lent, and being opened.
   size_t open_count_ = 0;
+  uint64_t lent_count_ = 0;
 };
 
 } // namespace cafdb

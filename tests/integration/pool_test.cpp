@@ -113,8 +113,12 @@ TEST_CASE("SQLite: read-only sessions read in place and see the latest commit", 
       auto write = reader->exec({"INSERT INTO t VALUES (9)"});
       REQUIRE(!write);
       CHECK(is(write.error(), errc::read_only_violation));
-      // In place, none of it went through the reader pool.
+      // In place, none of it went through the reader pool; status counts it.
       CHECK(fx.stats("reader").checkouts == (in_place ? 0 : 4));
+      auto status = fx.cli->status();
+      REQUIRE(status);
+      CHECK(status->reads_in_place == (in_place ? 4 : 0));
+      CHECK(status->read_handles == (in_place ? 1 : 0)); // one at a time: one handle
     }
   }
 }
