@@ -1,5 +1,6 @@
-// The connection actor: the only cafdb actor that blocks (on a thread of its own, or,
-// for SQLite readers, on a scheduler thread the engine lends it: see spawn_connection).
+// The connection actor: the cafdb actor that blocks (on a thread of its own, or, for
+// SQLite readers, on a scheduler thread the engine lends it: see spawn_connection). The
+// one other blocking call is a SQLite read in place in a session (read_in_place).
 //
 // State machine (one driver handle, one request at a time):
 //

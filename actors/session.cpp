@@ -44,6 +44,8 @@
 //    is open, needs_rollback when one may be, running when a request passed its
 //    deadline (the engine cancels it on the server and drains the connection), broken
 //    when the connection's state is unknown (a request to it failed at the CAF level).
+// 5. The only blocking call is a read in place (read_in_place): bounded by the request
+//    deadline, and by read_handles' capacity (all scheduler threads but one).
 #include "actors/session.hpp"
 
 #include <cassert>
