@@ -21,6 +21,11 @@
 //    savepoint mode it leaves the enclosing transaction as it found it. A bulk
 //    statement follows the same modes.
 // 4. The driver handle is closed when the actor's state is destroyed.
+// 5. State is checked, not assumed (DESIGN.md rule 5): after every request the
+//    driver's real transaction state must be what the request implies. A request that
+//    left a transaction open fails and the transaction is rolled back here, before
+//    anyone else holds the connection; one that ended its session's transaction fails
+//    as commit_in_doubt (it may have committed).
 #include "actors/connection.hpp"
 
 #include <caf/all.hpp>
@@ -142,6 +147,42 @@ outcome<std::vector<result_set>> run_batch(connection_state& st, const exec_requ
   return db_error{errc::internal_error, "unknown batch mode", "", ""};
 }
 
+/// Whether a transaction must be open after `req` ran, given whether one was before.
+bool open_after(const exec_request& req, bool before) {
+  return req.mode == batch_mode::transaction ? false : before;
+}
+
+bool open_after(const tx_command& cmd) {
+  return cmd.op != tx_op::commit && cmd.op != tx_op::rollback;
+}
+
+/// Invariant 5: compares the connection's real transaction state with `expected` after
+/// a request. On a mismatch the request fails: a transaction left open is rolled back
+/// now; one that was ended behind the session may have committed.
+std::optional<db_error> check_transaction_state(driver& drv, bool expected) {
+  bool open = drv.in_transaction();
+  if (open == expected)
+    return std::nullopt;
+  if (open) {
+    auto rolled_back = drv.rollback();
+    if (!rolled_back || drv.in_transaction())
+      return db_error{errc::connection_lost,
+                      "the request left a transaction open and it could not be rolled back; "
+                      "the connection is discarded",
+                      "", ""};
+    return db_error{errc::invalid_argument,
+                    "the request left a transaction open (transaction control inside the SQL?); "
+                    "it was rolled back and nothing it did was kept. Use the session's begin / "
+                    "commit messages",
+                    "", ""};
+  }
+  return db_error{errc::commit_in_doubt,
+                  "the request ended the session's transaction behind its back (transaction "
+                  "control inside the SQL?): it may or may not have been committed; check "
+                  "before retrying, and roll the session back",
+                  "", ""};
+}
+
 outcome<done> run_tx(driver& drv, const tx_command& cmd) {
   switch (cmd.op) {
   case tx_op::begin: {
@@ -182,11 +223,23 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
         return caf::ok_atom::value;
       },
       [=](exec_atom, const exec_request& req) -> caf::result<std::vector<result_set>> {
+        auto& drv = *self->state.drv;
         if (!self->state.open)
           return not_open();
+        bool expected = open_after(req, drv.in_transaction());
         auto results = run_batch(self->state, req);
-        if (!results)
+        if (!results) {
+          // A failed statement may end a SQLite transaction (SQLITE_FULL, SQLITE_BUSY,
+          // ...) and the session marks its transaction failed anyway: only a transaction
+          // left open where none may be is settled, and the original error kept.
+          if (!expected)
+            if (auto mismatch = check_transaction_state(drv, false);
+                mismatch && mismatch->code == errc::connection_lost)
+              return to_caf_error(std::move(*mismatch));
           return to_caf_error(std::move(results.error()));
+        }
+        if (auto mismatch = check_transaction_state(drv, expected))
+          return to_caf_error(std::move(*mismatch));
         return std::move(*results);
       },
       [=](read_atom,
@@ -199,6 +252,8 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
         for (auto& stmt : stmts)
           echo(st, stmt);
         auto outcomes = st.drv->execute_each(stmts);
+        if (auto mismatch = check_transaction_state(*st.drv, false))
+          return to_caf_error(std::move(*mismatch));
         std::vector<read_outcome> out(outcomes.size());
         for (size_t i = 0; i < outcomes.size(); ++i) {
           if (outcomes[i])
@@ -214,6 +269,8 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
         auto done = run_tx(*self->state.drv, cmd);
         if (!done)
           return to_caf_error(std::move(done.error()));
+        if (auto mismatch = check_transaction_state(*self->state.drv, open_after(cmd)))
+          return to_caf_error(std::move(*mismatch));
         return caf::ok_atom::value;
       },
       [=](caf::reset_atom) -> caf::result<caf::ok_atom> {

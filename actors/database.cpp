@@ -29,6 +29,9 @@
 // 4. After `stop`, no new work is accepted; idle sessions close, open transactions may
 //    finish until shutdown_timeout and are rolled back after it; then the engine, setup,
 //    schema and operations are told to exit, and the database quits.
+// 6. Every session with an idle timeout gets a tick at least every eighth of it (the
+//    sweep), and at most one sweep timer is pending for the shortest of them: timers
+//    never outnumber a handful, whatever the number of sessions or requests.
 #include "actors/database.hpp"
 
 #include <deque>
@@ -58,6 +61,14 @@ struct held_request {
   std::function<void(caf::error)> fail;
 };
 
+struct open_session {
+  session_actor actor;
+  /// "writer" or "reader": the engine it uses.
+  std::string role;
+  /// Its idle timeout; zero for one-shot sessions, which close after one request.
+  caf::timespan idle{0};
+};
+
 struct database_state {
   static inline const char* name = "cafdb.database";
   std::shared_ptr<const config> cfg;
@@ -74,7 +85,10 @@ struct database_state {
   std::deque<held_request> held;
   std::vector<std::pair<uint64_t, caf::typed_response_promise<readiness_snapshot>>> awaiting;
   /// Open sessions and the role of the engine each one uses.
-  std::vector<std::pair<session_actor, std::string>> sessions;
+  std::vector<open_session> sessions;
+  /// When the next idle sweep is due (invariant 6); `armed` while a tick is on its way.
+  caf::timestamp sweep_due;
+  bool sweep_armed = false;
   /// Reader handles that read-only sessions borrow to read in place (SQLite file
   /// databases with read_in_place), else null.
   std::shared_ptr<read_handles> handles;
@@ -94,7 +108,7 @@ struct database_state {
     for (auto& entry : awaiting)
       entry.second.deliver(err);
     for (auto& session : sessions)
-      caf::anon_send(session.first, shutdown_atom::value, true);
+      caf::anon_send(session.actor, shutdown_atom::value, true);
     for (auto& entry : engines)
       caf::anon_send_exit(entry.second, caf::exit_reason::user_shutdown);
     if (setup)
@@ -158,6 +172,44 @@ readiness_state derive(const database_state& st) {
   return readiness_state::ready;
 }
 
+// Sessions have no idle timer of their own (a timer holds its actor until it fires):
+// the database ticks each one every eighth of its idle timeout (invariant 6).
+caf::timespan sweep_period(caf::timespan idle) {
+  return std::max(caf::timespan{idle / 8}, caf::timespan{std::chrono::milliseconds(1)});
+}
+
+// Makes sure a sweep comes within `sweep_period(idle)`: one tick is on its way at a
+// time, unless a session with a shorter idle timeout needs an earlier one.
+void arm_sweep(database_pointer self, caf::timespan idle) {
+  auto& st = self->state;
+  auto due = caf::make_timestamp() + sweep_period(idle);
+  if (st.sweep_armed && st.sweep_due <= due)
+    return;
+  st.sweep_due = due;
+  st.sweep_armed = true;
+  self->delayed_send(self, due - caf::make_timestamp(), tick_atom::value);
+}
+
+void sweep_sessions(database_pointer self) {
+  auto& st = self->state;
+  auto now = caf::make_timestamp();
+  if (!st.sweep_armed || now < st.sweep_due)
+    return; // a tick that an earlier sweep replaced
+  st.sweep_armed = false;
+  auto shortest = caf::timespan::max();
+  for (auto& session : st.sessions)
+    if (session.idle.count() > 0) {
+      self->send(session.actor, tick_atom::value);
+      shortest = std::min(shortest, session.idle);
+    }
+  if (shortest != caf::timespan::max())
+    arm_sweep(self, shortest);
+}
+
+// Spawns a session for `client` and hands it to `then`. A one-shot request (exec,
+// transact, exec_many) is delegated to its throwaway session, which answers the client
+// itself: the database keeps nothing of it, no handler and no timer, and the session's
+// own deadlines bound every step.
 void spawn_session_for(database_pointer self, caf::strong_actor_ptr client, session_options options,
                        bool one_shot, std::function<void(session_actor)> then) {
   auto& st = self->state;
@@ -166,7 +218,10 @@ void spawn_session_for(database_pointer self, caf::strong_actor_ptr client, sess
   auto session = spawn_session(self->system(), st.engines[role], std::move(client),
                                std::move(options), st.cfg, one_shot, st.handles);
   self->monitor(session);
-  st.sessions.emplace_back(session, role);
+  auto idle = one_shot ? caf::timespan{0} : idle_timeout_of(options, *st.cfg);
+  st.sessions.push_back(open_session{session, role, idle});
+  if (idle.count() > 0)
+    arm_sweep(self, idle);
   then(session);
 }
 
@@ -354,8 +409,8 @@ void on_child_down(database_pointer self, caf::down_msg& dm) {
   }
   auto engine = start_engine(self, role);
   for (auto& session : st.sessions)
-    if (session.second == role)
-      self->send(session.first, engine_atom::value, engine);
+    if (session.role == role)
+      self->send(session.actor, engine_atom::value, engine);
   publish_component(self, readiness_event{"engine:" + role, readiness_state::connecting,
                                           "restarted after: " + to_string(dm.reason), 0,
                                           caf::make_timestamp()});
@@ -447,18 +502,6 @@ caf::result<caf::ok_atom> declared_ddl(database_pointer self, Atom atom) {
   return run_ddl(self, atom, self->state.cfg->schema);
 }
 
-template <class Result, class Request>
-void run_one_shot(database_pointer self, caf::typed_response_promise<Result> rp,
-                  caf::strong_actor_ptr client, session_options options, Request request) {
-  auto timeout = caf::timespan{self->state.cfg->statement_timeout} + options.wait_timeout +
-                 caf::timespan{self->state.cfg->pool_timeout} + std::chrono::seconds(1);
-  spawn_session_for(self, std::move(client), options, true, [=](session_actor session) mutable {
-    request(session, timeout)
-        .then([=](Result& out) mutable { rp.deliver(std::move(out)); },
-              [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
-  });
-}
-
 database_actor::behavior_type database_behavior(database_pointer self,
                                                 std::shared_ptr<const config> cfg,
                                                 engine_factory factory) {
@@ -486,7 +529,7 @@ database_actor::behavior_type database_behavior(database_pointer self,
     }
     auto is_source = [&](const auto& handle) { return handle.address() == dm.source; };
     st.sessions.erase(std::remove_if(st.sessions.begin(), st.sessions.end(),
-                                     [&](const auto& entry) { return is_source(entry.first); }),
+                                     [&](const auto& entry) { return is_source(entry.actor); }),
                       st.sessions.end());
     st.subscribers.erase(std::remove_if(st.subscribers.begin(), st.subscribers.end(), is_source),
                          st.subscribers.end());
@@ -515,8 +558,8 @@ database_actor::behavior_type database_behavior(database_pointer self,
         serve_or_hold(
             self, options.wait_timeout,
             [=]() mutable {
-              run_one_shot(self, rp, client, options, [=](session_actor s, caf::timespan t) {
-                return self->request(s, t, exec_atom::value, stmt);
+              spawn_session_for(self, client, options, true, [=](session_actor s) mutable {
+                rp.delegate(s, exec_atom::value, stmt);
               });
             },
             [=](caf::error err) mutable { rp.deliver(std::move(err)); });
@@ -530,8 +573,8 @@ database_actor::behavior_type database_behavior(database_pointer self,
         serve_or_hold(
             self, options.wait_timeout,
             [=]() mutable {
-              run_one_shot(self, rp, client, options, [=](session_actor s, caf::timespan t) {
-                return self->request(s, t, transact_atom::value, stmts);
+              spawn_session_for(self, client, options, true, [=](session_actor s) mutable {
+                rp.delegate(s, transact_atom::value, stmts);
               });
             },
             [=](caf::error err) mutable { rp.deliver(std::move(err)); });
@@ -546,8 +589,8 @@ database_actor::behavior_type database_behavior(database_pointer self,
         serve_or_hold(
             self, options.wait_timeout,
             [=]() mutable {
-              run_one_shot(self, rp, client, options, [=](session_actor s, caf::timespan t) {
-                return self->request(s, t, exec_many_atom::value, std::move(*shared));
+              spawn_session_for(self, client, options, true, [=](session_actor s) mutable {
+                rp.delegate(s, exec_many_atom::value, std::move(*shared));
               });
             },
             [=](caf::error err) mutable { rp.deliver(std::move(err)); });
@@ -576,8 +619,12 @@ database_actor::behavior_type database_behavior(database_pointer self,
         auto& st = self->state;
         if (!subscriber)
           return make_error(errc::invalid_argument, "subscribe needs a live actor handle");
-        self->monitor(subscriber);
-        st.subscribers.push_back(subscriber);
+        // Subscribing twice is one subscription: each event arrives once.
+        if (std::find(st.subscribers.begin(), st.subscribers.end(), subscriber) ==
+            st.subscribers.end()) {
+          self->monitor(subscriber);
+          st.subscribers.push_back(subscriber);
+        }
         return snapshot(st);
       },
       [=](await_atom, caf::timespan wait) -> caf::result<readiness_snapshot> {
@@ -641,18 +688,19 @@ database_actor::behavior_type database_behavior(database_pointer self,
         }
         // Open transactions may finish until shutdown_timeout; idle sessions close now.
         for (auto& session : st.sessions)
-          self->send(session.first, shutdown_atom::value, false);
+          self->send(session.actor, shutdown_atom::value, false);
         self->delayed_send(self, st.cfg->shutdown_timeout, expire_atom::value, drain_deadline);
         return rp;
       },
       [=](readiness_event& ev) { publish_component(self, std::move(ev)); },
+      [=](tick_atom) { sweep_sessions(self); },
       [=](expire_atom, uint64_t id) {
         auto& st = self->state;
         if (id == drain_deadline && st.stopping) {
           // Transactions still open are rolled back; a session that cannot even do that
           // in time (its connection is stuck) is abandoned to the engine's exit.
           for (auto& session : st.sessions)
-            self->send(session.first, shutdown_atom::value, true);
+            self->send(session.actor, shutdown_atom::value, true);
           self->delayed_send(self, caf::timespan{st.cfg->connect_timeout}, expire_atom::value,
                              final_deadline);
           return;

@@ -44,10 +44,6 @@ struct schema_state {
 
 using schema_pointer = schema_actor::stateful_pointer<schema_state>;
 
-sql_dialect dialect_of(const config& cfg) {
-  return cfg.engine == engine_kind::postgresql ? sql_dialect::postgresql : sql_dialect::sqlite;
-}
-
 void publish(schema_pointer self, readiness_state state, std::string detail) {
   auto& st = self->state;
   st.log->info("schema {}: {}", to_string(state), detail);

@@ -47,6 +47,7 @@
 // 5. The only blocking call is a read in place (read_in_place): bounded by the request
 //    deadline, and by read_handles' capacity (all scheduler threads but one).
 #include "actors/session.hpp"
+#include "cafdb/settled.hpp"
 
 #include <cassert>
 #include <chrono>
@@ -183,14 +184,14 @@ void with_lease(session_pointer self, Promise rp, F then) {
   auto wait = checkout_wait(st);
   // The engine answers pool_timeout at `wait`; our own deadline only guards against a
   // dead engine, so it is a little longer.
-  self->request(st.engine, wait + std::chrono::seconds(1), checkout_atom::value,
-                checkout_request{st.options.read_only, wait, owner_name(st), true})
-      .await(
-          [=, then = std::move(then)](lease& granted) mutable {
-            self->state.held = std::move(granted);
-            then(self->state.held->connection);
-          },
-          [=](caf::error& err) mutable { rp.deliver(explain_engine_failure(err, "a checkout")); });
+  await_settled(
+      self->request(st.engine, wait + std::chrono::seconds(1), checkout_atom::value,
+                    checkout_request{st.options.read_only, wait, owner_name(st), true}),
+      [=, then = std::move(then)](lease& granted) mutable {
+        self->state.held = std::move(granted);
+        then(self->state.held->connection);
+      },
+      [=](caf::error& err) mutable { rp.deliver(explain_engine_failure(err, "a checkout")); });
 }
 
 /// Ends the session: roll back what is open, give the lease back, then run `then`.
@@ -204,16 +205,21 @@ void end_session(session_pointer self, const char* why, F then) {
   st.log->debug("session closing ({}), phase {}", why, to_string(st.phase));
   auto finish = [=](connection_condition condition) mutable {
     check_in(self, condition);
+    // A monitor lives in the client's list and keeps this actor's memory until the
+    // client dies: a long-lived client actor sending a million one-shot requests
+    // kept a million closed sessions.
+    self->demonitor(self->state.client);
     self->state.phase = session_phase::closed;
     self->state.savepoints.clear();
     assert_invariants(self->state);
     then();
   };
   if (st.held && in_transaction(st)) {
-    self->request(st.held->connection, request_deadline(st), tx_atom::value,
-                  tx_command{tx_op::rollback, {}, false})
-        .await([=](caf::ok_atom) mutable { finish(connection_condition::clean); },
-               [=](caf::error& err) mutable { finish(condition_after(err)); });
+    await_settled(
+        self->request(st.held->connection, request_deadline(st), tx_atom::value,
+                      tx_command{tx_op::rollback, {}, false}),
+        [=](caf::ok_atom) mutable { finish(connection_condition::clean); },
+        [=](caf::error& err) mutable { finish(condition_after(err)); });
     return;
   }
   finish(connection_condition::clean);
@@ -262,6 +268,15 @@ std::optional<outcome<result_set>> read_in_place(session_state& st, const statem
   handle->set_deadline(std::chrono::steady_clock::time_point::max());
   bool usable = rows || (rows.error().code != errc::connection_lost &&
                          rows.error().code != errc::internal_error);
+  // State is checked, not assumed: a read must leave no transaction open on a handle
+  // that the next reader borrows. Such a handle is closed, not lent again.
+  if (handle->in_transaction()) {
+    usable = false;
+    rows = db_error{errc::invalid_argument,
+                    "the read left a transaction open (transaction control inside the SQL?); "
+                    "nothing it did was kept",
+                    "", ""};
+  }
   st.handles->give_back(std::move(handle), usable);
   return rows;
 }
@@ -279,24 +294,24 @@ void touch(session_state& st) {
   st.requests += 1;
 }
 
-// The idle timeout is one timer per idle period, not CAF's `after`, which re-arms a
-// timer on the clock thread at every message (two per statement).
+// The idle timeout has no timer of its own: a timer (delayed_send) holds its actor
+// until it fires, so a session that closed long before its idle timeout kept ~1.5 kB
+// alive for that long; at 1,000 sessions/s that was gigabytes. The database sweeps its
+// sessions instead (a tick every eighth of the shortest idle timeout), and a session
+// closes at the first sweep that finds it idle for `idle` with no request since the
+// sweep before: between `idle` and 1.25 x `idle` after its last request.
 void check_idle(session_pointer self) {
   auto& st = self->state;
-  auto t = caf::make_timestamp();
-  auto due = st.last_request + st.idle;
+  if (st.idle.count() <= 0 || st.phase == session_phase::closed)
+    return;
   if (st.requests != st.requests_checked) {
-    // Requests came since the last check; one may have run longer than the idle
-    // timeout itself (this check waited for it): count from now at the latest.
+    // A request came since the last sweep (it may have run longer than the idle
+    // timeout itself): not idle yet.
     st.requests_checked = st.requests;
-    self->delayed_send(self, due > t ? due - t : st.idle, tick_atom::value);
     return;
   }
-  if (t >= due) {
+  if (caf::make_timestamp() >= st.last_request + st.idle)
     close_and_quit(self, "idle timeout");
-    return;
-  }
-  self->delayed_send(self, due - t, tick_atom::value);
 }
 
 std::optional<caf::error> refuse(const session_state& st) {
@@ -311,15 +326,15 @@ std::optional<caf::error> refuse(const session_state& st) {
 }
 
 // Transaction control belongs to the session's own messages, so that the session
-// always knows whether a transaction is open.
-std::optional<caf::error> refuse_control_sql(const std::string& sql) {
-  auto word = leading_keyword(sql);
-  for (auto keyword : {"begin", "commit", "rollback", "savepoint", "release", "end"})
-    if (word == keyword)
-      return make_error(errc::invalid_argument,
-                        std::string{"'"} + keyword +
-                            "' cannot be sent as SQL; use the session's begin / commit / "
-                            "rollback / savepoint messages");
+// always knows whether a transaction is open. Every statement of a script is checked,
+// not only the first: "SELECT 1; COMMIT" would commit behind the session's back.
+std::optional<caf::error> refuse_control_sql(const session_state& st, const std::string& sql) {
+  if (auto keyword = transaction_control(sql, dialect_of(*st.cfg)))
+    return make_error(errc::invalid_argument,
+                      *keyword +
+                          " cannot be sent as SQL (not even inside a script): it would change "
+                          "the transaction behind the session's back; use the session's begin / "
+                          "commit / rollback / savepoint / release messages, or transact");
   return std::nullopt;
 }
 
@@ -331,36 +346,36 @@ void run_batch(session_pointer self, caf::typed_response_promise<Result> rp, exe
   auto mode = req.mode;
   auto batch = std::make_shared<exec_request>(std::move(req));
   with_lease(self, rp, [=](connection_actor conn) mutable {
-    self->request(conn, request_deadline(self->state), exec_atom::value, std::move(*batch))
-        .await(
-            [=](std::vector<result_set>& results) mutable {
-              auto& st = self->state;
-              if (!in_transaction(st))
-                check_in(self, connection_condition::clean);
-              assert_invariants(st);
-              rp.deliver(convert(std::move(results)));
-              if (st.one_shot)
-                close_and_quit(self, "one-shot request done");
-            },
-            [=](caf::error& err) mutable {
-              auto& st = self->state;
-              if (connection_unknown(err)) {
-                check_in(self, condition_after(err));
-                // A transaction died with its connection: stay failed, so the client learns
-                // of it at its next request instead of slipping into autocommit.
-                if (in_transaction(st))
-                  st.phase = session_phase::failed;
-                err = explain_connection_failure(st, err);
-              } else if (st.phase == session_phase::in_tx && mode == batch_mode::plain) {
-                st.phase = session_phase::failed;
-              } else if (!in_transaction(st)) {
-                check_in(self, connection_condition::clean);
-              }
-              assert_invariants(st);
-              rp.deliver(std::move(err));
-              if (st.one_shot)
-                close_and_quit(self, "one-shot request failed");
-            });
+    await_settled(
+        self->request(conn, request_deadline(self->state), exec_atom::value, std::move(*batch)),
+        [=](std::vector<result_set>& results) mutable {
+          auto& st = self->state;
+          if (!in_transaction(st))
+            check_in(self, connection_condition::clean);
+          assert_invariants(st);
+          rp.deliver(convert(std::move(results)));
+          if (st.one_shot)
+            close_and_quit(self, "one-shot request done");
+        },
+        [=](caf::error& err) mutable {
+          auto& st = self->state;
+          if (connection_unknown(err)) {
+            check_in(self, condition_after(err));
+            // A transaction died with its connection: stay failed, so the client learns
+            // of it at its next request instead of slipping into autocommit.
+            if (in_transaction(st))
+              st.phase = session_phase::failed;
+            err = explain_connection_failure(st, err);
+          } else if (st.phase == session_phase::in_tx && mode == batch_mode::plain) {
+            st.phase = session_phase::failed;
+          } else if (!in_transaction(st)) {
+            check_in(self, connection_condition::clean);
+          }
+          assert_invariants(st);
+          rp.deliver(std::move(err));
+          if (st.one_shot)
+            close_and_quit(self, "one-shot request failed");
+        });
   });
 }
 
@@ -370,43 +385,43 @@ template <class OnOk>
 caf::typed_response_promise<caf::ok_atom> run_tx(session_pointer self, tx_command cmd, OnOk on_ok) {
   auto rp = self->make_response_promise<caf::ok_atom>();
   with_lease(self, rp, [=](connection_actor conn) mutable {
-    self->request(conn, request_deadline(self->state), tx_atom::value, cmd)
-        .await(
-            [=](caf::ok_atom) mutable {
-              on_ok();
-              assert_invariants(self->state);
-              rp.deliver(caf::ok_atom::value);
-              close_if_drained(self);
-            },
-            [=](caf::error& err) mutable {
-              auto& st = self->state;
-              if (connection_unknown(err)) {
-                check_in(self, condition_after(err));
-                bool was_open = in_transaction(st);
-                bool ends_tx =
-                    cmd.op == tx_op::begin || cmd.op == tx_op::commit || cmd.op == tx_op::rollback;
-                st.phase = was_open && !ends_tx ? session_phase::failed : session_phase::idle;
-                if (st.phase == session_phase::idle)
-                  st.savepoints.clear();
-                err = explain_connection_failure(st, err);
-                if (cmd.op == tx_op::commit)
-                  err = make_error(errc::commit_in_doubt,
-                                   "the connection was lost during COMMIT: the transaction may "
-                                   "or may not have been committed; check before retrying (" +
-                                       describe(err).message + ")");
-              } else if (cmd.op == tx_op::begin) {
-                check_in(self, connection_condition::needs_rollback);
-              } else if (cmd.op == tx_op::rollback) {
-                // Could not roll back: the connection is unusable, the transaction is gone.
-                check_in(self, connection_condition::broken);
-                st.phase = session_phase::idle;
-                st.savepoints.clear();
-              } else {
-                st.phase = session_phase::failed;
-              }
-              assert_invariants(st);
-              rp.deliver(std::move(err));
-            });
+    await_settled(
+        self->request(conn, request_deadline(self->state), tx_atom::value, cmd),
+        [=](caf::ok_atom) mutable {
+          on_ok();
+          assert_invariants(self->state);
+          rp.deliver(caf::ok_atom::value);
+          close_if_drained(self);
+        },
+        [=](caf::error& err) mutable {
+          auto& st = self->state;
+          if (connection_unknown(err)) {
+            check_in(self, condition_after(err));
+            bool was_open = in_transaction(st);
+            bool ends_tx =
+                cmd.op == tx_op::begin || cmd.op == tx_op::commit || cmd.op == tx_op::rollback;
+            st.phase = was_open && !ends_tx ? session_phase::failed : session_phase::idle;
+            if (st.phase == session_phase::idle)
+              st.savepoints.clear();
+            err = explain_connection_failure(st, err);
+            if (cmd.op == tx_op::commit)
+              err = make_error(errc::commit_in_doubt,
+                               "the connection was lost during COMMIT: the transaction may "
+                               "or may not have been committed; check before retrying (" +
+                                   describe(err).message + ")");
+          } else if (cmd.op == tx_op::begin) {
+            check_in(self, connection_condition::needs_rollback);
+          } else if (cmd.op == tx_op::rollback) {
+            // Could not roll back: the connection is unusable, the transaction is gone.
+            check_in(self, connection_condition::broken);
+            st.phase = session_phase::idle;
+            st.savepoints.clear();
+          } else {
+            st.phase = session_phase::failed;
+          }
+          assert_invariants(st);
+          rp.deliver(std::move(err));
+        });
   });
   return rp;
 }
@@ -443,17 +458,15 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
     if (dm.source == self->state.client)
       close_and_quit(self, "client down");
   });
-  st.idle = st.options.idle_timeout.count() > 0 ? st.options.idle_timeout
-                                                : caf::timespan{st.cfg->session_idle_timeout};
+  // A one-shot session closes after its one request: the database does not sweep it.
+  st.idle = one_shot ? caf::timespan{0} : idle_timeout_of(st.options, *st.cfg);
   st.last_request = caf::make_timestamp();
-  if (st.idle.count() > 0)
-    self->delayed_send(self, st.idle, tick_atom::value);
   return {
       [=](exec_atom, statement& stmt) -> caf::result<result_set> {
         touch(self->state);
         if (auto err = refuse(self->state))
           return *err;
-        if (auto err = refuse_control_sql(stmt.sql))
+        if (auto err = refuse_control_sql(self->state, stmt.sql))
           return *err;
         auto rp = self->make_response_promise<result_set>();
         auto& st = self->state;
@@ -485,7 +498,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         // A bulk batch repeats one statement: its text is checked once.
         for (size_t i = 0; i < stmts.size(); ++i)
           if (i == 0 || stmts[i].sql != stmts[i - 1].sql)
-            if (auto err = refuse_control_sql(stmts[i].sql))
+            if (auto err = refuse_control_sql(self->state, stmts[i].sql))
               return *err;
         auto& st = self->state;
         auto mode = in_transaction(st) ? batch_mode::savepoint : batch_mode::transaction;
@@ -505,7 +518,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
           return make_error(errc::invalid_argument,
                             "exec_many: the row ends do not fit the values; build the rows "
                             "with bulk_statement::add_row");
-        if (auto err = refuse_control_sql(bulk.sql))
+        if (auto err = refuse_control_sql(self->state, bulk.sql))
           return *err;
         auto& st = self->state;
         exec_request req;
@@ -654,7 +667,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
             self->state.phase = session_phase::failed;
         }
       },
-      [=](tick_atom) { check_idle(self); },
+      [=](tick_atom) { check_idle(self); }, // the database's idle sweep
   };
 }
 
@@ -688,6 +701,11 @@ std::string to_string(tx_op x) {
   default:
     return "rollback_to";
   }
+}
+
+caf::timespan idle_timeout_of(const session_options& options, const config& cfg) {
+  return options.idle_timeout.count() > 0 ? options.idle_timeout
+                                          : caf::timespan{cfg.session_idle_timeout};
 }
 
 session_actor spawn_session(caf::actor_system& sys, engine_actor engine,

@@ -21,4 +21,8 @@ session_actor spawn_session(caf::actor_system& sys, engine_actor engine,
                             std::shared_ptr<const config> cfg, bool one_shot,
                             std::shared_ptr<read_handles> handles = nullptr);
 
+/// How long a session may stay without a request before it closes (zero: never):
+/// its own option, else the configured session_idle_timeout.
+caf::timespan idle_timeout_of(const session_options& options, const config& cfg);
+
 } // namespace cafdb

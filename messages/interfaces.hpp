@@ -89,7 +89,7 @@ using session_actor = caf::typed_actor<
     caf::reacts_to<engine_atom, engine_actor>,
     // From the engine: the lease was held past lease_timeout and is taken back.
     caf::reacts_to<revoke_atom, uint64_t>,
-    // Internal: time to check the idle timeout.
+    // From the database's idle sweep: close if no request came for the idle timeout.
     caf::reacts_to<tick_atom>>;
 
 /// Declared tables, DDL and the catalog (actors/schema.cpp). Every request names the
@@ -153,7 +153,9 @@ using database_actor = caf::typed_actor<
     // From setup and engines: a component changed state.
     caf::reacts_to<readiness_event>,
     // Internal: a held request reached its deadline.
-    caf::reacts_to<expire_atom, uint64_t>>;
+    caf::reacts_to<expire_atom, uint64_t>,
+    // Internal: time to sweep the sessions for idle timeouts.
+    caf::reacts_to<tick_atom>>;
 
 } // namespace cafdb
 

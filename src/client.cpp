@@ -7,14 +7,45 @@ namespace cafdb {
 
 namespace {
 
+int64_t milliseconds(caf::timespan span) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
+}
+
+/// One request, one answer. CAF's own errors never reach the caller: the caller's
+/// timeout becomes `request_timeout`, and a receiver that is gone becomes `gone`.
+/// The timeout leaves CAF's clock with the answer (see actors/settled.hpp).
+template <class T, class Handle, class... Ts>
+caf::expected<T> ask_or(caf::scoped_actor& self, const Handle& dest, caf::timespan timeout,
+                        const caf::error& gone, Ts&&... xs) {
+  caf::expected<T> out{caf::error{}};
+  auto handle = self->request(dest, timeout, std::forward<Ts>(xs)...);
+  auto id = handle.id();
+  handle.receive([&](T& value) { out = std::move(value); },
+                 [&](caf::error& err) { out = std::move(err); });
+  self->clock().cancel_request_timeout(self.ptr(), id);
+  if (out)
+    return out;
+  if (out.error() == caf::sec::request_timeout)
+    return make_error(errc::request_timeout,
+                      "no answer within the client's request timeout (" +
+                          std::to_string(milliseconds(timeout)) +
+                          " ms); the request may still complete: check before retrying a write, "
+                          "or raise the timeout");
+  if (out.error() == caf::sec::request_receiver_down)
+    return gone;
+  return out;
+}
+
+/// What a request to a database that is gone answers.
+caf::error database_gone() {
+  return make_error(errc::shutting_down,
+                    "the database has stopped (or was never started); start a new one");
+}
+
 template <class T, class Handle, class... Ts>
 caf::expected<T> ask(caf::scoped_actor& self, const Handle& dest, caf::timespan timeout,
                      Ts&&... xs) {
-  caf::expected<T> out{caf::error{}};
-  self->request(dest, timeout, std::forward<Ts>(xs)...)
-      .receive([&](T& value) { out = std::move(value); },
-               [&](caf::error& err) { out = std::move(err); });
-  return out;
+  return ask_or<T>(self, dest, timeout, database_gone(), std::forward<Ts>(xs)...);
 }
 
 caf::error as_error(caf::expected<caf::ok_atom> x) {
@@ -236,11 +267,10 @@ template <class T, class... Ts>
 caf::expected<T> session::call(Ts&&... xs) {
   if (!owner_ || !actor_)
     return make_error(errc::session_closed, "this session object was closed or moved from");
-  auto out = ask<T>(*owner_, actor_, timeout_, std::forward<Ts>(xs)...);
-  if (!out && out.error() == caf::sec::request_receiver_down)
-    return make_error(errc::session_closed, "the session has ended (closed, idle timeout, or "
-                                            "the database stopped); open a new one");
-  return out;
+  static const auto closed =
+      make_error(errc::session_closed, "the session has ended (closed, idle timeout, or the "
+                                       "database stopped); open a new one");
+  return ask_or<T>(*owner_, actor_, timeout_, closed, std::forward<Ts>(xs)...);
 }
 
 caf::expected<result_set> session::exec(statement stmt) {

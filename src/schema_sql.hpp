@@ -7,10 +7,9 @@
 
 #include "cafdb/schema.hpp"
 #include "cafdb/value.hpp"
+#include "sql_dialect.hpp"
 
 namespace cafdb {
-
-enum class sql_dialect : uint8_t { sqlite, postgresql };
 
 /// The engine's type for a declared column, e.g. "VARCHAR(255)", "BYTEA".
 std::string sql_type(const column_def& col, sql_dialect dialect);

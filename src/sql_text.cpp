@@ -1,6 +1,7 @@
 // SQL text helpers shared by every driver.
 #include <cctype>
 #include <cstring>
+#include <optional>
 
 #include "backend/driver.hpp"
 
@@ -108,6 +109,193 @@ std::string leading_keyword(const std::string& sql) {
        ++i)
     word.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(sql[i]))));
   return word;
+}
+
+namespace {
+
+/// Walks SQL text token by token, the way the server's lexer splits it: string
+/// literals, quoted identifiers, dollar quotes and comments are skipped whole, so a
+/// keyword inside them is never seen, and a `;` inside them ends nothing.
+class sql_scanner {
+ public:
+  sql_scanner(const std::string& sql, sql_dialect dialect) : sql_(sql), dialect_(dialect) {}
+
+  /// The next word (lower case) or ";" ; empty at the end of the text. Other
+  /// punctuation is skipped.
+  std::string next() {
+    while (pos_ < sql_.size()) {
+      auto c = sql_[pos_];
+      if (std::isspace(static_cast<unsigned char>(c))) {
+        ++pos_;
+      } else if (sql_.compare(pos_, 2, "--") == 0) {
+        auto end = sql_.find('\n', pos_);
+        pos_ = end == std::string::npos ? sql_.size() : end + 1;
+      } else if (sql_.compare(pos_, 2, "/*") == 0) {
+        skip_block_comment();
+      } else if (c == '\'' || c == '"' || (c == '`' && sqlite()) || (c == '[' && sqlite())) {
+        skip_quoted(c == '[' ? ']' : c, false);
+      } else if (c == '$' && postgres() && dollar_tag()) {
+        skip_dollar_quote();
+      } else if (c == ';') {
+        ++pos_;
+        return ";";
+      } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_' ||
+                 static_cast<unsigned char>(c) >= 0x80) {
+        // E'...' (PostgreSQL) takes backslash escapes; any other word is a word.
+        if ((c == 'e' || c == 'E') && postgres() && pos_ + 1 < sql_.size() &&
+            sql_[pos_ + 1] == '\'') {
+          ++pos_;
+          skip_quoted('\'', true);
+          continue;
+        }
+        return word();
+      } else {
+        ++pos_;
+      }
+    }
+    return {};
+  }
+
+ private:
+  bool sqlite() const { return dialect_ == sql_dialect::sqlite; }
+  bool postgres() const { return dialect_ == sql_dialect::postgresql; }
+
+  std::string word() {
+    std::string out;
+    while (pos_ < sql_.size()) {
+      auto c = static_cast<unsigned char>(sql_[pos_]);
+      if (!std::isalnum(c) && c != '_' && c != '$' && c < 0x80)
+        break;
+      out.push_back(static_cast<char>(std::tolower(c)));
+      ++pos_;
+    }
+    return out;
+  }
+
+  // PostgreSQL nests block comments; SQLite ends one at the first `*/`.
+  void skip_block_comment() {
+    int depth = 0;
+    while (pos_ < sql_.size()) {
+      if (sql_.compare(pos_, 2, "/*") == 0 && (depth == 0 || postgres())) {
+        ++depth;
+        pos_ += 2;
+      } else if (sql_.compare(pos_, 2, "*/") == 0) {
+        pos_ += 2;
+        if (--depth == 0)
+          return;
+      } else {
+        ++pos_;
+      }
+    }
+  }
+
+  // A doubled closing quote stands for itself; with `backslash`, \x escapes x.
+  void skip_quoted(char close, bool backslash) {
+    ++pos_;
+    while (pos_ < sql_.size()) {
+      auto c = sql_[pos_];
+      if (backslash && c == '\\') {
+        pos_ += 2;
+      } else if (c == close) {
+        if (pos_ + 1 < sql_.size() && sql_[pos_ + 1] == close) {
+          pos_ += 2;
+        } else {
+          ++pos_;
+          return;
+        }
+      } else {
+        ++pos_;
+      }
+    }
+  }
+
+  // At `$`: true and `tag_` set if a dollar quote opens here ($$ or $name$); `$1`
+  // is a parameter.
+  bool dollar_tag() {
+    size_t end = pos_ + 1;
+    if (end < sql_.size() && std::isdigit(static_cast<unsigned char>(sql_[end])))
+      return false;
+    while (end < sql_.size() && (std::isalnum(static_cast<unsigned char>(sql_[end])) ||
+                                 sql_[end] == '_' || static_cast<unsigned char>(sql_[end]) >= 0x80))
+      ++end;
+    if (end >= sql_.size() || sql_[end] != '$')
+      return false;
+    tag_ = sql_.substr(pos_, end - pos_ + 1);
+    return true;
+  }
+
+  void skip_dollar_quote() {
+    auto close = sql_.find(tag_, pos_ + tag_.size());
+    pos_ = close == std::string::npos ? sql_.size() : close + tag_.size();
+  }
+
+  const std::string& sql_;
+  sql_dialect dialect_;
+  size_t pos_ = 0;
+  std::string tag_;
+};
+
+bool is_transaction_keyword(const std::string& word) {
+  for (auto keyword :
+       {"begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release"})
+    if (word == keyword)
+      return true;
+  return false;
+}
+
+} // namespace
+
+std::optional<std::string> transaction_control(const std::string& sql, sql_dialect dialect) {
+  sql_scanner scan{sql, dialect};
+  // Per statement: its first two words, and the BEGIN ... END blocks of a CREATE
+  // TRIGGER (SQLite) or a BEGIN ATOMIC function body (PostgreSQL), whose `;` do not
+  // end the statement. CASE ... END inside them is counted apart.
+  std::string first;
+  std::string second;
+  int words = 0;
+  int blocks = 0;
+  int cases = 0;
+  auto upper = [](std::string word) {
+    for (auto& c : word)
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return word;
+  };
+  for (auto token = scan.next(); !token.empty(); token = scan.next()) {
+    if (token == ";") {
+      if (blocks == 0) {
+        first.clear();
+        second.clear();
+        words = 0;
+        cases = 0;
+      }
+      continue;
+    }
+    ++words;
+    if (words == 1) {
+      first = token;
+      if (is_transaction_keyword(first))
+        return upper(first);
+      continue;
+    }
+    if (words == 2) {
+      second = token;
+      if (first == "prepare" && second == "transaction")
+        return std::string{"PREPARE TRANSACTION"};
+    }
+    if (first != "create")
+      continue;
+    if (token == "case") {
+      ++cases;
+    } else if (token == "begin") {
+      ++blocks;
+    } else if (token == "end") {
+      if (cases > 0)
+        --cases;
+      else if (blocks > 0)
+        --blocks;
+    }
+  }
+  return std::nullopt;
 }
 
 } // namespace cafdb

@@ -156,6 +156,8 @@ std::string to_string(errc x) {
     return "busy";
   case errc::database_error:
     return "database_error";
+  case errc::request_timeout:
+    return "request_timeout";
   case errc::internal_error:
     return "internal_error";
   }

@@ -34,6 +34,7 @@ enum class errc : uint8_t {
   busy,                  ///< The database file stayed locked past `busy_timeout`.
   database_error,        ///< Any other error the server or driver reported.
   internal_error,        ///< A cafdb bug or an actor that died; the message says which.
+  request_timeout,       ///< No answer within the caller's own request timeout.
 };
 
 /// Returns the name of `x`, e.g. `"pool_timeout"`.

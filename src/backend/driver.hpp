@@ -9,11 +9,13 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cafdb/errc.hpp"
 #include "cafdb/value.hpp"
+#include "sql_dialect.hpp"
 
 namespace cafdb {
 
@@ -177,6 +179,14 @@ std::string to_lower(std::string text);
 
 /// Returns N for a placeholder name `$N` (N >= 1), else 0.
 int placeholder_number(const char* name);
+
+/// The transaction-control command (BEGIN, START, COMMIT, END, ROLLBACK, ABORT,
+/// SAVEPOINT, RELEASE, PREPARE TRANSACTION), in upper case, that starts any statement
+/// of `sql` (a statement or a script), or nothing. Literals, quoted names and comments
+/// are skipped, so a keyword inside them is not one; the dialect says how its lexer
+/// reads them (comments nest and dollar quotes exist on PostgreSQL; SQLite also quotes
+/// names with [] and ``).
+std::optional<std::string> transaction_control(const std::string& sql, sql_dialect dialect);
 
 /// The first word of the statement text (after blanks and comments), in lower case;
 /// words longer than 16 characters are cut there.
