@@ -74,23 +74,8 @@ outcome<std::vector<result_set>> run_statements(connection_state& st,
   return results;
 }
 
-/// Runs `body` inside a savepoint of the open transaction: a failure rolls back to
-/// it, so the transaction stays as it was before the batch.
-template <class Body>
-auto in_savepoint(driver& drv, Body body) -> decltype(body()) {
-  static const std::string name = "cafdb_transact";
-  if (auto saved = drv.savepoint(name); !saved)
-    return saved.error();
-  auto results = body();
-  if (!results) {
-    drv.rollback_to(name);
-    drv.release(name);
-    return results;
-  }
-  if (auto released = drv.release(name); !released)
-    return released.error();
-  return results;
-}
+/// The savepoint a batch runs in inside an open transaction (batch_mode::savepoint).
+const std::string batch_savepoint = "cafdb_transact";
 
 // A bulk statement: one summed result. The rows are echoed as a count (a log line
 // per row would cost more than the row).
@@ -106,7 +91,7 @@ outcome<result_set> run_bulk(connection_state& st, const exec_request& req) {
     case batch_mode::transaction:
       return drv.execute_many_transaction(bulk, req.read_only, failed_at);
     case batch_mode::savepoint:
-      return in_savepoint(drv, [&] { return drv.execute_many(bulk, failed_at); });
+      return drv.in_savepoint(batch_savepoint, [&] { return drv.execute_many(bulk, failed_at); });
     }
     return db_error{errc::internal_error, "unknown batch mode", "", ""};
   }();
@@ -142,7 +127,7 @@ outcome<std::vector<result_set>> run_batch(connection_state& st, const exec_requ
     return results;
   }
   case batch_mode::savepoint:
-    return in_savepoint(drv, [&] { return run_statements(st, req.statements); });
+    return drv.in_savepoint(batch_savepoint, [&] { return run_statements(st, req.statements); });
   }
   return db_error{errc::internal_error, "unknown batch mode", "", ""};
 }

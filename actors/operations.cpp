@@ -16,8 +16,9 @@
 // 3. Statements run through the database (exec / transact) like any client's, so they
 //    obey readiness, pool limits and deadlines; an operation of several statements runs
 //    in one transaction (read_multi and paginate in one snapshot).
-// 4. A name missing from the copy triggers one reflect before the request is refused,
-//    so tables and columns created since start-up are found.
+// 4. A request the copy refuses (a name it lacks, a value that does not fit a
+//    column's type) triggers one reflect before it is refused, so tables and columns
+//    created, changed or re-created since start-up are found.
 #include "actors/operations.hpp"
 
 #include <functional>
@@ -285,9 +286,48 @@ db_error no_row(const table_def& table, const json& key) {
                   ""};
 }
 
-void run_on_table(operations_pointer self, reply rp, const operation& op, const table_def& table,
-                  const table_input& in) {
+/// The statements of a table operation, checked against `table` (names and value
+/// types); an empty list for a delete_many of no keys.
+outcome<std::vector<statement>> table_statements(const operation& op, const table_def& table,
+                                                 const table_input& in) {
   auto now = utc_timestamp_now();
+  auto one = [](outcome<statement> stmt) -> outcome<std::vector<statement>> {
+    if (!stmt)
+      return stmt.error();
+    return std::vector<statement>{std::move(*stmt)};
+  };
+  switch (op.kind) {
+  case op_kind::create_one:
+    return one(insert_statement(table, in.data, now));
+  case op_kind::create_many: {
+    if (!in.data.is_array())
+      return invalid("create_many takes a JSON array of row objects for table '" + table.name +
+                     "'");
+    std::vector<statement> stmts;
+    for (auto& row : in.data) {
+      auto stmt = insert_statement(table, row, now);
+      if (!stmt)
+        return stmt.error();
+      stmts.push_back(std::move(*stmt));
+    }
+    return stmts;
+  }
+  case op_kind::update_one:
+    return one(update_statement(table, in.key, in.data, now));
+  case op_kind::delete_one:
+    return one(delete_statement(table, in.key));
+  case op_kind::delete_many:
+    return delete_many_statements(table, in.key);
+  case op_kind::upsert:
+    return one(upsert_statement(table, in.data, op.conflict_columns, now));
+  default:
+    return db_error{errc::internal_error, "not a table operation", "", ""};
+  }
+}
+
+/// Runs the statements of a table operation and shapes the answer.
+void run_on_table(operations_pointer self, reply rp, const operation& op, const table_def& table,
+                  const table_input& in, std::vector<statement> stmts) {
   auto first_row = [](const result_set& rs) -> outcome<json> {
     if (rs.rows.empty())
       return db_error{errc::internal_error, "the statement returned no row; please report this", "",
@@ -296,22 +336,12 @@ void run_on_table(operations_pointer self, reply rp, const operation& op, const 
   };
   switch (op.kind) {
   case op_kind::create_one:
-    run_one(self, rp, op, insert_statement(table, in.data, now), first_row);
+  case op_kind::upsert:
+    run_one(self, rp, op, std::move(stmts.front()), first_row);
     break;
-  case op_kind::create_many: {
-    if (!in.data.is_array())
-      return answer(
-          self, rp,
-          invalid("create_many takes a JSON array of row objects for table '" + table.name + "'"));
-    if (in.data.empty())
+  case op_kind::create_many:
+    if (stmts.empty())
       return answer(self, rp, json::array());
-    std::vector<statement> stmts;
-    for (auto& row : in.data) {
-      auto stmt = insert_statement(table, row, now);
-      if (!stmt)
-        return answer(self, rp, stmt.error());
-      stmts.push_back(std::move(*stmt));
-    }
     run_all(self, rp, op, std::move(stmts), false,
             [](const std::vector<result_set>& rs) -> outcome<json> {
               auto out = json::array();
@@ -321,30 +351,26 @@ void run_on_table(operations_pointer self, reply rp, const operation& op, const 
               return out;
             });
     break;
-  }
   case op_kind::update_one: {
     auto key = in.key;
-    run_one(self, rp, op, update_statement(table, in.key, in.data, now),
-            [=](const result_set& rs) -> outcome<json> {
-              if (rs.rows.empty())
-                return no_row(table, key);
-              return row_object(rs, 0);
-            });
+    run_one(self, rp, op, std::move(stmts.front()), [=](const result_set& rs) -> outcome<json> {
+      if (rs.rows.empty())
+        return no_row(table, key);
+      return row_object(rs, 0);
+    });
     break;
   }
   case op_kind::delete_one: {
     auto key = in.key;
-    run_one(self, rp, op, delete_statement(table, in.key),
-            [=](const result_set& rs) -> outcome<json> {
-              if (rs.affected_rows == 0)
-                return no_row(table, key);
-              return json{{"deleted", rs.affected_rows}};
-            });
+    run_one(self, rp, op, std::move(stmts.front()), [=](const result_set& rs) -> outcome<json> {
+      if (rs.affected_rows == 0)
+        return no_row(table, key);
+      return json{{"deleted", rs.affected_rows}};
+    });
     break;
   }
-  case op_kind::delete_many: {
-    auto stmts = delete_many_statements(table, in.key);
-    if (stmts && stmts->empty())
+  case op_kind::delete_many:
+    if (stmts.empty())
       return answer(self, rp, json{{"deleted", 0}});
     run_all(self, rp, op, std::move(stmts), false,
             [](const std::vector<result_set>& rs) -> outcome<json> {
@@ -353,10 +379,6 @@ void run_on_table(operations_pointer self, reply rp, const operation& op, const 
                 deleted += x.affected_rows;
               return json{{"deleted", deleted}};
             });
-    break;
-  }
-  case op_kind::upsert:
-    run_one(self, rp, op, upsert_statement(table, in.data, op.conflict_columns, now), first_row);
     break;
   default:
     answer(self, rp, db_error{errc::internal_error, "not a table operation", "", ""});
@@ -372,15 +394,25 @@ void run_table_op(operations_pointer self, reply rp, operation op) {
     return answer(self, rp, key.error());
   auto in = table_input{std::move(*data), std::move(*key)};
   auto columns = named_columns(op, in);
-  // After a fresh reflect the copy is as good as it gets: a miss is the caller's.
+  // Invariant 4: a request the copy refuses (a name it lacks, a value that does not fit
+  // a column's type: the table may have been dropped and created anew since) is tried
+  // again after one reflect. After a fresh reflect the copy is as good as it gets: a
+  // refusal is the caller's.
   auto attempt = [=](bool fresh) {
     auto table = find_table(*self->state.schema, op.table);
     if (!fresh && (!table || !knows_all(**table, columns)))
       return false;
-    if (!table)
+    if (!table) {
       answer(self, rp, table.error());
+      return true;
+    }
+    auto stmts = table_statements(op, **table, in);
+    if (!stmts && !fresh && stmts.error().code == errc::invalid_argument)
+      return false;
+    if (!stmts)
+      answer(self, rp, stmts.error());
     else
-      run_on_table(self, rp, op, **table, in);
+      run_on_table(self, rp, op, **table, in, std::move(*stmts));
     return true;
   };
   if (self->state.schema && attempt(false))

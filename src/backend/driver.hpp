@@ -88,6 +88,24 @@ class driver {
     return run_control("ROLLBACK TO SAVEPOINT " + quote_identifier(name));
   }
 
+  /// Runs `body` inside savepoint `name`: a failure rolls back to it, so that
+  /// whatever was open before stays as it was (outside a transaction SQLite makes the
+  /// savepoint a transaction of its own).
+  template <class Body>
+  auto in_savepoint(const std::string& name, Body body) -> decltype(body()) {
+    if (auto saved = savepoint(name); !saved)
+      return saved.error();
+    auto result = body();
+    if (!result) {
+      rollback_to(name);
+      release(name);
+      return result;
+    }
+    if (auto released = release(name); !released)
+      return released.error();
+    return result;
+  }
+
   /// A round trip to the server: fails if the connection is dead.
   virtual outcome<done> ping() { return run_control("SELECT 1"); }
 

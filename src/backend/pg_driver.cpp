@@ -177,6 +177,7 @@ void pg_driver::close() noexcept {
     PQfinish(conn_);
   conn_ = nullptr;
   cache_.clear();
+  stale_.clear();
 }
 
 std::string pg_driver::describe() const {
@@ -252,16 +253,6 @@ outcome<done> pg_driver::run_simple(const std::string& sql) {
   return done{};
 }
 
-outcome<result_set> pg_driver::run_script(const std::string& sql) {
-  result_ptr res{PQexec(conn_, sql.c_str())};
-  if (!res || !ok_status(res.get()))
-    return error_from(res.get(), "the script");
-  result_set out;
-  auto affected = PQcmdTuples(res.get());
-  out.affected_rows = affected && *affected ? std::strtoll(affected, nullptr, 10) : 0;
-  return out;
-}
-
 outcome<pg_driver::prepared> pg_driver::prepare(const std::string& sql) {
   if (auto i = cache_.find(sql); i != cache_.end())
     return i->second;
@@ -269,6 +260,7 @@ outcome<pg_driver::prepared> pg_driver::prepare(const std::string& sql) {
     if (auto cleared = run_simple("DEALLOCATE ALL"); !cleared)
       return cleared.error();
     cache_.clear();
+    stale_.clear();
   }
   auto name = "cafdb_" + std::to_string(++next_statement_);
   result_ptr res{PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr)};
@@ -352,6 +344,15 @@ constexpr size_t pipeline_chunk = 64;
 
 } // namespace
 
+// A script runs as one implicit transaction (the simple query protocol) and answers
+// its last statement's result, as on SQLite (docs/protocol.md).
+outcome<result_set> pg_driver::run_script(const std::string& sql) {
+  result_ptr res{PQexec(conn_, sql.c_str())};
+  if (!res || !ok_status(res.get()))
+    return error_from(res.get(), "the script");
+  return to_result_set(res.get());
+}
+
 outcome<pg_driver::prepared> pg_driver::prepare_checked(const statement& stmt) {
   auto prep = prepare(stmt.sql);
   if (!prep)
@@ -366,11 +367,34 @@ outcome<pg_driver::prepared> pg_driver::prepare_checked(const statement& stmt) {
   return prep;
 }
 
+bool pg_driver::plan_changed(const db_error& err) {
+  // 0A000 is feature_not_supported; only this message means a stale cached plan.
+  return err.driver_code == "0A000" &&
+         err.driver_message.find("cached plan must not change result type") != std::string::npos;
+}
+
 db_error pg_driver::statement_error(PGresult* res, const statement& stmt) {
   auto err = error_from(res, "executing the statement");
-  if (err.driver_code == "26000") // prepared statement vanished (DISCARD ALL)
+  if (err.driver_code == "26000") { // prepared statement vanished (DISCARD ALL)
     cache_.erase(stmt.sql);
+  } else if (plan_changed(err)) {
+    // The table changed under the cached statement (ALTER TABLE, DROP and CREATE):
+    // the server refuses it for the life of the connection, so it is prepared anew at
+    // its next use. Its server-side copy is dropped once the transaction allows.
+    if (auto i = cache_.find(stmt.sql); i != cache_.end()) {
+      stale_.push_back(i->second.name);
+      cache_.erase(i);
+    }
+  }
   return err;
+}
+
+void pg_driver::drop_stale_statements() {
+  if (stale_.empty() || in_transaction())
+    return;
+  for (auto& name : stale_)
+    run_simple("DEALLOCATE " + name);
+  stale_.clear();
 }
 
 outcome<result_set> pg_driver::execute(const statement& stmt) {
@@ -380,6 +404,18 @@ outcome<result_set> pg_driver::execute(const statement& stmt) {
     return db_error{errc::invalid_argument, "the statement is empty (send SQL text)", "", ""};
   if (stmt.params.empty() && looks_like_script(stmt.sql))
     return run_script(stmt.sql);
+  drop_stale_statements();
+  bool autocommit = !in_transaction();
+  auto result = execute_prepared(stmt);
+  // A statement whose table changed is prepared anew and run again, once, where that is
+  // safe: in autocommit the failed run changed nothing and left nothing open. Inside a
+  // transaction the error has aborted it; the next transaction prepares anew.
+  if (!result && autocommit && plan_changed(result.error()) && !in_transaction())
+    result = execute_prepared(stmt);
+  return result;
+}
+
+outcome<result_set> pg_driver::execute_prepared(const statement& stmt) {
   auto prep = prepare_checked(stmt);
   if (!prep)
     return prep.error();
@@ -584,7 +620,11 @@ std::vector<outcome<result_set>> pg_driver::execute_each(const std::vector<state
   std::vector<outcome<result_set>> out;
   out.reserve(statements.size());
   for (size_t i = 0; i < statements.size(); ++i) {
-    if (outcomes[i])
+    // Each read is an autocommit statement of its own: one whose table changed under
+    // its cached plan is prepared anew and run again, once (see execute).
+    if (outcomes[i] && !*outcomes[i] && intact && plan_changed(outcomes[i]->error()))
+      out.push_back(execute_unless_cancelled(statements[i]));
+    else if (outcomes[i])
       out.push_back(std::move(*outcomes[i]));
     else if (intact && std::find(aborted.begin(), aborted.end(), i) != aborted.end())
       out.push_back(execute_unless_cancelled(statements[i]));

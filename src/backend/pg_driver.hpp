@@ -62,8 +62,16 @@ class pg_driver final : public driver {
   outcome<prepared> prepare(const std::string& sql);
   /// `prepare`, then checks that the statement has one parameter per placeholder.
   outcome<prepared> prepare_checked(const statement& stmt);
-  /// The error of a failed statement; forgets a prepared statement the server lost.
+  /// The error of a failed statement; forgets a prepared statement the server lost,
+  /// and one whose table changed under it (plan_changed).
   db_error statement_error(pg_result* res, const statement& stmt);
+  /// SQLSTATE 0A000 "cached plan must not change result type": a prepared statement
+  /// outlived a change of its table's columns.
+  static bool plan_changed(const db_error& err);
+  /// DEALLOCATEs the statements forgotten for plan_changed, once no transaction is open.
+  void drop_stale_statements();
+  /// One statement through the statement cache.
+  outcome<result_set> execute_prepared(const statement& stmt);
   outcome<std::vector<prepared>> prepare_all(const std::vector<statement>& statements,
                                              size_t& failed_at);
   /// True if every statement can go into a pipeline (no scripts, none empty).
@@ -84,6 +92,8 @@ class pg_driver final : public driver {
   mutable std::mutex cancel_mtx_;
   pg_cancel* cancel_ = nullptr;
   std::unordered_map<std::string, prepared> cache_;
+  /// Server-side statements forgotten by the cache, to DEALLOCATE outside a transaction.
+  std::vector<std::string> stale_;
   uint64_t next_statement_ = 0;
   bool read_only_ = false;
 };

@@ -94,6 +94,15 @@ bool writes_rowid(const std::string& sql) {
   return word == "insert" || word == "replace";
 }
 
+// A column declared BOOLEAN or BOOL (any case): SQLite keeps the declared type,
+// though it stores the values as integers.
+bool declares_boolean(const char* decl) {
+  if (!decl)
+    return false;
+  auto type = to_lower(decl);
+  return type == "boolean" || type == "bool";
+}
+
 // Finalizes a statement that is not kept in the cache when it goes out of scope.
 struct stmt_guard {
   sqlite3_stmt* stmt;
@@ -342,16 +351,25 @@ outcome<done> sqlite_driver::bind_slots(sqlite3_stmt* stmt, const value* params,
 
 outcome<result_set> sqlite_driver::step_all(sqlite3_stmt* stmt, bool inserts) {
   result_set result;
-  int columns = sqlite3_column_count(stmt);
-  result.columns.reserve(columns);
-  result.column_types.reserve(columns);
-  for (int c = 0; c < columns; ++c) {
-    result.columns.emplace_back(sqlite3_column_name(stmt, c));
-    const char* decl = sqlite3_column_decltype(stmt, c);
-    result.column_types.emplace_back(decl ? decl : "");
-  }
-  for (;;) {
+  int columns = 0;
+  std::vector<bool> booleans;
+  for (bool first = true;; first = false) {
     int rc = sqlite3_step(stmt);
+    if (first) {
+      // The columns are read after the first step, never before: a cached statement
+      // whose tables changed (ALTER TABLE, DROP and CREATE) is prepared again inside
+      // that step, and its columns may have changed with it.
+      columns = sqlite3_column_count(stmt);
+      result.columns.reserve(columns);
+      result.column_types.reserve(columns);
+      booleans.assign(static_cast<size_t>(columns), false);
+      for (int c = 0; c < columns; ++c) {
+        result.columns.emplace_back(sqlite3_column_name(stmt, c));
+        const char* decl = sqlite3_column_decltype(stmt, c);
+        result.column_types.emplace_back(decl ? decl : "");
+        booleans[static_cast<size_t>(c)] = declares_boolean(decl);
+      }
+    }
     if (rc == SQLITE_DONE)
       break;
     if (rc != SQLITE_ROW)
@@ -360,9 +378,16 @@ outcome<result_set> sqlite_driver::step_all(sqlite3_stmt* stmt, bool inserts) {
     row.reserve(columns);
     for (int c = 0; c < columns; ++c) {
       switch (sqlite3_column_type(stmt, c)) {
-      case SQLITE_INTEGER:
-        row.emplace_back(sqlite3_column_int64(stmt, c));
+      case SQLITE_INTEGER: {
+        auto number = sqlite3_column_int64(stmt, c);
+        // SQLite stores booleans as 0 and 1; a column declared BOOLEAN gives them back
+        // as booleans (any other integer stays what it is).
+        if (booleans[static_cast<size_t>(c)] && (number == 0 || number == 1))
+          row.emplace_back(number == 1);
+        else
+          row.emplace_back(number);
         break;
+      }
       case SQLITE_FLOAT:
         row.emplace_back(sqlite3_column_double(stmt, c));
         break;
@@ -390,7 +415,14 @@ outcome<result_set> sqlite_driver::step_all(sqlite3_stmt* stmt, bool inserts) {
   return result;
 }
 
+// A script is all-or-nothing and answers its last statement's result, as on
+// PostgreSQL (docs/protocol.md): it runs inside a savepoint, which outside a
+// transaction is one of its own.
 outcome<result_set> sqlite_driver::run_script(const std::string& sql) {
+  return in_savepoint("cafdb_script", [&] { return run_statements_of(sql); });
+}
+
+outcome<result_set> sqlite_driver::run_statements_of(const std::string& sql) {
   auto db = db_.load();
   const char* next = sql.c_str();
   result_set last;

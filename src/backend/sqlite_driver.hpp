@@ -53,6 +53,8 @@ class sqlite_driver final : public driver {
  private:
   outcome<done> run_simple(const char* sql);
   outcome<result_set> run_script(const std::string& sql);
+  /// The statements of a script one after the other; the last one's result.
+  outcome<result_set> run_statements_of(const std::string& sql);
   /// A prepared statement and what is known of it.
   struct prepared {
     sqlite3_stmt* stmt = nullptr;
