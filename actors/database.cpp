@@ -652,6 +652,7 @@ database_actor::behavior_type database_behavior(database_pointer self,
         report.sessions = static_cast<int32_t>(st.sessions.size());
         report.pending = static_cast<int32_t>(st.held.size());
         report.restarts = st.restarts;
+        report.subscribers = static_cast<int32_t>(st.subscribers.size());
         if (st.handles) {
           report.read_handles = static_cast<int32_t>(st.handles->open_count());
           report.reads_in_place = static_cast<int64_t>(st.handles->lent_count());

@@ -108,12 +108,13 @@ struct status_report {
   /// ran on them since start; the reader pool's figures are in `pools`.
   int32_t read_handles = 0;
   int64_t reads_in_place = 0;
+  int32_t subscribers = 0; ///< Actors subscribed to readiness events.
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, status_report& x) {
   return f(caf::meta::type_name("cafdb::status_report"), x.state, x.components, x.pools, x.url,
-           x.sessions, x.pending, x.restarts, x.read_handles, x.reads_in_place);
+           x.sessions, x.pending, x.restarts, x.read_handles, x.reads_in_place, x.subscribers);
 }
 
 } // namespace cafdb

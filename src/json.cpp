@@ -187,7 +187,8 @@ void to_json(nlohmann::json& out, const status_report& x) {
                        {"pending", x.pending},
                        {"restarts", x.restarts},
                        {"read_handles", x.read_handles},
-                       {"reads_in_place", x.reads_in_place}};
+                       {"reads_in_place", x.reads_in_place},
+                       {"subscribers", x.subscribers}};
 }
 
 } // namespace cafdb

@@ -254,8 +254,11 @@ outcome<done> pg_driver::run_simple(const std::string& sql) {
 }
 
 outcome<pg_driver::prepared> pg_driver::prepare(const std::string& sql) {
-  if (auto i = cache_.find(sql); i != cache_.end())
-    return i->second;
+  if (auto i = cache_.find(sql); i != cache_.end()) {
+    auto entry = i->second;
+    entry.reused = true;
+    return entry;
+  }
   if (cache_.size() >= options_.statement_cache_size) {
     if (auto cleared = run_simple("DEALLOCATE ALL"); !cleared)
       return cleared.error();
@@ -354,6 +357,15 @@ outcome<result_set> pg_driver::run_script(const std::string& sql) {
 }
 
 outcome<pg_driver::prepared> pg_driver::prepare_checked(const statement& stmt) {
+  // libpq takes text parameters as C strings: a NUL would silently cut the value.
+  for (size_t i = 0; i < stmt.params.size(); ++i)
+    if (stmt.params[i].type() == value_type::text &&
+        stmt.params[i].bytes().find('\0') != std::string::npos)
+      return db_error{errc::invalid_argument,
+                      "parameter $" + std::to_string(i + 1) +
+                          " is text with a NUL character, which PostgreSQL text cannot hold; "
+                          "send it as a blob (bytea) or remove the NUL",
+                      "", ""};
   auto prep = prepare(stmt.sql);
   if (!prep)
     return prep.error();
@@ -367,20 +379,24 @@ outcome<pg_driver::prepared> pg_driver::prepare_checked(const statement& stmt) {
   return prep;
 }
 
-bool pg_driver::plan_changed(const db_error& err) {
-  // 0A000 is feature_not_supported; only this message means a stale cached plan.
-  return err.driver_code == "0A000" &&
-         err.driver_message.find("cached plan must not change result type") != std::string::npos;
+bool pg_driver::maybe_stale(const db_error& err) {
+  // A prepared statement keeps the parameter and result types its tables had when it
+  // was prepared. After ALTER TABLE, or DROP and CREATE with other types, it fails
+  // with 0A000 ("cached plan must not change result type"), a data exception (class
+  // 22: a text value for what was an integer) or a type mismatch (class 42) although
+  // the same text prepared now would run.
+  auto& code = err.driver_code;
+  return code == "26000" || code == "0A000" || code.compare(0, 2, "22") == 0 ||
+         code.compare(0, 2, "42") == 0;
 }
 
-db_error pg_driver::statement_error(PGresult* res, const statement& stmt) {
+db_error pg_driver::statement_error(PGresult* res, const statement& stmt, bool reused) {
   auto err = error_from(res, "executing the statement");
   if (err.driver_code == "26000") { // prepared statement vanished (DISCARD ALL)
     cache_.erase(stmt.sql);
-  } else if (plan_changed(err)) {
-    // The table changed under the cached statement (ALTER TABLE, DROP and CREATE):
-    // the server refuses it for the life of the connection, so it is prepared anew at
-    // its next use. Its server-side copy is dropped once the transaction allows.
+  } else if (reused && maybe_stale(err)) {
+    // Possibly prepared before its table changed: prepared anew at its next use. The
+    // server-side copy is dropped once no transaction is open.
     if (auto i = cache_.find(stmt.sql); i != cache_.end()) {
       stale_.push_back(i->second.name);
       cache_.erase(i);
@@ -406,24 +422,27 @@ outcome<result_set> pg_driver::execute(const statement& stmt) {
     return run_script(stmt.sql);
   drop_stale_statements();
   bool autocommit = !in_transaction();
-  auto result = execute_prepared(stmt);
-  // A statement whose table changed is prepared anew and run again, once, where that is
-  // safe: in autocommit the failed run changed nothing and left nothing open. Inside a
-  // transaction the error has aborted it; the next transaction prepares anew.
-  if (!result && autocommit && plan_changed(result.error()) && !in_transaction())
-    result = execute_prepared(stmt);
+  bool reused = false;
+  auto result = execute_prepared(stmt, reused);
+  // A cached statement that may have outlived a change of its tables is prepared anew
+  // and run again, once, where that is safe: in autocommit the failed run changed
+  // nothing and left nothing open. Inside a transaction the error has aborted it; the
+  // next use prepares anew. A real error fails the same way the second time.
+  if (!result && reused && autocommit && maybe_stale(result.error()) && !in_transaction())
+    result = execute_prepared(stmt, reused);
   return result;
 }
 
-outcome<result_set> pg_driver::execute_prepared(const statement& stmt) {
+outcome<result_set> pg_driver::execute_prepared(const statement& stmt, bool& reused) {
   auto prep = prepare_checked(stmt);
   if (!prep)
     return prep.error();
+  reused = prep->reused;
   bound_params bound{stmt.params};
   result_ptr res{PQexecPrepared(conn_, prep->name.c_str(), bound.count(), bound.values.data(),
                                 bound.lengths.data(), bound.formats.data(), 0)};
   if (!res || !ok_status(res.get()))
-    return statement_error(res.get(), stmt);
+    return statement_error(res.get(), stmt, reused);
   return to_result_set(res.get());
 }
 
@@ -535,6 +554,22 @@ pg_driver::execute_transaction(const std::vector<statement>& statements, bool re
     return connection_error("the transaction");
   if (!pipelinable(statements))
     return driver::execute_transaction(statements, read_only, failed_at);
+  drop_stale_statements();
+  bool stale = false;
+  auto results = pipeline_transaction(statements, read_only, failed_at, stale);
+  // A cached statement that may have outlived a change of its tables failed: the whole
+  // transaction was rolled back, so it runs again once, prepared anew (see execute).
+  if (!results && stale && !in_transaction()) {
+    drop_stale_statements();
+    results = pipeline_transaction(statements, read_only, failed_at, stale);
+  }
+  return results;
+}
+
+outcome<std::vector<result_set>>
+pg_driver::pipeline_transaction(const std::vector<statement>& statements, bool read_only,
+                                size_t& failed_at, bool& stale) {
+  stale = false;
   auto preps = prepare_all(statements, failed_at);
   if (!preps)
     return preps.error();
@@ -554,7 +589,9 @@ pg_driver::execute_transaction(const std::vector<statement>& statements, bool re
     if (failure)
       return false;
     if (!ok_status(res)) {
-      failure = statement_error(res, statements[i]);
+      auto reused = (*preps)[i].reused;
+      failure = statement_error(res, statements[i], reused);
+      stale = reused && maybe_stale(*failure);
       failed_at = i;
       return false;
     }
@@ -605,14 +642,18 @@ std::vector<outcome<result_set>> pg_driver::execute_each(const std::vector<state
     origin.push_back(i);
   }
   std::vector<size_t> aborted;
+  // Reads whose cached statement may have outlived a change of its tables.
+  std::vector<bool> retry(statements.size(), false);
   auto on_statement = [&](size_t k, PGresult* res) {
     auto i = origin[k];
     if (ok_status(res))
       outcomes[i] = to_result_set(res);
     else if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED)
       aborted.push_back(i);
-    else
-      outcomes[i] = statement_error(res, statements[i]);
+    else {
+      outcomes[i] = statement_error(res, statements[i], preps[k].reused);
+      retry[i] = preps[k].reused && maybe_stale(outcomes[i]->error());
+    }
     return true;
   };
   bool intact = run_pipeline(
@@ -620,9 +661,10 @@ std::vector<outcome<result_set>> pg_driver::execute_each(const std::vector<state
   std::vector<outcome<result_set>> out;
   out.reserve(statements.size());
   for (size_t i = 0; i < statements.size(); ++i) {
-    // Each read is an autocommit statement of its own: one whose table changed under
-    // its cached plan is prepared anew and run again, once (see execute).
-    if (outcomes[i] && !*outcomes[i] && intact && plan_changed(outcomes[i]->error()))
+    // Each read is an autocommit statement of its own: one whose cached statement may
+    // have outlived a change of its tables is prepared anew and run again, once (see
+    // execute).
+    if (outcomes[i] && !*outcomes[i] && intact && retry[i])
       out.push_back(execute_unless_cancelled(statements[i]));
     else if (outcomes[i])
       out.push_back(std::move(*outcomes[i]));

@@ -55,6 +55,8 @@ class pg_driver final : public driver {
   struct prepared {
     std::string name;
     int params = 0;
+    /// Taken from the cache, not prepared for this use: its types may be stale.
+    bool reused = false;
   };
 
   outcome<done> run_simple(const std::string& sql);
@@ -63,15 +65,20 @@ class pg_driver final : public driver {
   /// `prepare`, then checks that the statement has one parameter per placeholder.
   outcome<prepared> prepare_checked(const statement& stmt);
   /// The error of a failed statement; forgets a prepared statement the server lost,
-  /// and one whose table changed under it (plan_changed).
-  db_error statement_error(pg_result* res, const statement& stmt);
-  /// SQLSTATE 0A000 "cached plan must not change result type": a prepared statement
-  /// outlived a change of its table's columns.
-  static bool plan_changed(const db_error& err);
-  /// DEALLOCATEs the statements forgotten for plan_changed, once no transaction is open.
+  /// and a `reused` one that may have outlived a change of its tables (maybe_stale).
+  db_error statement_error(pg_result* res, const statement& stmt, bool reused);
+  /// True if a cached statement failing so may only have outlived a change of its
+  /// tables, and would run if prepared again: 26000, 0A000, classes 22 and 42.
+  static bool maybe_stale(const db_error& err);
+  /// DEALLOCATEs the statements forgotten by statement_error, outside a transaction.
   void drop_stale_statements();
-  /// One statement through the statement cache.
-  outcome<result_set> execute_prepared(const statement& stmt);
+  /// One statement through the statement cache; `reused` if it came from the cache.
+  outcome<result_set> execute_prepared(const statement& stmt, bool& reused);
+  /// BEGIN, the statements and COMMIT as one pipeline; `stale` if a reused statement
+  /// failed in a way maybe_stale explains.
+  outcome<std::vector<result_set>> pipeline_transaction(const std::vector<statement>& statements,
+                                                        bool read_only, size_t& failed_at,
+                                                        bool& stale);
   outcome<std::vector<prepared>> prepare_all(const std::vector<statement>& statements,
                                              size_t& failed_at);
   /// True if every statement can go into a pipeline (no scripts, none empty).

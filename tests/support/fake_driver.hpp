@@ -19,6 +19,10 @@ struct fake_script {
   bool lose_connection_on_commit = false;
   /// ROLLBACK fails as if the link broke.
   bool lose_connection_on_rollback = false;
+  /// Statement texts that open or end a transaction behind the session's back, as a
+  /// server-side function could: what the connection's state check must catch.
+  std::string opens_transaction;
+  std::string ends_transaction;
   int opened = 0;
 
   void record(std::string call) {
@@ -42,6 +46,10 @@ class fake_driver final : public driver {
   }
   outcome<result_set> execute(const statement& stmt) override {
     script_->record("exec " + stmt.sql);
+    if (stmt.sql == script_->opens_transaction)
+      in_tx_ = true;
+    if (stmt.sql == script_->ends_transaction)
+      in_tx_ = false;
     result_set r;
     r.columns = {"x"};
     r.rows = {{value{1}}};

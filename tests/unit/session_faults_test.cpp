@@ -84,6 +84,44 @@ TEST_CASE("a connection whose ROLLBACK fails is discarded, never pooled", "[faul
   CHECK(fx.shared_pool().in_use == 0);
 }
 
+TEST_CASE("a request that leaves a transaction open fails, and the connection is rolled back "
+          "before anyone else gets it",
+          "[faults]") {
+  fake_database fx;
+  fx.script->opens_transaction = "SELECT opens_a_transaction()";
+  auto r = fx.cli->exec({"SELECT opens_a_transaction()"});
+  REQUIRE(!r);
+  CHECK(is(r.error(), errc::invalid_argument));
+  CHECK(describe(r.error()).message.find("left a transaction open") != std::string::npos);
+  auto calls = fx.script->snapshot();
+  REQUIRE(calls.size() >= 2);
+  CHECK(calls.back() == "rollback");
+  // The next holder starts with no transaction: its begin and commit are its own.
+  auto s = fx.cli->open_session();
+  REQUIRE(s);
+  REQUIRE(!s->begin());
+  REQUIRE(!s->commit());
+  CHECK(fx.shared_pool().discarded == 0);
+}
+
+TEST_CASE("a request that ends the session's transaction behind its back answers "
+          "commit_in_doubt",
+          "[faults]") {
+  fake_database fx;
+  fx.script->ends_transaction = "SELECT ends_the_transaction()";
+  auto s = fx.cli->open_session();
+  REQUIRE(s);
+  REQUIRE(!s->begin());
+  auto r = s->exec({"SELECT ends_the_transaction()"});
+  REQUIRE(!r);
+  CHECK(is(r.error(), errc::commit_in_doubt));
+  auto info = s->info();
+  REQUIRE(info);
+  CHECK(info->phase == session_phase::failed); // only rollback is accepted now
+  REQUIRE(!s->rollback());
+  REQUIRE(fx.cli->exec({"SELECT 1"}));
+}
+
 TEST_CASE("transact runs begin, every statement and commit on one connection", "[faults]") {
   fake_database fx;
   REQUIRE(fx.cli->transact({{"INSERT 1"}, {"INSERT 2"}}));

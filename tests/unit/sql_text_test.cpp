@@ -1,0 +1,77 @@
+// transaction_control: which statements of a script are transaction control, read the
+// way each engine's lexer reads literals, quoted names and comments.
+#include <catch2/catch.hpp>
+
+#include "backend/driver.hpp"
+
+using namespace cafdb;
+
+namespace {
+
+std::string found(const std::string& sql, sql_dialect dialect) {
+  auto keyword = transaction_control(sql, dialect);
+  return keyword ? *keyword : std::string{};
+}
+
+} // namespace
+
+TEST_CASE("transaction control starting any statement of a script is found", "[sql_text]") {
+  for (auto dialect : {sql_dialect::sqlite, sql_dialect::postgresql}) {
+    CHECK(found("BEGIN", dialect) == "BEGIN");
+    CHECK(found("  begin deferred transaction", dialect) == "BEGIN");
+    CHECK(found("SELECT 1; BEGIN", dialect) == "BEGIN");
+    CHECK(found("SELECT 1;COMMIT", dialect) == "COMMIT");
+    CHECK(found("select 1;\n-- note\nend", dialect) == "END");
+    CHECK(found("START TRANSACTION ISOLATION LEVEL SERIALIZABLE", dialect) == "START");
+    CHECK(found("SELECT 1; ROLLBACK TO x", dialect) == "ROLLBACK");
+    CHECK(found("ABORT", dialect) == "ABORT");
+    CHECK(found("SELECT 1; SAVEPOINT s1", dialect) == "SAVEPOINT");
+    CHECK(found("RELEASE s1", dialect) == "RELEASE");
+    CHECK(found("PREPARE TRANSACTION 'gid'", dialect) == "PREPARE TRANSACTION");
+    CHECK(found("COMMIT PREPARED 'gid'", dialect) == "COMMIT");
+    CHECK(found("/* lead */ COMMIT", dialect) == "COMMIT");
+    CHECK(found("SELECT 'a'; /* x */ ;; COMMIT", dialect) == "COMMIT");
+  }
+}
+
+TEST_CASE("keywords inside literals, names and comments, and mid-statement, are not "
+          "transaction control",
+          "[sql_text]") {
+  for (auto dialect : {sql_dialect::sqlite, sql_dialect::postgresql}) {
+    CHECK(found("SELECT 'x; COMMIT'", dialect).empty());
+    CHECK(found("SELECT 'it''s; COMMIT'", dialect).empty());
+    CHECK(found("SELECT \"begin\" FROM t", dialect).empty());
+    CHECK(found("SELECT \"a\"\"; COMMIT\" FROM t", dialect).empty());
+    CHECK(found("SELECT 1 -- ; COMMIT", dialect).empty());
+    CHECK(found("SELECT 1 /* ; COMMIT */", dialect).empty());
+    CHECK(found("SELECT CASE WHEN a THEN 1 END FROM t", dialect).empty());
+    CHECK(found("UPDATE t SET begin_at = 1; SELECT end_at FROM t", dialect).empty());
+    CHECK(found("PREPARE q AS SELECT 1", dialect).empty());
+    CHECK(found("", dialect).empty());
+  }
+  // PostgreSQL: dollar quotes, E'' strings with backslash escapes, BEGIN ATOMIC bodies;
+  // $1 is a parameter, not a dollar quote.
+  auto pg = sql_dialect::postgresql;
+  CHECK(found("SELECT $$; COMMIT$$", pg).empty());
+  CHECK(found("SELECT $tag$ ; COMMIT $tag$", pg).empty());
+  CHECK(found("DO $$BEGIN PERFORM 1; END$$", pg).empty());
+  CHECK(found("SELECT E'\\'; COMMIT'", pg).empty());
+  CHECK(found("SELECT $1; COMMIT", pg) == "COMMIT");
+  CHECK(found("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END; COMMIT",
+              pg) == "COMMIT");
+  CHECK(found("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true "
+              "THEN 1 END; END",
+              pg)
+            .empty());
+  // PostgreSQL comments nest: the COMMIT is still inside.
+  CHECK(found("SELECT 1 /* a /* b */ ; COMMIT */", pg).empty());
+  // SQLite: [names] and `names`, trigger bodies; comments do not nest, so the COMMIT
+  // after the first */ is a statement.
+  auto lite = sql_dialect::sqlite;
+  CHECK(found("SELECT [x; COMMIT] FROM t", lite).empty());
+  CHECK(found("SELECT `x; COMMIT` FROM t", lite).empty());
+  CHECK(found("CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET v = 1; END", lite).empty());
+  CHECK(found("CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET v = 1; END; END", lite) ==
+        "END");
+  CHECK(found("SELECT 1 /* a /* b */ ; COMMIT */", lite) == "COMMIT");
+}
