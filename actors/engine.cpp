@@ -668,8 +668,8 @@ void cancel_overdue_reads(engine_pointer self, caf::timestamp t) {
     auto timeout = make_error(
         errc::statement_timeout,
         "the read did not finish within its deadline (" + std::to_string(ms(batch.limit)) +
-            " ms); the statement was cancelled on the server. Raise request_timeout / "
-            "statement_timeout, or make the query cheaper");
+            " ms); cafdb is cancelling it on the server, nothing was changed (a read). Raise "
+            "request_timeout / statement_timeout, or make the query cheaper");
     for (auto& r : batch.reads)
       r.promise.deliver(timeout);
     cancel_then_pool(self, batch.pool_index, batch.connection);
@@ -1200,12 +1200,19 @@ driver_factory default_driver_factory(std::shared_ptr<const config> cfg, const s
   if (cfg->engine == engine_kind::postgresql) {
     bool reader = role == "reader";
     pg_options options;
-    // Given first, so that a connect_timeout in the URL overrides it.
+    // Given first, so that the URL's own settings override them. TCP keepalives and
+    // tcp_user_timeout make the kernel give up on a link that silently drops packets
+    // (no RST) within seconds, for idle connections and busy ones alike; libpq's
+    // defaults leave that to the system (two hours of keepalive idle).
     auto seconds = std::max<int64_t>(1, (cfg->connect_timeout.count() + 999) / 1000);
-    options.conninfo = "connect_timeout=" + std::to_string(seconds) + " " +
+    options.conninfo = "connect_timeout=" + std::to_string(seconds) +
+                       " keepalives=1 keepalives_idle=5 keepalives_interval=1 "
+                       "keepalives_count=3 tcp_user_timeout=8000 " +
                        (reader ? cfg->read_conninfo : cfg->conninfo);
     options.display = reader ? cfg->read_display : cfg->display;
     options.statement_timeout = cfg->statement_timeout;
+    options.connect_timeout = cfg->connect_timeout;
+    options.silence_grace = std::min(cfg->connect_timeout, millis{5'000});
     return [options](connection_role conn_role) -> std::unique_ptr<driver> {
       return std::make_unique<pg_driver>(options, conn_role);
     };

@@ -49,6 +49,7 @@
 #include "actors/session.hpp"
 #include "cafdb/settled.hpp"
 
+#include <algorithm>
 #include <cassert>
 #include <chrono>
 #include <optional>
@@ -120,23 +121,64 @@ int64_t milliseconds(caf::timespan span) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
 }
 
-// An error from CAF itself (timeout, actor gone) means the connection's state is unknown.
+// An error from CAF itself (timeout, actor gone) means the connection's state is unknown;
+// so does a lost link, or one lost while a commit may have run (DESIGN.md rule 4).
 bool connection_unknown(const caf::error& err) {
-  return err.category() != error_category || is(err, errc::connection_lost);
+  return err.category() != error_category || is(err, errc::connection_lost) ||
+         is(err, errc::commit_in_doubt);
 }
 
-caf::error explain_connection_failure(const session_state& st, const caf::error& err) {
+// Whether a batch can change data: a read-only session's cannot, nor statements that
+// only read. What may have changed and may have committed is in doubt when its answer
+// never came.
+bool may_write(const exec_request& req) {
+  if (req.read_only)
+    return false;
+  auto writes = [](const std::string& sql) {
+    auto word = leading_keyword(sql);
+    if (word == "with") { // a CTE leads a read or a write: look for the write
+      auto text = to_lower(sql);
+      for (auto verb : {"insert", "update", "delete", "merge", "replace"})
+        if (text.find(verb) != std::string::npos)
+          return true;
+      return false;
+    }
+    return word != "select" && word != "values" && word != "show" && word != "table";
+  };
+  if (req.bulk.row_count() > 0)
+    return writes(req.bulk.sql);
+  return std::any_of(req.statements.begin(), req.statements.end(),
+                     [&](const statement& stmt) { return writes(stmt.sql); });
+}
+
+// The answer for a request whose connection failed or did not answer in time. It never
+// claims what the server did not confirm: a request that may have committed (an
+// autocommit write, a transact, an exec_many) is in doubt; one inside a transaction
+// cannot commit (the session never sends COMMIT for it), so its transaction is lost.
+caf::error explain_connection_failure(const session_state& st, const caf::error& err,
+                                      bool may_have_committed) {
+  bool lost = err.category() != error_category || is(err, errc::connection_lost);
+  if (!lost)
+    return err;
+  auto timed_out = err == caf::sec::request_timeout;
+  auto what = timed_out ? "no answer within the request deadline (" +
+                              std::to_string(milliseconds(request_deadline(st))) + " ms)"
+              : err.category() == error_category
+                  ? describe(err).message
+                  : "the connection went away during the request (" + to_string(err) + ")";
+  if (may_have_committed)
+    return make_error(errc::commit_in_doubt,
+                      what + ": it may or may not have been applied; check before retrying. The "
+                             "connection is cancelled on the server or discarded");
+  if (timed_out)
+    return make_error(errc::statement_timeout,
+                      what + "; cafdb is cancelling it on the server" +
+                          (in_transaction(st) ? ", and the transaction is lost: roll back"
+                                              : ", nothing was changed") +
+                          ". Raise request_timeout / statement_timeout, or make it cheaper");
   if (err.category() == error_category)
     return err;
-  if (err == caf::sec::request_timeout)
-    return make_error(errc::statement_timeout,
-                      "the request did not finish within its deadline (" +
-                          std::to_string(milliseconds(request_deadline(st))) +
-                          " ms); the statement was cancelled on the server. Raise "
-                          "request_timeout / statement_timeout, or make the query cheaper");
-  return make_error(errc::connection_lost, "the connection went away during the request (" +
-                                               to_string(err) +
-                                               "); it was discarded, retry the request");
+  return make_error(errc::connection_lost, what + "; it was discarded, retry the request");
 }
 
 // How to give back a connection whose request failed outside the driver.
@@ -344,6 +386,7 @@ void run_batch(session_pointer self, caf::typed_response_promise<Result> rp, exe
                Convert convert) {
   // The batch is moved along, never copied: it may hold thousands of statements.
   auto mode = req.mode;
+  auto writes = may_write(req);
   auto batch = std::make_shared<exec_request>(std::move(req));
   with_lease(self, rp, [=](connection_actor conn) mutable {
     await_settled(
@@ -363,9 +406,10 @@ void run_batch(session_pointer self, caf::typed_response_promise<Result> rp, exe
             check_in(self, condition_after(err));
             // A transaction died with its connection: stay failed, so the client learns
             // of it at its next request instead of slipping into autocommit.
-            if (in_transaction(st))
+            bool in_tx = in_transaction(st);
+            if (in_tx)
               st.phase = session_phase::failed;
-            err = explain_connection_failure(st, err);
+            err = explain_connection_failure(st, err, writes && !in_tx);
           } else if (st.phase == session_phase::in_tx && mode == batch_mode::plain) {
             st.phase = session_phase::failed;
           } else if (!in_transaction(st)) {
@@ -403,12 +447,8 @@ caf::typed_response_promise<caf::ok_atom> run_tx(session_pointer self, tx_comman
             st.phase = was_open && !ends_tx ? session_phase::failed : session_phase::idle;
             if (st.phase == session_phase::idle)
               st.savepoints.clear();
-            err = explain_connection_failure(st, err);
-            if (cmd.op == tx_op::commit)
-              err = make_error(errc::commit_in_doubt,
-                               "the connection was lost during COMMIT: the transaction may "
-                               "or may not have been committed; check before retrying (" +
-                                   describe(err).message + ")");
+            // Only a COMMIT whose answer never came may have committed.
+            err = explain_connection_failure(st, err, cmd.op == tx_op::commit);
           } else if (cmd.op == tx_op::begin) {
             check_in(self, connection_condition::needs_rollback);
           } else if (cmd.op == tx_op::rollback) {

@@ -8,6 +8,14 @@
 #include <optional>
 #include <vector>
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <thread>
+
 #include <libpq-fe.h>
 
 namespace cafdb {
@@ -160,19 +168,20 @@ errc pg_errc(const std::string& state) {
 }
 
 pg_driver::pg_driver(pg_options options, connection_role role)
-    : options_(std::move(options)), role_(role) {}
+    : options_(std::move(options)), role_(role), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
 pg_driver::~pg_driver() {
   close();
+  if (wake_fd_ >= 0)
+    ::close(wake_fd_);
 }
 
 void pg_driver::close() noexcept {
   {
     std::lock_guard<std::mutex> guard{cancel_mtx_};
-    if (cancel_)
-      PQfreeCancel(cancel_);
-    cancel_ = nullptr;
+    cancel_.reset();
   }
+  // Non-blocking: the goodbye message is not waited for, whatever the network does.
   if (conn_)
     PQfinish(conn_);
   conn_ = nullptr;
@@ -180,11 +189,150 @@ void pg_driver::close() noexcept {
   stale_.clear();
 }
 
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+int64_t whole_seconds(steady::duration d) {
+  return std::chrono::duration_cast<std::chrono::seconds>(d + std::chrono::milliseconds(500))
+      .count();
+}
+
+/// The SQLSTATE of a failed connection attempt: libpq reports those as text only.
+std::string connect_sqlstate(const std::string& message) {
+  auto has = [&](const char* text) { return message.find(text) != std::string::npos; };
+  if (has("too many clients") || has("remaining connection slots are reserved"))
+    return "53300";
+  if (has("password authentication failed"))
+    return "28P01";
+  if (has("no pg_hba.conf entry") || has("authentication failed") || has("role \"") ||
+      has("password is required"))
+    return "28000";
+  if (has("database \"") && has("does not exist"))
+    return "3D000";
+  if (has("the database system is starting up") || has("the database system is shutting down"))
+    return "57P03";
+  return "08001";
+}
+
+} // namespace
+
+void pg_driver::start_request() {
+  started_ = steady::now();
+  cancel_sent_ = false;
+  silent_ = false;
+  deadline_ = options_.statement_timeout.count() > 0
+                  ? started_ + options_.statement_timeout + options_.silence_grace
+                  : steady::time_point::max();
+}
+
+void pg_driver::went_silent(std::chrono::milliseconds waited) {
+  silence_ = "no answer from " + options_.display + " for " +
+             std::to_string(std::max<int64_t>(1, whole_seconds(waited))) + " s";
+  silent_ = true;
+  close();
+}
+
+bool pg_driver::flush() {
+  for (;;) {
+    if (!conn_)
+      return false;
+    int rc = PQflush(conn_);
+    if (rc == 0)
+      return true;
+    if (rc < 0)
+      return false;
+    // The server may be waiting for us to read before it reads more: read too.
+    if (!await_socket(POLLOUT | POLLIN) || PQconsumeInput(conn_) == 0)
+      return false;
+  }
+}
+
+bool pg_driver::await_socket(short events) {
+  for (;;) {
+    if (!conn_ || PQsocket(conn_) < 0)
+      return false;
+    auto now = steady::now();
+    if (cancelled() && !cancel_sent_) {
+      // The cancel is on its way (interrupt): the server confirms it by answering.
+      cancel_sent_ = true;
+      deadline_ = std::min(deadline_, now + options_.silence_grace);
+    }
+    if (now >= deadline_) {
+      went_silent(std::chrono::duration_cast<std::chrono::milliseconds>(now - started_));
+      return false;
+    }
+    int timeout = -1;
+    if (deadline_ != steady::time_point::max()) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - now).count();
+      timeout = static_cast<int>(std::min<int64_t>(left, INT_MAX));
+    }
+    pollfd fds[2] = {{PQsocket(conn_), events, 0}, {wake_fd_, POLLIN, 0}};
+    int rc = ::poll(fds, wake_fd_ >= 0 ? 2 : 1, timeout);
+    if (rc < 0 && errno != EINTR)
+      return false;
+    if (rc > 0 && (fds[1].revents & POLLIN)) {
+      uint64_t count = 0;
+      while (::read(wake_fd_, &count, sizeof count) > 0) {
+      }
+    }
+    if (rc > 0 && fds[0].revents != 0)
+      return true;
+  }
+}
+
+bool pg_driver::await_input() {
+  if (!flush())
+    return false;
+  while (PQisBusy(conn_)) {
+    if (!await_socket(POLLIN) || PQconsumeInput(conn_) == 0)
+      return false;
+  }
+  return true;
+}
+
+PGresult* pg_driver::next_result() {
+  if (!conn_ || !await_input())
+    return nullptr;
+  return PQgetResult(conn_);
+}
+
+PGresult* pg_driver::exec_sent(const std::function<int()>& send) {
+  if (!conn_ || send() != 1)
+    return nullptr;
+  // Like PQexec: the last result, or the first error (the query ends after it).
+  PGresult* last = nullptr;
+  while (PGresult* res = next_result()) {
+    if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+      PQclear(res);
+      continue;
+    }
+    PQclear(last);
+    last = res;
+  }
+  if (link_failed()) {
+    PQclear(last);
+    return nullptr;
+  }
+  return last;
+}
+
+bool pg_driver::link_failed() const {
+  return !conn_ || silent_ || PQstatus(conn_) == CONNECTION_BAD;
+}
+
 std::string pg_driver::describe() const {
   return options_.display + " (" + to_string(role_) + ")";
 }
 
 db_error pg_driver::connection_error(const std::string& context) const {
+  if (silent_)
+    return db_error{errc::connection_lost,
+                    context + " failed: " + silence_ +
+                        "; the server or the network stopped answering and the connection was "
+                        "discarded (" +
+                        hint_for(errc::connection_lost) + ")",
+                    "08006", silence_};
   auto driver_message = conn_ ? trim(PQerrorMessage(conn_)) : std::string{"no connection"};
   return db_error{errc::connection_lost,
                   context + " failed: the connection to the server broke: " + driver_message +
@@ -211,30 +359,46 @@ db_error pg_driver::error_from(PGresult* res, const std::string& context) const 
 
 outcome<done> pg_driver::open() {
   close();
-  conn_ = PQconnectdb(options_.conninfo.c_str());
+  silent_ = false;
+  started_ = steady::now();
+  deadline_ = started_ + options_.connect_timeout;
+  cancel_sent_ = true; // nothing to cancel while connecting
+  conn_ = PQconnectStart(options_.conninfo.c_str());
+  // PQconnectPoll starts as if PGRES_POLLING_WRITING had been returned.
+  auto polled = PGRES_POLLING_WRITING;
+  while (conn_ && PQstatus(conn_) != CONNECTION_BAD && polled != PGRES_POLLING_OK &&
+         polled != PGRES_POLLING_FAILED) {
+    if (!await_socket(polled == PGRES_POLLING_READING ? POLLIN : POLLOUT))
+      break;
+    polled = PQconnectPoll(conn_);
+  }
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
-    auto driver_message = conn_ ? trim(PQerrorMessage(conn_)) : "out of memory";
+    std::string driver_message = silent_ ? silence_ + " (connect_timeout)"
+                                 : conn_ ? trim(PQerrorMessage(conn_))
+                                         : "out of memory";
     // libpq's messages name host, port and user, never the password.
-    std::string sqlstate = "08001";
-    if (driver_message.find("password authentication failed") != std::string::npos)
-      sqlstate = "28P01";
-    else if (driver_message.find("does not exist") != std::string::npos)
-      sqlstate = "3D000";
+    auto sqlstate = silent_ ? std::string{"08001"} : connect_sqlstate(driver_message);
     auto err = db_error{errc::connect_failed,
                         "cannot connect to " + options_.display + ": " + driver_message +
-                            " (check host, port, user, password, database name and sslmode)",
+                            (sqlstate == "53300"
+                                 ? " (the server has no connection slot free: lower pool_size "
+                                   "or raise the server's max_connections)"
+                                 : " (check host, port, user, password, database name and "
+                                   "sslmode)"),
                         sqlstate, driver_message};
     close();
     return err;
   }
+  PQsetnonblocking(conn_, 1);
   // Notices go nowhere instead of stderr: the server's messages reach users as errors.
   PQsetNoticeProcessor(
       conn_, [](void*, const char*) {}, nullptr);
   {
     std::lock_guard<std::mutex> guard{cancel_mtx_};
-    cancel_ = PQgetCancel(conn_);
+    cancel_.reset(PQgetCancel(conn_), PQfreeCancel);
   }
   read_only_ = false;
+  cancel_sent_ = false;
   // UTC, so that timestamps read the same whatever the server's TimeZone (and the same as
   // the mixin's values on SQLite).
   auto setup = "SET statement_timeout = " + std::to_string(options_.statement_timeout.count()) +
@@ -247,7 +411,7 @@ outcome<done> pg_driver::open() {
 outcome<done> pg_driver::run_simple(const std::string& sql) {
   if (!conn_)
     return connection_error(sql);
-  result_ptr res{PQexec(conn_, sql.c_str())};
+  result_ptr res{exec_sent([&] { return PQsendQuery(conn_, sql.c_str()); })};
   if (!res || !ok_status(res.get()))
     return error_from(res.get(), sql);
   return done{};
@@ -266,10 +430,11 @@ outcome<pg_driver::prepared> pg_driver::prepare(const std::string& sql) {
     stale_.clear();
   }
   auto name = "cafdb_" + std::to_string(++next_statement_);
-  result_ptr res{PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr)};
+  result_ptr res{
+      exec_sent([&] { return PQsendPrepare(conn_, name.c_str(), sql.c_str(), 0, nullptr); })};
   if (!res || !ok_status(res.get()))
     return error_from(res.get(), "preparing the statement");
-  result_ptr described{PQdescribePrepared(conn_, name.c_str())};
+  result_ptr described{exec_sent([&] { return PQsendDescribePrepared(conn_, name.c_str()); })};
   if (!described || !ok_status(described.get()))
     return error_from(described.get(), "describing the statement");
   auto entry = prepared{name, PQnparams(described.get())};
@@ -350,7 +515,7 @@ constexpr size_t pipeline_chunk = 64;
 // A script runs as one implicit transaction (the simple query protocol) and answers
 // its last statement's result, as on SQLite (docs/protocol.md).
 outcome<result_set> pg_driver::run_script(const std::string& sql) {
-  result_ptr res{PQexec(conn_, sql.c_str())};
+  result_ptr res{exec_sent([&] { return PQsendQuery(conn_, sql.c_str()); })};
   if (!res || !ok_status(res.get()))
     return error_from(res.get(), "the script");
   return to_result_set(res.get());
@@ -414,6 +579,7 @@ void pg_driver::drop_stale_statements() {
 }
 
 outcome<result_set> pg_driver::execute(const statement& stmt) {
+  start_request();
   if (!conn_)
     return connection_error("executing the statement");
   if (is_blank(stmt.sql))
@@ -439,8 +605,10 @@ outcome<result_set> pg_driver::execute_prepared(const statement& stmt, bool& reu
     return prep.error();
   reused = prep->reused;
   bound_params bound{stmt.params};
-  result_ptr res{PQexecPrepared(conn_, prep->name.c_str(), bound.count(), bound.values.data(),
-                                bound.lengths.data(), bound.formats.data(), 0)};
+  result_ptr res{exec_sent([&] {
+    return PQsendQueryPrepared(conn_, prep->name.c_str(), bound.count(), bound.values.data(),
+                               bound.lengths.data(), bound.formats.data(), 0);
+  })};
   if (!res || !ok_status(res.get()))
     return statement_error(res.get(), stmt, reused);
   return to_result_set(res.get());
@@ -474,10 +642,11 @@ bool pg_driver::run_pipeline(const std::vector<statement>& statements,
   };
   // The next query's result; libpq ends each query's results with a null.
   auto next_result = [&]() -> result_ptr {
-    result_ptr res{PQgetResult(conn_)};
+    result_ptr res{this->next_result()};
     broken = broken || !res;
-    while (PGresult* extra = PQgetResult(conn_))
+    while (PGresult* extra = this->next_result())
       PQclear(extra);
+    broken = broken || link_failed();
     return res;
   };
   size_t sent = 0, read = 0;
@@ -507,7 +676,7 @@ bool pg_driver::run_pipeline(const std::vector<statement>& statements,
     sent += 1;
     if (sent - read >= pipeline_chunk && sent < statements.size()) {
       // Ask the server to send what it has, then read this chunk's results.
-      if (sent_ok(PQsendFlushRequest(conn_)) && sent_ok(PQflush(conn_) == 0 ? 1 : 0))
+      if (sent_ok(PQsendFlushRequest(conn_)) && sent_ok(flush() ? 1 : 0))
         read_up_to(sent);
     }
   }
@@ -522,10 +691,10 @@ bool pg_driver::run_pipeline(const std::vector<statement>& statements,
       on_control(res.get());
   }
   if (!broken) {
-    result_ptr sync{PQgetResult(conn_)};
+    result_ptr sync{this->next_result()};
     broken = !sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC;
   }
-  return !broken && PQexitPipelineMode(conn_) == 1;
+  return !broken && conn_ && PQexitPipelineMode(conn_) == 1;
 }
 
 outcome<std::vector<pg_driver::prepared>>
@@ -549,6 +718,7 @@ pg_driver::prepare_all(const std::vector<statement>& statements, size_t& failed_
 outcome<std::vector<result_set>>
 pg_driver::execute_transaction(const std::vector<statement>& statements, bool read_only,
                                size_t& failed_at) {
+  start_request();
   failed_at = statements.size();
   if (!conn_)
     return connection_error("the transaction");
@@ -624,6 +794,7 @@ pg_driver::pipeline_transaction(const std::vector<statement>& statements, bool r
 // They share an implicit transaction, so a statement that fails aborts the ones after
 // it; those run again, each on its own, and only the failing one reports an error.
 std::vector<outcome<result_set>> pg_driver::execute_each(const std::vector<statement>& statements) {
+  start_request();
   if (!conn_ || statements.size() < 2 || !pipelinable(statements))
     return driver::execute_each(statements);
   std::vector<std::optional<outcome<result_set>>> outcomes(statements.size());
@@ -677,20 +848,24 @@ std::vector<outcome<result_set>> pg_driver::execute_each(const std::vector<state
 }
 
 outcome<done> pg_driver::begin(bool read_only) {
+  start_request();
   return run_simple(read_only ? "BEGIN READ ONLY" : "BEGIN");
 }
 
 outcome<done> pg_driver::commit() {
+  start_request();
   return run_simple("COMMIT");
 }
 
 outcome<done> pg_driver::rollback() {
+  start_request();
   if (!in_transaction())
     return done{};
   return run_simple("ROLLBACK");
 }
 
 outcome<done> pg_driver::set_read_only(bool read_only) {
+  start_request();
   if (read_only == read_only_ || role_ == connection_role::reader)
     return done{};
   auto set = run_simple(read_only ? "SET default_transaction_read_only = on"
@@ -708,10 +883,30 @@ bool pg_driver::in_transaction() const {
 }
 
 void pg_driver::interrupt() noexcept {
-  std::lock_guard<std::mutex> guard{cancel_mtx_};
-  if (cancel_) {
-    char buf[256];
-    PQcancel(cancel_, buf, sizeof buf);
+  std::shared_ptr<pg_cancel> cancel;
+  {
+    std::lock_guard<std::mutex> guard{cancel_mtx_};
+    cancel = cancel_;
+  }
+  // Wakes the connection's thread at once: from now on it waits only silence_grace for
+  // the server to confirm the cancel.
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    [[maybe_unused]] auto written = ::write(wake_fd_, &one, sizeof one);
+  }
+  if (!cancel)
+    return;
+  // PQcancel connects to the server and waits for it to hang up: as long as the network
+  // is silent, it blocks. It gets a thread of its own that nobody waits for, holding
+  // its own reference to the cancel object, so neither a request nor shutdown waits on
+  // the network.
+  try {
+    std::thread([cancel] {
+      char message[256];
+      PQcancel(cancel.get(), message, sizeof message);
+    }).detach();
+  } catch (...) {
+    // No thread: the request still ends at its deadline.
   }
 }
 

@@ -1,8 +1,10 @@
 // PostgreSQL driver: one `PGconn*` with a prepared-statement cache (libpq).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -22,11 +24,24 @@ struct pg_options {
   std::string display;
   /// Enforced by the server on every statement; 0 disables.
   std::chrono::milliseconds statement_timeout{0};
+  /// How long opening a connection may take, whatever the network does.
+  std::chrono::milliseconds connect_timeout{10'000};
+  /// How long the server may stay silent past statement_timeout, or after a cancel,
+  /// before the link counts as lost.
+  std::chrono::milliseconds silence_grace{5'000};
   size_t statement_cache_size = 256;
 };
 
 /// Bound parameters always (text format, blobs binary), prepared statements cached
 /// per connection, SQLSTATE mapped to cafdb errors, `cancel()` through PQcancel.
+///
+/// Never blocks without a deadline: libpq runs non-blocking and the driver waits in
+/// poll() on the socket and on a wake-up descriptor that `cancel()` signals. Opening
+/// waits at most connect_timeout; a statement at most statement_timeout plus
+/// silence_grace, and after a cancel at most silence_grace for the server to confirm
+/// it. A server silent past its deadline is a lost link: the handle is closed and the
+/// request fails with connection_lost (commit_in_doubt where it may have committed),
+/// never with a claim the server did not make.
 class pg_driver final : public driver {
  public:
   pg_driver(pg_options options, connection_role role);
@@ -49,7 +64,10 @@ class pg_driver final : public driver {
 
  protected:
   void interrupt() noexcept override;
-  outcome<done> run_control(const std::string& sql) override { return run_simple(sql); }
+  outcome<done> run_control(const std::string& sql) override {
+    start_request();
+    return run_simple(sql);
+  }
 
  private:
   struct prepared {
@@ -93,11 +111,47 @@ class pg_driver final : public driver {
   db_error connection_error(const std::string& context) const;
   void close() noexcept;
 
+  // -- waiting with deadlines ------------------------------------------------------
+
+  /// Sends what libpq has buffered; false if the link broke or went silent.
+  bool flush();
+  /// Waits in poll() until the socket is ready for `events`, a cancel wakes the wait,
+  /// or the deadline passes (the handle is then closed: went_silent).
+  bool await_socket(short events);
+  /// Waits until a result can be read without blocking; false if the link broke or
+  /// went silent (the handle is then closed and `silent_` says which).
+  bool await_input();
+  /// The next result of the query in flight (null at its end, or when `await_input`
+  /// failed: see `link_failed`).
+  pg_result* next_result();
+  /// Runs what `send` sends (one query) and returns its last result, as PQexec does.
+  /// Null if the link broke or went silent.
+  pg_result* exec_sent(const std::function<int()>& send);
+  /// The deadline of the request in flight, from `start_request`.
+  void start_request();
+  /// True when the link broke or went silent during the request in flight.
+  bool link_failed() const;
+  /// The error for a request whose link broke or went silent.
+  db_error link_error(const std::string& context) const;
+  /// Closes the handle because the server stopped answering.
+  void went_silent(std::chrono::milliseconds waited);
+
   pg_options options_;
   connection_role role_;
   pg_conn* conn_ = nullptr;
   mutable std::mutex cancel_mtx_;
-  pg_cancel* cancel_ = nullptr;
+  /// Shared with the thread that sends a cancel, which may outlive the handle.
+  std::shared_ptr<pg_cancel> cancel_;
+  /// An eventfd: `interrupt` writes it so that a wait in poll() wakes at once.
+  int wake_fd_ = -1;
+  /// The request in flight must be answered by then, or the link is silent.
+  std::chrono::steady_clock::time_point deadline_;
+  std::chrono::steady_clock::time_point started_;
+  /// A cancel was sent for the request in flight (its deadline is then near).
+  bool cancel_sent_ = false;
+  /// The last request failed because the server stopped answering.
+  bool silent_ = false;
+  std::string silence_;
   std::unordered_map<std::string, prepared> cache_;
   /// Server-side statements forgotten by the cache, to DEALLOCATE outside a transaction.
   std::vector<std::string> stale_;
