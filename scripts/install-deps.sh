@@ -13,6 +13,7 @@ packages=(
   catch2                # tests (Catch2 v2)
   libcli11-dev          # command lines of bench/ programs
   postgresql            # throwaway test servers (scripts/pg-cluster.sh)
+  clang-14 libclang-rt-14-dev  # libFuzzer for the configuration fuzz targets (scripts/fuzz.sh)
 )
 
 missing=()

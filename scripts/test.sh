@@ -5,6 +5,8 @@
 #
 #   scripts/test.sh            everything
 #   CAFDB_SKIP_SANITIZERS=1    only the normal build (quick local runs)
+#   CAFDB_SKIP_FUZZ=1          no fuzzing of the configuration loaders
+#   CAFDB_FUZZ_SECONDS=N       seconds per fuzz target (default 20)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 jobs="$(nproc)"
@@ -34,5 +36,8 @@ run_suite release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ -z "${CAFDB_SKIP_SANITIZERS:-}" ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     run_suite asan -DCMAKE_BUILD_TYPE=Debug -DCAFDB_SANITIZERS=address
+fi
+if [ -z "${CAFDB_SKIP_FUZZ:-}" ]; then
+  "$root/scripts/fuzz.sh" "$root/build-fuzz" "${CAFDB_FUZZ_SECONDS:-20}"
 fi
 echo "== all tests passed in $(( $(date +%s) - start )) s"

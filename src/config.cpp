@@ -1,13 +1,27 @@
 // Configuration loaders: URL, JSON object or file, environment. One option table
 // serves all of them, so every source accepts and rejects the same keys.
+//
+// Every loader answers bad input with an `invalid_config` error and never throws:
+// configuration often comes from outside the program (a file, the environment), and
+// an exception there would take the whole process down before it can say what is
+// wrong. Error messages name the key, quote values only as escaped printable UTF-8
+// (they travel as JSON, and nlohmann::json refuses to dump invalid UTF-8), and show a
+// URL only redacted: a password must never reach a log through an error.
 #include "cafdb/config.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
+#include <tuple>
 #include <vector>
 
 #include <libpq-fe.h>
@@ -19,76 +33,528 @@ namespace {
 
 using json = nlohmann::json;
 
+constexpr auto npos = std::string::npos;
+
+/// Longest file a loader reads: configuration and .env files are small, and the bound
+/// keeps a mistaken path (a device, a log file) from eating all memory.
+constexpr size_t max_file_size = 16 * 1024 * 1024;
+
+/// Characters of a value an error message quotes at most.
+constexpr size_t max_quoted = 80;
+
+/// Longest duration any option takes, in milliseconds: 7 days. It stays far below what
+/// overflows once converted to caf::timespan (nanoseconds) and added to a time point.
+constexpr double max_duration_ms = 7.0 * 24 * 3'600'000;
+
+/// Longest connect_timeout in a PostgreSQL URL, in libpq's seconds (the same 7 days).
+constexpr int64_t max_connect_timeout_s = 7 * 24 * 3600;
+
 db_error config_error(const std::string& message) {
   return db_error{errc::invalid_config, message, "", ""};
 }
 
-// Reads an integer from a JSON number or a decimal string.
+// -- text for messages ---------------------------------------------------------
+
+// Length of the valid UTF-8 sequence that starts at text[i], or 0 if it is invalid
+// (overlong forms, surrogates and code points above U+10FFFF are invalid too).
+size_t utf8_length(const std::string& text, size_t i) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  auto lead = byte(i);
+  if (lead < 0x80)
+    return 1;
+  size_t length = 0;
+  uint32_t code = 0;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+    code = lead & 0x1Fu;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    code = lead & 0x0Fu;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    code = lead & 0x07u;
+  } else {
+    return 0;
+  }
+  if (i + length > text.size())
+    return 0;
+  for (size_t k = 1; k < length; ++k) {
+    if ((byte(i + k) & 0xC0u) != 0x80u)
+      return 0;
+    code = (code << 6) | (byte(i + k) & 0x3Fu);
+  }
+  if (length == 3 && (code < 0x800 || (code >= 0xD800 && code <= 0xDFFF)))
+    return 0;
+  if (length == 4 && (code < 0x10000 || code > 0x10FFFF))
+    return 0;
+  return length;
+}
+
+// `text` as a message may show it: valid UTF-8, control characters and invalid bytes
+// as \xNN, at most `limit` characters.
+std::string printable(const std::string& text, size_t limit = max_quoted) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  size_t shown = 0;
+  for (size_t i = 0; i < text.size(); ++shown) {
+    if (shown == limit)
+      return out + "...";
+    auto ch = static_cast<unsigned char>(text[i]);
+    auto length = utf8_length(text, i);
+    if (length == 0 || (length == 1 && (ch < 0x20 || ch == 0x7F))) {
+      out += "\\x";
+      out += hex[ch >> 4];
+      out += hex[ch & 15];
+      i += 1;
+    } else {
+      out.append(text, i, length);
+      i += length;
+    }
+  }
+  return out;
+}
+
+std::string in_quotes(const std::string& text) {
+  return "'" + printable(text) + "'";
+}
+
+// What a message says about a value that was not accepted. Arrays and objects are
+// named, not dumped: dumping is recursive (a deeply nested value would overflow the
+// stack) and throws on invalid UTF-8.
+std::string describe(const json& in) {
+  switch (in.type()) {
+  case json::value_t::string:
+    return in_quotes(in.get_ref<const std::string&>());
+  case json::value_t::array:
+    return "an array";
+  case json::value_t::object:
+    return "an object";
+  case json::value_t::binary:
+    return "binary data";
+  case json::value_t::discarded:
+    return "nothing";
+  default: // null, booleans and numbers dump as plain ASCII
+    return in.dump();
+  }
+}
+
+// A URL's text for a log line: bytes that are not printable ASCII become %XX, so the
+// result is valid UTF-8 and a control character cannot forge a line.
+std::string url_printable(const std::string& text) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char ch : text) {
+    if (ch > 0x20 && ch < 0x7F) {
+      out += static_cast<char>(ch);
+    } else {
+      out += '%';
+      out += hex[ch >> 4];
+      out += hex[ch & 15];
+    }
+  }
+  return out;
+}
+
+std::string trim(const std::string& text) {
+  static const char* space = " \t\r\n\f\v";
+  auto first = text.find_first_not_of(space);
+  if (first == npos)
+    return "";
+  return text.substr(first, text.find_last_not_of(space) - first + 1);
+}
+
+std::string lower(std::string text) {
+  for (auto& ch : text)
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return text;
+}
+
+// -- numbers -------------------------------------------------------------------
+
+enum class number_status { ok, not_a_number, out_of_range };
+
+// Parses a whole decimal number; surrounding spaces and a leading '+' are accepted, as
+// strtol and libpq accept them. std::from_chars, unlike strtol, ignores the locale.
+number_status parse_whole(const std::string& text, int64_t& out) {
+  auto trimmed = trim(text);
+  const char* first = trimmed.data();
+  const char* last = first + trimmed.size();
+  if (first != last && *first == '+') {
+    ++first;
+    if (first == last || *first == '-')
+      return number_status::not_a_number;
+  }
+  auto [end, ec] = std::from_chars(first, last, out);
+  if (ec == std::errc::result_out_of_range)
+    return number_status::out_of_range;
+  if (ec != std::errc{} || end != last || first == last)
+    return number_status::not_a_number;
+  return number_status::ok;
+}
+
+// Reads an integer option from a JSON number or a decimal string.
 outcome<int64_t> read_int(const std::string& key, const json& in, int64_t min, int64_t max) {
+  auto range_error = [&] {
+    return config_error("option '" + key + "' must be between " + std::to_string(min) + " and " +
+                        std::to_string(max) + ", got " + describe(in));
+  };
   int64_t number = 0;
-  if (in.is_number_integer()) {
+  if (in.is_number_unsigned()) {
+    // Above INT64_MAX it would wrap to a negative number if read as int64_t.
+    auto big = in.get<uint64_t>();
+    if (big > static_cast<uint64_t>(max))
+      return range_error();
+    number = static_cast<int64_t>(big);
+  } else if (in.is_number_integer()) {
     number = in.get<int64_t>();
   } else if (in.is_string()) {
-    auto text = in.get<std::string>();
-    char* end = nullptr;
-    number = std::strtoll(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0')
-      return config_error("option '" + key + "' must be a whole number, got '" + text + "'");
+    auto status = parse_whole(in.get_ref<const std::string&>(), number);
+    if (status == number_status::out_of_range)
+      return range_error();
+    if (status != number_status::ok)
+      return config_error("option '" + key + "' must be a whole number, got " + describe(in));
   } else {
-    return config_error("option '" + key + "' must be a whole number, got " + in.dump());
+    return config_error("option '" + key + "' must be a whole number, got " + describe(in));
   }
   if (number < min || number > max)
-    return config_error("option '" + key + "' must be between " + std::to_string(min) + " and " +
-                        std::to_string(max) + ", got " + std::to_string(number));
+    return range_error();
   return number;
 }
 
 // Reads a duration: a number of milliseconds, or a string "250ms", "5s", "2m", "1h".
+// NaN, infinities and anything beyond 7 days are refused: a NaN cast to an integer is
+// undefined behaviour (it came out as INT64_MIN and overflowed at the first request).
 outcome<millis> read_duration(const std::string& key, const json& in, bool allow_zero) {
+  const std::string expected = "option '" + key +
+                               "' must be a duration: milliseconds, or a number with a unit "
+                               "(250ms, 5s, 2m or 1h), got " +
+                               describe(in);
   double amount = 0;
+  double scale = 1;
   if (in.is_number()) {
     amount = in.get<double>();
   } else if (in.is_string()) {
-    auto text = in.get<std::string>();
-    char* end = nullptr;
-    amount = std::strtod(text.c_str(), &end);
-    std::string unit = end ? end : "";
-    if (end == text.c_str())
-      return config_error("option '" + key + "' must be a duration like 250ms, 5s or 2m, got '" +
-                          text + "'");
+    auto text = trim(in.get_ref<const std::string&>());
+    const char* first = text.data();
+    const char* last = first + text.size();
+    if (first != last && *first == '+')
+      ++first;
+    auto [end, ec] = std::from_chars(first, last, amount, std::chars_format::general);
+    if (ec == std::errc::result_out_of_range)
+      return config_error("option '" + key +
+                          "' is out of range (durations go from 0 to 7 days), got " + describe(in));
+    if (ec != std::errc{} || end == first)
+      return config_error(expected);
+    auto unit = trim(std::string{end, last});
     if (unit == "ms" || unit.empty())
-      ;
+      scale = 1;
     else if (unit == "s")
-      amount *= 1000;
+      scale = 1000;
     else if (unit == "m" || unit == "min")
-      amount *= 60'000;
+      scale = 60'000;
     else if (unit == "h")
-      amount *= 3'600'000;
+      scale = 3'600'000;
     else
-      return config_error("option '" + key + "' has an unknown unit '" + unit +
-                          "' (use ms, s, m or h)");
+      return config_error("option '" + key + "' has an unknown unit " + in_quotes(unit) +
+                          ": use ms, s, m or h (e.g. 250ms, 5s, 2m)");
   } else {
-    return config_error("option '" + key + "' must be a duration (milliseconds or \"5s\"), got " +
-                        in.dump());
+    return config_error(expected);
   }
-  if (amount < 0 || (!allow_zero && amount == 0) || amount > 7 * 24 * 3'600'000.0)
+  if (!std::isfinite(amount))
+    return config_error(expected);
+  double ms = amount * scale;
+  if (!(ms >= 0 && ms <= max_duration_ms))
     return config_error("option '" + key + "' must be " +
-                        std::string{allow_zero ? "between 0" : "above 0"} + " and 7 days");
-  return millis{static_cast<int64_t>(amount)};
+                        std::string{allow_zero ? "between 0" : "above 0"} +
+                        " and at most 7 days, got " + describe(in));
+  auto rounded = std::llround(ms);
+  if (!allow_zero && rounded == 0)
+    return config_error("option '" + key + "' must be at least 1ms (0 is not allowed), got " +
+                        describe(in));
+  return millis{rounded};
 }
 
 outcome<bool> read_bool(const std::string& key, const json& in) {
   if (in.is_boolean())
     return in.get<bool>();
   if (in.is_string()) {
-    auto text = in.get<std::string>();
+    auto& text = in.get_ref<const std::string&>();
     if (text == "true" || text == "1" || text == "yes" || text == "on")
       return true;
     if (text == "false" || text == "0" || text == "no" || text == "off")
       return false;
   }
-  return config_error("option '" + key + "' must be true or false, got " + in.dump());
+  return config_error("option '" + key +
+                      "' must be true or false (also 1/0, yes/no, on/off), got " + describe(in));
 }
+
+// Reads a path option; a NUL byte would silently cut the path short in every C API.
+outcome<std::string> read_path(const std::string& key, const json& in, const std::string& what) {
+  if (!in.is_string() || in.get_ref<const std::string&>().empty())
+    return config_error("option '" + key + "' must be the path of " + what + ", got " +
+                        describe(in));
+  auto& path = in.get_ref<const std::string&>();
+  if (path.find('\0') != npos)
+    return config_error("option '" + key + "' contains a NUL byte: give the path of " + what);
+  return path;
+}
+
+// -- files ---------------------------------------------------------------------
+
+enum class file_status { ok, cannot_open, directory, unreadable, too_large };
+
+// Reads a whole file without throwing. std::ifstream opens a directory, and reading it
+// makes libstdc++'s filebuf throw, which escapes from inside nlohmann's parser; reads
+// through istream::read turn such failures into badbit instead.
+file_status read_text_file(const std::string& path, std::string& out) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    return file_status::directory;
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return file_status::cannot_open;
+  std::vector<char> buffer(64 * 1024);
+  for (;;) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    out.append(buffer.data(), static_cast<size_t>(in.gcount()));
+    if (out.size() > max_file_size)
+      return file_status::too_large;
+    if (!in)
+      break;
+  }
+  return in.bad() ? file_status::unreadable : file_status::ok;
+}
+
+// Where JSON text stops parsing, for the message (nlohmann's own message quotes the
+// text around the error, which may hold a password).
+struct parse_position : nlohmann::json_sax<json> {
+  size_t byte = 0;
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return true; }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return true; }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t position, const std::string&,
+                   const nlohmann::detail::exception&) override {
+    byte = position;
+    return false;
+  }
+};
+
+std::string json_error_position(const std::string& text) {
+  parse_position sax;
+  json::sax_parse(text, &sax);
+  auto at = std::min(sax.byte > 0 ? sax.byte - 1 : 0, text.size());
+  auto before = text.substr(0, at);
+  auto line = 1 + std::count(before.begin(), before.end(), '\n');
+  auto newline = before.rfind('\n');
+  auto column = at - (newline == npos ? 0 : newline + 1) + 1;
+  return "line " + std::to_string(line) + ", column " + std::to_string(column);
+}
+
+// -- libpq keywords and URL redaction -----------------------------------------
+
+struct libpq_keywords {
+  std::set<std::string> all;
+  /// Keywords whose value is a secret: those libpq itself hides ("*": password,
+  /// sslpassword) and any about passwords (passfile).
+  std::set<std::string> secret;
+};
+
+// Asked of libpq itself, so that the keywords of a newer libpq pass too.
+const libpq_keywords& pq_keywords() {
+  static const libpq_keywords words = [] {
+    libpq_keywords out;
+    char* err = nullptr;
+    // Parsing an empty string lists every option with no value and reads no defaults.
+    if (auto options = PQconninfoParse("", &err)) {
+      for (auto o = options; o->keyword; ++o) {
+        std::string keyword = o->keyword;
+        out.all.insert(keyword);
+        if ((o->dispchar && o->dispchar[0] == '*') || keyword.find("pass") != npos)
+          out.secret.insert(keyword);
+      }
+      PQconninfoFree(options);
+    }
+    if (err)
+      PQfreemem(err);
+    return out;
+  }();
+  return words;
+}
+
+bool is_cafdb_option(const std::string& key);
+
+int hex_value(char ch) {
+  if (ch >= '0' && ch <= '9')
+    return ch - '0';
+  if (ch >= 'a' && ch <= 'f')
+    return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F')
+    return ch - 'A' + 10;
+  return -1;
+}
+
+// Decodes %XX escapes; a '%' that starts none stays as it is.
+std::string percent_decode(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
+        hex_value(text[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+std::string redact(const std::string& url, int depth = 0);
+
+// Whether a query parameter's value may show in a redacted URL: only values of keys
+// known to be harmless do. Secrets and unknown keys (PASSWORD, a typo, a piece of a
+// mangled URL) show as ***.
+bool is_public_key(const std::string& key) {
+  auto& pq = pq_keywords();
+  if (pq.all.count(key))
+    return pq.secret.count(key) == 0;
+  return key == "ssl" || (is_cafdb_option(key) && key != "read_url");
+}
+
+// One "key=value" of a query, for a log line.
+std::string redact_param(const std::string& param, int depth) {
+  if (param.empty())
+    return "";
+  auto eq = param.find('=');
+  if (eq == npos)
+    return "***";
+  auto key = percent_decode(param.substr(0, eq));
+  auto shown_key = url_printable(param.substr(0, eq));
+  if (is_public_key(key))
+    return shown_key + "=" + url_printable(param.substr(eq + 1));
+  // A replica's URL: shown redacted in turn (once: deeper nesting is only hidden).
+  if (key == "read_url" && depth == 0)
+    return shown_key + "=" + url_printable(redact(percent_decode(param.substr(eq + 1)), 1));
+  // A secret's key shows (PASSWORD=***); any other key only as ***, since it may be a
+  // piece of a password whose '&' was not encoded.
+  auto lowered = lower(key);
+  bool named = pq_keywords().all.count(lowered) || is_cafdb_option(lowered) || lowered == "url";
+  return named ? shown_key + "=***" : "***";
+}
+
+// Whether a query key names a secret, in any case or encoding (PASSWORD, pass%77ord).
+bool is_secret_key(const std::string& key) {
+  auto lowered = lower(percent_decode(key));
+  return pq_keywords().secret.count(lowered) > 0 || lowered.find("pass") != npos;
+}
+
+// Redacts "a=1&b=2", keeping the separators. A '?' separates too: "user=me?password=x"
+// must not show the password as part of the user's value. Everything after a secret is
+// hidden: an unencoded '&' or '?' in it would make its rest look like more parameters.
+std::string redact_query(const std::string& query, const char* separators, int depth,
+                         bool hide = false) {
+  std::string out;
+  size_t start = 0;
+  for (;;) {
+    auto end = query.find_first_of(separators, start);
+    auto param = query.substr(start, end == npos ? npos : end - start);
+    out += hide && !param.empty() ? "***" : redact_param(param, depth);
+    hide = hide || is_secret_key(param.substr(0, param.find('=')));
+    if (end == npos)
+      return out;
+    out += query[end];
+    start = end + 1;
+  }
+}
+
+bool is_scheme(const std::string& text) {
+  return !text.empty() && std::isalpha(static_cast<unsigned char>(text[0])) &&
+         std::all_of(text.begin(), text.end(), [](char ch) {
+           return std::isalnum(static_cast<unsigned char>(ch)) || ch == '+' || ch == '-' ||
+                  ch == '.';
+         });
+}
+
+// The URL with every secret replaced by ***, found by the URL's structure rather than
+// by patterns: the user info is everything before the last '@', of which only the user
+// name (up to the first ':') shows; query values show only for known harmless keys.
+// When the first '?' comes before that '@', it is unclear whether the '?' is part of
+// the password or the '@' part of a query value (a password=...@... too): the text after
+// the '@' then shows only if the parameter holding the '@' is harmless.
+std::string redact(const std::string& url, int depth) {
+  std::string out;
+  std::string rest = url;
+  if (auto s = url.find("://"); s != npos && is_scheme(url.substr(0, s))) {
+    out = url.substr(0, s + 3);
+    rest = url.substr(s + 3);
+    // sqlite:///path has no authority: only its query may hold a secret, unless an '@'
+    // makes it look like a PostgreSQL URL with a changed scheme.
+    if (out == "sqlite://" && !rest.empty() && rest[0] == '/' && rest.find('@') == npos) {
+      auto q = rest.find('?');
+      out += url_printable(rest.substr(0, q));
+      if (q != npos)
+        out += "?" + redact_query(rest.substr(q + 1), "&?", depth);
+      return out;
+    }
+  } else if (url.find('@') != npos) {
+    // No scheme to tell where a password would end ("user:pw@host", "password=a@b").
+    return "***";
+  } else if (url.find('=') != npos) {
+    // No scheme but '=': a libpq keyword/value string ("host=db password=..."), shown
+    // pair by pair like a query.
+    return redact_query(url, " \t\r\n&", depth);
+  }
+  auto at = rest.rfind('@');
+  auto q = rest.find('?');
+  if (at == npos) {
+    out += url_printable(rest.substr(0, q));
+    if (q != npos)
+      out += "?" + redact_query(rest.substr(q + 1), "&?", depth);
+    return out;
+  }
+  bool uncertain = q < at;
+  auto user_end = rest.find_first_of(uncertain ? ":?@/" : ":");
+  out += url_printable(rest.substr(0, std::min(user_end, at)));
+  if (user_end < at)
+    out += ":***";
+  out += "@";
+  auto tail = rest.substr(at + 1);
+  if (!uncertain) {
+    auto tq = tail.find('?');
+    out += url_printable(tail.substr(0, tq));
+    if (tq != npos)
+      out += "?" + redact_query(tail.substr(tq + 1), "&?", depth);
+    return out;
+  }
+  // Read as a query, the text from the '?' to the '@' holds the parameter whose value
+  // the '@' is in, and maybe a secret before it.
+  bool secret = false;
+  for (auto start = q + 1; start <= at;) {
+    auto end = std::min(rest.find_first_of("?&=", start), at);
+    secret = secret || is_secret_key(rest.substr(start, end - start));
+    start = rest.find_first_of("?&", start);
+    start = start == npos ? at + 1 : start + 1;
+  }
+  auto param_start = rest.find_last_of("?&", at) + 1;
+  auto eq = rest.find('=', param_start);
+  bool harmless = !secret && eq < at &&
+                  is_public_key(percent_decode(rest.substr(param_start, eq - param_start)));
+  auto cut = tail.find_first_of("?&");
+  out += harmless ? url_printable(tail.substr(0, cut)) : "***";
+  if (cut != npos)
+    out += tail[cut] + redact_query(tail.substr(cut + 1), "?&", depth, !harmless);
+  return out;
+}
+
+// -- options -------------------------------------------------------------------
 
 using setter = std::function<outcome<done>(config&, const std::string&, const json&)>;
 
@@ -122,6 +588,56 @@ setter bool_option(bool config::*field) {
   };
 }
 
+// Quotes a value for a libpq keyword=value string.
+std::string conninfo_quote(const std::string& text) {
+  std::string out = "'";
+  for (auto ch : text) {
+    if (ch == '\\' || ch == '\'')
+      out += '\\';
+    out += ch;
+  }
+  return out + "'";
+}
+
+// The keyword/value pairs of a libpq connection string that cafdb wrote.
+std::vector<std::pair<std::string, std::string>> conninfo_pairs(const std::string& conninfo) {
+  std::vector<std::pair<std::string, std::string>> kv;
+  if (conninfo.empty())
+    return kv;
+  char* err = nullptr;
+  auto options = PQconninfoParse(conninfo.c_str(), &err);
+  if (err)
+    PQfreemem(err);
+  if (!options)
+    return kv;
+  for (auto o = options; o->keyword; ++o)
+    if (o->val)
+      kv.emplace_back(o->keyword, o->val);
+  PQconninfoFree(options);
+  return kv;
+}
+
+std::optional<std::string> conninfo_value(const std::string& conninfo, const std::string& key) {
+  for (auto& [keyword, val] : conninfo_pairs(conninfo))
+    if (keyword == key)
+      return val;
+  return std::nullopt;
+}
+
+std::string conninfo_without(const std::string& conninfo, const std::string& key) {
+  if (!conninfo_value(conninfo, key))
+    return conninfo;
+  std::string out;
+  for (auto& [keyword, val] : conninfo_pairs(conninfo))
+    if (keyword != key)
+      out += keyword + "=" + conninfo_quote(val) + " ";
+  return out;
+}
+
+// Guards against a read_url inside a read_url, which would recurse once per level of
+// percent-encoding the input can afford.
+thread_local int read_url_depth = 0;
+
 const std::vector<std::pair<std::string, setter>>& option_table() {
   static const std::vector<std::pair<std::string, setter>> table = {
       {"pool_size", int_option(&config::pool_size, 1, 1000)},
@@ -139,7 +655,18 @@ const std::vector<std::pair<std::string, setter>>& option_table() {
       {"statement_timeout", duration_option(&config::statement_timeout, false)},
       {"session_idle_timeout", duration_option(&config::session_idle_timeout, true)},
       {"setup_timeout", duration_option(&config::setup_timeout, false)},
-      {"connect_timeout", duration_option(&config::connect_timeout, false)},
+      {"connect_timeout",
+       [](config& cfg, const std::string& key, const json& in) -> outcome<done> {
+         auto duration = read_duration(key, in, false);
+         if (!duration)
+           return duration.error();
+         cfg.connect_timeout = *duration;
+         // Given after a PostgreSQL URL, it replaces the URLs' own connect_timeout: the
+         // engine hands libpq this one (in seconds), so that libpq and cafdb agree.
+         cfg.conninfo = conninfo_without(cfg.conninfo, "connect_timeout");
+         cfg.read_conninfo = conninfo_without(cfg.read_conninfo, "connect_timeout");
+         return done{};
+       }},
       {"busy_timeout", duration_option(&config::busy_timeout, true)},
       {"shutdown_timeout", duration_option(&config::shutdown_timeout, true)},
       {"max_restarts", int_option(&config::max_restarts, 0, 1000)},
@@ -149,40 +676,64 @@ const std::vector<std::pair<std::string, setter>>& option_table() {
       {"json_errors", bool_option(&config::json_errors)},
       {"migrations_dir",
        [](config& cfg, const std::string& key, const json& in) -> outcome<done> {
-         if (!in.is_string())
-           return config_error("option '" + key + "' must be a directory path");
-         cfg.migrations_dir = in.get<std::string>();
+         auto path = read_path(key, in, "a directory of migrations");
+         if (!path)
+           return path.error();
+         cfg.migrations_dir = *path;
          return done{};
        }},
       {"schema_file",
        [](config& cfg, const std::string& key, const json& in) -> outcome<done> {
-         if (!in.is_string())
-           return config_error("option '" + key + "' must be the path of a JSON schema file");
-         auto schema = schema_from_json_file(in.get<std::string>());
+         auto path = read_path(key, in, "a JSON schema file (docs/schema.md)");
+         if (!path)
+           return path.error();
+         std::error_code ec;
+         if (std::filesystem::is_directory(*path, ec))
+           return config_error("option '" + key + "': " + in_quotes(*path) +
+                               " is a directory; give the path of a JSON schema file "
+                               "(docs/schema.md)");
+         // schema_from_json_file reads through std::ifstream; whatever it might throw
+         // still becomes an error here.
+         auto schema = [&]() -> outcome<schema_def> {
+           try {
+             return schema_from_json_file(*path);
+           } catch (const std::exception& e) {
+             return config_error("cannot read the schema file " + in_quotes(*path) + ": " +
+                                 printable(e.what()) + "; check the path and permissions");
+           }
+         }();
          if (!schema) {
            auto err = schema.error();
            err.code = errc::invalid_config;
-           err.message = "option '" + key + "': " + err.message;
+           err.message = "option '" + key + "': " + printable(err.message, npos);
            return err;
          }
-         cfg.schema_file = in.get<std::string>();
+         cfg.schema_file = *path;
          cfg.schema = std::move(*schema);
          return done{};
        }},
       {"echo_params", bool_option(&config::echo_params)},
       {"read_in_place", bool_option(&config::read_in_place)},
+      {"retry_unfixable", bool_option(&config::retry_unfixable)},
       {"read_url",
        [](config& cfg, const std::string& key, const json& in) -> outcome<done> {
          if (!in.is_string())
-           return config_error("option '" + key + "' must be a URL string");
-         auto text = in.get<std::string>();
+           return config_error("option '" + key + "' must be a postgresql:// URL string, got " +
+                               describe(in));
+         auto& text = in.get_ref<const std::string&>();
          if (text.empty()) {
            cfg.read_url.clear();
            cfg.read_conninfo.clear();
            cfg.read_display.clear();
            return done{};
          }
+         if (read_url_depth > 0)
+           return config_error("option '" + key +
+                               "' cannot be set inside a read_url: give it once, next to the "
+                               "writer's URL");
+         ++read_url_depth;
          auto reader = config_from_url(text);
+         --read_url_depth;
          if (!reader) {
            auto err = reader.error();
            err.message = "option '" + key + "': " + err.message;
@@ -194,6 +745,10 @@ const std::vector<std::pair<std::string, setter>>& option_table() {
          cfg.read_url = text;
          cfg.read_conninfo = reader->conninfo;
          cfg.read_display = reader->display;
+         // libpq takes the replica's own connect_timeout; cafdb's one bound on every
+         // connection attempt must not cut it short.
+         if (conninfo_value(cfg.read_conninfo, "connect_timeout"))
+           cfg.connect_timeout = std::max(cfg.connect_timeout, reader->connect_timeout);
          return done{};
        }},
       {"log_level",
@@ -201,13 +756,13 @@ const std::vector<std::pair<std::string, setter>>& option_table() {
          static const char* levels[] = {"trace", "debug", "info", "warn", "error", "off"};
          if (in.is_string())
            for (auto level : levels)
-             if (in.get<std::string>() == level) {
+             if (in.get_ref<const std::string&>() == level) {
                cfg.log_level = level;
                return done{};
              }
          return config_error("option '" + key +
                              "' must be one of trace, debug, info, warn, error, off; got " +
-                             in.dump());
+                             describe(in));
        }},
   };
   return table;
@@ -220,18 +775,21 @@ std::string known_keys() {
   return out;
 }
 
-std::string percent_decode(const std::string& text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size() && std::isxdigit((unsigned char)text[i + 1]) &&
-        std::isxdigit((unsigned char)text[i + 2])) {
-      out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
+bool is_cafdb_option(const std::string& key) {
+  for (auto& entry : option_table())
+    if (entry.first == key)
+      return true;
+  return key == "mode";
+}
+
+// "; did you mean 'pool_size'?" when only the case is wrong, else "".
+std::string case_hint(const std::string& key) {
+  auto wanted = lower(key);
+  if (wanted == key)
+    return "";
+  if (is_cafdb_option(wanted) || wanted == "url" || pq_keywords().all.count(wanted))
+    return "; names are lower case: did you mean '" + wanted + "'?";
+  return "";
 }
 
 // Splits "a=1&b=2" into its non-empty "key=value" parts.
@@ -240,50 +798,13 @@ std::vector<std::string> split_query(const std::string& query) {
   size_t start = 0;
   while (start < query.size()) {
     auto end = query.find('&', start);
-    if (end == std::string::npos)
+    if (end == npos)
       end = query.size();
     if (end > start)
       parts.push_back(query.substr(start, end - start));
     start = end + 1;
   }
   return parts;
-}
-
-// Replaces the password of `scheme://user:password@host` and of a `password=` query
-// parameter with ***.
-std::string redact(const std::string& url) {
-  auto scheme_end = url.find("://");
-  if (scheme_end == std::string::npos)
-    return url.size() > 16 ? url.substr(0, 16) + "..." : url;
-  std::string out = url;
-  auto at = out.rfind('@', out.find('/', scheme_end + 3));
-  auto colon = out.find(':', scheme_end + 3);
-  if (at != std::string::npos && at > scheme_end && colon != std::string::npos && colon < at)
-    out = out.substr(0, colon + 1) + "***" + out.substr(at);
-  for (auto pos = out.find("password="); pos != std::string::npos;
-       pos = out.find("password=", pos + 1)) {
-    auto end = out.find('&', pos);
-    out = out.substr(0, pos + 9) + "***" + (end == std::string::npos ? "" : out.substr(end));
-  }
-  return out;
-}
-
-bool is_cafdb_option(const std::string& key) {
-  for (auto& entry : option_table())
-    if (entry.first == key)
-      return true;
-  return key == "mode";
-}
-
-// Quotes a value for a libpq keyword=value string.
-std::string conninfo_quote(const std::string& text) {
-  std::string out = "'";
-  for (auto ch : text) {
-    if (ch == '\\' || ch == '\'')
-      out += '\\';
-    out += ch;
-  }
-  return out + "'";
 }
 
 std::string percent_encode(const std::string& text) {
@@ -301,7 +822,28 @@ std::string percent_encode(const std::string& text) {
   return out;
 }
 
-// Fills conninfo and display from libpq keyword/value pairs.
+// -- PostgreSQL ----------------------------------------------------------------
+
+// Checks a port, or a comma-separated list of them (one per host; empty: the default).
+bool valid_ports(const std::string& ports) {
+  size_t start = 0;
+  for (;;) {
+    auto end = ports.find(',', start);
+    auto item = ports.substr(start, end == npos ? npos : end - start);
+    if (!item.empty()) {
+      int64_t number = 0;
+      if (item.size() > 5 || item.find_first_not_of("0123456789") != npos ||
+          parse_whole(item, number) != number_status::ok || number < 1 || number > 65535)
+        return false;
+    }
+    if (end == npos)
+      return true;
+    start = end + 1;
+  }
+}
+
+// Fills conninfo and display from libpq keyword/value pairs. Messages quote no value
+// from here: with a mangled URL, any of them may hold a piece of the password.
 outcome<done> set_postgres_endpoint(config& cfg,
                                     const std::vector<std::pair<std::string, std::string>>& kv) {
   std::string user, host, port, dbname;
@@ -311,10 +853,12 @@ outcome<done> set_postgres_endpoint(config& cfg,
       static const char* modes[] = {"disable", "allow",     "prefer",
                                     "require", "verify-ca", "verify-full"};
       if (std::find(std::begin(modes), std::end(modes), val) == std::end(modes))
-        return config_error("sslmode '" + val +
-                            "' is not valid; use disable, allow, prefer, require, verify-ca "
-                            "or verify-full");
+        return config_error("sslmode is not valid; use disable, allow, prefer, require, "
+                            "verify-ca or verify-full");
     }
+    if (keyword == "port" && !valid_ports(val))
+      return config_error("the port must be a number from 1 to 65535 (or a comma-separated "
+                          "list of them, one per host)");
     if (keyword == "user")
       user = val;
     else if (keyword == "host" || keyword == "hostaddr")
@@ -326,28 +870,163 @@ outcome<done> set_postgres_endpoint(config& cfg,
     cfg.conninfo += keyword + "=" + conninfo_quote(val) + " ";
   }
   cfg.engine = engine_kind::postgresql;
-  cfg.display = "postgresql://" + (user.empty() ? "" : user + "@") +
-                (host.empty() ? "localhost" : host) + (port.empty() ? "" : ":" + port) + "/" +
-                dbname;
+  // IPv6 addresses in brackets, as URLs write them (one host per comma).
+  std::string hosts;
+  for (size_t start = 0;;) {
+    auto end = host.find(',', start);
+    auto item = host.substr(start, end == npos ? npos : end - start);
+    hosts += item.find(':') != npos ? "[" + item + "]" : item;
+    if (end == npos)
+      break;
+    hosts += ",";
+    start = end + 1;
+  }
+  host = hosts;
+  cfg.display = "postgresql://" + (user.empty() ? "" : printable(user, npos) + "@") +
+                (host.empty() ? "localhost" : printable(host, npos)) +
+                (port.empty() ? "" : ":" + printable(port, npos)) + "/" + printable(dbname, npos);
   return done{};
 }
 
+// Where the query of a PostgreSQL URL starts (npos: none), found as libpq's URI parser
+// finds it (fe-connect.c, conninfo_uri_parse_options), once the checks here have made
+// that reading the only one. libpq takes the user info up to the first '@' before the
+// first '/'; an unencoded '/' or '@' in a password would make it read part of the
+// password as host, port or database name, show it in `display` and send it to a
+// server as such. So every '@' but the one after the password must be encoded, and it
+// must come before any '/' or '?'. libpq's own messages quote the whole URL: its errors are
+// found here first, with messages that name the part instead.
+outcome<size_t> check_postgres_url(const std::string& url) {
+  auto fail = [&](const std::string& why) {
+    return config_error("malformed PostgreSQL URL '" + redact(url) + "': " + why);
+  };
+  const auto start = url.find("://") + 3;
+  const auto end = url.size();
+  if (std::count(url.begin() + static_cast<std::ptrdiff_t>(start), url.end(), '@') > 1)
+    return fail("it has more than one '@': percent-encode '@' as %40 in the user name, the "
+                "password and query values; only the '@' before the host stays");
+  auto at = url.find('@', start);
+  auto slash = url.find('/', start);
+  if (at != npos && slash < at)
+    return fail("an '@' comes after a '/': percent-encode '/' in the password as %2F, and '@' "
+                "in a database name or query value as %40");
+  struct part {
+    size_t from, to;
+    std::string name;
+  };
+  std::vector<part> parts;
+  auto p = start;
+  if (at != npos) {
+    // libpq would read "host:5432?password=me@work" as user "host" with password
+    // "5432?password=me" at host "work"; the '?' is what makes such a URL ambiguous.
+    if (url.find('?', start) < at)
+      return fail("a '?' comes before the '@': percent-encode '?' in the user name or password "
+                  "as %3F, and '@' in a query value as %40");
+    auto colon = url.find(':', start);
+    auto user_end = std::min(colon, at);
+    parts.push_back({start, user_end, "the user name"});
+    if (colon < at)
+      parts.push_back({colon + 1, at, "the password"});
+    p = at + 1;
+  }
+  auto netloc = p;
+  for (;;) {
+    if (p < end && url[p] == '[') {
+      auto close = url.find(']', p);
+      if (close == npos)
+        return fail("an IPv6 address has no closing ']'");
+      if (close == p + 1)
+        return fail("the IPv6 address between '[' and ']' is empty");
+      p = close + 1;
+      if (p < end && std::strchr(":/?,", url[p]) == nullptr)
+        return fail("after an IPv6 address's ']' comes " + in_quotes(std::string(1, url[p])) +
+                    "; expected ':' and a port, '/' and a database name, '?' or ','");
+    } else {
+      p = std::min(url.find_first_of(":/?,", p), end);
+    }
+    if (p < end && url[p] == ':')
+      p = std::min(url.find_first_of("/?,", p + 1), end);
+    if (p < end && url[p] == ',') {
+      ++p;
+      continue;
+    }
+    break;
+  }
+  parts.push_back({netloc, p, "the host or port"});
+  size_t query = npos;
+  if (p < end && url[p] == '/') {
+    query = url.find('?', p);
+    parts.push_back({p + 1, std::min(query, end), "the database name"});
+  } else if (p < end) {
+    query = p; // url[p] == '?'
+  }
+  if (query != npos) {
+    // "user=me?password=x" would give libpq a user name holding the password.
+    if (url.find('?', query + 1) != npos)
+      return fail("a second '?': percent-encode '?' in a query value as %3F");
+    parts.push_back({query + 1, end, "the query"});
+  }
+  for (auto& [from, to, name] : parts)
+    for (auto i = url.find('%', from); i < to; i = url.find('%', i + 1)) {
+      if (i + 2 >= to || hex_value(url[i + 1]) < 0 || hex_value(url[i + 2]) < 0)
+        return fail(name + " has a '%' that does not start a %XX escape: write '%' itself as %25");
+      if (url[i + 1] == '0' && url[i + 2] == '0')
+        return fail(name + " contains %00: a NUL byte cannot be part of a connection setting");
+    }
+  return query;
+}
+
 outcome<config> postgres_from_url(const std::string& url) {
+  auto query = check_postgres_url(url);
+  if (!query)
+    return query.error();
   config cfg;
   cfg.url = url;
-  // cafdb's own options come out of the query; everything else is libpq's.
-  auto q = url.find('?');
-  std::string libpq_url = url.substr(0, q);
-  std::vector<std::pair<std::string, std::string>> ours;
+  auto fail = [&](const std::string& why) {
+    return config_error("malformed PostgreSQL URL '" + redact(url) + "': " + why);
+  };
+  // cafdb's own options come out of the query; everything else is libpq's, and so is
+  // connect_timeout: it means libpq's seconds in every PostgreSQL tool.
+  std::string libpq_url = url.substr(0, *query);
+  // cafdb options and whether a secret (password=...) came before them in the query.
+  std::vector<std::tuple<std::string, std::string, bool>> ours;
   std::string theirs;
-  if (q != std::string::npos) {
-    for (auto& pair : split_query(url.substr(q + 1))) {
+  // After a password in the query, what looks like the next parameter may be the rest
+  // of a password with an unencoded '&': messages then quote nothing from the query.
+  std::string secret_before;
+  auto after_secret = [&](const std::string& what) {
+    return fail(what + " after '" + secret_before +
+                "': if that value contains '&', '=' or '@', percent-encode them as %26, %3D "
+                "and %40");
+  };
+  if (*query != npos) {
+    for (auto& pair : split_query(url.substr(*query + 1))) {
       auto eq = pair.find('=');
       auto key = percent_decode(pair.substr(0, eq));
-      if (eq != std::string::npos && is_cafdb_option(key) && key != "mode")
-        ours.emplace_back(key, percent_decode(pair.substr(eq + 1)));
-      else
-        theirs += (theirs.empty() ? "" : "&") + pair;
+      if (eq == npos)
+        return secret_before.empty()
+                   ? fail("query parameter " + in_quotes(key) + " has no value: write key=value")
+                   : after_secret("a query parameter without a value");
+      if (key == "url")
+        return config_error("option 'url' cannot be set inside a URL");
+      if (is_cafdb_option(key) && key != "mode" && key != "connect_timeout") {
+        ours.emplace_back(key, percent_decode(pair.substr(eq + 1)), !secret_before.empty());
+        continue;
+      }
+      if (key == "mode")
+        return fail("option 'mode' (rw, rwc) is SQLite's: a PostgreSQL URL does not take it");
+      if (!pq_keywords().all.count(key) && key != "ssl")
+        return secret_before.empty() ? fail("unknown query parameter " + in_quotes(key) +
+                                            ": neither a libpq keyword (sslmode, application_name, "
+                                            "connect_timeout, ...) nor a cafdb option (" +
+                                            known_keys() + ")" + case_hint(key))
+                                     : after_secret("an unknown query parameter");
+      if (pair.find('=', eq + 1) != npos)
+        return fail("the value of query parameter " + in_quotes(key) +
+                    " contains '=': percent-encode it as %3D");
+      if (pq_keywords().secret.count(key) && secret_before.empty())
+        secret_before = key;
+      theirs += (theirs.empty() ? "" : "&") + pair;
     }
   }
   if (!theirs.empty())
@@ -355,23 +1034,53 @@ outcome<config> postgres_from_url(const std::string& url) {
   char* err = nullptr;
   PQconninfoOption* options = PQconninfoParse(libpq_url.c_str(), &err);
   if (!options) {
+    // Not expected after the checks above. libpq's message quotes the URL and its
+    // pieces, so only what lies outside quotes is kept.
     std::string why = err ? err : "out of memory";
     if (err)
       PQfreemem(err);
-    while (!why.empty() && why.back() == '\n')
-      why.pop_back();
-    return config_error("malformed PostgreSQL URL '" + redact(url) + "': " + why);
+    std::string kept;
+    bool inside = false;
+    for (auto ch : why) {
+      if (ch == '"')
+        inside = !inside;
+      else if (!inside && ch != '\n')
+        kept += ch;
+    }
+    return fail("libpq cannot parse it (" + printable(trim(kept), npos) + ")");
   }
+  if (err)
+    PQfreemem(err);
   std::vector<std::pair<std::string, std::string>> kv;
   for (auto o = options; o->keyword; ++o)
     if (o->val)
       kv.emplace_back(o->keyword, o->val);
   PQconninfoFree(options);
   if (auto set = set_postgres_endpoint(cfg, kv); !set)
-    return set.error();
-  for (auto& [key, val] : ours)
+    return fail(set.error().message);
+  // connect_timeout stays in the connection string for libpq; cafdb's own bound on a
+  // connection attempt follows it.
+  if (auto text = conninfo_value(cfg.conninfo, "connect_timeout")) {
+    int64_t seconds = 0;
+    auto status = parse_whole(*text, seconds);
+    // The value is not quoted: it may follow a password with an unencoded '&'.
+    if (status == number_status::not_a_number)
+      return config_error("connect_timeout in a PostgreSQL URL is libpq's: whole seconds, e.g. "
+                          "connect_timeout=10 (no unit, no fraction)");
+    if (status == number_status::out_of_range || seconds > max_connect_timeout_s)
+      return config_error("connect_timeout in a PostgreSQL URL must be at most 7 days (" +
+                          std::to_string(max_connect_timeout_s) + " seconds)");
+    if (seconds <= 0)
+      return config_error("connect_timeout in a PostgreSQL URL must be at least 1 second: to "
+                          "libpq, 0 or less means waiting forever, and cafdb bounds every "
+                          "connection attempt (e.g. connect_timeout=10)");
+    // libpq waits at least 2 seconds whatever it is given.
+    cfg.connect_timeout = std::chrono::seconds{std::max<int64_t>(seconds, 2)};
+  }
+  for (auto& [key, val, follows_secret] : ours)
     if (auto applied = apply_option(cfg, key, json(val)); !applied)
-      return applied.error();
+      return follows_secret ? after_secret("option '" + key + "' is not valid; it comes")
+                            : applied.error();
   return cfg;
 }
 
@@ -386,8 +1095,8 @@ outcome<done> apply_option(config& cfg, const std::string& key, const json& in) 
     // A URL carries its own options in its query: it replaces the whole config, so
     // loaders apply it before any other key.
     if (!in.is_string())
-      return config_error("option 'url' must be a string");
-    auto parsed = config_from_url(in.get<std::string>());
+      return config_error("option 'url' must be a string, got " + describe(in));
+    auto parsed = config_from_url(in.get_ref<const std::string&>());
     if (!parsed)
       return parsed.error();
     cfg = std::move(*parsed);
@@ -396,7 +1105,8 @@ outcome<done> apply_option(config& cfg, const std::string& key, const json& in) 
   for (auto& entry : option_table())
     if (entry.first == key)
       return entry.second(cfg, key, in);
-  return config_error("unknown option '" + key + "'; known options: " + known_keys());
+  return config_error("unknown option " + in_quotes(key) + case_hint(key) +
+                      "; known options: " + known_keys());
 }
 
 outcome<config> config_from_url(const std::string& url) {
@@ -408,33 +1118,52 @@ outcome<config> config_from_url(const std::string& url) {
                         "; expected sqlite:///relative.db, sqlite:////absolute/path.db, "
                         "sqlite::memory: or postgresql://user:password@host:5432/dbname");
   };
+  // A control character cannot be meant, and a NUL would cut the URL short in C APIs.
+  for (unsigned char ch : url)
+    if (ch < 0x20 || ch == 0x7F)
+      return malformed("it contains a control character; percent-encode it or remove it");
   if (url == "sqlite::memory:" || url == "sqlite://" || url == "sqlite:///:memory:") {
     cfg.path = ":memory:";
   } else if (url.rfind("sqlite:///", 0) == 0) {
+    // Without this, a PostgreSQL URL given the sqlite scheme by mistake would pass
+    // with "user:password@host/db" as a file path, and parts of it would show.
+    if (url.find('@') != npos)
+      return malformed("an SQLite URL has no user name or password: percent-encode '@' in "
+                       "the path or a query value as %40");
     auto rest = url.substr(10);
     auto q = rest.find('?');
-    if (q != std::string::npos) {
+    if (q != npos) {
       query = rest.substr(q + 1);
       rest = rest.substr(0, q);
     }
+    if (query.find('?') != npos)
+      return malformed("a second '?': percent-encode '?' in a query value as %3F");
     cfg.path = percent_decode(rest);
+    if (cfg.path.find('\0') != npos)
+      return malformed("the path contains %00 (a NUL byte)");
     if (cfg.path.empty() || cfg.path == ":memory:")
       cfg.path = ":memory:";
   } else if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
     return postgres_from_url(url);
   } else if (url.rfind("sqlite:", 0) == 0) {
     return malformed("an SQLite URL needs three slashes before the path");
-  } else if (url.find("://") == std::string::npos) {
-    return malformed("no scheme");
+  } else if (url.find("://") == npos) {
+    return malformed(url.find('=') != npos
+                         ? "no scheme; this looks like a libpq keyword/value string, and cafdb "
+                           "takes a URL"
+                         : "no scheme");
   } else {
-    return malformed("unknown scheme '" + url.substr(0, url.find("://")) + "'");
+    auto scheme = url.substr(0, url.find("://"));
+    // Only a real scheme is quoted: "user:password@host://" is no scheme.
+    return malformed(is_scheme(scheme) ? "unknown scheme " + in_quotes(scheme)
+                                       : "no scheme before '://'");
   }
   // Query parameters: SQLite's mode, then any cafdb option.
   for (auto& pair : split_query(query)) {
     auto eq = pair.find('=');
-    if (eq == std::string::npos)
-      return malformed("query parameter '" + pair + "' has no value");
     auto key = percent_decode(pair.substr(0, eq));
+    if (eq == npos)
+      return malformed("query parameter " + in_quotes(key) + " has no value: write key=value");
     auto val = percent_decode(pair.substr(eq + 1));
     if (key == "mode") {
       if (val == "rw")
@@ -442,7 +1171,7 @@ outcome<config> config_from_url(const std::string& url) {
       else if (val == "rwc")
         cfg.create_if_missing = true;
       else
-        return config_error("option 'mode' must be rw or rwc, got '" + val + "'");
+        return config_error("option 'mode' must be rw or rwc, got " + in_quotes(val));
       continue;
     }
     if (key == "url")
@@ -455,13 +1184,14 @@ outcome<config> config_from_url(const std::string& url) {
 
 outcome<config> config_from_json(const json& object) {
   if (!object.is_object())
-    return config_error("a JSON configuration must be an object, got " +
-                        std::string{object.type_name()});
-  if (!object.contains("url"))
-    return config_error("the JSON configuration has no 'url'");
-  auto cfg = config_from_url(object["url"].is_string() ? object["url"].get<std::string>() : "");
-  if (!object["url"].is_string())
-    return config_error("option 'url' must be a string");
+    return config_error("a JSON configuration must be an object, got " + describe(object));
+  auto url = object.find("url");
+  if (url == object.end())
+    return config_error("the JSON configuration has no 'url': add one, e.g. "
+                        "\"url\": \"sqlite:///app.db\"");
+  if (!url->is_string())
+    return config_error("option 'url' must be a string, got " + describe(*url));
+  auto cfg = config_from_url(url->get_ref<const std::string&>());
   if (!cfg)
     return cfg;
   for (auto& [key, val] : object.items())
@@ -472,13 +1202,26 @@ outcome<config> config_from_json(const json& object) {
 }
 
 outcome<config> config_from_json_file(const std::string& path) {
-  std::ifstream in{path};
-  if (!in)
-    return config_error("cannot read configuration file '" + path +
-                        "': check that it exists and is readable");
-  auto object = json::parse(in, nullptr, false);
+  std::string text;
+  switch (read_text_file(path, text)) {
+  case file_status::ok:
+    break;
+  case file_status::directory:
+    return config_error("configuration file " + in_quotes(path) +
+                        " is a directory: give the path of a JSON file");
+  case file_status::too_large:
+    return config_error("configuration file " + in_quotes(path) + " is larger than " +
+                        std::to_string(max_file_size >> 20) +
+                        " MiB: check that it is the right file");
+  case file_status::cannot_open:
+  case file_status::unreadable:
+    return config_error("cannot read configuration file " + in_quotes(path) +
+                        ": check that it exists and is readable");
+  }
+  auto object = json::parse(text, nullptr, false);
   if (object.is_discarded())
-    return config_error("configuration file '" + path + "' is not valid JSON");
+    return config_error("configuration file " + in_quotes(path) + " is not valid JSON (" +
+                        json_error_position(text) + "): check quotes, commas and braces there");
   return config_from_json(object);
 }
 
@@ -488,38 +1231,66 @@ namespace {
 // and `export KEY=VALUE` is accepted.
 outcome<std::map<std::string, std::string>> read_dotenv(const std::string& path, bool must_exist) {
   std::map<std::string, std::string> vars;
-  std::ifstream in{path};
-  if (!in) {
-    if (must_exist)
-      return config_error("cannot read the .env file '" + path + "'");
-    return vars;
+  std::string text;
+  switch (read_text_file(path, text)) {
+  case file_status::ok:
+    break;
+  case file_status::directory:
+    // A virtualenv is often called .env: only a path given on purpose must be a file.
+    if (!must_exist)
+      return vars;
+    return config_error("the .env file " + in_quotes(path) +
+                        " is a directory: give the path of a KEY=VALUE file");
+  case file_status::too_large:
+    return config_error("the .env file " + in_quotes(path) + " is larger than " +
+                        std::to_string(max_file_size >> 20) +
+                        " MiB: check that it is the right file");
+  case file_status::cannot_open:
+    if (!must_exist)
+      return vars;
+    return config_error("cannot read the .env file " + in_quotes(path) +
+                        ": check that it exists and is readable");
+  case file_status::unreadable:
+    return config_error("cannot read the .env file " + in_quotes(path) +
+                        ": check that it is readable");
   }
-  std::string line;
   int number = 0;
-  while (std::getline(in, line)) {
+  size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find('\n', start);
+    auto line = text.substr(start, end == npos ? npos : end - start);
+    start = end == npos ? text.size() : end + 1;
     ++number;
+    auto where = ".env file " + in_quotes(path) + ", line " + std::to_string(number);
+    if (line.find('\0') != npos)
+      return config_error(where + ": contains a NUL byte; save the file as text");
     auto first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#')
+    if (first == npos || line[first] == '#')
       continue;
     line = line.substr(first);
     if (line.rfind("export ", 0) == 0)
       line = line.substr(7);
     auto eq = line.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return config_error(".env file '" + path + "', line " + std::to_string(number) +
-                          ": expected KEY=VALUE");
+    if (eq == npos || eq == 0)
+      return config_error(where + ": expected KEY=VALUE");
     auto key = line.substr(0, eq);
     while (!key.empty() && key.back() == ' ')
       key.pop_back();
     auto val = line.substr(eq + 1);
-    auto start = val.find_first_not_of(' ');
-    val = start == std::string::npos ? "" : val.substr(start);
-    if (val.size() >= 2 && (val.front() == '"' || val.front() == '\'') && val.back() == val.front())
-      val = val.substr(1, val.size() - 2);
-    else if (auto hash = val.find(" #"); hash != std::string::npos)
-      val = val.substr(0, hash);
-    while (!val.empty() && (val.back() == ' ' || val.back() == '\r'))
+    auto val_start = val.find_first_not_of(' ');
+    val = val_start == npos ? "" : val.substr(val_start);
+    // Trailing blanks and a CRLF file's '\r' go before unquoting, so that quotes
+    // followed by them still come off and blanks inside quotes stay.
+    while (!val.empty() && (val.back() == '\r' || val.back() == ' ' || val.back() == '\t'))
       val.pop_back();
+    if (val.size() >= 2 && (val.front() == '"' || val.front() == '\'') &&
+        val.back() == val.front()) {
+      val = val.substr(1, val.size() - 2);
+    } else if (auto hash = val.find(" #"); hash != npos) {
+      val = val.substr(0, hash);
+      while (!val.empty() && (val.back() == ' ' || val.back() == '\t'))
+        val.pop_back();
+    }
     vars[key] = val;
   }
   return vars;
@@ -570,17 +1341,23 @@ outcome<config> config_from_env(const std::string& dotenv_path) {
                           " not set; the PostgreSQL settings need all of DB_USERNAME, "
                           "DB_PASSWORD, DB_HOST, DB_PORT and DB_NAME (or set CAFDB_URL)");
     }
+    for (auto& [name, val] : found)
+      if (val.find('\0') != npos)
+        return config_error(name + " contains a NUL byte");
     auto& port = found["DB_PORT"];
-    if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5)
-      return config_error("DB_PORT must be a port number, got '" + port + "'");
+    if (!valid_ports(port) || port.find(',') != npos)
+      return config_error("DB_PORT must be a port number from 1 to 65535, got " + in_quotes(port));
+    auto& host = found["DB_HOST"];
     config built;
+    // Shown redacted in logs only; libpq gets the keywords below.
     built.url = "postgresql://" + percent_encode(found["DB_USERNAME"]) + ":" +
-                percent_encode(found["DB_PASSWORD"]) + "@" + found["DB_HOST"] + ":" + port + "/" +
-                percent_encode(found["DB_NAME"]);
+                percent_encode(found["DB_PASSWORD"]) + "@" +
+                (host.find(':') != npos ? "[" + host + "]" : percent_encode(host)) + ":" + port +
+                "/" + percent_encode(found["DB_NAME"]);
     // Keywords, not the URL: no escaping can go wrong on the way to libpq.
     auto set = set_postgres_endpoint(built, {{"user", found["DB_USERNAME"]},
                                              {"password", found["DB_PASSWORD"]},
-                                             {"host", found["DB_HOST"]},
+                                             {"host", host},
                                              {"port", port},
                                              {"dbname", found["DB_NAME"]}});
     if (!set)
