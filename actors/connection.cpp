@@ -168,6 +168,17 @@ std::optional<db_error> check_transaction_state(driver& drv, bool expected) {
                   "", ""};
 }
 
+/// A failed request's answer: a statement cancelled because the database is stopping
+/// answers shutting_down (it failed, so nothing it did is kept).
+caf::error failed(const driver& drv, db_error err) {
+  if (drv.stopping() && err.code == errc::statement_timeout)
+    err = db_error{errc::shutting_down,
+                   "the database is stopping (shutdown_timeout passed): the request was "
+                   "cancelled and nothing it did was kept",
+                   err.driver_code, err.driver_message};
+  return to_caf_error(std::move(err));
+}
+
 outcome<done> run_tx(driver& drv, const tx_command& cmd) {
   switch (cmd.op) {
   case tx_op::begin: {
@@ -221,7 +232,7 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
             if (auto mismatch = check_transaction_state(drv, false);
                 mismatch && mismatch->code == errc::connection_lost)
               return to_caf_error(std::move(*mismatch));
-          return to_caf_error(std::move(results.error()));
+          return failed(drv, std::move(results.error()));
         }
         if (auto mismatch = check_transaction_state(drv, expected))
           return to_caf_error(std::move(*mismatch));
@@ -244,7 +255,7 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
           if (outcomes[i])
             out[i].result = std::move(*outcomes[i]);
           else
-            out[i].error = to_caf_error(std::move(outcomes[i].error()));
+            out[i].error = failed(*st.drv, std::move(outcomes[i].error()));
         }
         return out;
       },
@@ -253,7 +264,7 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
           return not_open();
         auto done = run_tx(*self->state.drv, cmd);
         if (!done)
-          return to_caf_error(std::move(done.error()));
+          return failed(*self->state.drv, std::move(done.error()));
         if (auto mismatch = check_transaction_state(*self->state.drv, open_after(cmd)))
           return to_caf_error(std::move(*mismatch));
         return caf::ok_atom::value;

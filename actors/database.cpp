@@ -702,6 +702,9 @@ database_actor::behavior_type database_behavior(database_pointer self,
           // in time (its connection is stuck) is abandoned to the engine's exit.
           for (auto& session : st.sessions)
             self->send(session.actor, shutdown_atom::value, true);
+          // Sessions busy in a statement hear of it only when it ends: cancel those.
+          for (auto& entry : st.engines)
+            self->send(entry.second, shutdown_atom::value);
           self->delayed_send(self, caf::timespan{st.cfg->connect_timeout}, expire_atom::value,
                              final_deadline);
           return;

@@ -212,24 +212,36 @@ struct engine_state {
   std::mt19937_64 random{std::random_device{}()};
   std::shared_ptr<spdlog::logger> log;
 
-  // Runs on every exit path (CAF 0.17 destroys the state before attach_functor
-  // cleanups run): keeps (4) and takes every connection down with the engine.
-  ~engine_state() {
+  /// Answers every queued checkout and read with shutting_down.
+  void refuse_waiting(const std::string& why) {
     for (auto& p : pools) {
       for (auto& w : p.waiters)
         w.promise.deliver(
-            make_error(errc::shutting_down, "the engine stopped while this checkout was waiting"));
+            make_error(errc::shutting_down, why + " while this checkout was waiting"));
+      p.waiters.clear();
       for (auto& r : p.reads)
-        r.promise.deliver(
-            make_error(errc::shutting_down, "the engine stopped while this read was waiting"));
+        r.promise.deliver(make_error(errc::shutting_down, why + " while this read was waiting"));
+      p.reads.clear();
     }
+  }
+
+  // Runs on every exit path (CAF 0.17 destroys the state before attach_functor
+  // cleanups run): keeps (4) and takes every connection down with the engine.
+  ~engine_state() {
+    refuse_waiting("the engine stopped");
     // Sessions wait for reads without a timer of their own (invariant 4 answers them).
     for (auto& [id, batch] : running_reads)
       for (auto& r : batch.reads)
         r.promise.deliver(
             make_error(errc::shutting_down, "the engine stopped while this read was running"));
-    for (auto& m : all)
+    // A connection busy in a statement sees its exit only when the statement ends:
+    // cancel them all (cancel() never blocks), so that every connection thread ends
+    // within its driver's grace, whatever the server or the network does.
+    for (auto& m : all) {
+      if (m.drv)
+        m.drv->cancel_for_shutdown();
       caf::anon_send_exit(m.connection, caf::exit_reason::user_shutdown);
+    }
   }
 };
 
@@ -485,7 +497,9 @@ void open_connection(engine_pointer self, size_t index) {
   p.total += 1;
   p.opening += 1;
   auto conn = spawn_member(self, p.role);
-  self->request(conn, st.cfg->connect_timeout, caf::connect_atom::value)
+  // The driver bounds its own connect by connect_timeout and says why it failed;
+  // this deadline only guards against a connection actor that died.
+  self->request(conn, st.cfg->connect_timeout + std::chrono::seconds(1), caf::connect_atom::value)
       .then(
           [=](caf::ok_atom) {
             auto& p = self->state.pools[index];
@@ -987,7 +1001,10 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
         main.total += 1;
         main.opening += 1;
         auto conn = spawn_member(self, main.role);
-        self->request(conn, st.cfg->connect_timeout, caf::connect_atom::value)
+        // The driver bounds its own connect by connect_timeout and says why it failed;
+        // this deadline only guards against a connection actor that died.
+        self->request(conn, st.cfg->connect_timeout + std::chrono::seconds(1),
+                      caf::connect_atom::value)
             .then(
                 [=](caf::ok_atom) mutable {
                   auto& st = self->state;
@@ -1144,6 +1161,17 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
         }
       },
       [=](tick_atom) { housekeeping(self); },
+      [=](shutdown_atom) {
+        // The database's shutdown_timeout passed: whatever still runs is cancelled, so
+        // that every session gets its answer and can roll back and close.
+        auto& st = self->state;
+        st.log->warn("shutdown_timeout passed: cancelling {} running request(s)",
+                     st.leases.size() + st.running_reads.size());
+        st.refuse_waiting("the database is stopping (shutdown_timeout passed)");
+        for (auto& m : st.all)
+          if (m.drv)
+            m.drv->cancel_for_shutdown();
+      },
       [=](retry_atom) {
         // Reconnect: one probe connection in the main pool.
         auto& st = self->state;
@@ -1154,7 +1182,10 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
         main.total += 1;
         main.opening += 1;
         auto conn = spawn_member(self, main.role);
-        self->request(conn, st.cfg->connect_timeout, caf::connect_atom::value)
+        // The driver bounds its own connect by connect_timeout and says why it failed;
+        // this deadline only guards against a connection actor that died.
+        self->request(conn, st.cfg->connect_timeout + std::chrono::seconds(1),
+                      caf::connect_atom::value)
             .then(
                 [=](caf::ok_atom) {
                   auto& st = self->state;

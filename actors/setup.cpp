@@ -43,8 +43,19 @@ struct setup_state {
   int32_t attempt = 0;
   caf::timestamp started;
   bool finished = false;
+  /// Why the last attempt failed, shown while the next one runs.
+  std::string last_failure;
   std::shared_ptr<spdlog::logger> log;
 };
+
+/// Failures that retrying cannot fix: wrong credentials, a database that does not
+/// exist, a file that is not a database. Start-up fails at once on these, unless the
+/// configuration says a provisioning step will fix them (retry_unfixable).
+bool retrying_cannot_fix(const caf::error& err) {
+  auto code = describe(err).driver_code;
+  return code == "28P01" || code == "28000" || code == "3D000" ||
+         code.rfind("SQLITE_NOTADB", 0) == 0;
+}
 
 using setup_pointer = setup_actor::stateful_pointer<setup_state>;
 
@@ -79,7 +90,10 @@ void attempt(setup_pointer self) {
   if (st.finished)
     return;
   st.attempt += 1;
-  publish(self, readiness_state::connecting, "connecting, attempt " + std::to_string(st.attempt));
+  publish(self, readiness_state::connecting,
+          "connecting, attempt " + std::to_string(st.attempt) +
+              (st.last_failure.empty() ? std::string{}
+                                       : " (the last one failed: " + st.last_failure + ")"));
   self->request(st.engines[st.connected], st.cfg->connect_timeout + std::chrono::seconds(1),
                 caf::connect_atom::value)
       .await(
@@ -102,6 +116,14 @@ void attempt(setup_pointer self) {
             auto reason = describe(err).message;
             auto elapsed = caf::make_timestamp() - st.started;
             auto budget = caf::timespan{st.cfg->setup_timeout};
+            st.last_failure = reason;
+            st.log->warn("connecting failed (attempt {}): {}", st.attempt, reason);
+            if (retrying_cannot_fix(err) && !st.cfg->retry_unfixable) {
+              st.finished = true;
+              publish(self, readiness_state::failed,
+                      "gave up at once, retrying cannot fix this: " + reason);
+              return;
+            }
             if (elapsed >= budget) {
               st.finished = true;
               publish(self, readiness_state::failed,

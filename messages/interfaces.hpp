@@ -67,7 +67,9 @@ using engine_actor = caf::typed_actor<
     // Internal: housekeeping (recycle, idle reaping, leases, min_idle, stats log).
     caf::reacts_to<tick_atom>,
     // Internal: the reconnect backoff elapsed while the server is unreachable.
-    caf::reacts_to<retry_atom>>;
+    caf::reacts_to<retry_atom>,
+    // From the database when shutdown_timeout passed: cancel every running statement.
+    caf::reacts_to<shutdown_atom>>;
 
 /// One client's unit of work (actors/session.cpp).
 using session_actor = caf::typed_actor<

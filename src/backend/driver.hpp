@@ -133,6 +133,16 @@ class driver {
   /// Ends a cancel: the connection is quiet again and being reset.
   void clear_cancel() noexcept { cancel_requested_.store(false); }
 
+  /// `cancel()` because the database is stopping: what it cancels answers
+  /// shutting_down. Any thread.
+  void cancel_for_shutdown() noexcept {
+    stopping_.store(true);
+    cancel();
+  }
+
+  /// True once `cancel_for_shutdown` was called.
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_relaxed); }
+
   /// A short description for logs: engine, target and role. Never contains secrets.
   virtual std::string describe() const = 0;
 
@@ -175,6 +185,7 @@ class driver {
  private:
   /// True from `cancel` to `clear_cancel`: a batch stops starting statements.
   std::atomic<bool> cancel_requested_{false};
+  std::atomic<bool> stopping_{false};
 };
 
 /// Adds one run of a bulk statement to the sum of the runs before it: affected rows

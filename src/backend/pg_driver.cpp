@@ -220,7 +220,8 @@ std::string connect_sqlstate(const std::string& message) {
 void pg_driver::start_request() {
   started_ = steady::now();
   cancel_sent_ = false;
-  silent_ = false;
+  // A handle closed because the server went silent keeps saying so.
+  silent_ = silent_ && !conn_;
   deadline_ = options_.statement_timeout.count() > 0
                   ? started_ + options_.statement_timeout + options_.silence_grace
                   : steady::time_point::max();
@@ -859,6 +860,8 @@ outcome<done> pg_driver::commit() {
 
 outcome<done> pg_driver::rollback() {
   start_request();
+  if (!conn_) // a closed handle cannot prove it has nothing open: never pooled
+    return connection_error("ROLLBACK");
   if (!in_transaction())
     return done{};
   return run_simple("ROLLBACK");

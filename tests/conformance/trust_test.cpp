@@ -2,6 +2,8 @@
 // regression test of a failure found from outside: memory kept per request, smuggled
 // transaction control, stale rows after a schema change, scripts that answered
 // differently per engine, CAF's own errors reaching the caller.
+#include <fstream>
+
 #include <caf/detail/simple_actor_clock.hpp>
 
 #include "cafdb/settled.hpp"
@@ -348,4 +350,66 @@ TEMPLATE_TEST_CASE_METHOD(trust,
   // A sweep timer for idle sessions may be pending; nothing per request is.
   INFO("timers before: " << timers << ", after: " << this->clock_entries());
   CHECK(eventually([&] { return this->clock_entries() <= timers + 2; }));
+}
+
+// -- start-up failures retrying cannot fix -----------------------------------------
+
+namespace {
+
+/// Starts a database on `cfg` and returns how start-up ended, and how long it took.
+std::pair<caf::expected<readiness_snapshot>, double> start_up(config cfg) {
+  cfg.setup_timeout = std::chrono::milliseconds(30000);
+  auto started = std::chrono::steady_clock::now();
+  database_fixture fx{cfg};
+  auto ready = fx.cli->await_ready(std::chrono::seconds(20));
+  auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return {std::move(ready), took};
+}
+
+} // namespace
+
+TEST_CASE("start-up fails at once on a database that does not exist (PostgreSQL) or a file "
+          "that is not a database (SQLite)",
+          "[trust]") {
+  SECTION("postgresql: missing database") {
+    auto url = pg_url();
+    auto slash = url.find('/', url.find("://") + 3);
+    auto query = url.find('?', slash);
+    auto missing = url.substr(0, slash) + "/cafdb_no_such_database" +
+                   (query == std::string::npos ? "" : url.substr(query));
+    auto cfg = must_config(missing);
+    cfg.log_level = "off";
+    auto [ready, took] = start_up(cfg);
+    REQUIRE(!ready);
+    INFO(text(ready.error()));
+    CHECK(is(ready.error(), errc::connect_failed));
+    CHECK(describe(ready.error()).message.find("does not exist") != std::string::npos);
+    CHECK(took < 10.0); // not setup_timeout (30 s)
+  }
+  SECTION("sqlite: not a database") {
+    temp_dir dir;
+    {
+      std::ofstream out{dir.file("garbage.db")};
+      out << std::string(8192, 'x');
+    }
+    auto cfg = must_config("sqlite:///" + dir.file("garbage.db"));
+    cfg.log_level = "off";
+    auto [ready, took] = start_up(cfg);
+    REQUIRE(!ready);
+    INFO(text(ready.error()));
+    CHECK(is(ready.error(), errc::connect_failed));
+    CHECK(took < 10.0);
+  }
+}
+
+TEST_CASE("SQLite columns declared BOOLEAN give booleans back", "[trust]") {
+  file_database fx;
+  fx.must_exec({"CREATE TABLE flags (id INTEGER PRIMARY KEY, on_off BOOLEAN, n INTEGER)"});
+  fx.must_exec({"INSERT INTO flags (on_off, n) VALUES ($1, 1), ($2, 0)", {true, false}});
+  auto r = fx.cli->exec({"SELECT on_off, n FROM flags ORDER BY id"});
+  REQUIRE(r);
+  CHECK(r->rows.at(0).at(0).type() == value_type::boolean);
+  CHECK(r->rows.at(0).at(0).as_bool());
+  CHECK_FALSE(r->rows.at(1).at(0).as_bool());
+  CHECK(r->rows.at(0).at(1).type() == value_type::integer); // undeclared: stays an integer
 }

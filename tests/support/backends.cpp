@@ -28,6 +28,7 @@ sqlite_backend::late_database::late_database(const temp_dir& dir) : path(dir.fil
 config sqlite_backend::late_database::make_config() const {
   auto cfg = must_config("sqlite:///" + path + "?mode=rw");
   cfg.log_level = "off";
+  cfg.retry_unfixable = true; // created after start-up, on purpose
   return cfg;
 }
 
@@ -132,6 +133,7 @@ pg_backend::late_database::~late_database() {
 config pg_backend::late_database::make_config() const {
   auto cfg = must_config(with_database(pg_url(), name));
   cfg.log_level = "off";
+  cfg.retry_unfixable = true; // created after start-up, on purpose
   return cfg;
 }
 

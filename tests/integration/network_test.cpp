@@ -1,0 +1,190 @@
+// A silent network between cafdb and PostgreSQL (tcp_proxy: packets held, no RST, no
+// FIN): in-flight transactions, idle pool connections, connect attempts to a server
+// that accepts TCP but never answers, and shutdown during the outage. Whatever the
+// network does, every answer is true and every wait ends.
+#include <atomic>
+#include <thread>
+
+#include "support/backends.hpp"
+#include "support/tcp_proxy.hpp"
+
+using namespace cafdb;
+using namespace cafdb::test;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+uint16_t port_of(const std::string& url) {
+  auto colon = url.rfind(':', url.find('/', url.find("://") + 3));
+  return static_cast<uint16_t>(std::stoi(url.substr(colon + 1)));
+}
+
+/// A server of the test's own behind a proxy that can fall silent.
+struct silent_network {
+  silent_network() : proxy("127.0.0.1", port_of(server.url)) {}
+
+  config make_config() {
+    auto cfg = must_config(through_proxy(server.url, proxy));
+    cfg.pool_size = 4;
+    cfg.max_overflow = 0;
+    cfg.pool_timeout = std::chrono::milliseconds(3000);
+    cfg.statement_timeout = std::chrono::milliseconds(30000);
+    cfg.connect_timeout = std::chrono::milliseconds(2000);
+    cfg.shutdown_timeout = std::chrono::milliseconds(1000);
+    cfg.setup_timeout = std::chrono::milliseconds(60000);
+    cfg.log_level = std::getenv("CAFDB_TEST_LOG") ? std::getenv("CAFDB_TEST_LOG") : "off";
+    return cfg;
+  }
+
+  pg_server server;
+  tcp_proxy proxy;
+};
+
+session_options within(std::chrono::milliseconds deadline, bool read_only = false) {
+  session_options opts;
+  opts.request_timeout = deadline;
+  opts.read_only = read_only;
+  return opts;
+}
+
+double seconds_since(steady::time_point start) {
+  return std::chrono::duration<double>(steady::now() - start).count();
+}
+
+} // namespace
+
+TEST_CASE("a silent link mid-transaction gives answers in doubt, never a cancel the server did "
+          "not confirm",
+          "[network][pg]") {
+  silent_network net;
+  database_fixture fx{net.make_config()};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE ledger (id INT PRIMARY KEY)"});
+  caf::scoped_actor watcher{fx.sys};
+  REQUIRE(fx.cli->subscribe(caf::actor_cast<caf::actor>(watcher)));
+
+  // Three transactions with a row each, open on three connections.
+  std::vector<session> open;
+  for (int i = 1; i <= 3; ++i) {
+    auto s = fx.cli->open_session(within(std::chrono::milliseconds(1000)));
+    REQUIRE(s);
+    REQUIRE_FALSE(s->begin());
+    REQUIRE(s->exec({"INSERT INTO ledger VALUES ($1)", {i}}));
+    open.push_back(std::move(*s));
+  }
+  net.proxy.pause();
+  auto started = steady::now();
+  for (auto& s : open) {
+    auto err = s.commit();
+    INFO(text(err));
+    CHECK(is(err, errc::commit_in_doubt));
+  }
+  // An autocommit write in doubt too; a read is no claim about data.
+  auto write =
+      fx.cli->exec({"INSERT INTO ledger VALUES (4)"}, within(std::chrono::milliseconds(1000)));
+  REQUIRE(!write);
+  INFO(text(write.error()));
+  // In doubt if it reached a connection; refused (never run) if the engine had already
+  // found the server gone. Never "cancelled".
+  CHECK((is(write.error(), errc::commit_in_doubt) || is(write.error(), errc::unavailable) ||
+         is(write.error(), errc::pool_timeout)));
+  auto read =
+      fx.cli->exec({"SELECT count(*) FROM ledger"}, within(std::chrono::milliseconds(1000), true));
+  REQUIRE(!read);
+  CHECK_FALSE(is(read.error(), errc::none));
+  // Each answer came at its deadline, not at the network's whim.
+  CHECK(seconds_since(started) < 4 * 1.0 + 3.0);
+
+  // The engine notices: degraded, saying what happened.
+  CHECK(await_event(watcher, "database", readiness_state::degraded, 15s));
+  auto status = fx.cli->status();
+  REQUIRE(status);
+  std::string details;
+  for (auto& c : status->components)
+    details += c.component + ": " + c.detail + "\n";
+  INFO(details);
+  CHECK(details.find("no answer from") != std::string::npos);
+
+  net.proxy.resume();
+  CHECK(await_event(watcher, "database", readiness_state::ready, 20s));
+  CHECK(eventually([&] { return static_cast<bool>(fx.cli->exec({"SELECT 1"})); }, 10s));
+  open.clear();
+}
+
+TEST_CASE("connecting to a server that accepts TCP but never answers fails within "
+          "connect_timeout, and says so",
+          "[network][pg]") {
+  silent_network net;
+  net.proxy.pause();
+  auto cfg = net.make_config();
+  auto started = steady::now();
+  {
+    database_fixture fx{cfg};
+    auto ready = fx.cli->await_ready(std::chrono::milliseconds(4000));
+    REQUIRE(!ready);
+    CHECK(is(ready.error(), errc::not_ready));
+    auto status = fx.cli->status();
+    REQUIRE(status);
+    std::string details;
+    for (auto& c : status->components)
+      details += c.component + ": " + c.detail + "\n";
+    INFO(details);
+    CHECK(details.find("no answer from") != std::string::npos);
+    CHECK(details.find("secret") == std::string::npos);
+  }
+  // Start-up and shutdown both ended while the server stayed silent.
+  CHECK(seconds_since(started) < 4.0 + 2.0 + 1.0 + 3.0);
+}
+
+TEST_CASE("destroying the runtime during an outage, with threads mid-request, ends within "
+          "shutdown_timeout + connect_timeout and answers every request",
+          "[network][pg]") {
+  silent_network net;
+  auto cfg = net.make_config();
+  auto rt = std::make_unique<runtime>(cfg);
+  REQUIRE(rt->client().await_ready(std::chrono::seconds(10)));
+  REQUIRE(rt->client().exec({"CREATE TABLE ledger (id INT PRIMARY KEY)"}));
+
+  constexpr int threads = 8;
+  std::atomic<int> sent{0};
+  std::atomic<int> answered{0};
+  std::atomic<int> untyped{0};
+  std::atomic<int> succeeded{0};
+  std::vector<std::thread> workers;
+  net.proxy.pause();
+  for (int i = 0; i < threads; ++i)
+    workers.emplace_back([&, i] {
+      client own{rt->system(), rt->database(), std::chrono::minutes(5)};
+      // Half through a session of their own, half one-shot.
+      caf::expected<result_set> r = caf::error{};
+      if (i % 2 == 0) {
+        auto s = own.open_session();
+        if (s) {
+          sent += 1;
+          r = s->exec({"INSERT INTO ledger VALUES ($1)", {i}});
+        } else {
+          sent += 1;
+          r = std::move(s.error());
+        }
+      } else {
+        sent += 1;
+        r = own.exec({"INSERT INTO ledger VALUES ($1)", {i}});
+      }
+      answered += 1;
+      if (r)
+        succeeded += 1;
+      else if (describe(r.error()).code == errc::none)
+        untyped += 1;
+    });
+  REQUIRE(eventually([&] { return sent == threads; }));
+  auto started = steady::now();
+  rt.reset(); // no stop(): the destructor alone
+  auto took = seconds_since(started);
+  for (auto& t : workers)
+    t.join();
+  CHECK(answered == threads);
+  CHECK(untyped == 0);
+  CHECK(succeeded == 0);
+  INFO("the runtime took " << took << " s to go");
+  CHECK(took < 1.0 + 2.0 + 5.0 + 3.0); // shutdown + connect timeout, the cancel grace, slack
+}
