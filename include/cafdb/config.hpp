@@ -120,6 +120,12 @@ struct config {
   /// (docs/architecture.md). Off: every read goes through the reader pool.
   bool read_in_place = true;
 
+  /// Start-up keeps retrying (until setup_timeout) failures that retrying cannot fix by
+  /// itself: authentication, a database that does not exist, a file that is not a
+  /// database. Off (the default): start-up fails at once on them. On, for a database
+  /// that a provisioning step creates after the application starts.
+  bool retry_unfixable = false;
+
   // -- logging -----------------------------------------------------------------
 
   /// Log every statement (logger `cafdb.sql`, level info).
