@@ -2,6 +2,7 @@
 // regression test of a failure found from outside: memory kept per request, smuggled
 // transaction control, stale rows after a schema change, scripts that answered
 // differently per engine, CAF's own errors reaching the caller.
+#include <atomic>
 #include <fstream>
 
 #include <caf/detail/simple_actor_clock.hpp>
@@ -412,4 +413,57 @@ TEST_CASE("SQLite columns declared BOOLEAN give booleans back", "[trust]") {
   CHECK(r->rows.at(0).at(0).as_bool());
   CHECK_FALSE(r->rows.at(1).at(0).as_bool());
   CHECK(r->rows.at(0).at(1).type() == value_type::integer); // undeclared: stays an integer
+}
+
+TEST_CASE("stop under load on SQLite returns within shutdown_timeout, and every request sent "
+          "before it has its answer",
+          "[trust]") {
+  temp_dir dir;
+  auto cfg = file_config(dir);
+  cfg.shutdown_timeout = std::chrono::milliseconds(1000);
+  cfg.pool_timeout = std::chrono::milliseconds(30000);
+  database_fixture fx{cfg};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)"});
+  constexpr int threads = 12;
+  std::atomic<int> in_flight{0};
+  std::atomic<int> started{0};
+  std::atomic<int> untyped{0};
+  std::vector<std::thread> workers;
+  for (int i = 0; i < threads; ++i)
+    workers.emplace_back([&, i] {
+      client own{fx.sys, fx.db, std::chrono::seconds(30)};
+      auto s = own.open_session();
+      if (!s)
+        return;
+      // One session at a time holds SQLite's writer; the others wait for it at begin.
+      in_flight += 1;
+      started += 1;
+      auto err = s->begin();
+      in_flight -= 1;
+      for (int n = 0; !err; ++n) {
+        in_flight += 1;
+        auto r = s->exec({"INSERT INTO t (v) VALUES ($1)", {i * 100000 + n}});
+        in_flight -= 1;
+        if (!r)
+          err = r.error();
+      }
+      if (describe(err).code == errc::none)
+        untyped += 1;
+    });
+  REQUIRE(eventually([&] { return started == threads; }));
+  auto begun = std::chrono::steady_clock::now();
+  REQUIRE_FALSE(fx.cli->stop());
+  auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - begun).count();
+  // Answers already sent may still be on their way to the threads' own mailboxes.
+  CHECK(eventually([&] { return in_flight == 0; }, 1s));
+  for (auto& t : workers)
+    t.join();
+  INFO("stop took " << took << " s");
+  CHECK(took < 1.0 + 2.0);
+  CHECK(untyped == 0);
+  // No transaction committed: each was open when the database stopped.
+  database_fixture again{cfg};
+  again.require_ready();
+  CHECK(again.count("t") == 0);
 }
