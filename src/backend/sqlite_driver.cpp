@@ -1,5 +1,7 @@
 #include "backend/sqlite_driver.hpp"
 
+#include <sys/stat.h>
+
 #include <cctype>
 #include <cstring>
 
@@ -239,7 +241,31 @@ outcome<done> sqlite_driver::open() {
     close();
     return failure;
   }
+  if (auto id = file_id(options_.path))
+    opened_file_ = *id;
   return done{};
+}
+
+std::optional<std::pair<uint64_t, uint64_t>> sqlite_driver::file_id(const std::string& path) {
+  struct stat info {};
+  if (path == ":memory:" || ::stat(path.c_str(), &info) != 0)
+    return std::nullopt;
+  return std::make_pair(static_cast<uint64_t>(info.st_dev), static_cast<uint64_t>(info.st_ino));
+}
+
+outcome<done> sqlite_driver::check_file() const {
+  // Only where writes are acknowledged; readers cannot lose anything.
+  if (role_ == connection_role::reader || !opened_file_)
+    return done{};
+  if (file_id(options_.path) == opened_file_)
+    return done{};
+  return db_error{errc::connection_lost,
+                  "the database file '" + options_.path +
+                      "' was deleted or replaced while it was open: a write acknowledged now "
+                      "would be lost at the next start, so nothing is written; the connection "
+                      "is discarded and the path opened again (restore the file if it was "
+                      "deleted by mistake)",
+                  "SQLITE_CANTOPEN", "database file replaced"};
 }
 
 outcome<sqlite_driver::prepared*> sqlite_driver::prepare(const std::string& sql) {
@@ -459,6 +485,9 @@ outcome<sqlite_driver::prepared*> sqlite_driver::prepare_single(const std::strin
 }
 
 outcome<result_set> sqlite_driver::execute(const statement& request) {
+  if (!in_transaction()) // an autocommit statement commits: check before
+    if (auto file = check_file(); !file)
+      return file.error();
   auto prepared = prepare_single(request.sql);
   if (!prepared)
     return prepared.error();
@@ -564,6 +593,11 @@ outcome<done> sqlite_driver::begin(bool read_only) {
 }
 
 outcome<done> sqlite_driver::commit() {
+  // The commit acknowledges the transaction: not into a file the path no longer names.
+  if (auto file = check_file(); !file) {
+    run_simple("ROLLBACK");
+    return file.error();
+  }
   return run_simple("COMMIT");
 }
 

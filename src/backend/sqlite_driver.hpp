@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -95,6 +96,11 @@ class sqlite_driver final : public driver {
   std::pair<const std::string, prepared>* last_ = nullptr;
   /// The statement of a script (not cached).
   prepared uncached_;
+  /// The file opened (device, inode): a writer checks that the path still names it.
+  std::optional<std::pair<uint64_t, uint64_t>> opened_file_;
+  static std::optional<std::pair<uint64_t, uint64_t>> file_id(const std::string& path);
+  /// Fails if the path no longer names the file opened (deleted or replaced).
+  outcome<done> check_file() const;
   bool read_only_ = false;
   /// See set_deadline; checked by a progress handler, installed on first use.
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();

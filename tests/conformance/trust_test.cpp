@@ -3,6 +3,7 @@
 // transaction control, stale rows after a schema change, scripts that answered
 // differently per engine, CAF's own errors reaching the caller.
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 
 #include <caf/detail/simple_actor_clock.hpp>
@@ -466,4 +467,26 @@ TEST_CASE("stop under load on SQLite returns within shutdown_timeout, and every 
   database_fixture again{cfg};
   again.require_ready();
   CHECK(again.count("t") == 0);
+}
+
+TEST_CASE("SQLite: a database file deleted or replaced while open is noticed before a write is "
+          "acknowledged",
+          "[trust]") {
+  temp_dir dir;
+  auto cfg = file_config(dir);
+  database_fixture fx{cfg};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"});
+  fx.must_exec({"INSERT INTO t (v) VALUES ('before')"});
+  SECTION("deleted") {
+    std::filesystem::remove(dir.file("test.db"));
+  }
+  SECTION("replaced") {
+    std::filesystem::copy_file(dir.file("test.db"), dir.file("copy.db"));
+    std::filesystem::rename(dir.file("copy.db"), dir.file("test.db"));
+  }
+  auto autocommit = fx.cli->exec({"INSERT INTO t (v) VALUES ('lost?')"});
+  REQUIRE(!autocommit);
+  INFO(text(autocommit.error()));
+  CHECK(describe(autocommit.error()).message.find("deleted or replaced") != std::string::npos);
 }
