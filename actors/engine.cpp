@@ -148,6 +148,11 @@ struct pool {
   int64_t reconnects = 0;
   int64_t recycled = 0;
   int64_t ping_failures = 0;
+  int64_t server_full = 0;
+  /// The server refused a connect as full (53300): no new connection before this, and
+  /// how long the next refusal waits.
+  caf::timestamp full_until;
+  caf::timespan full_backoff{0};
   int64_t leaks = 0;
   int64_t reclaimed = 0;
   wait_samples waits;
@@ -370,6 +375,8 @@ void refill(engine_pointer self, size_t index) {
   if (st.down)
     return;
   auto& p = st.pools[index];
+  if (now() < p.full_until)
+    return; // the server is full: the connections the pool has serve the waiters
   // Queued reads want one connection: it takes a batch of them.
   auto wanted = static_cast<int>(p.waiters.size()) + (p.reads.empty() ? 0 : 1);
   while (p.total < p.max && (p.total < p.min_idle || wanted > p.opening))
@@ -505,6 +512,7 @@ void open_connection(engine_pointer self, size_t index) {
             auto& p = self->state.pools[index];
             p.opening -= 1;
             p.opened += 1;
+            p.full_backoff = caf::timespan{0};
             give_back(self, index, conn);
           },
           [=](caf::error& err) {
@@ -515,7 +523,19 @@ void open_connection(engine_pointer self, size_t index) {
             close_connection(self, conn);
             st.log->warn("opening a {} connection failed: {}", p.name, render(err));
             if (too_many_connections(err)) {
-              // The checkout that asked for this connection learns why it cannot have one.
+              // The server is up but full: not a lost server. Keep the connections that
+              // work and open no more for a while (doubling up to 5 s); waiters are
+              // served by the connections the pool has as they come back.
+              p.server_full += 1;
+              p.full_backoff =
+                  p.full_backoff.count() == 0
+                      ? caf::timespan{std::chrono::milliseconds(250)}
+                      : std::min(p.full_backoff * 2, caf::timespan{std::chrono::seconds(5)});
+              p.full_until = now() + p.full_backoff;
+              self->delayed_send(self, p.full_backoff, caf::open_atom::value);
+              if (p.total > 0)
+                return;
+              // No connection at all: the checkout that asked for this one learns why.
               if (!p.waiters.empty()) {
                 auto w = std::move(p.waiters.front());
                 p.waiters.pop_front();
@@ -946,6 +966,7 @@ pool_stats stats_of(const engine_state& st, const pool& p) {
   out.reconnects = p.reconnects;
   out.recycled = p.recycled;
   out.ping_failures = p.ping_failures;
+  out.server_full = p.server_full;
   out.leaks = p.leaks;
   out.reclaimed = p.reclaimed;
   out.wait_p50_us = p.waits.percentile(0.5);
@@ -1161,6 +1182,10 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
         }
       },
       [=](tick_atom) { housekeeping(self); },
+      [=](caf::open_atom) {
+        for (size_t index = 0; index < self->state.pools.size(); ++index)
+          refill(self, index);
+      },
       [=](shutdown_atom) {
         // The database's shutdown_timeout passed: whatever still runs is cancelled, so
         // that every session gets its answer and can roll back and close.

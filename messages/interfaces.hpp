@@ -69,7 +69,9 @@ using engine_actor = caf::typed_actor<
     // Internal: the reconnect backoff elapsed while the server is unreachable.
     caf::reacts_to<retry_atom>,
     // From the database when shutdown_timeout passed: cancel every running statement.
-    caf::reacts_to<shutdown_atom>>;
+    caf::reacts_to<shutdown_atom>,
+    // Internal: the server-full backoff passed; open what the pools need.
+    caf::reacts_to<caf::open_atom>>;
 
 /// One client's unit of work (actors/session.cpp).
 using session_actor = caf::typed_actor<

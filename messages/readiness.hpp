@@ -78,6 +78,7 @@ struct pool_stats {
   int64_t reconnects = 0;    ///< Times the engine got its server back after losing it.
   int64_t recycled = 0;      ///< Connections retired at pool_recycle or reaped at idle_timeout.
   int64_t ping_failures = 0; ///< Idle connections found dead by pool_pre_ping.
+  int64_t server_full = 0;   ///< Connects the server refused as full (53300, too many clients).
   int64_t leaks = 0;         ///< Leases held past leak_threshold (warned once each).
   int64_t reclaimed = 0;     ///< Leases reclaimed past lease_timeout.
   /// Checkout wait over the last 1024 checkouts (0 for an idle connection), microseconds.
@@ -90,8 +91,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pool_stats& x) {
   return f(caf::meta::type_name("cafdb::pool_stats"), x.engine, x.pool, x.size, x.max, x.total,
            x.idle, x.in_use, x.waiting, x.checkouts, x.timeouts, x.discarded, x.opened, x.cancelled,
-           x.reconnects, x.recycled, x.ping_failures, x.leaks, x.reclaimed, x.wait_p50_us,
-           x.wait_p95_us, x.wait_p99_us);
+           x.reconnects, x.recycled, x.ping_failures, x.server_full, x.leaks, x.reclaimed,
+           x.wait_p50_us, x.wait_p95_us, x.wait_p99_us);
 }
 
 /// The whole picture, as `status` answers it. Contains no secrets.

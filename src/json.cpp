@@ -175,7 +175,7 @@ void to_json(nlohmann::json& out, const pool_stats& x) {
                        {"in_use", x.in_use},       {"waiting", x.waiting},
                        {"checkouts", x.checkouts}, {"timeouts", x.timeouts},
                        {"discarded", x.discarded}, {"opened", x.opened},
-                       {"cancelled", x.cancelled}};
+                       {"cancelled", x.cancelled}, {"server_full", x.server_full}};
 }
 
 void to_json(nlohmann::json& out, const status_report& x) {

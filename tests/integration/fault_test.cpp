@@ -2,12 +2,14 @@
 // a PostgreSQL server stopped and restarted under load, a backend terminated mid-query,
 // a dead idle connection caught by pool_pre_ping, clients killed mid-transaction,
 // pool saturation, and an SQLite lock held past busy_timeout.
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "support/backends.hpp"
@@ -359,4 +361,53 @@ TEST_CASE("SQLite: a lock held past busy_timeout gives a typed busy error, not a
   REQUIRE(fx.cli->exec({"INSERT INTO t VALUES (1)"}));
   CHECK(fx.count("t") == 1);
   CHECK(fx.stats("writer").discarded == 0);
+}
+
+TEST_CASE("a full server (53300) is not a lost server: the connections that work serve, no "
+          "flapping",
+          "[fault][pg]") {
+  pg_server server{6};
+  // Take all but two of the server's connection slots.
+  std::vector<std::unique_ptr<PGconn, decltype(&PQfinish)>> holders;
+  for (int i = 0; i < 4; ++i) {
+    holders.emplace_back(PQconnectdb(server.url.c_str()), &PQfinish);
+    REQUIRE(PQstatus(holders.back().get()) == CONNECTION_OK);
+  }
+  auto cfg = must_config(server.url);
+  cfg.pool_size = 10;
+  cfg.max_overflow = 0;
+  cfg.min_idle = 10; // asks for more than the server has
+  cfg.pool_timeout = std::chrono::milliseconds(10000);
+  cfg.log_level = std::getenv("CAFDB_TEST_LOG") ? std::getenv("CAFDB_TEST_LOG") : "off";
+  database_fixture fx{cfg};
+  fx.require_ready();
+  caf::scoped_actor watcher{fx.sys};
+  REQUIRE(fx.cli->subscribe(caf::actor_cast<caf::actor>(watcher)));
+
+  // Eight clients at once, on the connections the server allows.
+  std::atomic<int> failures{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 8; ++i)
+    clients.emplace_back([&] {
+      client own{fx.sys, fx.db, std::chrono::seconds(30)};
+      for (int n = 0; n < 25; ++n)
+        if (!own.exec({"SELECT pg_sleep(0.002)"}))
+          failures += 1;
+    });
+  for (auto& t : clients)
+    t.join();
+  CHECK(failures == 0);
+  auto stats = fx.stats("shared");
+  CHECK(stats.server_full >= 1);
+  INFO("opened " << stats.opened << ", server_full " << stats.server_full << ", idle " << stats.idle
+                 << ", in use " << stats.in_use);
+  CHECK(stats.idle + stats.in_use <= 2); // total also counts a connect under way
+  CHECK(stats.opened <= 2 + 2);          // the two that work, and perhaps a replacement each
+  auto status = fx.cli->status();
+  REQUIRE(status);
+  CHECK(status->state == readiness_state::ready);
+  // Never degraded: the first event after the snapshot is not a change of state.
+  bool degraded =
+      await_event(watcher, "database", readiness_state::degraded, std::chrono::milliseconds(200));
+  CHECK_FALSE(degraded);
 }

@@ -174,7 +174,7 @@ bool port_is_free(int port) {
 
 } // namespace
 
-pg_server::pg_server() {
+pg_server::pg_server(int max_connections) {
   auto bin = pg_bin();
   char pattern[] = "/tmp/cafdb-fault.XXXXXX";
   REQUIRE(::mkdtemp(pattern));
@@ -197,7 +197,8 @@ pg_server::pg_server() {
               "/initdb.log 2>&1") == 0);
   std::ofstream conf{data + "/postgresql.conf", std::ios::app};
   conf << "listen_addresses = '127.0.0.1'\nport = " << port << "\nunix_socket_directories = '"
-       << dir << "'\nfsync = off\nmax_connections = 100\n";
+       << dir << "'\nfsync = off\nmax_connections = " << max_connections
+       << "\nsuperuser_reserved_connections = 0\n";
   conf.close();
   url = "postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/postgres";
   start();

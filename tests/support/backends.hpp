@@ -69,7 +69,7 @@ std::string with_schema(const std::string& url, const std::string& schema);
 /// with the binaries in CAFDB_TEST_PG_BIN, on a free port; stopped and removed with
 /// this object.
 struct pg_server {
-  pg_server();
+  explicit pg_server(int max_connections = 100);
   ~pg_server();
   /// `pg_ctl stop -m immediate`: every backend dies at once, as in a crash.
   void stop_immediate();
