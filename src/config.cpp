@@ -138,13 +138,13 @@ std::string describe(const json& in) {
   }
 }
 
-// A URL's text for a log line: bytes that are not printable ASCII become %XX, so the
-// result is valid UTF-8 and a control character cannot forge a line.
-std::string url_printable(const std::string& text) {
+/// `text` with every byte `keep` refuses written as %XX.
+template <class Keep>
+std::string percent_escaped(const std::string& text, Keep keep) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;
   for (unsigned char ch : text) {
-    if (ch > 0x20 && ch < 0x7F) {
+    if (keep(ch)) {
       out += static_cast<char>(ch);
     } else {
       out += '%';
@@ -153,6 +153,12 @@ std::string url_printable(const std::string& text) {
     }
   }
   return out;
+}
+
+// A URL's text for a log line: bytes that are not printable ASCII become %XX, so the
+// result is valid UTF-8 and a control character cannot forge a line.
+std::string url_printable(const std::string& text) {
+  return percent_escaped(text, [](unsigned char ch) { return ch > 0x20 && ch < 0x7F; });
 }
 
 std::string trim(const std::string& text) {
@@ -808,18 +814,9 @@ std::vector<std::string> split_query(const std::string& query) {
 }
 
 std::string percent_encode(const std::string& text) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char ch : text) {
-    if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-      out += static_cast<char>(ch);
-    } else {
-      out += '%';
-      out += hex[ch >> 4];
-      out += hex[ch & 15];
-    }
-  }
-  return out;
+  return percent_escaped(text, [](unsigned char ch) {
+    return std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~';
+  });
 }
 
 // -- PostgreSQL ----------------------------------------------------------------

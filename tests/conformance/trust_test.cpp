@@ -41,6 +41,17 @@ struct trust : with_temp_dir, with_config, database_fixture {
     return *report;
   }
 
+  /// A second runtime on the same database with a pool of one connection, ready: the
+  /// next request certainly gets the connection the one before used.
+  std::unique_ptr<database_fixture> one_connection() {
+    auto single = cfg;
+    single.pool_size = 1;
+    single.max_overflow = 0;
+    auto out = std::make_unique<database_fixture>(single);
+    out->require_ready();
+    return out;
+  }
+
   /// The error of `stmt` sent as a statement; fails the test if it succeeded.
   caf::error refused(client& c, const std::string& sql) {
     auto r = c.exec({sql});
@@ -104,19 +115,14 @@ TEMPLATE_TEST_CASE_METHOD(trust,
                           "a refused smuggle leaves the pooled connection clean: the next "
                           "client's write is durable",
                           "[trust]", sqlite_backend, pg_backend) {
-  // One connection, so the next request certainly gets the one the smuggle was sent to.
-  auto cfg = this->cfg;
-  cfg.pool_size = 1;
-  cfg.max_overflow = 0;
   {
-    database_fixture one{cfg};
-    one.require_ready();
-    this->refused(*one.cli, "SELECT 1; BEGIN");
-    this->refused(*one.cli, "START TRANSACTION");
-    REQUIRE(one.cli->exec({"INSERT INTO t (v) VALUES ($1)", {"acknowledged"}}));
+    auto one = this->one_connection();
+    this->refused(*one->cli, "SELECT 1; BEGIN");
+    this->refused(*one->cli, "START TRANSACTION");
+    REQUIRE(one->cli->exec({"INSERT INTO t (v) VALUES ($1)", {"acknowledged"}}));
   }
   // A new runtime (new connections) sees the acknowledged row.
-  database_fixture again{cfg};
+  database_fixture again{this->cfg};
   again.require_ready();
   CHECK(again.count("t") == 1);
 }
@@ -166,12 +172,8 @@ TEMPLATE_TEST_CASE_METHOD(trust,
 TEMPLATE_TEST_CASE_METHOD(trust, "cached statements see ALTER TABLE and DROP / CREATE at once",
                           "[trust]", sqlite_backend, pg_backend) {
   // One connection: the statement cached before the change is the one used after it.
-  auto cfg = this->cfg;
-  cfg.pool_size = 1;
-  cfg.max_overflow = 0;
-  database_fixture one{cfg};
-  one.require_ready();
-  auto& db = *one.cli;
+  auto one = this->one_connection();
+  auto& db = *one->cli;
   REQUIRE(db.exec({"CREATE TABLE s (a INTEGER, b TEXT)"}));
   REQUIRE(db.exec({"INSERT INTO s VALUES (1, 'one')"}));
   auto before = db.exec({"SELECT * FROM s"});
@@ -209,12 +211,8 @@ TEMPLATE_TEST_CASE_METHOD(trust,
                           "a table changed under a transaction's cached statement fails "
                           "that transaction only",
                           "[trust]", sqlite_backend, pg_backend) {
-  auto cfg = this->cfg;
-  cfg.pool_size = 1;
-  cfg.max_overflow = 0;
-  database_fixture one{cfg};
-  one.require_ready();
-  auto& db = *one.cli;
+  auto one = this->one_connection();
+  auto& db = *one->cli;
   REQUIRE(db.exec({"CREATE TABLE s (a INTEGER)"}));
   REQUIRE(db.exec({"SELECT * FROM s"}));
   REQUIRE(db.exec({"ALTER TABLE s ADD COLUMN b INTEGER"}));

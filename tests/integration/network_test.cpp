@@ -47,6 +47,16 @@ session_options within(std::chrono::milliseconds deadline, bool read_only = fals
   return opts;
 }
 
+/// What `status` says of each component, one line each.
+std::string component_details(client& cli) {
+  auto status = cli.status();
+  REQUIRE(status);
+  std::string details;
+  for (auto& c : status->components)
+    details += c.component + ": " + c.detail + "\n";
+  return details;
+}
+
 double seconds_since(steady::time_point start) {
   return std::chrono::duration<double>(steady::now() - start).count();
 }
@@ -97,11 +107,7 @@ TEST_CASE("a silent link mid-transaction gives answers in doubt, never a cancel 
 
   // The engine notices: degraded, saying what happened.
   CHECK(await_event(watcher, "database", readiness_state::degraded, 15s));
-  auto status = fx.cli->status();
-  REQUIRE(status);
-  std::string details;
-  for (auto& c : status->components)
-    details += c.component + ": " + c.detail + "\n";
+  auto details = component_details(*fx.cli);
   INFO(details);
   CHECK(details.find("no answer from") != std::string::npos);
 
@@ -123,11 +129,7 @@ TEST_CASE("connecting to a server that accepts TCP but never answers fails withi
     auto ready = fx.cli->await_ready(std::chrono::milliseconds(4000));
     REQUIRE(!ready);
     CHECK(is(ready.error(), errc::not_ready));
-    auto status = fx.cli->status();
-    REQUIRE(status);
-    std::string details;
-    for (auto& c : status->components)
-      details += c.component + ": " + c.detail + "\n";
+    auto details = component_details(*fx.cli);
     INFO(details);
     CHECK(details.find("no answer from") != std::string::npos);
     CHECK(details.find("secret") == std::string::npos);
