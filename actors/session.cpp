@@ -173,8 +173,9 @@ caf::error explain_connection_failure(const session_state& st, const caf::error&
   if (timed_out)
     return make_error(errc::statement_timeout,
                       what + "; cafdb is cancelling it on the server" +
-                          (in_transaction(st) ? ", and the transaction is lost: roll back"
-                                              : ", nothing was changed") +
+                          (in_transaction(st)     ? ", and the transaction is lost: roll back"
+                           : st.options.read_only ? ", nothing was changed (a read-only session)"
+                                                  : "") +
                           ". Raise request_timeout / statement_timeout, or make it cheaper");
   if (err.category() == error_category)
     return err;

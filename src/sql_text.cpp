@@ -118,7 +118,10 @@ namespace {
 /// keyword inside them is never seen, and a `;` inside them ends nothing.
 class sql_scanner {
  public:
-  sql_scanner(const std::string& sql, sql_dialect dialect) : sql_(sql), dialect_(dialect) {}
+  /// With `backslash_strings`, '...' literals take backslash escapes too (PostgreSQL
+  /// with standard_conforming_strings off, which any session can SET).
+  sql_scanner(const std::string& sql, sql_dialect dialect, bool backslash_strings)
+      : sql_(sql), dialect_(dialect), backslash_strings_(backslash_strings) {}
 
   /// The next word (lower case) or ";" ; empty at the end of the text. Other
   /// punctuation is skipped.
@@ -133,7 +136,7 @@ class sql_scanner {
       } else if (sql_.compare(pos_, 2, "/*") == 0) {
         skip_block_comment();
       } else if (c == '\'' || c == '"' || (c == '`' && sqlite()) || (c == '[' && sqlite())) {
-        skip_quoted(c == '[' ? ']' : c, false);
+        skip_quoted(c == '[' ? ']' : c, c == '\'' && backslash_strings_);
       } else if (c == '$' && postgres() && dollar_tag()) {
         skip_dollar_quote();
       } else if (c == ';') {
@@ -231,6 +234,7 @@ class sql_scanner {
 
   const std::string& sql_;
   sql_dialect dialect_;
+  bool backslash_strings_;
   size_t pos_ = 0;
   std::string tag_;
 };
@@ -245,8 +249,11 @@ bool is_transaction_keyword(const std::string& word) {
 
 } // namespace
 
-std::optional<std::string> transaction_control(const std::string& sql, sql_dialect dialect) {
-  sql_scanner scan{sql, dialect};
+namespace {
+
+std::optional<std::string> control_keyword(const std::string& sql, sql_dialect dialect,
+                                           bool backslash_strings) {
+  sql_scanner scan{sql, dialect, backslash_strings};
   // Per statement: its first two words, and the BEGIN ... END blocks of a CREATE
   // TRIGGER (SQLite) or a BEGIN ATOMIC function body (PostgreSQL), whose `;` do not
   // end the statement. CASE ... END inside them is counted apart.
@@ -295,6 +302,19 @@ std::optional<std::string> transaction_control(const std::string& sql, sql_diale
         --blocks;
     }
   }
+  return std::nullopt;
+}
+
+} // namespace
+
+std::optional<std::string> transaction_control(const std::string& sql, sql_dialect dialect) {
+  // PostgreSQL reads '...' with or without backslash escapes depending on a setting
+  // that any session can change (standard_conforming_strings): text that hides a
+  // keyword under either reading is refused.
+  if (auto keyword = control_keyword(sql, dialect, false))
+    return keyword;
+  if (dialect == sql_dialect::postgresql)
+    return control_keyword(sql, dialect, true);
   return std::nullopt;
 }
 

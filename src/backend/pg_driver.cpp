@@ -201,7 +201,8 @@ int64_t whole_seconds(steady::duration d) {
 /// The SQLSTATE of a failed connection attempt: libpq reports those as text only.
 std::string connect_sqlstate(const std::string& message) {
   auto has = [&](const char* text) { return message.find(text) != std::string::npos; };
-  if (has("too many clients") || has("remaining connection slots are reserved"))
+  if (has("too many clients") || has("remaining connection slots are reserved") ||
+      has("too many connections for"))
     return "53300";
   if (has("password authentication failed"))
     return "28P01";
@@ -438,7 +439,12 @@ outcome<pg_driver::prepared> pg_driver::prepare(const std::string& sql) {
   result_ptr described{exec_sent([&] { return PQsendDescribePrepared(conn_, name.c_str()); })};
   if (!described || !ok_status(described.get()))
     return error_from(described.get(), "describing the statement");
-  auto entry = prepared{name, PQnparams(described.get())};
+  auto entry = prepared{name, PQnparams(described.get()), false, {}};
+  for (int i = 0; i < entry.params; ++i)
+    entry.signature.push_back(PQparamtype(described.get(), i));
+  entry.signature.push_back(0); // parameters | columns
+  for (int c = 0; c < PQnfields(described.get()); ++c)
+    entry.signature.push_back(PQftype(described.get(), c));
   cache_.emplace(sql, entry);
   return entry;
 }
@@ -558,19 +564,35 @@ bool pg_driver::maybe_stale(const db_error& err) {
 
 db_error pg_driver::statement_error(PGresult* res, const statement& stmt, bool reused) {
   auto err = error_from(res, "executing the statement");
-  if (err.driver_code == "26000") { // prepared statement vanished (DISCARD ALL)
+  if (err.driver_code == "26000") // prepared statement vanished (DISCARD ALL)
     cache_.erase(stmt.sql);
-  } else if (reused && maybe_stale(err)) {
-    // Possibly prepared before its table changed: prepared anew at its next use. The
-    // server-side copy is dropped once no transaction is open.
-    if (auto i = cache_.find(stmt.sql); i != cache_.end()) {
-      stale_.push_back(i->second.name);
-      cache_.erase(i);
-    }
-  }
+  else if (reused && err.driver_code == "0A000")
+    forget(stmt.sql); // refused for the life of the connection
   return err;
 }
 
+void pg_driver::forget(const std::string& sql) {
+  if (auto i = cache_.find(sql); i != cache_.end()) {
+    // The server-side copy is dropped once no transaction is open.
+    stale_.push_back(i->second.name);
+    cache_.erase(i);
+  }
+}
+
+bool pg_driver::outgrown(const std::string& sql, const db_error& err) {
+  // 26000 and 0A000 say so themselves. Anything else (a data error, a type mismatch)
+  // may be the statement's own: it is stale only if the same text prepared now has
+  // other parameter or column types. A genuine error is never run twice.
+  if (err.driver_code == "26000" || err.driver_code == "0A000")
+    return true;
+  auto i = cache_.find(sql);
+  if (i == cache_.end())
+    return false;
+  auto old = i->second.signature;
+  forget(sql);
+  auto fresh = prepare(sql);
+  return fresh && fresh->signature != old;
+}
 void pg_driver::drop_stale_statements() {
   if (stale_.empty() || in_transaction())
     return;
@@ -591,12 +613,16 @@ outcome<result_set> pg_driver::execute(const statement& stmt) {
   bool autocommit = !in_transaction();
   bool reused = false;
   auto result = execute_prepared(stmt, reused);
-  // A cached statement that may have outlived a change of its tables is prepared anew
-  // and run again, once, where that is safe: in autocommit the failed run changed
-  // nothing and left nothing open. Inside a transaction the error has aborted it; the
-  // next use prepares anew. A real error fails the same way the second time.
-  if (!result && reused && autocommit && maybe_stale(result.error()) && !in_transaction())
-    result = execute_prepared(stmt, reused);
+  // A cached statement that outlived a change of its tables is prepared anew and run
+  // again, once, where that is safe: in autocommit the failed run changed nothing and
+  // left nothing open. Inside a transaction the error has aborted it (nothing can be
+  // prepared there): it is forgotten, and its next use prepares anew.
+  if (!result && reused && maybe_stale(result.error())) {
+    if (!autocommit || in_transaction())
+      forget(stmt.sql);
+    else if (outgrown(stmt.sql, result.error()))
+      result = execute_prepared(stmt, reused);
+  }
   return result;
 }
 
@@ -728,9 +754,10 @@ pg_driver::execute_transaction(const std::vector<statement>& statements, bool re
   drop_stale_statements();
   bool stale = false;
   auto results = pipeline_transaction(statements, read_only, failed_at, stale);
-  // A cached statement that may have outlived a change of its tables failed: the whole
+  // A cached statement that outlived a change of its tables failed: the whole
   // transaction was rolled back, so it runs again once, prepared anew (see execute).
-  if (!results && stale && !in_transaction()) {
+  if (!results && stale && !in_transaction() && failed_at < statements.size() &&
+      outgrown(statements[failed_at].sql, results.error())) {
     drop_stale_statements();
     results = pipeline_transaction(statements, read_only, failed_at, stale);
   }
@@ -815,7 +842,7 @@ std::vector<outcome<result_set>> pg_driver::execute_each(const std::vector<state
   }
   std::vector<size_t> aborted;
   // Reads whose cached statement may have outlived a change of its tables.
-  std::vector<bool> retry(statements.size(), false);
+  std::vector<bool> stale_reads(statements.size(), false);
   auto on_statement = [&](size_t k, PGresult* res) {
     auto i = origin[k];
     if (ok_status(res))
@@ -824,7 +851,7 @@ std::vector<outcome<result_set>> pg_driver::execute_each(const std::vector<state
       aborted.push_back(i);
     else {
       outcomes[i] = statement_error(res, statements[i], preps[k].reused);
-      retry[i] = preps[k].reused && maybe_stale(outcomes[i]->error());
+      stale_reads[i] = preps[k].reused && maybe_stale(outcomes[i]->error());
     }
     return true;
   };
@@ -836,7 +863,8 @@ std::vector<outcome<result_set>> pg_driver::execute_each(const std::vector<state
     // Each read is an autocommit statement of its own: one whose cached statement may
     // have outlived a change of its tables is prepared anew and run again, once (see
     // execute).
-    if (outcomes[i] && !*outcomes[i] && intact && retry[i])
+    if (outcomes[i] && !*outcomes[i] && intact && stale_reads[i] &&
+        outgrown(statements[i].sql, outcomes[i]->error()))
       out.push_back(execute_unless_cancelled(statements[i]));
     else if (outcomes[i])
       out.push_back(std::move(*outcomes[i]));

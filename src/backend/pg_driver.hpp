@@ -75,6 +75,9 @@ class pg_driver final : public driver {
     int params = 0;
     /// Taken from the cache, not prepared for this use: its types may be stale.
     bool reused = false;
+    /// Parameter types, 0, result column types (OIDs): what a change of the tables
+    /// can change under a prepared statement.
+    std::vector<unsigned int> signature;
   };
 
   outcome<done> run_simple(const std::string& sql);
@@ -88,6 +91,12 @@ class pg_driver final : public driver {
   /// True if a cached statement failing so may only have outlived a change of its
   /// tables, and would run if prepared again: 26000, 0A000, classes 22 and 42.
   static bool maybe_stale(const db_error& err);
+  /// Drops `sql` from the cache; its server-side statement is DEALLOCATEd later.
+  void forget(const std::string& sql);
+  /// True if the cached statement of `sql`, failing with `err`, outlived a change of
+  /// its tables: `err` says so (26000, 0A000), or the text prepared anew has other
+  /// parameter or column types. Outside a transaction only (it prepares).
+  bool outgrown(const std::string& sql, const db_error& err);
   /// DEALLOCATEs the statements forgotten by statement_error, outside a transaction.
   void drop_stale_statements();
   /// One statement through the statement cache; `reused` if it came from the cache.

@@ -488,3 +488,20 @@ TEST_CASE("SQLite: a database file deleted or replaced while open is noticed bef
   INFO(text(autocommit.error()));
   CHECK(describe(autocommit.error()).message.find("deleted or replaced") != std::string::npos);
 }
+
+TEST_CASE("PostgreSQL: a cached statement's own error is never run twice", "[trust][pg]") {
+  temp_dir dir;
+  database_fixture fx{pg_backend::make_config(dir)};
+  fx.require_ready();
+  fx.must_exec({"CREATE SEQUENCE s"});
+  // Cached after the first run; the third fails with its own error (division by zero,
+  // class 22), which a re-prepare would not change: it must not run again.
+  for (int divisor : {1, 1})
+    REQUIRE(fx.cli->exec({"SELECT nextval('s') / $1::int", {divisor}}));
+  auto failed = fx.cli->exec({"SELECT nextval('s') / $1::int", {0}});
+  REQUIRE(!failed);
+  CHECK(describe(failed.error()).driver_code == "22012");
+  auto last = fx.cli->exec({"SELECT last_value FROM s"});
+  REQUIRE(last);
+  CHECK(last->rows.at(0).at(0).as_int() == 3);
+}

@@ -63,6 +63,11 @@ TEST_CASE("keywords inside literals, names and comments, and mid-statement, are 
               "THEN 1 END; END",
               pg)
             .empty());
+  // With standard_conforming_strings off (any session may SET it), a backslash
+  // escapes the quote: this text hides COMMIT; BEGIN under one reading, not the other.
+  CHECK(found("SELECT '\\' AS a, ' ; COMMIT; BEGIN; SELECT 1 AS b --'", pg) == "COMMIT");
+  // A $ inside a name is no dollar quote.
+  CHECK(found("SELECT 1 AS a$q$; COMMIT; SELECT 2 AS b$q$", pg) == "COMMIT");
   // PostgreSQL comments nest: the COMMIT is still inside.
   CHECK(found("SELECT 1 /* a /* b */ ; COMMIT */", pg).empty());
   // SQLite: [names] and `names`, trigger bodies; comments do not nest, so the COMMIT
