@@ -217,6 +217,17 @@ struct engine_state {
   std::mt19937_64 random{std::random_device{}()};
   std::shared_ptr<spdlog::logger> log;
 
+  /// Refuses what waits and cancels what runs: every connection thread then ends
+  /// within its driver's grace, whatever the server or the network does (cancel()
+  /// never blocks). A connection busy in a statement would see its exit only when the
+  /// statement ends.
+  void cancel_everything(const std::string& why) {
+    refuse_waiting(why);
+    for (auto& m : all)
+      if (m.drv)
+        m.drv->cancel_for_shutdown();
+  }
+
   /// Answers every queued checkout and read with shutting_down.
   void refuse_waiting(const std::string& why) {
     for (auto& p : pools) {
@@ -233,20 +244,14 @@ struct engine_state {
   // Runs on every exit path (CAF 0.17 destroys the state before attach_functor
   // cleanups run): keeps (4) and takes every connection down with the engine.
   ~engine_state() {
-    refuse_waiting("the engine stopped");
+    cancel_everything("the engine stopped");
     // Sessions wait for reads without a timer of their own (invariant 4 answers them).
     for (auto& [id, batch] : running_reads)
       for (auto& r : batch.reads)
         r.promise.deliver(
             make_error(errc::shutting_down, "the engine stopped while this read was running"));
-    // A connection busy in a statement sees its exit only when the statement ends:
-    // cancel them all (cancel() never blocks), so that every connection thread ends
-    // within its driver's grace, whatever the server or the network does.
-    for (auto& m : all) {
-      if (m.drv)
-        m.drv->cancel_for_shutdown();
+    for (auto& m : all)
       caf::anon_send_exit(m.connection, caf::exit_reason::user_shutdown);
-    }
   }
 };
 
@@ -498,15 +503,20 @@ bool too_many_connections(const caf::error& err) {
   return describe(err).driver_code == "53300"; // the server is up but full
 }
 
+// Asks a new connection to open. The driver bounds its own connect by connect_timeout
+// and says why it failed; this deadline only guards against a connection actor that died.
+auto request_connect(engine_pointer self, const connection_actor& conn) {
+  return self->request(conn, self->state.cfg->connect_timeout + std::chrono::seconds(1),
+                       caf::connect_atom::value);
+}
+
 void open_connection(engine_pointer self, size_t index) {
   auto& st = self->state;
   auto& p = st.pools[index];
   p.total += 1;
   p.opening += 1;
   auto conn = spawn_member(self, p.role);
-  // The driver bounds its own connect by connect_timeout and says why it failed;
-  // this deadline only guards against a connection actor that died.
-  self->request(conn, st.cfg->connect_timeout + std::chrono::seconds(1), caf::connect_atom::value)
+  request_connect(self, conn)
       .then(
           [=](caf::ok_atom) {
             auto& p = self->state.pools[index];
@@ -1022,10 +1032,7 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
         main.total += 1;
         main.opening += 1;
         auto conn = spawn_member(self, main.role);
-        // The driver bounds its own connect by connect_timeout and says why it failed;
-        // this deadline only guards against a connection actor that died.
-        self->request(conn, st.cfg->connect_timeout + std::chrono::seconds(1),
-                      caf::connect_atom::value)
+        request_connect(self, conn)
             .then(
                 [=](caf::ok_atom) mutable {
                   auto& st = self->state;
@@ -1192,10 +1199,7 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
         auto& st = self->state;
         st.log->warn("shutdown_timeout passed: cancelling {} running request(s)",
                      st.leases.size() + st.running_reads.size());
-        st.refuse_waiting("the database is stopping (shutdown_timeout passed)");
-        for (auto& m : st.all)
-          if (m.drv)
-            m.drv->cancel_for_shutdown();
+        st.cancel_everything("the database is stopping (shutdown_timeout passed)");
       },
       [=](retry_atom) {
         // Reconnect: one probe connection in the main pool.
@@ -1207,10 +1211,7 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
         main.total += 1;
         main.opening += 1;
         auto conn = spawn_member(self, main.role);
-        // The driver bounds its own connect by connect_timeout and says why it failed;
-        // this deadline only guards against a connection actor that died.
-        self->request(conn, st.cfg->connect_timeout + std::chrono::seconds(1),
-                      caf::connect_atom::value)
+        request_connect(self, conn)
             .then(
                 [=](caf::ok_atom) {
                   auto& st = self->state;

@@ -2,6 +2,7 @@
 #include <caf/all.hpp>
 
 #include "cafdb/database.hpp"
+#include "cafdb/settled.hpp"
 
 namespace cafdb {
 
@@ -13,7 +14,7 @@ int64_t milliseconds(caf::timespan span) {
 
 /// One request, one answer. CAF's own errors never reach the caller: the caller's
 /// timeout becomes `request_timeout`, and a receiver that is gone becomes `gone`.
-/// The timeout leaves CAF's clock with the answer (see actors/settled.hpp).
+/// The timeout leaves CAF's clock with the answer (see cafdb/settled.hpp).
 template <class T, class Handle, class... Ts>
 caf::expected<T> ask_or(caf::scoped_actor& self, const Handle& dest, caf::timespan timeout,
                         const caf::error& gone, Ts&&... xs) {
@@ -22,7 +23,7 @@ caf::expected<T> ask_or(caf::scoped_actor& self, const Handle& dest, caf::timesp
   auto id = handle.id();
   handle.receive([&](T& value) { out = std::move(value); },
                  [&](caf::error& err) { out = std::move(err); });
-  self->clock().cancel_request_timeout(self.ptr(), id);
+  forget_timeout(self.ptr(), id);
   if (out)
     return out;
   if (out.error() == caf::sec::request_timeout)
@@ -36,16 +37,13 @@ caf::expected<T> ask_or(caf::scoped_actor& self, const Handle& dest, caf::timesp
   return out;
 }
 
-/// What a request to a database that is gone answers.
-caf::error database_gone() {
-  return make_error(errc::shutting_down,
-                    "the database has stopped (or was never started); start a new one");
-}
-
 template <class T, class Handle, class... Ts>
 caf::expected<T> ask(caf::scoped_actor& self, const Handle& dest, caf::timespan timeout,
                      Ts&&... xs) {
-  return ask_or<T>(self, dest, timeout, database_gone(), std::forward<Ts>(xs)...);
+  // What a request to a database that is gone answers (built once, not per request).
+  static const auto gone = make_error(
+      errc::shutting_down, "the database has stopped (or was never started); start a new one");
+  return ask_or<T>(self, dest, timeout, gone, std::forward<Ts>(xs)...);
 }
 
 caf::error as_error(caf::expected<caf::ok_atom> x) {

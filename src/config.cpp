@@ -331,6 +331,26 @@ file_status read_text_file(const std::string& path, std::string& out) {
   return in.bad() ? file_status::unreadable : file_status::ok;
 }
 
+/// Why reading `path`, the `subject` ("configuration file"), gave `status`, and what to
+/// do; nothing when it was read. `expected` names what the path should be.
+std::optional<std::string> file_problem(file_status status, const std::string& subject,
+                                        const std::string& path, const char* expected) {
+  switch (status) {
+  case file_status::ok:
+    return std::nullopt;
+  case file_status::directory:
+    return subject + " " + in_quotes(path) + " is a directory: give the path of " + expected;
+  case file_status::too_large:
+    return subject + " " + in_quotes(path) + " is larger than " +
+           std::to_string(max_file_size >> 20) + " MiB: check that it is the right file";
+  case file_status::cannot_open:
+  case file_status::unreadable:
+    break;
+  }
+  return "cannot read " + subject + " " + in_quotes(path) +
+         ": check that it exists and is readable";
+}
+
 // Where JSON text stops parsing, for the message (nlohmann's own message quotes the
 // text around the error, which may hold a password).
 struct parse_position : nlohmann::json_sax<json> {
@@ -1200,21 +1220,9 @@ outcome<config> config_from_json(const json& object) {
 
 outcome<config> config_from_json_file(const std::string& path) {
   std::string text;
-  switch (read_text_file(path, text)) {
-  case file_status::ok:
-    break;
-  case file_status::directory:
-    return config_error("configuration file " + in_quotes(path) +
-                        " is a directory: give the path of a JSON file");
-  case file_status::too_large:
-    return config_error("configuration file " + in_quotes(path) + " is larger than " +
-                        std::to_string(max_file_size >> 20) +
-                        " MiB: check that it is the right file");
-  case file_status::cannot_open:
-  case file_status::unreadable:
-    return config_error("cannot read configuration file " + in_quotes(path) +
-                        ": check that it exists and is readable");
-  }
+  if (auto problem =
+          file_problem(read_text_file(path, text), "configuration file", path, "a JSON file"))
+    return config_error(*problem);
   auto object = json::parse(text, nullptr, false);
   if (object.is_discarded())
     return config_error("configuration file " + in_quotes(path) + " is not valid JSON (" +
@@ -1229,28 +1237,13 @@ namespace {
 outcome<std::map<std::string, std::string>> read_dotenv(const std::string& path, bool must_exist) {
   std::map<std::string, std::string> vars;
   std::string text;
-  switch (read_text_file(path, text)) {
-  case file_status::ok:
-    break;
-  case file_status::directory:
-    // A virtualenv is often called .env: only a path given on purpose must be a file.
-    if (!must_exist)
-      return vars;
-    return config_error("the .env file " + in_quotes(path) +
-                        " is a directory: give the path of a KEY=VALUE file");
-  case file_status::too_large:
-    return config_error("the .env file " + in_quotes(path) + " is larger than " +
-                        std::to_string(max_file_size >> 20) +
-                        " MiB: check that it is the right file");
-  case file_status::cannot_open:
-    if (!must_exist)
-      return vars;
-    return config_error("cannot read the .env file " + in_quotes(path) +
-                        ": check that it exists and is readable");
-  case file_status::unreadable:
-    return config_error("cannot read the .env file " + in_quotes(path) +
-                        ": check that it is readable");
-  }
+  auto status = read_text_file(path, text);
+  // A .env looked for by default may be missing, or a directory (a virtualenv is often
+  // called .env): only a path given on purpose must be a readable file.
+  if (!must_exist && (status == file_status::directory || status == file_status::cannot_open))
+    return vars;
+  if (auto problem = file_problem(status, "the .env file", path, "a KEY=VALUE file"))
+    return config_error(*problem);
   int number = 0;
   size_t start = 0;
   while (start < text.size()) {

@@ -299,7 +299,10 @@ PGresult* pg_driver::next_result() {
   return PQgetResult(conn_);
 }
 
-PGresult* pg_driver::exec_sent(const std::function<int()>& send) {
+// A template, not std::function: it runs once per statement, and the lambdas that
+// send capture more than std::function keeps without allocating.
+template <class Send>
+PGresult* pg_driver::exec_sent(Send send) {
   if (!conn_ || send() != 1)
     return nullptr;
   // Like PQexec: the last result, or the first error (the query ends after it).

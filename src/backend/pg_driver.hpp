@@ -135,7 +135,8 @@ class pg_driver final : public driver {
   pg_result* next_result();
   /// Runs what `send` sends (one query) and returns its last result, as PQexec does.
   /// Null if the link broke or went silent.
-  pg_result* exec_sent(const std::function<int()>& send);
+  template <class Send>
+  pg_result* exec_sent(Send send);
   /// The deadline of the request in flight, from `start_request`.
   void start_request();
   /// True when the link broke or went silent during the request in flight.

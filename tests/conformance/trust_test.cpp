@@ -338,7 +338,7 @@ TEMPLATE_TEST_CASE_METHOD(trust,
                                           statement{"SELECT 1"}, session_options{});
       auto id = handle.id();
       handle.receive([&](result_set&) { answered = true; }, [&](caf::error&) {});
-      client_actor->clock().cancel_request_timeout(client_actor.ptr(), id);
+      forget_timeout(client_actor.ptr(), id);
       REQUIRE(answered);
     }
     // The one-shot sessions are gone although their client lives on.
