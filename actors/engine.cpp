@@ -570,39 +570,22 @@ void reset_then_pool(engine_pointer self, size_t index, connection_actor conn, c
             [=](caf::error&) { discard(self, index, conn, why_discarded); });
 }
 
-// Runs driver::cancel on a thread of its own: PQcancel opens a connection of its
-// own and may block, never on the engine's thread.
-caf::behavior interrupter(caf::event_based_actor* self, std::shared_ptr<driver> drv) {
-  return {[=](caf::ok_atom) {
-    drv->cancel();
-    self->quit();
-    return caf::ok_atom::value;
-  }};
-}
-
 // A request passed its deadline: cancel the statement on the server (the connection
-// actor is blocked in it), then drain. The reset is sent only once the cancel was
-// delivered, and it queues behind the cancelled request in the connection's mailbox,
-// so its answer proves the connection is quiet again, and a late cancel can never hit
-// the next holder's statement.
+// actor is blocked in it), then drain. `cancel` never blocks (PostgreSQL sends it from
+// a thread of its own). The reset queues behind the cancelled request in the
+// connection's mailbox, so its answer proves the connection is quiet again; and the
+// driver starts no statement while a cancel is still on its way to the server, so a
+// late cancel can never hit the next holder's statement.
 void cancel_then_pool(engine_pointer self, size_t index, connection_actor conn) {
   auto& st = self->state;
   st.pools[index].cancelled += 1;
   st.log->warn("a {} connection outlived its request's deadline: cancelling the statement",
                st.pools[index].name);
+  if (auto i = find_member(st, conn); i != st.all.end())
+    i->drv->cancel();
   // Reaching the server again takes at most connect_timeout; beyond it the link is dead.
-  auto drain = [=] {
-    reset_then_pool(self, index, conn, self->state.cfg->connect_timeout,
-                    "it did not answer after its statement was cancelled");
-  };
-  auto i = find_member(st, conn);
-  if (i == st.all.end()) {
-    drain();
-    return;
-  }
-  auto worker = self->system().spawn<caf::detached>(interrupter, i->drv);
-  self->request(worker, st.cfg->connect_timeout, caf::ok_atom::value)
-      .then([=](caf::ok_atom) { drain(); }, [=](caf::error&) { drain(); });
+  reset_then_pool(self, index, conn, st.cfg->connect_timeout,
+                  "it did not answer after its statement was cancelled");
 }
 
 // Answers every read of `batch` with its outcome from the connection; true when the

@@ -124,7 +124,7 @@ class driver {
 
   /// Cancels the running statement and the statements of its batch not yet run (they
   /// fail with statement_timeout), until `clear_cancel`. The only call that is safe
-  /// from another thread.
+  /// from another thread; it never blocks.
   void cancel() noexcept {
     cancel_requested_.store(true);
     interrupt();
@@ -147,7 +147,8 @@ class driver {
   virtual std::string describe() const = 0;
 
  protected:
-  /// Cancels the running statement on the handle (any thread).
+  /// Cancels the running statement on the handle (any thread, never blocking). A
+  /// cancel that reaches the server late must not hit a later statement.
   virtual void interrupt() noexcept = 0;
 
   /// Runs `stmt`, unless its batch was cancelled: then it fails without starting.

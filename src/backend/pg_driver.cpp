@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <condition_variable>
 #include <thread>
 
 #include <libpq-fe.h>
@@ -167,8 +168,15 @@ errc pg_errc(const std::string& state) {
   return errc::database_error;
 }
 
+struct cancels_in_flight {
+  std::mutex mtx;
+  std::condition_variable delivered;
+  int count = 0;
+};
+
 pg_driver::pg_driver(pg_options options, connection_role role)
-    : options_(std::move(options)), role_(role), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+    : options_(std::move(options)), role_(role), in_flight_(std::make_shared<cancels_in_flight>()),
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
 pg_driver::~pg_driver() {
   close();
@@ -218,7 +226,26 @@ std::string connect_sqlstate(const std::string& message) {
 
 } // namespace
 
+void pg_driver::await_cancels_delivered() {
+  // While stopping, every statement is to be cancelled: a late cancel is no surprise
+  // (the statement it hits answers shutting_down), and shutdown does not wait for it.
+  if (stopping())
+    return;
+  std::unique_lock<std::mutex> guard{in_flight_->mtx};
+  auto since = steady::now();
+  if (in_flight_->delivered.wait_for(guard, options_.silence_grace,
+                                     [&] { return in_flight_->count == 0; }))
+    return;
+  guard.unlock();
+  silence_ = "a cancel sent to " + options_.display + " was not delivered in " +
+             std::to_string(std::max<int64_t>(1, whole_seconds(steady::now() - since))) +
+             " s, so the connection was closed before it could cancel a later statement";
+  silent_ = true;
+  close();
+}
+
 void pg_driver::start_request() {
+  await_cancels_delivered();
   started_ = steady::now();
   cancel_sent_ = false;
   // A handle closed because the server went silent keeps saying so.
@@ -399,8 +426,10 @@ outcome<done> pg_driver::open() {
   PQsetNoticeProcessor(
       conn_, [](void*, const char*) {}, nullptr);
   {
+    // Cancels still on their way to the last connection's backend cannot hit this one.
     std::lock_guard<std::mutex> guard{cancel_mtx_};
     cancel_.reset(PQgetCancel(conn_), PQfreeCancel);
+    in_flight_ = std::make_shared<cancels_in_flight>();
   }
   read_only_ = false;
   cancel_sent_ = false;
@@ -918,9 +947,11 @@ bool pg_driver::in_transaction() const {
 
 void pg_driver::interrupt() noexcept {
   std::shared_ptr<pg_cancel> cancel;
+  std::shared_ptr<cancels_in_flight> in_flight;
   {
     std::lock_guard<std::mutex> guard{cancel_mtx_};
     cancel = cancel_;
+    in_flight = in_flight_;
   }
   // Wakes the connection's thread at once: from now on it waits only silence_grace for
   // the server to confirm the cancel.
@@ -930,17 +961,29 @@ void pg_driver::interrupt() noexcept {
   }
   if (!cancel)
     return;
-  // PQcancel connects to the server and waits for it to hang up: as long as the network
-  // is silent, it blocks. It gets a thread of its own that nobody waits for, holding
-  // its own reference to the cancel object, so neither a request nor shutdown waits on
-  // the network.
+  // PQcancel connects to the server and waits for it to hang up, which it does once it
+  // has signalled the backend: as long as the network is silent, it blocks. It gets a
+  // thread of its own that nobody joins, holding its own references, so neither a
+  // request nor shutdown waits on the network; the next request waits for it to be
+  // delivered (start_request), at most silence_grace.
+  {
+    std::lock_guard<std::mutex> guard{in_flight->mtx};
+    in_flight->count += 1;
+  }
+  auto delivered = [in_flight] {
+    std::lock_guard<std::mutex> guard{in_flight->mtx};
+    in_flight->count -= 1;
+    in_flight->delivered.notify_all();
+  };
   try {
-    std::thread([cancel] {
+    std::thread([cancel, delivered] {
       char message[256];
       PQcancel(cancel.get(), message, sizeof message);
+      delivered();
     }).detach();
   } catch (...) {
-    // No thread: the request still ends at its deadline.
+    // No thread, no cancel: the request still ends at its deadline.
+    delivered();
   }
 }
 

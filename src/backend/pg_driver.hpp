@@ -17,6 +17,8 @@ struct pg_result;
 
 namespace cafdb {
 
+struct cancels_in_flight;
+
 struct pg_options {
   /// libpq keyword=value string. Contains the password: never log or show it.
   std::string conninfo;
@@ -42,6 +44,11 @@ struct pg_options {
 /// it. A server silent past its deadline is a lost link: the handle is closed and the
 /// request fails with connection_lost (commit_in_doubt where it may have committed),
 /// never with a claim the server did not make.
+///
+/// A cancel is sent from a thread of its own and may reach the server after the
+/// statement it was meant for has ended; the server would then cancel whatever runs
+/// next. So no request starts while a cancel is still on its way: it waits (at most
+/// silence_grace) until the server has acted on it, or the handle is closed.
 class pg_driver final : public driver {
  public:
   pg_driver(pg_options options, connection_role role);
@@ -137,8 +144,13 @@ class pg_driver final : public driver {
   /// Null if the link broke or went silent.
   template <class Send>
   pg_result* exec_sent(Send send);
-  /// The deadline of the request in flight, from `start_request`.
+  /// The deadline of the request in flight, from `start_request`, once every cancel
+  /// sent earlier was delivered.
   void start_request();
+  /// Waits until the server acted on every cancel sent so far, so that none can hit the
+  /// request about to start; closes the handle if one is not delivered within
+  /// silence_grace. Does not wait while stopping.
+  void await_cancels_delivered();
   /// True when the link broke or went silent during the request in flight.
   bool link_failed() const;
   /// The error for a request whose link broke or went silent.
@@ -152,6 +164,10 @@ class pg_driver final : public driver {
   mutable std::mutex cancel_mtx_;
   /// Shared with the thread that sends a cancel, which may outlive the handle.
   std::shared_ptr<pg_cancel> cancel_;
+  /// Cancels sent to this connection's backend and not yet acted on by the server;
+  /// shared with the threads sending them. Guarded by cancel_mtx_, written only by the
+  /// connection's thread.
+  std::shared_ptr<cancels_in_flight> in_flight_;
   /// An eventfd: `interrupt` writes it so that a wait in poll() wakes at once.
   int wake_fd_ = -1;
   /// The request in flight must be answered by then, or the link is silent.

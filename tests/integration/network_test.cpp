@@ -5,6 +5,8 @@
 #include <atomic>
 #include <thread>
 
+#include "actors/engine.hpp"
+#include "backend/driver.hpp"
 #include "support/backends.hpp"
 #include "support/tcp_proxy.hpp"
 
@@ -189,4 +191,64 @@ TEST_CASE("destroying the runtime during an outage, with threads mid-request, en
   CHECK(succeeded == 0);
   INFO("the runtime took " << took << " s to go");
   CHECK(took < 1.0 + 2.0 + 5.0 + 3.0); // shutdown + connect timeout, the cancel grace, slack
+}
+
+// A cancel travels on a connection of its own and may reach the server after the
+// statement it was meant for has ended (the server's own statement_timeout, or the
+// statement simply finished, raced the request's deadline). The server then cancels
+// whatever that backend runs next: another client's statement on the pooled
+// connection. Holding the proxy's new connections delays the cancel on demand.
+TEST_CASE("a cancel that reaches the server late never cancels a later statement",
+          "[network][pg]") {
+  silent_network net;
+  auto cfg = std::make_shared<config>(net.make_config());
+  auto drv = default_driver_factory(cfg, "writer")(connection_role::writer);
+  REQUIRE(drv->open());
+  // Watches the server directly, not through the proxy.
+  auto direct = std::make_shared<config>(must_config(net.server.url));
+  auto observer = default_driver_factory(direct, "writer")(connection_role::writer);
+  REQUIRE(observer->open());
+  auto sleeping = [&] {
+    auto seen = observer->execute(
+        {"SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE "
+         "'SELECT pg_sleep(0.5)%'"});
+    return seen && seen->rows.at(0).at(0).as_int() == 1;
+  };
+  // Cancels the statement once it runs; its cancel is held by the proxy, so the
+  // statement runs to its end and succeeds.
+  auto run_with_undelivered_cancel = [&] {
+    net.proxy.hold_new_connections(true);
+    std::thread canceller([&] {
+      if (eventually(sleeping))
+        drv->cancel();
+    });
+    auto ran = drv->execute({"SELECT pg_sleep(0.5)"});
+    canceller.join();
+    REQUIRE(ran);
+    drv->clear_cancel();
+  };
+
+  SECTION("the next statement waits until the server has acted on the cancel") {
+    run_with_undelivered_cancel();
+    net.proxy.hold_new_connections(false); // the cancel now reaches an idle backend
+    auto next = drv->execute({"SELECT pg_sleep(0.3)"});
+    INFO((next ? std::string{"ok"} : next.error().message));
+    CHECK(next);
+    CHECK(drv->execute({"SELECT 1"}));
+  }
+
+  SECTION("a cancel that cannot be delivered closes the connection instead") {
+    run_with_undelivered_cancel();
+    auto started = steady::now();
+    auto next = drv->execute({"SELECT 1"});
+    REQUIRE(!next);
+    CHECK(next.error().code == errc::connection_lost);
+    INFO(next.error().message);
+    CHECK(next.error().message.find("cancel") != std::string::npos);
+    // silence_grace (connect_timeout here, 2 s) bounds the wait for the cancel.
+    CHECK(seconds_since(started) < 2.0 + 1.0);
+    net.proxy.hold_new_connections(false);
+    REQUIRE(drv->open());
+    CHECK(drv->execute({"SELECT 1"}));
+  }
 }

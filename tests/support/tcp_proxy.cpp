@@ -102,12 +102,19 @@ void tcp_proxy::resume() {
   [[maybe_unused]] auto written = ::write(wake_[1], &byte, 1);
 }
 
+void tcp_proxy::hold_new_connections(bool hold) {
+  holding_new_ = hold;
+  char byte = 0;
+  [[maybe_unused]] auto written = ::write(wake_[1], &byte, 1);
+}
+
 void tcp_proxy::run() {
   std::vector<link> links;
-  std::vector<int> unconnected; // accepted while paused: connected to the server on resume
+  // Accepted while paused or holding new connections: connected to the server later.
+  std::vector<int> unconnected;
   while (!stopping_) {
     bool paused = paused_;
-    if (!paused) {
+    if (!paused && !holding_new_) {
       for (auto fd : unconnected) {
         int server = connect_to(host_, target_port_);
         if (server < 0) {

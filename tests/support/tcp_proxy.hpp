@@ -27,6 +27,9 @@ class tcp_proxy {
   void pause();
   /// Forwards again, the data held meanwhile first.
   void resume();
+  /// While true, connections opened from now on are accepted and held silent (as
+  /// while paused); those already open keep flowing.
+  void hold_new_connections(bool hold);
 
  private:
   void run();
@@ -37,6 +40,7 @@ class tcp_proxy {
   int listener_ = -1;
   int wake_[2] = {-1, -1};
   std::atomic<bool> paused_{false};
+  std::atomic<bool> holding_new_{false};
   std::atomic<bool> stopping_{false};
   std::thread worker_;
 };
