@@ -26,6 +26,11 @@
 //    left a transaction open fails and the transaction is rolled back here, before
 //    anyone else holds the connection; one that ended its session's transaction fails
 //    as commit_in_doubt (it may have committed).
+// 6. What a request changed in the session beyond its transaction (SET, SET ROLE,
+//    temporary tables, LISTEN, advisory locks, pragmas, ...) never reaches the next
+//    holder: once no transaction is open, the driver resets the session. A connection
+//    whose reset failed is closed, so the engine replaces it. Only a holder that keeps
+//    its lease across requests may ask to keep the session (a migration's lock).
 #include "actors/connection.hpp"
 
 #include <caf/all.hpp>
@@ -168,6 +173,19 @@ std::optional<db_error> check_transaction_state(driver& drv, bool expected) {
                   "", ""};
 }
 
+/// Invariant 6: answers `request()`, after its transaction state was checked, and
+/// resets the session if it changed and no transaction is open (unless the holder
+/// asked to keep it: exec_request::keep_session).
+template <class Request>
+auto then_reset_session(connection_state& st, Request request, bool keep_session = false) {
+  auto answer = request();
+  auto& drv = *st.drv;
+  if (!keep_session && st.open && drv.session_changed() && !drv.in_transaction() &&
+      !drv.reset_session())
+    st.open = false;
+  return answer;
+}
+
 /// A failed request's answer: a statement cancelled because the database is stopping
 /// answers shutting_down (it failed, so nothing it did is kept).
 caf::error failed(const driver& drv, db_error err) {
@@ -223,20 +241,26 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
         if (!self->state.open)
           return not_open();
         bool expected = open_after(req, drv.in_transaction());
-        auto results = run_batch(self->state, req);
-        if (!results) {
-          // A failed statement may end a SQLite transaction (SQLITE_FULL, SQLITE_BUSY,
-          // ...) and the session marks its transaction failed anyway: only a transaction
-          // left open where none may be is settled, and the original error kept.
-          if (!expected)
-            if (auto mismatch = check_transaction_state(drv, false);
-                mismatch && mismatch->code == errc::connection_lost)
-              return to_caf_error(std::move(*mismatch));
-          return failed(drv, std::move(results.error()));
-        }
-        if (auto mismatch = check_transaction_state(drv, expected))
-          return to_caf_error(std::move(*mismatch));
-        return std::move(*results);
+        return then_reset_session(
+            self->state,
+            [&]() -> caf::result<std::vector<result_set>> {
+              auto results = run_batch(self->state, req);
+              if (!results) {
+                // A failed statement may end a SQLite transaction (SQLITE_FULL, SQLITE_BUSY,
+                // ...) and the session marks its transaction failed anyway: only a
+                // transaction left open where none may be is settled, and the original
+                // error kept.
+                if (!expected)
+                  if (auto mismatch = check_transaction_state(drv, false);
+                      mismatch && mismatch->code == errc::connection_lost)
+                    return to_caf_error(std::move(*mismatch));
+                return failed(drv, std::move(results.error()));
+              }
+              if (auto mismatch = check_transaction_state(drv, expected))
+                return to_caf_error(std::move(*mismatch));
+              return std::move(*results);
+            },
+            req.keep_session);
       },
       [=](read_atom,
           const std::vector<statement>& stmts) -> caf::result<std::vector<read_outcome>> {
@@ -247,27 +271,31 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
           return to_caf_error(std::move(mode.error()));
         for (auto& stmt : stmts)
           echo(st, stmt);
-        auto outcomes = st.drv->execute_each(stmts);
-        if (auto mismatch = check_transaction_state(*st.drv, false))
-          return to_caf_error(std::move(*mismatch));
-        std::vector<read_outcome> out(outcomes.size());
-        for (size_t i = 0; i < outcomes.size(); ++i) {
-          if (outcomes[i])
-            out[i].result = std::move(*outcomes[i]);
-          else
-            out[i].error = failed(*st.drv, std::move(outcomes[i].error()));
-        }
-        return out;
+        return then_reset_session(st, [&]() -> caf::result<std::vector<read_outcome>> {
+          auto outcomes = st.drv->execute_each(stmts);
+          if (auto mismatch = check_transaction_state(*st.drv, false))
+            return to_caf_error(std::move(*mismatch));
+          std::vector<read_outcome> out(outcomes.size());
+          for (size_t i = 0; i < outcomes.size(); ++i) {
+            if (outcomes[i])
+              out[i].result = std::move(*outcomes[i]);
+            else
+              out[i].error = failed(*st.drv, std::move(outcomes[i].error()));
+          }
+          return out;
+        });
       },
       [=](tx_atom, const tx_command& cmd) -> caf::result<caf::ok_atom> {
         if (!self->state.open)
           return not_open();
-        auto done = run_tx(*self->state.drv, cmd);
-        if (!done)
-          return failed(*self->state.drv, std::move(done.error()));
-        if (auto mismatch = check_transaction_state(*self->state.drv, open_after(cmd)))
-          return to_caf_error(std::move(*mismatch));
-        return caf::ok_atom::value;
+        return then_reset_session(self->state, [&]() -> caf::result<caf::ok_atom> {
+          auto done = run_tx(*self->state.drv, cmd);
+          if (!done)
+            return failed(*self->state.drv, std::move(done.error()));
+          if (auto mismatch = check_transaction_state(*self->state.drv, open_after(cmd)))
+            return to_caf_error(std::move(*mismatch));
+          return caf::ok_atom::value;
+        });
       },
       [=](caf::reset_atom) -> caf::result<caf::ok_atom> {
         // The reset follows a cancel, if any, in the mailbox: what was cancelled is over.
@@ -277,6 +305,9 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
         auto rolled_back = self->state.drv->rollback();
         if (!rolled_back || self->state.drv->in_transaction())
           return make_error(errc::connection_lost, "the connection could not be reset");
+        then_reset_session(self->state, [] { return 0; });
+        if (!self->state.open)
+          return make_error(errc::connection_lost, "the connection's session could not be reset");
         return caf::ok_atom::value;
       },
       [=](ping_atom) -> caf::result<caf::ok_atom> {

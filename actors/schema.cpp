@@ -171,8 +171,9 @@ void apply_next(schema_pointer self, std::shared_ptr<migration_run> run, size_t 
   auto record = statement{std::string{"INSERT INTO "} + migration_table +
                               " (version, name, applied_at) VALUES ($1, $2, CURRENT_TIMESTAMP)",
                           {m.version, m.name}};
-  self->request(run->held.connection, batch_deadline(*self->state.cfg), exec_atom::value,
-                exec_request{{record, statement{m.sql, {}}}, batch_mode::transaction, false, {}})
+  self->request(
+          run->held.connection, batch_deadline(*self->state.cfg), exec_atom::value,
+          exec_request{{record, statement{m.sql, {}}}, batch_mode::transaction, false, {}, true})
       .await(
           [=](std::vector<result_set>&) {
             run->version = run->pending[index].version;
@@ -223,8 +224,9 @@ void migrate(schema_pointer self, const engine_actor& engine,
         start.push_back({std::string{"SELECT version FROM "} + migration_table, {}});
         auto& cfg = *self->state.cfg;
         auto lock_wait = caf::timespan{cfg.setup_timeout} + batch_deadline(cfg);
+        // The lock is the connection's session's: kept until the unlock.
         self->request(held.connection, lock_wait, exec_atom::value,
-                      exec_request{start, batch_mode::plain, false, {}})
+                      exec_request{start, batch_mode::plain, false, {}, true})
             .await(
                 [=](std::vector<result_set>& results) {
                   std::set<int64_t> applied;

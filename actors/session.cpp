@@ -320,6 +320,9 @@ std::optional<outcome<result_set>> read_in_place(session_state& st, const statem
                     "nothing it did was kept",
                     "", ""};
   }
+  // A handle whose session the read changed (a pragma, a temporary table) is closed
+  // too: nothing of one reader reaches the next.
+  usable = usable && !handle->session_changed();
   st.handles->give_back(std::move(handle), usable);
   return rows;
 }

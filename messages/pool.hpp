@@ -55,11 +55,17 @@ struct exec_request {
   /// With rows (and no `statements`): the batch is this statement run once per row,
   /// answered by one summed result_set. The session has checked `well_formed()`.
   bulk_statement bulk;
+  /// What the request changes in the connection's session (a session-level advisory
+  /// lock, a setting) lasts until a later request of the same lease without this flag,
+  /// instead of being reset after it. For a holder that keeps its lease across requests
+  /// (a migration run); sessions never set it.
+  bool keep_session = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, exec_request& x) {
-  return f(caf::meta::type_name("cafdb::exec_request"), x.statements, x.mode, x.read_only, x.bulk);
+  return f(caf::meta::type_name("cafdb::exec_request"), x.statements, x.mode, x.read_only, x.bulk,
+           x.keep_session);
 }
 
 /// What one statement of a batch of independent reads gave: its rows, or its error

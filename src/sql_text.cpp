@@ -120,8 +120,11 @@ class sql_scanner {
  public:
   /// With `backslash_strings`, '...' literals take backslash escapes too (PostgreSQL
   /// with standard_conforming_strings off, which any session can SET).
-  sql_scanner(const std::string& sql, sql_dialect dialect, bool backslash_strings)
-      : sql_(sql), dialect_(dialect), backslash_strings_(backslash_strings) {}
+  /// With `operators`, "=", "(" and "." are tokens too.
+  sql_scanner(const std::string& sql, sql_dialect dialect, bool backslash_strings,
+              bool operators = false)
+      : sql_(sql), dialect_(dialect), backslash_strings_(backslash_strings), operators_(operators) {
+  }
 
   /// The next word (lower case) or ";" ; empty at the end of the text. Other
   /// punctuation is skipped.
@@ -139,9 +142,9 @@ class sql_scanner {
         skip_quoted(c == '[' ? ']' : c, c == '\'' && backslash_strings_);
       } else if (c == '$' && postgres() && dollar_tag()) {
         skip_dollar_quote();
-      } else if (c == ';') {
+      } else if (c == ';' || (operators_ && (c == '=' || c == '(' || c == '.'))) {
         ++pos_;
-        return ";";
+        return std::string(1, c);
       } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_' ||
                  static_cast<unsigned char>(c) >= 0x80) {
         // E'...' (PostgreSQL) takes backslash escapes; any other word is a word.
@@ -235,6 +238,7 @@ class sql_scanner {
   const std::string& sql_;
   sql_dialect dialect_;
   bool backslash_strings_;
+  bool operators_;
   size_t pos_ = 0;
   std::string tag_;
 };
@@ -316,6 +320,98 @@ std::optional<std::string> transaction_control(const std::string& sql, sql_diale
   if (dialect == sql_dialect::postgresql)
     return control_keyword(sql, dialect, true);
   return std::nullopt;
+}
+
+namespace {
+
+bool one_of(const std::string& word, std::initializer_list<const char*> words) {
+  for (auto w : words)
+    if (word == w)
+      return true;
+  return false;
+}
+
+/// SQLite pragmas that only read: running them changes nothing.
+bool reading_pragma(const std::string& name) {
+  return one_of(name,
+                {"table_info", "table_xinfo", "table_list", "index_list", "index_info",
+                 "index_xinfo", "foreign_key_list", "foreign_key_check", "integrity_check",
+                 "quick_check", "database_list", "collation_list", "function_list", "module_list",
+                 "pragma_list", "compile_options", "data_version", "freelist_count", "page_count"});
+}
+
+/// The session_change bits one statement's words imply. `words` are the statement's
+/// words so far; called once per word, with the newest last.
+unsigned statement_changes(const std::vector<std::string>& words, sql_dialect dialect) {
+  auto& first = words.front();
+  auto& word = words.back();
+  auto n = words.size();
+  bool pg = dialect == sql_dialect::postgresql;
+  // Anywhere: functions that change the session, and SELECT ... INTO TEMP.
+  if (pg && word == "set_config")
+    return session_settings;
+  if (pg && one_of(word, {"pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock",
+                          "pg_try_advisory_lock_shared"}))
+    return session_advisory_locks;
+  if (n >= 2 && words[n - 2] == "into" && one_of(word, {"temp", "temporary"}))
+    return session_temp_objects;
+  if (n == 1) {
+    if (pg && one_of(word, {"reset", "discard"}))
+      return session_settings;
+    if (pg && word == "listen")
+      return session_listen;
+    if (pg && word == "deallocate")
+      return session_prepared;
+    if (!pg && one_of(word, {"attach", "detach"}))
+      return session_pragmas;
+    return 0;
+  }
+  if (n == 2) {
+    // SET LOCAL, SET TRANSACTION and SET CONSTRAINTS end with the transaction.
+    if (pg && first == "set" && !one_of(word, {"local", "transaction", "constraints"}))
+      return session_settings;
+    if (pg && first == "prepare" && word != "transaction")
+      return session_prepared;
+  }
+  if (pg && first == "declare" && word == "hold")
+    return session_cursors;
+  // CREATE [OR REPLACE] [GLOBAL|LOCAL] TEMP[ORARY] ..., up to the kind of object.
+  if (first == "create" && n <= 5 && one_of(word, {"temp", "temporary"})) {
+    for (size_t i = 1; i + 1 < n; ++i)
+      if (!one_of(words[i], {"or", "replace", "global", "local", "unlogged"}))
+        return 0;
+    return session_temp_objects;
+  }
+  // PRAGMA [schema.]name = value, PRAGMA [schema.]name(value): any but the ones that
+  // only read. A bare PRAGMA name reads the setting.
+  if (!pg && first == "pragma" && (word == "=" || word == "(") && (n == 3 || n == 5) &&
+      !reading_pragma(words[n - 2]))
+    return session_pragmas;
+  return 0;
+}
+
+unsigned changes_read(const std::string& sql, sql_dialect dialect, bool backslash_strings) {
+  sql_scanner scan{sql, dialect, backslash_strings, true};
+  unsigned changes = 0;
+  std::vector<std::string> words;
+  for (auto token = scan.next(); !token.empty(); token = scan.next()) {
+    if (token == ";") {
+      words.clear();
+      continue;
+    }
+    words.push_back(std::move(token));
+    changes |= statement_changes(words, dialect);
+  }
+  return changes;
+}
+
+} // namespace
+
+unsigned session_changes(const std::string& sql, sql_dialect dialect) {
+  unsigned changes = changes_read(sql, dialect, false);
+  if (dialect == sql_dialect::postgresql)
+    changes |= changes_read(sql, dialect, true);
+  return changes;
 }
 
 } // namespace cafdb

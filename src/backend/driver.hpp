@@ -122,6 +122,17 @@ class driver {
   /// True while a transaction is open on the handle.
   virtual bool in_transaction() const = 0;
 
+  /// True when a statement run since the last reset may have changed the session
+  /// beyond its transaction (see session_changes): the next user of the handle would
+  /// inherit it.
+  bool session_changed() const noexcept { return session_changes_ != 0; }
+
+  /// Undoes what statements changed in the session (settings, role, temporary objects,
+  /// pragmas, ...) and restores the driver's own settings; nothing when nothing
+  /// changed. Call with no transaction open. On failure the handle must not be used
+  /// again.
+  virtual outcome<done> reset_session() = 0;
+
   /// Cancels the running statement and the statements of its batch not yet run (they
   /// fail with statement_timeout), until `clear_cancel`. The only call that is safe
   /// from another thread; it never blocks.
@@ -183,6 +194,9 @@ class driver {
   /// Runs a parameterless control statement (transaction and savepoint SQL).
   virtual outcome<done> run_control(const std::string& sql) = 0;
 
+  /// session_change bits of the statements run since the last reset_session.
+  unsigned session_changes_ = 0;
+
  private:
   /// True from `cancel` to `clear_cancel`: a batch stops starting statements.
   std::atomic<bool> cancel_requested_{false};
@@ -217,6 +231,30 @@ int placeholder_number(const char* name);
 /// reads them (comments nest and dollar quotes exist on PostgreSQL; SQLite also quotes
 /// names with [] and ``).
 std::optional<std::string> transaction_control(const std::string& sql, sql_dialect dialect);
+
+/// What a statement can change in the connection's session, beyond its transaction:
+/// state that would otherwise reach the next user of the pooled connection. Bits.
+enum session_change : unsigned {
+  /// SET (not LOCAL), RESET, set_config(), SET ROLE / SESSION AUTHORIZATION.
+  session_settings = 1u << 0,
+  /// CREATE TEMP ..., SELECT ... INTO TEMP.
+  session_temp_objects = 1u << 1,
+  /// LISTEN (PostgreSQL).
+  session_listen = 1u << 2,
+  /// PREPARE / DEALLOCATE of named statements (PostgreSQL).
+  session_prepared = 1u << 3,
+  /// Session-level advisory locks (PostgreSQL).
+  session_advisory_locks = 1u << 4,
+  /// DECLARE ... WITH HOLD cursors (PostgreSQL).
+  session_cursors = 1u << 5,
+  /// PRAGMA settings, ATTACH / DETACH (SQLite).
+  session_pragmas = 1u << 6,
+};
+
+/// The session_change bits of `sql` (a statement or a script), read as
+/// transaction_control reads it. Errs towards finding a change: the price of a false
+/// find is one reset of the connection, of a miss state leaking to the next user.
+unsigned session_changes(const std::string& sql, sql_dialect dialect);
 
 /// The first word of the statement text (after blanks and comments), in lower case;
 /// words longer than 16 characters are cut there.

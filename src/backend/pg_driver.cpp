@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include <poll.h>
@@ -433,13 +434,42 @@ outcome<done> pg_driver::open() {
   }
   read_only_ = false;
   cancel_sent_ = false;
+  session_changes_ = 0;
+  return run_simple(session_setup());
+}
+
+std::string pg_driver::session_setup() const {
   // UTC, so that timestamps read the same whatever the server's TimeZone (and the same as
   // the mixin's values on SQLite).
   auto setup = "SET statement_timeout = " + std::to_string(options_.statement_timeout.count()) +
                "; SET TimeZone = 'UTC'";
   if (role_ == connection_role::reader)
     setup += "; SET default_transaction_read_only = on";
-  return run_simple(setup);
+  return setup;
+}
+
+outcome<done> pg_driver::reset_session() {
+  if (session_changes_ == 0)
+    return done{};
+  auto changes = std::exchange(session_changes_, 0u);
+  start_request();
+  // What DISCARD ALL does, which cannot run in the implicit transaction of a script,
+  // except dropping the cached statements: only when the client prepared or
+  // deallocated statements of its own.
+  std::string sql = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DISCARD TEMP; "
+                    "DISCARD SEQUENCES";
+  if (changes & session_advisory_locks)
+    sql += "; SELECT pg_advisory_unlock_all()";
+  if (changes & session_listen)
+    sql += "; UNLISTEN *";
+  if (changes & session_prepared) {
+    sql += "; DEALLOCATE ALL";
+    cache_.clear();
+    stale_.clear();
+  }
+  sql += "; " + session_setup();
+  read_only_ = false; // RESET ALL restored the server's default
+  return run_simple(sql);
 }
 
 outcome<done> pg_driver::run_simple(const std::string& sql) {
@@ -455,6 +485,7 @@ outcome<pg_driver::prepared> pg_driver::prepare(const std::string& sql) {
   if (auto i = cache_.find(sql); i != cache_.end()) {
     auto entry = i->second;
     entry.reused = true;
+    session_changes_ |= entry.changes;
     return entry;
   }
   if (cache_.size() >= options_.statement_cache_size) {
@@ -471,7 +502,9 @@ outcome<pg_driver::prepared> pg_driver::prepare(const std::string& sql) {
   result_ptr described{exec_sent([&] { return PQsendDescribePrepared(conn_, name.c_str()); })};
   if (!described || !ok_status(described.get()))
     return error_from(described.get(), "describing the statement");
-  auto entry = prepared{name, PQnparams(described.get()), false, {}};
+  auto entry = prepared{
+      name, PQnparams(described.get()), false, {}, session_changes(sql, sql_dialect::postgresql)};
+  session_changes_ |= entry.changes;
   for (int i = 0; i < entry.params; ++i)
     entry.signature.push_back(PQparamtype(described.get(), i));
   entry.signature.push_back(0); // parameters | columns
@@ -554,6 +587,7 @@ constexpr size_t pipeline_chunk = 64;
 // A script runs as one implicit transaction (the simple query protocol) and answers
 // its last statement's result, as on SQLite (docs/protocol.md).
 outcome<result_set> pg_driver::run_script(const std::string& sql) {
+  session_changes_ |= session_changes(sql, sql_dialect::postgresql);
   result_ptr res{exec_sent([&] { return PQsendQuery(conn_, sql.c_str()); })};
   if (!res || !ok_status(res.get()))
     return error_from(res.get(), "the script");

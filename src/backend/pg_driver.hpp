@@ -67,6 +67,7 @@ class pg_driver final : public driver {
   std::vector<outcome<result_set>> execute_each(const std::vector<statement>& statements) override;
   outcome<done> set_read_only(bool read_only) override;
   bool in_transaction() const override;
+  outcome<done> reset_session() override;
   std::string describe() const override;
 
  protected:
@@ -85,6 +86,8 @@ class pg_driver final : public driver {
     /// Parameter types, 0, result column types (OIDs): what a change of the tables
     /// can change under a prepared statement.
     std::vector<unsigned int> signature;
+    /// What running it changes in the session (session_changes).
+    unsigned changes = 0;
   };
 
   outcome<done> run_simple(const std::string& sql);
@@ -125,6 +128,8 @@ class pg_driver final : public driver {
                     const std::function<bool(size_t, pg_result*)>& on_statement);
   db_error error_from(pg_result* res, const std::string& context) const;
   db_error connection_error(const std::string& context) const;
+  /// The settings every connection starts with: the server's statement_timeout, UTC.
+  std::string session_setup() const;
   void close() noexcept;
 
   // -- waiting with deadlines ------------------------------------------------------

@@ -243,6 +243,43 @@ outcome<done> sqlite_driver::open() {
   }
   if (auto id = file_id(options_.path))
     opened_file_ = *id;
+  read_only_ = false;
+  session_changes_ = 0;
+  return done{};
+}
+
+outcome<done> sqlite_driver::reset_session() {
+  if (session_changes_ == 0)
+    return done{};
+  session_changes_ = 0;
+  // A file database is opened anew: every pragma, temporary object and attached
+  // database goes with the old handle. (Unless the file was replaced: opening the path
+  // would hide that.)
+  if (options_.path != ":memory:") {
+    if (auto file = check_file(); !file)
+      return file.error();
+    return open();
+  }
+  // An in-memory database lives in its handle: what can be undone is undone, and the
+  // driver's own pragmas set again.
+  auto temp = run_statements_of("SELECT type, name FROM temp.sqlite_master WHERE type IN "
+                                "('table', 'view') AND name NOT LIKE 'sqlite_%'");
+  if (!temp)
+    return temp.error();
+  std::string sql;
+  for (auto& row : temp->rows)
+    sql += std::string{row.at(0).as_text() == "view" ? "DROP VIEW" : "DROP TABLE"} +
+           " IF EXISTS temp." + quote_identifier(row.at(1).as_text()) + ";";
+  auto attached = run_statements_of("SELECT name FROM pragma_database_list WHERE name NOT IN "
+                                    "('main', 'temp')");
+  if (!attached)
+    return attached.error();
+  for (auto& row : attached->rows)
+    sql += "DETACH " + quote_identifier(row.at(0).as_text()) + ";";
+  sql += "PRAGMA foreign_keys = ON;";
+  sql += read_only_ ? "PRAGMA query_only = ON;" : "PRAGMA query_only = OFF;";
+  if (auto undone = run_statements_of(sql); !undone)
+    return undone.error();
   return done{};
 }
 
@@ -269,10 +306,13 @@ outcome<done> sqlite_driver::check_file() const {
 }
 
 outcome<sqlite_driver::prepared*> sqlite_driver::prepare(const std::string& sql) {
-  if (last_ && last_->first == sql)
+  if (last_ && last_->first == sql) {
+    session_changes_ |= last_->second.changes;
     return &last_->second;
+  }
   if (auto i = cache_.find(sql); i != cache_.end()) {
     last_ = &*i;
+    session_changes_ |= i->second.changes;
     return &i->second;
   }
   auto db = db_.load();
@@ -293,6 +333,8 @@ outcome<sqlite_driver::prepared*> sqlite_driver::prepare(const std::string& sql)
   result.has_tail = tail && !is_blank(tail);
   result.cached = !result.has_tail;
   result.inserts = writes_rowid(sql);
+  result.changes = session_changes(sql, sql_dialect::sqlite);
+  session_changes_ |= result.changes;
   if (!result.cached) {
     uncached_ = std::move(result);
     return &uncached_;

@@ -45,6 +45,7 @@ class sqlite_driver final : public driver {
   outcome<done> set_read_only(bool read_only) override;
   void set_deadline(std::chrono::steady_clock::time_point deadline) override;
   bool in_transaction() const override;
+  outcome<done> reset_session() override;
   std::string describe() const override;
 
  protected:
@@ -65,6 +66,8 @@ class sqlite_driver final : public driver {
     bool has_tail = false;
     /// INSERT or REPLACE: it reports the rowid it wrote.
     bool inserts = false;
+    /// What running it changes in the session (session_changes).
+    unsigned changes = 0;
     /// parameter_slots, worked out once for a cached statement; they fit exactly
     /// `parameters` values (any other count is checked, and refused, anew).
     std::vector<int> slots;

@@ -169,6 +169,90 @@ TEMPLATE_TEST_CASE_METHOD(trust,
 
 // -- schema changes ----------------------------------------------------------------
 
+// -- session state ---------------------------------------------------------------
+
+namespace {
+
+/// The first value of the only row of `sql`, as text.
+std::string scalar(client& c, const std::string& sql) {
+  auto r = c.exec({sql});
+  INFO(sql << ": " << (r ? std::string{"ok"} : text(r.error())));
+  REQUIRE(r);
+  REQUIRE(r->rows.size() == 1);
+  return r->rows.at(0).at(0).as_text();
+}
+
+} // namespace
+
+TEMPLATE_TEST_CASE_METHOD(trust,
+                          "what a request changes in the session never reaches the next user "
+                          "of the pooled connection",
+                          "[trust]", sqlite_backend, pg_backend) {
+  auto one = this->one_connection();
+  auto& c = *one->cli;
+  bool pg = std::is_same_v<TestType, pg_backend>;
+  auto setting = [&] { return scalar(c, pg ? "SHOW TimeZone" : "PRAGMA foreign_keys"); };
+  auto original = setting();
+  const char* change = pg ? "SET TimeZone = 'Asia/Tokyo'" : "PRAGMA foreign_keys = OFF";
+
+  SECTION("a setting, in autocommit") {
+    REQUIRE(c.exec({change}));
+    CHECK(setting() == original);
+    if (pg) {
+      REQUIRE(c.exec({"SELECT set_config('TimeZone', 'Asia/Tokyo', false)"}));
+      CHECK(setting() == original);
+    }
+  }
+  SECTION("a setting lasts to the end of its own request") {
+    auto both =
+        c.exec({std::string{change} + "; " + (pg ? "SHOW TimeZone" : "PRAGMA foreign_keys")});
+    REQUIRE(both);
+    CHECK(both->rows.at(0).at(0).as_text() != original);
+    CHECK(setting() == original);
+  }
+  SECTION("a setting, in a session's transaction, lasts to its end") {
+    auto s = c.open_session();
+    REQUIRE(s);
+    REQUIRE(!s->begin());
+    REQUIRE(s->exec({pg ? "SET search_path = nowhere" : "CREATE TEMP TABLE inside (a)"}));
+    REQUIRE(s->exec({"SELECT 1"}));
+    REQUIRE(!s->commit());
+    REQUIRE(!s->close());
+    if (pg)
+      CHECK(scalar(c, "SHOW search_path").find("nowhere") == std::string::npos);
+    else
+      CHECK(!c.exec({"SELECT * FROM inside"}));
+  }
+  SECTION("a temporary table") {
+    REQUIRE(c.exec({"CREATE TEMP TABLE leak (a INT)"}));
+    auto seen = c.exec({"SELECT * FROM leak"});
+    REQUIRE(!seen);
+    CHECK(is(seen.error(), errc::syntax_error));
+    // And the name is free again.
+    REQUIRE(c.exec({"CREATE TEMP TABLE leak (a INT)"}));
+  }
+  if (pg) {
+    SECTION("a role, a session-level advisory lock, a prepared statement, a listen") {
+      REQUIRE(c.exec({"SELECT pg_advisory_lock(4242)"}));
+      CHECK(
+          scalar(c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242") ==
+          "0");
+      REQUIRE(c.exec({"PREPARE mine AS SELECT 1"}));
+      REQUIRE(c.exec({"PREPARE mine AS SELECT 2"})); // the name is free again
+      REQUIRE(c.exec({"LISTEN somewhere"}));
+      CHECK(scalar(c, "SELECT count(*) FROM pg_listening_channels()") == "0");
+      REQUIRE(c.exec({"SET ROLE NONE"}));
+      REQUIRE(c.exec({"SET SESSION AUTHORIZATION DEFAULT"}));
+      CHECK(scalar(c, "SELECT current_user = session_user") == "true");
+      // Cached statements still serve after the resets.
+      REQUIRE(c.exec({"INSERT INTO t (v) VALUES ($1)", {"after"}}));
+      CHECK(scalar(c, "SELECT count(*) FROM t") == "1");
+    }
+  }
+  // The resets cost no connection.
+  CHECK(one->stats(TestType::rw_pool).discarded == 0);
+}
+
 TEMPLATE_TEST_CASE_METHOD(trust, "cached statements see ALTER TABLE and DROP / CREATE at once",
                           "[trust]", sqlite_backend, pg_backend) {
   // One connection: the statement cached before the change is the one used after it.

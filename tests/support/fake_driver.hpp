@@ -46,6 +46,7 @@ class fake_driver final : public driver {
   }
   outcome<result_set> execute(const statement& stmt) override {
     script_->record("exec " + stmt.sql);
+    session_changes_ |= session_changes(stmt.sql, sql_dialect::sqlite);
     if (stmt.sql == script_->opens_transaction)
       in_tx_ = true;
     if (stmt.sql == script_->ends_transaction)
@@ -88,6 +89,12 @@ class fake_driver final : public driver {
   }
   outcome<done> set_read_only(bool) override { return done{}; }
   bool in_transaction() const override { return in_tx_; }
+  outcome<done> reset_session() override {
+    if (session_changes_ != 0)
+      script_->record("reset session");
+    session_changes_ = 0;
+    return done{};
+  }
   void interrupt() noexcept override {}
   std::string describe() const override { return "fake"; }
 

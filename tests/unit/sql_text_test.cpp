@@ -80,3 +80,69 @@ TEST_CASE("keywords inside literals, names and comments, and mid-statement, are 
         "END");
   CHECK(found("SELECT 1 /* a /* b */ ; COMMIT */", lite) == "COMMIT");
 }
+
+namespace {
+
+unsigned changes(const std::string& sql, sql_dialect dialect) {
+  return session_changes(sql, dialect);
+}
+
+} // namespace
+
+TEST_CASE("statements that change the session beyond their transaction are found", "[sql_text]") {
+  auto pg = sql_dialect::postgresql;
+  auto lite = sql_dialect::sqlite;
+  CHECK(changes("SET search_path = other", pg) == session_settings);
+  CHECK(changes("select 1; set TimeZone to 'Asia/Tokyo'", pg) == session_settings);
+  CHECK(changes("SET SESSION AUTHORIZATION other", pg) == session_settings);
+  CHECK(changes("SET ROLE other", pg) == session_settings);
+  CHECK(changes("RESET ALL", pg) == session_settings);
+  CHECK(changes("SELECT set_config('search_path', 'x', false)", pg) == session_settings);
+  CHECK(changes("CREATE TEMP TABLE x (a int)", pg) == session_temp_objects);
+  CHECK(changes("create or replace temporary view v as select 1", pg) == session_temp_objects);
+  CHECK(changes("CREATE GLOBAL TEMPORARY TABLE x (a int)", pg) == session_temp_objects);
+  CHECK(changes("SELECT 1 AS a INTO TEMP t", pg) == session_temp_objects);
+  CHECK(changes("LISTEN channel", pg) == session_listen);
+  CHECK(changes("PREPARE q AS SELECT 1", pg) == session_prepared);
+  CHECK(changes("DEALLOCATE ALL", pg) == session_prepared);
+  CHECK(changes("SELECT pg_advisory_lock(1)", pg) == session_advisory_locks);
+  CHECK(changes("DECLARE c CURSOR WITH HOLD FOR SELECT 1", pg) == session_cursors);
+  CHECK(changes("SET search_path = a; CREATE TEMP TABLE t (a int)", pg) ==
+        (session_settings | session_temp_objects));
+
+  CHECK(changes("PRAGMA foreign_keys = OFF", lite) == session_pragmas);
+  CHECK(changes("pragma main.recursive_triggers = 1", lite) == session_pragmas);
+  CHECK(changes("PRAGMA cache_size(100)", lite) == session_pragmas);
+  CHECK(changes("PRAGMA foreign_keys=0", lite) == session_pragmas);
+  CHECK(changes("PRAGMA main.foreign_keys = 0", lite) == session_pragmas);
+  CHECK(changes("ATTACH DATABASE 'x.db' AS x", lite) == session_pragmas);
+  CHECK(changes("DETACH x", lite) == session_pragmas);
+  CHECK(changes("CREATE TEMP TABLE x (a)", lite) == session_temp_objects);
+  CHECK(changes("CREATE TEMPORARY VIEW v AS SELECT 1", lite) == session_temp_objects);
+}
+
+TEST_CASE("statements that end with their transaction, or only read, change no session",
+          "[sql_text]") {
+  auto pg = sql_dialect::postgresql;
+  auto lite = sql_dialect::sqlite;
+  CHECK(changes("SET LOCAL search_path = other", pg) == 0);
+  CHECK(changes("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", pg) == 0);
+  CHECK(changes("SET CONSTRAINTS ALL DEFERRED", pg) == 0);
+  CHECK(changes("SELECT pg_advisory_xact_lock(1)", pg) == 0);
+  CHECK(changes("UPDATE t SET a = 1", pg) == 0);
+  CHECK(changes("SELECT 'SET search_path = x'", pg) == 0);
+  CHECK(changes("SELECT 1 -- ; SET search_path = x", pg) == 0);
+  CHECK(changes("CREATE TABLE temp (a int)", pg) == 0);
+  CHECK(changes("CREATE TABLE t (temp int)", pg) == 0);
+  CHECK(changes("DECLARE c CURSOR FOR SELECT 1", pg) == 0);
+  CHECK(changes("PREPARE TRANSACTION 'gid'", pg) == 0);
+
+  CHECK(changes("PRAGMA table_info(t)", lite) == 0);
+  CHECK(changes("PRAGMA main.table_info(t)", lite) == 0);
+  CHECK(changes("PRAGMA main.table_info = 1", lite) == 0);
+  CHECK(changes("PRAGMA foreign_keys", lite) == 0);
+  CHECK(changes("PRAGMA integrity_check", lite) == 0);
+  CHECK(changes("SELECT 'PRAGMA foreign_keys = OFF'", lite) == 0);
+  CHECK(changes("CREATE TABLE temp (a)", lite) == 0);
+  CHECK(changes("SET search_path = x", lite) == 0);
+}
