@@ -207,8 +207,9 @@ int64_t whole_seconds(steady::duration d) {
       .count();
 }
 
-/// The SQLSTATE of a failed connection attempt: libpq reports those as text only.
-std::string connect_sqlstate(const std::string& message) {
+/// The SQLSTATE libpq reports as text only, for failures it found itself (no server
+/// message): the server's own messages carry their code (see connect_failure).
+std::string client_side_sqlstate(const std::string& message) {
   auto has = [&](const char* text) { return message.find(text) != std::string::npos; };
   if (has("too many clients") || has("remaining connection slots are reserved") ||
       has("too many connections for"))
@@ -216,7 +217,7 @@ std::string connect_sqlstate(const std::string& message) {
   if (has("password authentication failed"))
     return "28P01";
   if (has("no pg_hba.conf entry") || has("authentication failed") || has("role \"") ||
-      has("password is required"))
+      has("password is required") || has("no password supplied"))
     return "28000";
   if (has("database \"") && has("does not exist"))
     return "3D000";
@@ -226,6 +227,50 @@ std::string connect_sqlstate(const std::string& message) {
 }
 
 } // namespace
+
+connect_failure read_connect_failure(const std::string& verbose) {
+  // With PQERRORS_VERBOSE, each server message reads "SEVERITY:  CODE:  text" followed
+  // by a "LOCATION:" line: the code is there whatever the server's lc_messages.
+  connect_failure out;
+  std::string line;
+  size_t start = 0;
+  while (start <= verbose.size()) {
+    auto end = verbose.find('\n', start);
+    if (end == std::string::npos)
+      end = verbose.size();
+    line = verbose.substr(start, end - start);
+    start = end + 1;
+    if (line.rfind("LOCATION:", 0) == 0)
+      continue;
+    for (auto severity : {"FATAL:  ", "ERROR:  ", "PANIC:  "}) {
+      auto at = line.find(severity);
+      if (at == std::string::npos)
+        continue;
+      auto code_at = at + std::strlen(severity);
+      bool coded = line.size() >= code_at + 7 && line.compare(code_at + 5, 2, ": ") == 0 &&
+                   std::all_of(line.begin() + static_cast<long>(code_at),
+                               line.begin() + static_cast<long>(code_at + 5), [](char c) {
+                                 return std::isdigit(static_cast<unsigned char>(c)) ||
+                                        std::isupper(static_cast<unsigned char>(c));
+                               });
+      if (coded) {
+        if (out.sqlstate.empty())
+          out.sqlstate = line.substr(code_at, 5);
+        line.erase(code_at, 7);
+      }
+      break;
+    }
+    if (!out.message.empty() && !line.empty())
+      out.message += "\n";
+    out.message += line;
+  }
+  out.message = trim(out.message);
+  if (out.sqlstate.empty())
+    out.sqlstate = client_side_sqlstate(out.message);
+  return out;
+}
+
+namespace {} // namespace
 
 void pg_driver::await_cancels_delivered() {
   // While stopping, every statement is to be cancelled: a late cancel is no surprise
@@ -397,6 +442,9 @@ outcome<done> pg_driver::open() {
   deadline_ = started_ + options_.connect_timeout;
   cancel_sent_ = true; // nothing to cancel while connecting
   conn_ = PQconnectStart(options_.conninfo.c_str());
+  // The server's messages then carry their SQLSTATE: read_connect_failure.
+  if (conn_)
+    PQsetErrorVerbosity(conn_, PQERRORS_VERBOSE);
   // PQconnectPoll starts as if PGRES_POLLING_WRITING had been returned.
   auto polled = PGRES_POLLING_WRITING;
   while (conn_ && PQstatus(conn_) != CONNECTION_BAD && polled != PGRES_POLLING_OK &&
@@ -406,11 +454,12 @@ outcome<done> pg_driver::open() {
     polled = PQconnectPoll(conn_);
   }
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
-    std::string driver_message = silent_ ? silence_ + " (connect_timeout)"
-                                 : conn_ ? trim(PQerrorMessage(conn_))
-                                         : "out of memory";
+    auto failure = silent_ ? connect_failure{silence_ + " (connect_timeout)", "08001"}
+                   : conn_ ? read_connect_failure(PQerrorMessage(conn_))
+                           : connect_failure{"out of memory", "08001"};
     // libpq's messages name host, port and user, never the password.
-    auto sqlstate = silent_ ? std::string{"08001"} : connect_sqlstate(driver_message);
+    auto& driver_message = failure.message;
+    auto& sqlstate = failure.sqlstate;
     auto err = db_error{errc::connect_failed,
                         "cannot connect to " + options_.display + ": " + driver_message +
                             (sqlstate == "53300"
@@ -422,6 +471,7 @@ outcome<done> pg_driver::open() {
     close();
     return err;
   }
+  PQsetErrorVerbosity(conn_, PQERRORS_DEFAULT);
   PQsetnonblocking(conn_, 1);
   // Notices go nowhere instead of stderr: the server's messages reach users as errors.
   PQsetNoticeProcessor(

@@ -19,6 +19,18 @@ namespace cafdb {
 
 struct cancels_in_flight;
 
+/// Why a connection attempt failed: the message to show, and its SQLSTATE.
+struct connect_failure {
+  std::string message;
+  std::string sqlstate;
+};
+
+/// Reads libpq's error message of a failed connection attempt, made with
+/// PQERRORS_VERBOSE: the server's SQLSTATE, whatever language its messages are in, and
+/// the message without codes and source locations. Failures libpq found itself (no
+/// server message) are classified from their text.
+connect_failure read_connect_failure(const std::string& verbose);
+
 struct pg_options {
   /// libpq keyword=value string. Contains the password: never log or show it.
   std::string conninfo;

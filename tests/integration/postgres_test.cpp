@@ -144,12 +144,20 @@ TEST_CASE("connection failures are typed, name the cause, and never show the pas
     CHECK(is(err, errc::connect_failed));
     CHECK(describe(err).message.find("password authentication failed") != std::string::npos);
     CHECK(render(err).find("wrong-secret") == std::string::npos);
+    // The code (28P01: retrying cannot fix it) comes from the server's message, not
+    // from its English text; the message shows neither the code nor the server's source
+    // location.
+    INFO(render(err));
+    CHECK(describe(err).message.find("retrying cannot fix this") != std::string::npos);
+    CHECK(describe(err).message.find("LOCATION") == std::string::npos);
+    CHECK(describe(err).message.find("28P01:") == std::string::npos);
   }
   SECTION("missing database") {
     auto err = start_failure(replace_all(base, "/postgres", "/no_such_db"));
     CHECK(is(err, errc::connect_failed));
     CHECK(describe(err).message.find("no_such_db") != std::string::npos);
     CHECK(render(err).find(password) == std::string::npos);
+    CHECK(describe(err).message.find("retrying cannot fix this") != std::string::npos);
   }
   SECTION("refused port") {
     auto err = start_failure(replace_all(base, ":" + port + "/", ":1/"));
