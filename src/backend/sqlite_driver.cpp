@@ -420,6 +420,11 @@ outcome<done> sqlite_driver::bind_slots(sqlite3_stmt* stmt, const value* params,
 outcome<result_set> sqlite_driver::step_all(sqlite3_stmt* stmt, bool inserts) {
   result_set result;
   int columns = 0;
+  // SQLite keeps the last rowid inserted on the handle, whoever inserted it: an upsert
+  // that updated (or an INSERT OR IGNORE that ignored) would report an earlier
+  // request's. Cleared first, it is this statement's insert or nothing.
+  if (inserts)
+    sqlite3_set_last_insert_rowid(db_.load(), 0);
   std::vector<bool> booleans;
   for (bool first = true;; first = false) {
     int rc = sqlite3_step(stmt);
@@ -564,6 +569,8 @@ outcome<result_set> sqlite_driver::execute_many(const bulk_statement& bulk, size
   bool returns_rows = sqlite3_column_count(p.stmt) > 0;
   bool changes = !sqlite3_stmt_readonly(p.stmt);
   result_set total;
+  if (p.inserts) // as in step_all: the rowid of one of these rows' inserts, or nothing
+    sqlite3_set_last_insert_rowid(db, 0);
   // Every row binds every slot, so the bindings are cleared once, at the end.
   stmt_guard guard{p.stmt, p.cached};
   for (size_t i = 0; i < bulk.row_count(); ++i) {

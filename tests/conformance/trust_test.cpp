@@ -498,6 +498,29 @@ TEST_CASE("SQLite columns declared BOOLEAN give booleans back", "[trust]") {
   CHECK(r->rows.at(0).at(1).type() == value_type::integer); // undeclared: stays an integer
 }
 
+TEST_CASE("SQLite: last_insert_id is the request's own insert, never an earlier one", "[trust]") {
+  file_database fx;
+  fx.must_exec({"CREATE TABLE kv (id INTEGER PRIMARY KEY, v TEXT)"});
+  CHECK(fx.must_exec({"INSERT INTO kv (id, v) VALUES (1, 'a')"}).last_insert_id == 1);
+  CHECK(fx.must_exec({"INSERT INTO kv (id, v) VALUES (2, 'b')"}).last_insert_id == 2);
+  // An upsert that updated inserted nothing: it must not report row 2.
+  auto upsert = fx.must_exec(
+      {"INSERT INTO kv (id, v) VALUES (1, 'c') ON CONFLICT(id) DO UPDATE SET v = excluded.v"});
+  CHECK(upsert.affected_rows == 1);
+  CHECK(upsert.last_insert_id == 0);
+  auto ignored = fx.must_exec({"INSERT OR IGNORE INTO kv (id, v) VALUES (2, 'd')"});
+  CHECK(ignored.last_insert_id == 0);
+  // The same through exec_many: the rowid of one of its own inserts, or nothing.
+  bulk_statement updates{"INSERT INTO kv (id, v) VALUES ($1, $2) ON CONFLICT(id) DO UPDATE SET "
+                         "v = excluded.v",
+                         {{1, "e"}, {2, "f"}}};
+  auto many = fx.cli->exec_many(updates);
+  REQUIRE(many);
+  CHECK(many->affected_rows == 2);
+  CHECK(many->last_insert_id == 0);
+  CHECK(fx.must_exec({"INSERT INTO kv (v) VALUES ('g')"}).last_insert_id == 3);
+}
+
 TEST_CASE("stop under load on SQLite returns within shutdown_timeout, and every request sent "
           "before it has its answer",
           "[trust]") {
