@@ -56,6 +56,20 @@ db_error to_db_error(const caf::error& err) {
                   std::move(info.driver_message)};
 }
 
+caf::error as_cafdb_error(const caf::error& err) {
+  if (!err || err.category() == error_category)
+    return err;
+  if (err == caf::sec::request_timeout)
+    return make_error(errc::request_timeout,
+                      "no answer within the request's timeout; the request may still complete: "
+                      "check before retrying a write, or raise the timeout");
+  if (err == caf::sec::request_receiver_down)
+    return make_error(errc::session_closed,
+                      "the session (or the database) that was asked is gone: it was closed, "
+                      "timed out or stopped; open a new session, or start the database again");
+  return make_error(errc::unavailable, caf::to_string(err) + " (retry later)");
+}
+
 bool is(const caf::error& err, errc code) {
   return err && err.category() == error_category && err.code() == static_cast<uint8_t>(code);
 }

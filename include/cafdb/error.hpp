@@ -38,6 +38,13 @@ error_info describe(const caf::error& err);
 /// timeout) become `unavailable` with CAF's rendering as the message.
 db_error to_db_error(const caf::error& err);
 
+/// `err` as a cafdb error, for actors that talk to the database with their own
+/// requests: cafdb errors stay as they are; CAF's request_timeout becomes
+/// `request_timeout`, request_receiver_down (the session or the database is gone)
+/// `session_closed`, any other CAF error `unavailable`, each with a message that says
+/// what to do. `then_settled` and `await_settled` hand errors over this way.
+caf::error as_cafdb_error(const caf::error& err);
+
 /// Returns true if `err` is the cafdb error `code`.
 bool is(const caf::error& err, errc code);
 

@@ -5,7 +5,8 @@
 // deadlines of minutes (statement_timeout), every request kept ~200 bytes (and a
 // closed session kept its whole actor) alive for minutes: memory grew linearly with
 // the request rate. These helpers cancel the timeout as soon as the answer or the
-// error arrives, so the clock holds only the requests still in flight.
+// error arrives, so the clock holds only the requests still in flight. Errors reach the
+// handler as cafdb errors (as_cafdb_error), never as CAF's own.
 #pragma once
 
 #include <utility>
@@ -13,6 +14,8 @@
 #include <caf/detail/type_traits.hpp>
 #include <caf/local_actor.hpp>
 #include <caf/message_id.hpp>
+
+#include "cafdb/error.hpp"
 
 namespace cafdb {
 
@@ -39,24 +42,36 @@ auto forgetting(caf::local_actor* self, caf::message_id id, F f) {
   return forgetting(self, id, std::move(f), args{});
 }
 
+// An error handler that forgets the timeout and hands over the error as a cafdb error.
+template <class G>
+auto forgetting_error(caf::local_actor* self, caf::message_id id, G g) {
+  return [self, id, g = std::move(g)](caf::error& err) mutable {
+    forget_timeout(self, id);
+    err = as_cafdb_error(err);
+    g(err);
+  };
+}
+
 } // namespace detail
 
-/// `handle.then(on_answer, on_error)`, with the timeout cancelled on either.
+/// `handle.then(on_answer, on_error)`, with the timeout cancelled on either, and the
+/// error a cafdb error.
 template <class Handle, class F, class G>
 void then_settled(Handle handle, F on_answer, G on_error) {
   auto self = handle.self();
   auto id = handle.id();
   handle.then(detail::forgetting(self, id, std::move(on_answer)),
-              detail::forgetting(self, id, std::move(on_error)));
+              detail::forgetting_error(self, id, std::move(on_error)));
 }
 
-/// `handle.await(on_answer, on_error)`, with the timeout cancelled on either.
+/// `handle.await(on_answer, on_error)`, with the timeout cancelled on either, and the
+/// error a cafdb error.
 template <class Handle, class F, class G>
 void await_settled(Handle handle, F on_answer, G on_error) {
   auto self = handle.self();
   auto id = handle.id();
   handle.await(detail::forgetting(self, id, std::move(on_answer)),
-               detail::forgetting(self, id, std::move(on_error)));
+               detail::forgetting_error(self, id, std::move(on_error)));
 }
 
 } // namespace cafdb

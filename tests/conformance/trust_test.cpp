@@ -5,6 +5,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 #include <caf/detail/simple_actor_clock.hpp>
 
@@ -376,6 +377,42 @@ TEMPLATE_TEST_CASE_METHOD(trust,
   auto session = this->cli->open_session();
   REQUIRE(!session);
   CHECK(is(session.error(), errc::shutting_down));
+}
+
+TEMPLATE_TEST_CASE_METHOD(trust,
+                          "actors that send their own requests get cafdb errors through "
+                          "then_settled",
+                          "[trust]", sqlite_backend, pg_backend) {
+  // What an actor's error handler receives for `request` sent to `dest`.
+  auto error_of = [&](session_actor dest, statement stmt, caf::timespan timeout) {
+    std::promise<caf::error> seen;
+    auto answer = seen.get_future();
+    this->sys.spawn([&seen, dest, stmt, timeout](caf::event_based_actor* self) {
+      then_settled(
+          self->request(dest, timeout, exec_atom::value, stmt),
+          [&seen](result_set&) { seen.set_value(make_error(errc::none)); },
+          [&seen](caf::error& err) { seen.set_value(err); });
+    });
+    REQUIRE(answer.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    return answer.get();
+  };
+  session_options opts;
+  opts.request_timeout = std::chrono::milliseconds(1000);
+  auto s = this->cli->open_session(opts);
+  REQUIRE(s);
+  auto handle = s->handle();
+
+  auto timed_out = error_of(handle, {TestType::endless_sql}, std::chrono::milliseconds(100));
+  INFO(render(timed_out));
+  CHECK(is(timed_out, errc::request_timeout));
+
+  REQUIRE_FALSE(s->close());
+  auto gone = error_of(handle, {"SELECT 1"}, std::chrono::seconds(5));
+  INFO(render(gone));
+  CHECK(is(gone, errc::session_closed));
+  CHECK(is(as_cafdb_error(caf::sec::request_receiver_down), errc::session_closed));
+  CHECK(is(as_cafdb_error(caf::sec::unexpected_message), errc::unavailable));
+  CHECK(is(as_cafdb_error(make_error(errc::busy)), errc::busy));
 }
 
 // -- bookkeeping -------------------------------------------------------------------
