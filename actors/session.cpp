@@ -371,16 +371,30 @@ std::optional<caf::error> refuse(const session_state& st) {
   return std::nullopt;
 }
 
-// Transaction control belongs to the session's own messages, so that the session
-// always knows whether a transaction is open. Every statement of a script is checked,
-// not only the first: "SELECT 1; COMMIT" would commit behind the session's back.
-std::optional<caf::error> refuse_control_sql(const session_state& st, const std::string& sql) {
-  if (auto keyword = transaction_control(sql, dialect_of(*st.cfg)))
+// SQL the session refuses before it reaches a connection:
+// - a NUL character: the engines stop reading the text there, so another statement
+//   than the one checked would run ("DELETE FROM t\0 WHERE id = 2");
+// - transaction control, which belongs to the session's own messages, so that the
+//   session always knows whether a transaction is open. Every statement of a script
+//   is checked, not only the first: "SELECT 1; COMMIT" would commit behind its back;
+// - in a read-only session, anything that would lift the read-only protection.
+std::optional<caf::error> refuse_sql(const session_state& st, const std::string& sql) {
+  if (sql.find('\0') != std::string::npos)
+    return make_error(errc::invalid_argument,
+                      "the SQL text contains a NUL character, where the engine would stop "
+                      "reading it; remove it (values go in parameters)");
+  auto dialect = dialect_of(*st.cfg);
+  if (auto keyword = transaction_control(sql, dialect))
     return make_error(errc::invalid_argument,
                       *keyword +
                           " cannot be sent as SQL (not even inside a script): it would change "
                           "the transaction behind the session's back; use the session's begin / "
                           "commit / rollback / savepoint / release messages, or transact");
+  if (st.options.read_only)
+    if (auto escape = read_only_escape(sql, dialect))
+      return make_error(errc::read_only_violation,
+                        *escape + " cannot be used in a read-only session: it would make the "
+                                  "session able to write; open a read-write session to write");
   return std::nullopt;
 }
 
@@ -510,7 +524,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         touch(self->state);
         if (auto err = refuse(self->state))
           return *err;
-        if (auto err = refuse_control_sql(self->state, stmt.sql))
+        if (auto err = refuse_sql(self->state, stmt.sql))
           return *err;
         auto rp = self->make_response_promise<result_set>();
         auto& st = self->state;
@@ -542,7 +556,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         // A bulk batch repeats one statement: its text is checked once.
         for (size_t i = 0; i < stmts.size(); ++i)
           if (i == 0 || stmts[i].sql != stmts[i - 1].sql)
-            if (auto err = refuse_control_sql(self->state, stmts[i].sql))
+            if (auto err = refuse_sql(self->state, stmts[i].sql))
               return *err;
         auto& st = self->state;
         auto mode = in_transaction(st) ? batch_mode::savepoint : batch_mode::transaction;
@@ -562,7 +576,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
           return make_error(errc::invalid_argument,
                             "exec_many: the row ends do not fit the values; build the rows "
                             "with bulk_statement::add_row");
-        if (auto err = refuse_control_sql(self->state, bulk.sql))
+        if (auto err = refuse_sql(self->state, bulk.sql))
           return *err;
         auto& st = self->state;
         exec_request req;

@@ -120,7 +120,7 @@ class sql_scanner {
  public:
   /// With `backslash_strings`, '...' literals take backslash escapes too (PostgreSQL
   /// with standard_conforming_strings off, which any session can SET).
-  /// With `operators`, "=", "(" and "." are tokens too.
+  /// With `operators`, "=", "(", "." and "," are tokens too.
   sql_scanner(const std::string& sql, sql_dialect dialect, bool backslash_strings,
               bool operators = false)
       : sql_(sql), dialect_(dialect), backslash_strings_(backslash_strings), operators_(operators) {
@@ -134,7 +134,8 @@ class sql_scanner {
       if (std::isspace(static_cast<unsigned char>(c))) {
         ++pos_;
       } else if (sql_.compare(pos_, 2, "--") == 0) {
-        auto end = sql_.find('\n', pos_);
+        // PostgreSQL ends a line comment at \r too; SQLite only at \n.
+        auto end = sql_.find_first_of(postgres() ? "\n\r" : "\n", pos_);
         pos_ = end == std::string::npos ? sql_.size() : end + 1;
       } else if (sql_.compare(pos_, 2, "/*") == 0) {
         skip_block_comment();
@@ -142,7 +143,7 @@ class sql_scanner {
         skip_quoted(c == '[' ? ']' : c, c == '\'' && backslash_strings_);
       } else if (c == '$' && postgres() && dollar_tag()) {
         skip_dollar_quote();
-      } else if (c == ';' || (operators_ && (c == '=' || c == '(' || c == '.'))) {
+      } else if (c == ';' || (operators_ && (c == '=' || c == '(' || c == '.' || c == ','))) {
         ++pos_;
         return std::string(1, c);
       } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_' ||
@@ -406,6 +407,52 @@ unsigned changes_read(const std::string& sql, sql_dialect dialect, bool backslas
 }
 
 } // namespace
+
+namespace {
+
+std::optional<std::string> escape_read(const std::string& sql, sql_dialect dialect,
+                                       bool backslash_strings) {
+  sql_scanner scan{sql, dialect, backslash_strings, true};
+  std::string previous;
+  size_t words = 0;
+  std::string first;
+  for (auto token = scan.next(); !token.empty(); previous = token, token = scan.next()) {
+    if (token == ";") {
+      words = 0;
+      continue;
+    }
+    if (++words == 1)
+      first = token;
+    if (dialect == sql_dialect::sqlite) {
+      if (token == "query_only")
+        return std::string{"query_only"};
+      continue;
+    }
+    if (token == "default_transaction_read_only" || token == "transaction_read_only")
+      return token;
+    // Its setting's name is a literal: any use might be one.
+    if (token == "set_config")
+      return token;
+    if (previous == "read" && token == "write")
+      return std::string{"READ WRITE"};
+    // Both set default_transaction_read_only back to the server's default.
+    if (words == 2 && first == "reset" && token == "all")
+      return std::string{"RESET ALL"};
+    if (words == 1 && first == "discard")
+      return std::string{"DISCARD"};
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+std::optional<std::string> read_only_escape(const std::string& sql, sql_dialect dialect) {
+  if (auto found = escape_read(sql, dialect, false))
+    return found;
+  if (dialect == sql_dialect::postgresql)
+    return escape_read(sql, dialect, true);
+  return std::nullopt;
+}
 
 unsigned session_changes(const std::string& sql, sql_dialect dialect) {
   unsigned changes = changes_read(sql, dialect, false);

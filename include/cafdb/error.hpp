@@ -42,7 +42,7 @@ db_error to_db_error(const caf::error& err);
 /// requests: cafdb errors stay as they are; CAF's request_timeout becomes
 /// `request_timeout`, request_receiver_down (the session or the database is gone)
 /// `session_closed`, any other CAF error `unavailable`, each with a message that says
-/// what to do. `then_settled` and `await_settled` hand errors over this way.
+/// what to do. Call it in the error handlers of requests to cafdb actors.
 caf::error as_cafdb_error(const caf::error& err);
 
 /// Returns true if `err` is the cafdb error `code`.

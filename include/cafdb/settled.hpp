@@ -6,7 +6,8 @@
 // closed session kept its whole actor) alive for minutes: memory grew linearly with
 // the request rate. These helpers cancel the timeout as soon as the answer or the
 // error arrives, so the clock holds only the requests still in flight. Errors reach the
-// handler as cafdb errors (as_cafdb_error), never as CAF's own.
+// handler as CAF delivers them: `as_cafdb_error` (cafdb/error.hpp) turns CAF's own
+// (a request timeout, a receiver gone) into cafdb errors.
 #pragma once
 
 #include <utility>
@@ -14,8 +15,6 @@
 #include <caf/detail/type_traits.hpp>
 #include <caf/local_actor.hpp>
 #include <caf/message_id.hpp>
-
-#include "cafdb/error.hpp"
 
 namespace cafdb {
 
@@ -42,36 +41,24 @@ auto forgetting(caf::local_actor* self, caf::message_id id, F f) {
   return forgetting(self, id, std::move(f), args{});
 }
 
-// An error handler that forgets the timeout and hands over the error as a cafdb error.
-template <class G>
-auto forgetting_error(caf::local_actor* self, caf::message_id id, G g) {
-  return [self, id, g = std::move(g)](caf::error& err) mutable {
-    forget_timeout(self, id);
-    err = as_cafdb_error(err);
-    g(err);
-  };
-}
-
 } // namespace detail
 
-/// `handle.then(on_answer, on_error)`, with the timeout cancelled on either, and the
-/// error a cafdb error.
+/// `handle.then(on_answer, on_error)`, with the timeout cancelled on either.
 template <class Handle, class F, class G>
 void then_settled(Handle handle, F on_answer, G on_error) {
   auto self = handle.self();
   auto id = handle.id();
   handle.then(detail::forgetting(self, id, std::move(on_answer)),
-              detail::forgetting_error(self, id, std::move(on_error)));
+              detail::forgetting(self, id, std::move(on_error)));
 }
 
-/// `handle.await(on_answer, on_error)`, with the timeout cancelled on either, and the
-/// error a cafdb error.
+/// `handle.await(on_answer, on_error)`, with the timeout cancelled on either.
 template <class Handle, class F, class G>
 void await_settled(Handle handle, F on_answer, G on_error) {
   auto self = handle.self();
   auto id = handle.id();
   handle.await(detail::forgetting(self, id, std::move(on_answer)),
-               detail::forgetting_error(self, id, std::move(on_error)));
+               detail::forgetting(self, id, std::move(on_error)));
 }
 
 } // namespace cafdb

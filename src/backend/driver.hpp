@@ -256,6 +256,11 @@ enum session_change : unsigned {
 /// find is one reset of the connection, of a miss state leaking to the next user.
 unsigned session_changes(const std::string& sql, sql_dialect dialect);
 
+/// What in `sql` would lift a read-only session's protection (PostgreSQL:
+/// default_transaction_read_only, transaction_read_only, READ WRITE, RESET ALL,
+/// DISCARD; SQLite: query_only), or nothing. Read as transaction_control reads it.
+std::optional<std::string> read_only_escape(const std::string& sql, sql_dialect dialect);
+
 /// The first word of the statement text (after blanks and comments), in lower case;
 /// words longer than 16 characters are cut there.
 std::string leading_keyword(const std::string& sql);

@@ -4,6 +4,8 @@
 
 #include <cctype>
 #include <cstring>
+#include <iterator>
+#include <thread>
 
 #include <sqlite3.h>
 
@@ -189,6 +191,10 @@ db_error sqlite_driver::error_from(int code, const std::string& context) const {
     extended = code;
   bool during_prepare = context == "prepare";
   auto kind = sqlite_errc(extended, during_prepare);
+  // A lock wait cut short by a cancel or the deadline (on_busy) is a timeout, not a
+  // lock held past busy_timeout.
+  if (kind == errc::busy && (cancelled() || std::chrono::steady_clock::now() >= deadline_))
+    kind = errc::statement_timeout;
   std::string driver_message = db ? sqlite3_errmsg(db) : sqlite3_errstr(code);
   std::string message;
   if (during_prepare)
@@ -222,7 +228,7 @@ outcome<done> sqlite_driver::open() {
   }
   db_.store(db);
   sqlite3_extended_result_codes(db, 1);
-  sqlite3_busy_timeout(db, static_cast<int>(options_.busy_timeout.count()));
+  sqlite3_busy_handler(db, &sqlite_driver::on_busy, this);
   std::string pragmas = "PRAGMA foreign_keys = ON;";
   if (options_.path != ":memory:" && role_ != connection_role::reader)
     pragmas += "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
@@ -688,6 +694,24 @@ void sqlite_driver::set_deadline(std::chrono::steady_clock::time_point deadline)
 bool sqlite_driver::in_transaction() const {
   auto db = db_.load();
   return db && sqlite3_get_autocommit(db) == 0;
+}
+
+int sqlite_driver::on_busy(void* self, int attempt) {
+  // sqlite3_busy_timeout's schedule (ms), but its wait ignores sqlite3_interrupt: this
+  // one also gives up as soon as the request is cancelled (deadline, shutdown) or past
+  // its deadline, so a statement waiting for a lock never outlives its request.
+  static constexpr int delays[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
+  auto& driver = *static_cast<sqlite_driver*>(self);
+  auto now = std::chrono::steady_clock::now();
+  if (attempt == 0)
+    driver.busy_since_ = now;
+  auto give_up_at = std::min(driver.busy_since_ + driver.options_.busy_timeout, driver.deadline_);
+  if (driver.cancelled() || now >= give_up_at)
+    return 0;
+  auto step = std::chrono::milliseconds(delays[std::min<size_t>(attempt, std::size(delays) - 1)]);
+  std::this_thread::sleep_for(
+      std::min<std::chrono::steady_clock::duration>(step, give_up_at - now));
+  return driver.cancelled() ? 0 : 1;
 }
 
 void sqlite_driver::interrupt() noexcept {

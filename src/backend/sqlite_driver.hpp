@@ -88,6 +88,9 @@ class sqlite_driver final : public driver {
   void clear_cache() noexcept;
   outcome<result_set> step_all(sqlite3_stmt* stmt, bool inserts);
   db_error error_from(int code, const std::string& context) const;
+  /// The busy handler: waits for a lock at most busy_timeout, and not past a cancel or
+  /// the deadline.
+  static int on_busy(void* self, int attempt);
   void close() noexcept;
 
   sqlite_options options_;
@@ -108,6 +111,8 @@ class sqlite_driver final : public driver {
   /// See set_deadline; checked by a progress handler, installed on first use.
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   bool deadline_watched_ = false;
+  /// When the current wait for a lock began (on_busy).
+  std::chrono::steady_clock::time_point busy_since_;
 };
 
 /// The name of an SQLite result code with its number, e.g. "SQLITE_CONSTRAINT(2067)".

@@ -8,6 +8,7 @@
 #include <future>
 
 #include <caf/detail/simple_actor_clock.hpp>
+#include <sqlite3.h>
 
 #include "cafdb/settled.hpp"
 #include "support/backends.hpp"
@@ -80,11 +81,61 @@ TEMPLATE_TEST_CASE_METHOD(trust, "transaction control is refused anywhere in a s
       {"PREPARE TRANSACTION 'x'", "PREPARE TRANSACTION"},
       {"SELECT 1; BEGIN IMMEDIATE TRANSACTION", "BEGIN"},
   };
+  if (std::is_same_v<TestType, pg_backend>) // PostgreSQL ends a line comment at \r too
+    smuggled.emplace_back("SELECT 1; -- note\rCOMMIT", "COMMIT");
   for (auto& [sql, keyword] : smuggled) {
     auto err = this->refused(*this->cli, sql);
     CHECK(is(err, errc::invalid_argument));
     CHECK(describe(err).message.find(keyword) != std::string::npos);
   }
+  CHECK(this->count("t") == 0);
+}
+
+TEMPLATE_TEST_CASE_METHOD(trust,
+                          "SQL text with a NUL is refused: the engine would run only the text "
+                          "before it",
+                          "[trust]", sqlite_backend, pg_backend) {
+  this->must_exec({"INSERT INTO t (v) VALUES ('a'), ('b'), ('c')"});
+  auto err = this->refused(*this->cli, std::string("DELETE FROM t\0 WHERE v = 'b'", 29));
+  CHECK(is(err, errc::invalid_argument));
+  CHECK(describe(err).message.find("NUL") != std::string::npos);
+  CHECK(this->count("t") == 3);
+}
+
+TEMPLATE_TEST_CASE_METHOD(trust, "a read-only session cannot lift its own protection", "[trust]",
+                          sqlite_backend, pg_backend) {
+  bool pg = std::is_same_v<TestType, pg_backend>;
+  session_options ro;
+  ro.read_only = true;
+  std::vector<std::string> escapes =
+      pg ? std::vector<std::string>{"SET default_transaction_read_only = off",
+                                    "SET TRANSACTION READ WRITE",
+                                    "SELECT set_config('default_transaction_read_only', 'off', "
+                                    "false)",
+                                    "RESET ALL",
+                                    "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE; "
+                                    "INSERT INTO t (v) VALUES ('x')"}
+         : std::vector<std::string>{"PRAGMA query_only = 0",
+                                    "PRAGMA query_only = OFF; INSERT INTO t (v) VALUES ('x')"};
+  auto s = this->cli->open_session(ro);
+  REQUIRE(s);
+  for (auto& sql : escapes) {
+    INFO(sql);
+    auto outside = s->exec({sql});
+    REQUIRE(!outside);
+    CHECK(is(outside.error(), errc::read_only_violation));
+    REQUIRE(!s->begin());
+    auto inside = s->exec({sql});
+    REQUIRE(!inside);
+    CHECK(is(inside.error(), errc::read_only_violation));
+    REQUIRE(!s->rollback());
+    auto one_shot = this->cli->exec({sql}, ro);
+    REQUIRE(!one_shot);
+    CHECK(is(one_shot.error(), errc::read_only_violation));
+  }
+  auto write = s->exec({"INSERT INTO t (v) VALUES ('x')"});
+  REQUIRE(!write);
+  CHECK(is(write.error(), errc::read_only_violation));
   CHECK(this->count("t") == 0);
 }
 
@@ -381,7 +432,7 @@ TEMPLATE_TEST_CASE_METHOD(trust,
 
 TEMPLATE_TEST_CASE_METHOD(trust,
                           "actors that send their own requests get cafdb errors through "
-                          "then_settled",
+                          "as_cafdb_error",
                           "[trust]", sqlite_backend, pg_backend) {
   // What an actor's error handler receives for `request` sent to `dest`.
   auto error_of = [&](session_actor dest, statement stmt, caf::timespan timeout) {
@@ -391,7 +442,7 @@ TEMPLATE_TEST_CASE_METHOD(trust,
       then_settled(
           self->request(dest, timeout, exec_atom::value, stmt),
           [&seen](result_set&) { seen.set_value(make_error(errc::none)); },
-          [&seen](caf::error& err) { seen.set_value(err); });
+          [&seen](caf::error& err) { seen.set_value(as_cafdb_error(err)); });
     });
     REQUIRE(answer.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
     return answer.get();
@@ -556,6 +607,66 @@ TEST_CASE("SQLite: last_insert_id is the request's own insert, never an earlier 
   CHECK(many->affected_rows == 2);
   CHECK(many->last_insert_id == 0);
   CHECK(fx.must_exec({"INSERT INTO kv (v) VALUES ('g')"}).last_insert_id == 3);
+}
+
+TEST_CASE("SQLite: a write waiting for another process's lock ends with its request, and "
+          "with stop(), not after busy_timeout",
+          "[trust]") {
+  temp_dir dir;
+  auto cfg = file_config(dir);
+  cfg.busy_timeout = std::chrono::seconds(60);
+  cfg.shutdown_timeout = std::chrono::milliseconds(1000);
+  database_fixture fx{cfg};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE t (id INTEGER PRIMARY KEY)"});
+  // Another process's writer holds the file's write lock.
+  sqlite3* other = nullptr;
+  REQUIRE(sqlite3_open(cfg.path.c_str(), &other) == SQLITE_OK);
+  auto hold_lock = [&] {
+    REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  };
+  hold_lock();
+
+  session_options opts;
+  opts.request_timeout = std::chrono::milliseconds(300);
+  auto started = std::chrono::steady_clock::now();
+  auto blocked = fx.cli->exec({"INSERT INTO t VALUES (1)"}, opts);
+  auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  REQUIRE(!blocked);
+  INFO(render(blocked.error()) << " after " << took << " s");
+  // Answered at its deadline: an autocommit write with no answer is in doubt.
+  CHECK(is(blocked.error(), errc::commit_in_doubt));
+  CHECK(took < 3.0);
+  // The lock gone, the same writer connection serves at once: it was not stuck in the
+  // wait, so nothing was discarded.
+  REQUIRE(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+  auto next = fx.cli->exec({"INSERT INTO t VALUES (2)"}, opts);
+  INFO((next ? std::string{"ok"} : render(next.error())));
+  REQUIRE(next);
+  CHECK(fx.stats("writer").discarded == 0);
+  CHECK(fx.count("t") == 1); // the cancelled write was not applied
+
+  // stop() while a write waits for the lock (with no deadline of its own that comes
+  // sooner) ends within shutdown_timeout and answers it.
+  hold_lock();
+  caf::expected<result_set> waiting{caf::error{}};
+  std::thread writer([&] {
+    client own{fx.sys, fx.db, std::chrono::seconds(120)};
+    session_options patient;
+    patient.request_timeout = std::chrono::seconds(90);
+    waiting = own.exec({"INSERT INTO t VALUES (3)"}, patient);
+  });
+  REQUIRE(eventually([&] { return fx.stats("writer").in_use == 1; }));
+  started = std::chrono::steady_clock::now();
+  REQUIRE_FALSE(fx.cli->stop());
+  writer.join();
+  took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  INFO("stop took " << took << " s");
+  CHECK(took < 1.0 + 2.0);
+  REQUIRE(!waiting);
+  CHECK(is(waiting.error(), errc::shutting_down));
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
 }
 
 TEST_CASE("stop under load on SQLite returns within shutdown_timeout, and every request sent "

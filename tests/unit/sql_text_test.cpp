@@ -57,6 +57,9 @@ TEST_CASE("keywords inside literals, names and comments, and mid-statement, are 
   CHECK(found("DO $$BEGIN PERFORM 1; END$$", pg).empty());
   CHECK(found("SELECT E'\\'; COMMIT'", pg).empty());
   CHECK(found("SELECT $1; COMMIT", pg) == "COMMIT");
+  // PostgreSQL ends a line comment at a carriage return as well; SQLite does not.
+  CHECK(found("SELECT 1; -- note\rCOMMIT", pg) == "COMMIT");
+  CHECK(found("SELECT 1; -- note\rCOMMIT", sql_dialect::sqlite).empty());
   CHECK(found("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END; COMMIT",
               pg) == "COMMIT");
   CHECK(found("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true "
@@ -145,4 +148,23 @@ TEST_CASE("statements that end with their transaction, or only read, change no s
   CHECK(changes("SELECT 'PRAGMA foreign_keys = OFF'", lite) == 0);
   CHECK(changes("CREATE TABLE temp (a)", lite) == 0);
   CHECK(changes("SET search_path = x", lite) == 0);
+}
+
+TEST_CASE("what would lift a read-only session's protection is found", "[sql_text]") {
+  auto pg = sql_dialect::postgresql;
+  auto lite = sql_dialect::sqlite;
+  auto escape = [](const std::string& sql, sql_dialect dialect) {
+    auto found = read_only_escape(sql, dialect);
+    return found ? *found : std::string{};
+  };
+  CHECK(escape("SET default_transaction_read_only = off", pg) == "default_transaction_read_only");
+  CHECK(escape("SELECT set_config('transaction_read_only', 'off', true)", pg) == "set_config");
+  CHECK(escape("SET TRANSACTION READ WRITE", pg) == "READ WRITE");
+  CHECK(escape("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE", pg) == "READ WRITE");
+  CHECK(escape("RESET ALL", pg) == "RESET ALL");
+  CHECK(escape("SELECT 1; DISCARD ALL", pg) == "DISCARD");
+  CHECK(escape("PRAGMA query_only = 0", lite) == "query_only");
+  CHECK(escape("SELECT 'query_only'", lite).empty());
+  CHECK(escape("SELECT read, write FROM t", pg).empty());
+  CHECK(escape("SELECT x FROM t", pg).empty());
 }
