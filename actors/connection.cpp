@@ -173,6 +173,36 @@ std::optional<db_error> check_transaction_state(driver& drv, bool expected) {
                   "", ""};
 }
 
+/// Runs `request` with the driver cancelling it at `deadline` (zero: none). A
+/// statement the server confirms cancelled then says why, in cafdb's words; what it
+/// did is gone (an autocommit statement rolled back, or its transaction failed).
+template <class Request>
+auto within_deadline(driver& drv, caf::timespan deadline, Request request) {
+  using clock = std::chrono::steady_clock;
+  if (deadline.count() <= 0)
+    return request();
+  auto until = clock::now() + std::chrono::duration_cast<clock::duration>(deadline);
+  drv.set_deadline(until);
+  auto out = request();
+  drv.set_deadline(clock::time_point::max());
+  if (clock::now() < until || drv.stopping())
+    return out;
+  // The driver cancelled it itself: nothing else will clear the cancel.
+  drv.clear_cancel();
+  if (!out && out.error().code == errc::statement_timeout) {
+    drv.count_deadline_cancel();
+    out.error().message =
+        "no answer within the request deadline (" +
+        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count()) +
+        " ms): the statement was cancelled on the server" +
+        (drv.in_transaction() ? ", and its transaction failed: roll back"
+                              : ", and nothing it did was kept") +
+        ". Raise request_timeout / statement_timeout, or make it cheaper [" + out.error().message +
+        "]";
+  }
+  return out;
+}
+
 /// Invariant 6: answers `request()`, after its transaction state was checked, and
 /// resets the session if it changed and no transaction is open (unless the holder
 /// asked to keep it: exec_request::keep_session).
@@ -244,7 +274,8 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
         return then_reset_session(
             self->state,
             [&]() -> caf::result<std::vector<result_set>> {
-              auto results = run_batch(self->state, req);
+              auto results =
+                  within_deadline(drv, req.deadline, [&] { return run_batch(self->state, req); });
               if (!results) {
                 // A failed statement may end a SQLite transaction (SQLITE_FULL, SQLITE_BUSY,
                 // ...) and the session marks its transaction failed anyway: only a

@@ -163,6 +163,8 @@ struct pool {
 struct member {
   connection_actor connection;
   std::shared_ptr<driver> drv;
+  /// Its pool in engine_state::pools.
+  size_t pool_index = 0;
   /// Past this the connection is retired (pool_recycle); max() when it lives forever.
   caf::timestamp expires;
   /// When it last went idle (pool_pre_ping, idle_timeout).
@@ -342,14 +344,24 @@ connection_actor spawn_member(engine_pointer self, connection_role role) {
     auto jitter = std::uniform_int_distribution<int64_t>{0, life.count() / 10}(st.random);
     expires = now() + life - caf::timespan{jitter};
   }
-  st.all.push_back(member{conn, std::move(drv), expires, now(), thread});
+  size_t index = 0;
+  while (index + 1 < st.pools.size() && st.pools[index].role != role)
+    ++index;
+  st.all.push_back(member{conn, std::move(drv), index, expires, now(), thread});
   return conn;
+}
+
+// Forgets a member; the statistics keep what its driver counted.
+void forget_member(engine_state& st, std::vector<member>::iterator i) {
+  if (i == st.all.end())
+    return;
+  st.pools[i->pool_index].cancelled += i->drv->deadline_cancels();
+  st.all.erase(i);
 }
 
 void close_connection(engine_pointer self, const connection_actor& conn) {
   auto& st = self->state;
-  if (auto i = find_member(st, conn); i != st.all.end())
-    st.all.erase(i);
+  forget_member(st, find_member(st, conn));
   self->demonitor(conn.address());
   self->send_exit(conn, caf::exit_reason::user_shutdown);
 }
@@ -735,7 +747,7 @@ void reclaim_leases(engine_pointer self, const caf::actor_addr& holder) {
 // leased or busy: forgotten now, and whoever holds it finds out at its next request.
 void on_connection_down(engine_pointer self, const connection_actor& conn, const caf::error& why) {
   auto& st = self->state;
-  st.all.erase(find_member(st, conn));
+  forget_member(st, find_member(st, conn));
   for (size_t index = 0; index < st.pools.size(); ++index) {
     auto& p = st.pools[index];
     auto i = std::find(p.idle.begin(), p.idle.end(), conn);
@@ -956,6 +968,9 @@ pool_stats stats_of(const engine_state& st, const pool& p) {
   out.discarded = p.discarded;
   out.opened = p.opened;
   out.cancelled = p.cancelled;
+  for (auto& m : st.all)
+    if (&st.pools[m.pool_index] == &p)
+      out.cancelled += m.drv->deadline_cancels();
   out.reconnects = p.reconnects;
   out.recycled = p.recycled;
   out.ping_failures = p.ping_failures;

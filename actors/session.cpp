@@ -110,11 +110,21 @@ bool in_transaction(const session_state& st) {
 }
 
 caf::timespan request_deadline(const session_state& st) {
+  // A year stands for "no limit": beyond it, clock arithmetic would overflow.
+  constexpr caf::timespan longest = std::chrono::hours(24 * 365);
   if (st.options.request_timeout.count() > 0)
-    return st.options.request_timeout;
+    return std::min(st.options.request_timeout, longest);
   // Trails the server-side statement_timeout, so the server cancels first and the
   // connection stays usable; our own deadline only catches a hung link.
   return caf::timespan{st.cfg->statement_timeout} + std::chrono::seconds(1);
+}
+
+/// How long a connection may take past a request's deadline to answer: it cancels the
+/// statement at the deadline and waits at most this long for the server to confirm
+/// (the PostgreSQL driver's grace), plus a margin for the answer's way back.
+caf::timespan confirm_grace(const session_state& st) {
+  return std::min(caf::timespan{st.cfg->connect_timeout}, caf::timespan{std::chrono::seconds(5)}) +
+         std::chrono::seconds(1);
 }
 
 int64_t milliseconds(caf::timespan span) {
@@ -130,12 +140,18 @@ bool connection_unknown(const caf::error& err) {
 
 // Whether a batch can change data: a read-only session's cannot, nor statements that
 // only read. What may have changed and may have committed is in doubt when its answer
-// never came.
-bool may_write(const exec_request& req) {
+// never came. On PostgreSQL a SELECT (or VALUES) can call a function, or read a view
+// that calls one, that writes: only SHOW and TABLE certainly do not. SQLite's SQL
+// functions cannot write.
+bool may_write(const exec_request& req, sql_dialect dialect) {
   if (req.read_only)
     return false;
-  auto writes = [](const std::string& sql) {
+  auto writes = [dialect](const std::string& sql) {
     auto word = leading_keyword(sql);
+    if (word == "show" || word == "table")
+      return false;
+    if (dialect == sql_dialect::postgresql)
+      return true;
     if (word == "with") { // a CTE leads a read or a write: look for the write
       auto text = to_lower(sql);
       for (auto verb : {"insert", "update", "delete", "merge", "replace"})
@@ -143,7 +159,7 @@ bool may_write(const exec_request& req) {
           return true;
       return false;
     }
-    return word != "select" && word != "values" && word != "show" && word != "table";
+    return word != "select" && word != "values";
   };
   if (req.bulk.row_count() > 0)
     return writes(req.bulk.sql);
@@ -404,11 +420,16 @@ void run_batch(session_pointer self, caf::typed_response_promise<Result> rp, exe
                Convert convert) {
   // The batch is moved along, never copied: it may hold thousands of statements.
   auto mode = req.mode;
-  auto writes = may_write(req);
+  auto writes = may_write(req, dialect_of(*self->state.cfg));
+  // The connection cancels the batch at its deadline and answers what the server
+  // confirms; CAF's timeout only catches a connection that cannot answer at all.
+  req.deadline = request_deadline(self->state);
   auto batch = std::make_shared<exec_request>(std::move(req));
   with_lease(self, rp, [=](connection_actor conn) mutable {
+    auto& st = self->state;
     await_settled(
-        self->request(conn, request_deadline(self->state), exec_atom::value, std::move(*batch)),
+        self->request(conn, request_deadline(st) + confirm_grace(st), exec_atom::value,
+                      std::move(*batch)),
         [=](std::vector<result_set>& results) mutable {
           auto& st = self->state;
           if (!in_transaction(st))

@@ -60,12 +60,17 @@ struct exec_request {
   /// instead of being reset after it. For a holder that keeps its lease across requests
   /// (a migration run); sessions never set it.
   bool keep_session = false;
+  /// How long the request may run (zero: no limit of its own). Past it the connection
+  /// cancels the statement itself and answers what the server confirms: the result if
+  /// it finished first, statement_timeout if the cancel took, connection_lost if the
+  /// server stayed silent (the driver waits at most its grace for it).
+  caf::timespan deadline{0};
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, exec_request& x) {
   return f(caf::meta::type_name("cafdb::exec_request"), x.statements, x.mode, x.read_only, x.bulk,
-           x.keep_session);
+           x.keep_session, x.deadline);
 }
 
 /// What one statement of a batch of independent reads gave: its rows, or its error

@@ -113,10 +113,10 @@ class driver {
   /// every request; drivers only talk to the server when the mode changes.
   virtual outcome<done> set_read_only(bool read_only) = 0;
 
-  /// From now on a statement still running at `deadline` stops with statement_timeout;
-  /// `time_point::max()` lifts the limit. For statements run in place, on a borrowed
-  /// handle (read_handles): SQLite checks it while a statement runs. Drivers whose
-  /// server enforces statement_timeout ignore it.
+  /// From now on a statement still running at `deadline` is cancelled (it fails with
+  /// statement_timeout, as `cancel()` does, if the server confirms it);
+  /// `time_point::max()` lifts the limit. The driver checks it on its own thread: no
+  /// other thread needs to call `cancel()` at the deadline.
   virtual void set_deadline(std::chrono::steady_clock::time_point deadline) { (void)deadline; }
 
   /// True while a transaction is open on the handle.
@@ -153,6 +153,11 @@ class driver {
 
   /// True once `cancel_for_shutdown` was called.
   bool stopping() const noexcept { return stopping_.load(std::memory_order_relaxed); }
+
+  /// Statements cancelled at their request's deadline (set_deadline) and confirmed:
+  /// counted by the caller that set the deadline; read from any thread (statistics).
+  void count_deadline_cancel() noexcept { deadline_cancels_.fetch_add(1); }
+  int64_t deadline_cancels() const noexcept { return deadline_cancels_.load(); }
 
   /// A short description for logs: engine, target and role. Never contains secrets.
   virtual std::string describe() const = 0;
@@ -201,6 +206,7 @@ class driver {
   /// True from `cancel` to `clear_cancel`: a batch stops starting statements.
   std::atomic<bool> cancel_requested_{false};
   std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> deadline_cancels_{0};
 };
 
 /// Adds one run of a bulk statement to the sum of the runs before it: affected rows

@@ -328,6 +328,8 @@ bool pg_driver::await_socket(short events) {
     if (!conn_ || PQsocket(conn_) < 0)
       return false;
     auto now = steady::now();
+    if (now >= cancel_at_ && !cancelled())
+      cancel(); // the request's own deadline (set_deadline)
     if (cancelled() && !cancel_sent_) {
       // The cancel is on its way (interrupt): the server confirms it by answering.
       cancel_sent_ = true;
@@ -337,10 +339,11 @@ bool pg_driver::await_socket(short events) {
       went_silent(std::chrono::duration_cast<std::chrono::milliseconds>(now - started_));
       return false;
     }
+    auto wake_at = cancelled() ? deadline_ : std::min(deadline_, cancel_at_);
     int timeout = -1;
-    if (deadline_ != steady::time_point::max()) {
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - now).count();
-      timeout = static_cast<int>(std::min<int64_t>(left, INT_MAX));
+    if (wake_at != steady::time_point::max()) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count();
+      timeout = static_cast<int>(std::clamp<int64_t>(left, 0, INT_MAX));
     }
     pollfd fds[2] = {{PQsocket(conn_), events, 0}, {wake_fd_, POLLIN, 0}};
     int rc = ::poll(fds, wake_fd_ >= 0 ? 2 : 1, timeout);
@@ -1020,6 +1023,10 @@ outcome<done> pg_driver::set_read_only(bool read_only) {
   if (set)
     read_only_ = read_only;
   return set;
+}
+
+void pg_driver::set_deadline(std::chrono::steady_clock::time_point deadline) {
+  cancel_at_ = deadline;
 }
 
 bool pg_driver::in_transaction() const {

@@ -78,6 +78,7 @@ class pg_driver final : public driver {
                                                        bool read_only, size_t& failed_at) override;
   std::vector<outcome<result_set>> execute_each(const std::vector<statement>& statements) override;
   outcome<done> set_read_only(bool read_only) override;
+  void set_deadline(std::chrono::steady_clock::time_point deadline) override;
   bool in_transaction() const override;
   outcome<done> reset_session() override;
   std::string describe() const override;
@@ -192,6 +193,8 @@ class pg_driver final : public driver {
   std::chrono::steady_clock::time_point started_;
   /// A cancel was sent for the request in flight (its deadline is then near).
   bool cancel_sent_ = false;
+  /// From set_deadline: the request in flight is cancelled at this time.
+  std::chrono::steady_clock::time_point cancel_at_ = std::chrono::steady_clock::time_point::max();
   /// The last request failed because the server stopped answering.
   bool silent_ = false;
   std::string silence_;
