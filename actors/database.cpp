@@ -109,6 +109,8 @@ struct database_state {
       entry.second.deliver(err);
     for (auto& session : sessions)
       caf::anon_send(session.actor, shutdown_atom::value, true);
+    if (handles)
+      handles->cancel_for_shutdown();
     for (auto& entry : engines)
       caf::anon_send_exit(entry.second, caf::exit_reason::user_shutdown);
     if (setup)
@@ -702,9 +704,12 @@ database_actor::behavior_type database_behavior(database_pointer self,
           // in time (its connection is stuck) is abandoned to the engine's exit.
           for (auto& session : st.sessions)
             self->send(session.actor, shutdown_atom::value, true);
-          // Sessions busy in a statement hear of it only when it ends: cancel those.
+          // Sessions busy in a statement hear of it only when it ends: cancel those,
+          // and the reads sessions run in place on borrowed handles.
           for (auto& entry : st.engines)
             self->send(entry.second, shutdown_atom::value);
+          if (st.handles)
+            st.handles->cancel_for_shutdown();
           self->delayed_send(self, caf::timespan{st.cfg->connect_timeout}, expire_atom::value,
                              final_deadline);
           return;

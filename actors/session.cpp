@@ -339,6 +339,11 @@ std::optional<outcome<result_set>> read_in_place(session_state& st, const statem
   // A handle whose session the read changed (a pragma, a temporary table) is closed
   // too: nothing of one reader reaches the next.
   usable = usable && !handle->session_changed();
+  if (!rows && rows.error().code == errc::statement_timeout && handle->stopping())
+    rows = db_error{errc::shutting_down,
+                    "the database is stopping (shutdown_timeout passed): the read was "
+                    "cancelled",
+                    rows.error().driver_code, rows.error().driver_message};
   st.handles->give_back(std::move(handle), usable);
   return rows;
 }

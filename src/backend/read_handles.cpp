@@ -1,5 +1,7 @@
 #include "backend/read_handles.hpp"
 
+#include <algorithm>
+
 namespace cafdb {
 
 read_handles::read_handles(opener open, size_t capacity)
@@ -8,10 +10,13 @@ read_handles::read_handles(opener open, size_t capacity)
 std::unique_ptr<driver> read_handles::borrow() {
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    if (stopping_)
+      return nullptr;
     if (!idle_.empty()) {
       auto handle = std::move(idle_.back());
       idle_.pop_back();
       lent_count_ += 1;
+      lent_.push_back(handle.get());
       return handle;
     }
     if (open_count_ >= capacity_)
@@ -21,12 +26,20 @@ std::unique_ptr<driver> read_handles::borrow() {
   auto handle = open_();
   bool opened = handle && handle->open();
   std::lock_guard<std::mutex> guard{mtx_};
-  if (opened) {
+  if (opened && !stopping_) {
     lent_count_ += 1;
+    lent_.push_back(handle.get());
     return handle;
   }
   open_count_ -= 1;
-  return nullptr;
+  return nullptr; // a handle opened while stopping closes here, with the lock held: rare
+}
+
+void read_handles::cancel_for_shutdown() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  stopping_ = true;
+  for (auto* handle : lent_)
+    handle->cancel_for_shutdown(); // never blocks (sqlite3_interrupt)
 }
 
 void read_handles::give_back(std::unique_ptr<driver> handle, bool usable) {
@@ -34,7 +47,8 @@ void read_handles::give_back(std::unique_ptr<driver> handle, bool usable) {
     return;
   std::unique_ptr<driver> closing; // closed outside the lock
   std::lock_guard<std::mutex> guard{mtx_};
-  if (usable) {
+  lent_.erase(std::remove(lent_.begin(), lent_.end(), handle.get()), lent_.end());
+  if (usable && !stopping_) {
     idle_.push_back(std::move(handle));
     return;
   }

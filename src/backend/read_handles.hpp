@@ -31,6 +31,10 @@ class read_handles {
   /// Returns a borrowed handle; `usable` false closes it instead (its state is unknown).
   void give_back(std::unique_ptr<driver> handle, bool usable);
 
+  /// The database is stopping: every lent handle's statement is cancelled
+  /// (driver::cancel_for_shutdown) and nothing more is lent.
+  void cancel_for_shutdown();
+
   /// Handles open, lent ones included.
   size_t open_count() const;
 
@@ -42,6 +46,9 @@ class read_handles {
   size_t capacity_;
   mutable std::mutex mtx_;
   std::vector<std::unique_ptr<driver>> idle_;
+  /// The handles lent out (owned by their borrowers until given back).
+  std::vector<driver*> lent_;
+  bool stopping_ = false;
   /// Idle, lent, and being opened.
   size_t open_count_ = 0;
   uint64_t lent_count_ = 0;

@@ -669,6 +669,46 @@ TEST_CASE("SQLite: a write waiting for another process's lock ends with its requ
   sqlite3_close(other);
 }
 
+TEST_CASE("stop on SQLite cancels reads running in place on borrowed handles", "[trust]") {
+  temp_dir dir;
+  auto cfg = file_config(dir);
+  cfg.shutdown_timeout = std::chrono::milliseconds(1000);
+  cfg.connect_timeout = std::chrono::milliseconds(1000);
+  database_fixture fx{cfg};
+  fx.require_ready();
+  auto in_place = [&] {
+    auto report = fx.cli->status();
+    return report ? report->reads_in_place : int64_t{0};
+  };
+  auto before = in_place();
+  constexpr int readers = 2; // read handles: all scheduler threads but one
+  std::vector<caf::expected<result_set>> answers(readers, caf::error{});
+  std::vector<std::thread> threads;
+  for (int i = 0; i < readers; ++i)
+    threads.emplace_back([&, i] {
+      client own{fx.sys, fx.db, std::chrono::seconds(120)};
+      session_options ro;
+      ro.read_only = true;
+      ro.request_timeout = std::chrono::seconds(90);
+      auto s = own.open_session(ro);
+      if (s)
+        answers[i] = s->exec({sqlite_backend::endless_sql});
+    });
+  REQUIRE(eventually([&] { return in_place() >= before + 1; }));
+  auto started = std::chrono::steady_clock::now();
+  REQUIRE_FALSE(fx.cli->stop());
+  for (auto& t : threads)
+    t.join();
+  auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  INFO("stop took " << took << " s");
+  CHECK(took < 1.0 + 1.0 + 2.0);
+  for (auto& answer : answers) {
+    REQUIRE(!answer);
+    INFO(render(answer.error()));
+    CHECK((is(answer.error(), errc::shutting_down) || is(answer.error(), errc::session_closed)));
+  }
+}
+
 TEST_CASE("stop under load on SQLite returns within shutdown_timeout, and every request sent "
           "before it has its answer",
           "[trust]") {
