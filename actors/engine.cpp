@@ -1272,8 +1272,10 @@ driver_factory default_driver_factory(std::shared_ptr<const config> cfg, const s
       return std::make_unique<pg_driver>(options, conn_role);
     };
   }
-  return [cfg](connection_role conn_role) -> std::unique_ptr<driver> {
+  auto opened_once = std::make_shared<std::atomic<bool>>(false);
+  return [cfg, opened_once](connection_role conn_role) -> std::unique_ptr<driver> {
     sqlite_options options;
+    options.opened_once = opened_once;
     options.path = cfg->path;
     options.create_if_missing = cfg->create_if_missing;
     options.busy_timeout = cfg->busy_timeout;

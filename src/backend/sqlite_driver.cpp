@@ -211,7 +211,8 @@ db_error sqlite_driver::error_from(int code, const std::string& context) const {
 outcome<done> sqlite_driver::open() {
   close();
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-  if (options_.create_if_missing && role_ != connection_role::reader)
+  if (options_.create_if_missing && role_ != connection_role::reader &&
+      !options_.opened_once->load())
     flags |= SQLITE_OPEN_CREATE;
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(options_.path.c_str(), &db, flags, nullptr);
@@ -249,6 +250,7 @@ outcome<done> sqlite_driver::open() {
   }
   if (auto id = file_id(options_.path))
     opened_file_ = *id;
+  options_.opened_once->store(true);
   read_only_ = false;
   session_changes_ = 0;
   return done{};
@@ -297,17 +299,18 @@ std::optional<std::pair<uint64_t, uint64_t>> sqlite_driver::file_id(const std::s
 }
 
 outcome<done> sqlite_driver::check_file() const {
-  // Only where writes are acknowledged; readers cannot lose anything.
-  if (role_ == connection_role::reader || !opened_file_)
+  // Writers would lose what they acknowledge; readers would go on reading a file
+  // nobody writes any more.
+  if (!opened_file_)
     return done{};
   if (file_id(options_.path) == opened_file_)
     return done{};
   return db_error{errc::connection_lost,
                   "the database file '" + options_.path +
-                      "' was deleted or replaced while it was open: a write acknowledged now "
-                      "would be lost at the next start, so nothing is written; the connection "
-                      "is discarded and the path opened again (restore the file if it was "
-                      "deleted by mistake)",
+                      "' was deleted or replaced while it was open: nothing was run on it (a "
+                      "write acknowledged now would be lost at the next start); the connection "
+                      "is discarded and the path opened again, never created anew (restore the "
+                      "file if it was deleted by mistake)",
                   "SQLITE_CANTOPEN", "database file replaced"};
 }
 

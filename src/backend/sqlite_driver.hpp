@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -18,6 +19,11 @@ struct sqlite_options {
   /// File path or ":memory:".
   std::string path;
   bool create_if_missing = true;
+  /// Shared by every handle of one database: set once any of them opened the file.
+  /// From then on a missing file is an error, never a new empty database (a file
+  /// deleted while open would otherwise come back empty, and acknowledged writes
+  /// would go to a file the readers never see).
+  std::shared_ptr<std::atomic<bool>> opened_once = std::make_shared<std::atomic<bool>>(false);
   std::chrono::milliseconds busy_timeout{5000};
   /// Prepared statements kept per connection before the cache is cleared.
   size_t statement_cache_size = 256;

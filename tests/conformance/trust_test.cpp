@@ -784,6 +784,33 @@ TEST_CASE("SQLite: a database file deleted or replaced while open is noticed bef
   CHECK(describe(autocommit.error()).message.find("deleted or replaced") != std::string::npos);
 }
 
+TEST_CASE("SQLite: a database file deleted while open never comes back as a new empty one, and "
+          "readers do not go on reading the old one",
+          "[trust]") {
+  temp_dir dir;
+  auto cfg = file_config(dir);
+  database_fixture fx{cfg};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE t (id INTEGER PRIMARY KEY)"});
+  fx.must_exec({"INSERT INTO t VALUES (1), (2), (3)"});
+  session_options ro;
+  ro.read_only = true;
+  REQUIRE(fx.cli->exec({"SELECT count(*) FROM t"}, ro)); // readers open on the file
+  for (auto suffix : {"", "-wal", "-shm"})
+    std::filesystem::remove(dir.file(std::string{"test.db"} + suffix));
+  // Every write is refused, the first and the ones after the writer is replaced.
+  for (int i = 0; i < 3; ++i) {
+    auto write = fx.cli->exec({"INSERT INTO t VALUES (99)"});
+    INFO(i << ": " << (write ? std::string{"ok"} : text(write.error())));
+    CHECK(!write);
+  }
+  CHECK_FALSE(std::filesystem::exists(dir.file("test.db")));
+  // A reader never answers from the deleted file.
+  auto read = fx.cli->exec({"SELECT count(*) FROM t"}, ro);
+  INFO((read ? std::string{"rows: "} + read->rows.at(0).at(0).as_text() : text(read.error())));
+  CHECK(!read);
+}
+
 TEST_CASE("PostgreSQL: a cached statement's own error is never run twice", "[trust][pg]") {
   temp_dir dir;
   database_fixture fx{pg_backend::make_config(dir)};
