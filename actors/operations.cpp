@@ -222,9 +222,10 @@ struct table_input {
 outcome<json> parse_field(const std::string& text, const char* field, op_kind kind) {
   if (text.empty())
     return json(nullptr);
-  auto parsed = json::parse(text, nullptr, false);
+  auto parsed = parse_json_bounded(text);
   if (parsed.is_discarded())
-    return invalid(to_string(kind) + ": '" + field + "' is not valid JSON");
+    return invalid(to_string(kind) + ": '" + field + "' is not valid JSON (or nests deeper than " +
+                   std::to_string(json_max_depth) + " levels)");
   return parsed;
 }
 

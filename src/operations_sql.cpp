@@ -321,8 +321,8 @@ nlohmann::json row_object(const result_set& rs, size_t row) {
     if (cell.type() == value_type::integer && is_boolean_type(type)) {
       slot = cell.as_bool();
     } else if (cell.type() == value_type::text && is_json_type(type)) {
-      slot = nlohmann::json::parse(cell.bytes(), nullptr, false);
-      if (slot.is_discarded())
+      slot = parse_json_bounded(cell.bytes());
+      if (slot.is_discarded()) // not JSON, or too deep to handle: the text as it is
         slot = cell.bytes();
     } else {
       slot = cell;
@@ -532,6 +532,29 @@ std::string utc_timestamp_now() {
   char text[48];
   std::snprintf(text, sizeof text, "%s.%06lld+00:00", date, static_cast<long long>(micros));
   return text;
+}
+
+nlohmann::json parse_json_bounded(const std::string& text) {
+  // The deepest nesting, counted outside strings, before anything is built.
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > json_max_depth)
+        return nlohmann::json::value_t::discarded;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return nlohmann::json::parse(text, nullptr, false);
 }
 
 } // namespace cafdb

@@ -82,4 +82,12 @@ std::string new_uuid();
 /// as UTC and which sorts as text.
 std::string utc_timestamp_now();
 
+/// How deep JSON may nest before cafdb treats it as text: nlohmann's dump and
+/// comparisons recurse once per level, so deeper values would overflow the stack.
+constexpr int json_max_depth = 512;
+
+/// Parses `text` as JSON; a discarded value when it is not JSON or nests deeper than
+/// json_max_depth.
+nlohmann::json parse_json_bounded(const std::string& text);
+
 } // namespace cafdb

@@ -574,6 +574,19 @@ TEST_CASE("start-up fails at once on a database that does not exist (PostgreSQL)
   }
 }
 
+TEST_CASE("JSON nested too deep comes back as text, never a crash", "[trust]") {
+  file_database fx;
+  fx.must_exec({"CREATE TABLE dj (id INTEGER PRIMARY KEY, doc JSON)"});
+  constexpr int depth = 200000;
+  std::string deep = std::string(depth, '[') + std::string(depth, ']');
+  fx.must_exec({"INSERT INTO dj VALUES (1, $1)", {deep}});
+  fx.must_exec({"INSERT INTO dj VALUES (2, $1)", {"[[1], {\"a\": \"[[[\"}]"}});
+  auto rows = fx.cli->read_query({"SELECT doc FROM dj ORDER BY id"});
+  REQUIRE(rows);
+  CHECK(rows->at(0).at("doc") == deep);
+  CHECK(rows->at(1).at("doc").is_array()); // shallow JSON is still JSON
+}
+
 TEST_CASE("SQLite columns declared BOOLEAN give booleans back", "[trust]") {
   file_database fx;
   fx.must_exec({"CREATE TABLE flags (id INTEGER PRIMARY KEY, on_off BOOLEAN, n INTEGER)"});

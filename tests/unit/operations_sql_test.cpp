@@ -149,3 +149,13 @@ TEST_CASE("generated keys and timestamps", "[unit][operations]") {
   std::regex stamp{R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00:00)"};
   CHECK(std::regex_match(utc_timestamp_now(), stamp));
 }
+
+TEST_CASE("JSON deeper than json_max_depth is not parsed; brackets in strings do not count",
+          "[operations]") {
+  auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  CHECK(parse_json_bounded(nested(json_max_depth)).is_array());
+  CHECK(parse_json_bounded(nested(json_max_depth + 1)).is_discarded());
+  CHECK(parse_json_bounded("[\"" + std::string(5000, '[') + "\"]").is_array());
+  CHECK(parse_json_bounded("[\"\\\"[[\"]").is_array());
+  CHECK(parse_json_bounded("not json").is_discarded());
+}
