@@ -282,7 +282,8 @@ outcome<statement> wrapped(const statement& query, const std::string& before,
   auto sql = subquery_text(query);
   if (!sql)
     return sql.error();
-  statement out{before + *sql + after, query.params};
+  // A line break before what follows: a trailing `-- comment` would swallow it.
+  statement out{before + *sql + "\n" + after, query.params};
   for (auto& x : extra)
     out.params.push_back(std::move(x));
   return out;

@@ -446,6 +446,14 @@ std::optional<std::string> escape_read(const std::string& sql, sql_dialect diale
 
 } // namespace
 
+bool has_statement(const std::string& sql, sql_dialect dialect) {
+  sql_scanner scan{sql, dialect, false};
+  for (auto token = scan.next(); !token.empty(); token = scan.next())
+    if (token != ";")
+      return true;
+  return false;
+}
+
 std::optional<std::string> read_only_escape(const std::string& sql, sql_dialect dialect) {
   if (auto found = escape_read(sql, dialect, false))
     return found;

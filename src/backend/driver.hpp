@@ -262,6 +262,10 @@ enum session_change : unsigned {
 /// find is one reset of the connection, of a miss state leaking to the next user.
 unsigned session_changes(const std::string& sql, sql_dialect dialect);
 
+/// True if `sql` holds a word outside literals and comments: a statement to run, not
+/// only blanks, comments and `;`.
+bool has_statement(const std::string& sql, sql_dialect dialect);
+
 /// What in `sql` would lift a read-only session's protection (PostgreSQL:
 /// default_transaction_read_only, transaction_read_only, READ WRITE, RESET ALL,
 /// DISCARD; SQLite: query_only), or nothing. Read as transaction_control reads it.

@@ -622,13 +622,16 @@ result_set to_result_set(PGresult* res) {
     for (int c = 0; c < columns; ++c)
       row.push_back(convert(res, r, c));
   }
+  // A query's rows are not changes (its tag counts them: "SELECT 3").
   auto affected = PQcmdTuples(res);
-  out.affected_rows = affected && *affected ? std::strtoll(affected, nullptr, 10) : 0;
+  bool query = std::strncmp(PQcmdStatus(res), "SELECT", 6) == 0;
+  out.affected_rows = !query && affected && *affected ? std::strtoll(affected, nullptr, 10) : 0;
   return out;
 }
 
+// Blanks, comments and `;` only: no statement for the server.
 bool is_blank(const std::string& sql) {
-  return sql.find_first_not_of(" \t\r\n") == std::string::npos;
+  return !has_statement(sql, sql_dialect::postgresql);
 }
 
 // Statements sent in one pipeline before their results are read: small enough that

@@ -429,6 +429,9 @@ outcome<done> sqlite_driver::bind_slots(sqlite3_stmt* stmt, const value* params,
 outcome<result_set> sqlite_driver::step_all(sqlite3_stmt* stmt, bool inserts) {
   result_set result;
   int columns = 0;
+  // sqlite3_changes64 keeps the last INSERT / UPDATE / DELETE's count through other
+  // statements (DDL): it is this statement's only if the total moved.
+  auto total_before = sqlite3_total_changes64(db_.load());
   // SQLite keeps the last rowid inserted on the handle, whoever inserted it: an upsert
   // that updated (or an INSERT OR IGNORE that ignored) would report an earlier
   // request's. Cleared first, it is this statement's insert or nothing.
@@ -490,7 +493,7 @@ outcome<result_set> sqlite_driver::step_all(sqlite3_stmt* stmt, bool inserts) {
   }
   if (!sqlite3_stmt_readonly(stmt)) {
     auto db = db_.load();
-    result.affected_rows = sqlite3_changes64(db);
+    result.affected_rows = sqlite3_total_changes64(db) != total_before ? sqlite3_changes64(db) : 0;
     if (result.affected_rows > 0 && inserts)
       result.last_insert_id = sqlite3_last_insert_rowid(db);
   }

@@ -408,6 +408,41 @@ TEMPLATE_TEST_CASE_METHOD(trust, "text with a NUL is stored whole or refused, ne
   }
 }
 
+TEMPLATE_TEST_CASE_METHOD(trust,
+                          "affected_rows counts the statement's own changes: 0 for queries and "
+                          "DDL",
+                          "[trust]", sqlite_backend, pg_backend) {
+  auto inserted = this->must_exec({"INSERT INTO t (v) VALUES ('a'), ('b'), ('c')"});
+  CHECK(inserted.affected_rows == 3);
+  CHECK(this->must_exec({"SELECT v FROM t"}).affected_rows == 0);
+  CHECK(this->must_exec({"CREATE TABLE other (a INT)"}).affected_rows == 0);
+  CHECK(this->must_exec({"DROP TABLE other"}).affected_rows == 0);
+  auto returning = this->must_exec({"UPDATE t SET v = 'x' WHERE v <> 'c' RETURNING v"});
+  CHECK(returning.affected_rows == 2);
+  CHECK(returning.rows.size() == 2);
+  CHECK(this->must_exec({"DELETE FROM t WHERE v = 'none'"}).affected_rows == 0);
+}
+
+TEMPLATE_TEST_CASE_METHOD(trust,
+                          "comments are comments: a statement of comments only is empty, a "
+                          "trailing comment in a query is fine",
+                          "[trust]", sqlite_backend, pg_backend) {
+  for (std::string sql : {"-- nothing", "/* nothing */", ";;;", " ; -- x\n ;"}) {
+    auto r = this->cli->exec({sql});
+    INFO(sql);
+    REQUIRE(!r);
+    CHECK(is(r.error(), errc::invalid_argument));
+    CHECK(describe(r.error()).message.find("empty") != std::string::npos);
+  }
+  this->must_exec({"INSERT INTO t (v) VALUES ('a'), ('b')"});
+  auto counted = this->cli->count({"SELECT * FROM t -- every row"});
+  INFO((counted ? counted->dump() : text(counted.error())));
+  REQUIRE(counted);
+  CHECK(*counted == 2);
+  auto first = this->cli->read_one({"SELECT v FROM t ORDER BY v -- first"});
+  REQUIRE(first);
+}
+
 // -- errors the caller sees ----------------------------------------------------------
 
 TEMPLATE_TEST_CASE_METHOD(trust,
