@@ -19,6 +19,10 @@
 // 4. A request the copy refuses (a name it lacks, a value that does not fit a
 //    column's type) triggers one reflect before it is refused, so tables and columns
 //    created, changed or re-created since start-up are found.
+// 5. A write by primary key (update_one, delete_one, delete_many) never picks a row by
+//    a key the table no longer has: its statement carries a guard that fails it when
+//    the table's key columns are not the copy's, and the operation runs again after
+//    one reflect.
 #include "actors/operations.hpp"
 
 #include <functional>
@@ -80,14 +84,20 @@ void ask_database(operations_pointer self, Then then, Ts&&... xs) {
 }
 
 /// Runs one statement; `shape` turns its result into the answer.
+/// What a table operation does when its statement found the table's key changed
+/// (is_stale_key): reflects and tries again, once.
+using on_stale_key = std::function<void()>;
+
 template <class Shape>
 void run_one(operations_pointer self, reply rp, const operation& op, outcome<statement> stmt,
-             Shape shape) {
+             Shape shape, on_stale_key stale = nullptr) {
   if (!stmt)
     return answer(self, rp, stmt.error());
   ask_database<result_set>(
       self,
       [=](outcome<result_set> rs) mutable {
+        if (!rs && stale && is_stale_key(rs.error()))
+          return stale();
         if (!rs)
           return answer(self, rp, rs.error());
         answer(self, rp, shape(*rs));
@@ -100,7 +110,8 @@ void run_one(operations_pointer self, reply rp, const operation& op, outcome<sta
 /// an SQLite transaction always reads one snapshot).
 template <class Shape>
 void run_all(operations_pointer self, reply rp, const operation& op,
-             outcome<std::vector<statement>> stmts, bool snapshot, Shape shape) {
+             outcome<std::vector<statement>> stmts, bool snapshot, Shape shape,
+             on_stale_key stale = nullptr) {
   if (!stmts)
     return answer(self, rp, stmts.error());
   size_t skip = 0;
@@ -111,6 +122,8 @@ void run_all(operations_pointer self, reply rp, const operation& op,
   ask_database<std::vector<result_set>>(
       self,
       [=](outcome<std::vector<result_set>> results) mutable {
+        if (!results && stale && is_stale_key(results.error()))
+          return stale();
         if (!results)
           return answer(self, rp, results.error());
         results->erase(results->begin(), results->begin() + static_cast<std::ptrdiff_t>(skip));
@@ -290,7 +303,7 @@ db_error no_row(const table_def& table, const json& key) {
 /// The statements of a table operation, checked against `table` (names and value
 /// types); an empty list for a delete_many of no keys.
 outcome<std::vector<statement>> table_statements(const operation& op, const table_def& table,
-                                                 const table_input& in) {
+                                                 const table_input& in, sql_dialect dialect) {
   auto now = utc_timestamp_now();
   auto one = [](outcome<statement> stmt) -> outcome<std::vector<statement>> {
     if (!stmt)
@@ -314,11 +327,11 @@ outcome<std::vector<statement>> table_statements(const operation& op, const tabl
     return stmts;
   }
   case op_kind::update_one:
-    return one(update_statement(table, in.key, in.data, now));
+    return one(update_statement(table, in.key, in.data, now, dialect));
   case op_kind::delete_one:
-    return one(delete_statement(table, in.key));
+    return one(delete_statement(table, in.key, dialect));
   case op_kind::delete_many:
-    return delete_many_statements(table, in.key);
+    return delete_many_statements(table, in.key, dialect);
   case op_kind::upsert:
     return one(upsert_statement(table, in.data, op.conflict_columns, now));
   default:
@@ -328,7 +341,7 @@ outcome<std::vector<statement>> table_statements(const operation& op, const tabl
 
 /// Runs the statements of a table operation and shapes the answer.
 void run_on_table(operations_pointer self, reply rp, const operation& op, const table_def& table,
-                  const table_input& in, std::vector<statement> stmts) {
+                  const table_input& in, std::vector<statement> stmts, on_stale_key stale) {
   auto first_row = [](const result_set& rs) -> outcome<json> {
     if (rs.rows.empty())
       return db_error{errc::internal_error, "the statement returned no row; please report this", "",
@@ -354,36 +367,84 @@ void run_on_table(operations_pointer self, reply rp, const operation& op, const 
     break;
   case op_kind::update_one: {
     auto key = in.key;
-    run_one(self, rp, op, std::move(stmts.front()), [=](const result_set& rs) -> outcome<json> {
-      if (rs.rows.empty())
-        return no_row(table, key);
-      return row_object(rs, 0);
-    });
+    run_one(
+        self, rp, op, std::move(stmts.front()),
+        [=](const result_set& rs) -> outcome<json> {
+          if (rs.rows.empty())
+            return no_row(table, key);
+          return row_object(rs, 0);
+        },
+        stale);
     break;
   }
   case op_kind::delete_one: {
     auto key = in.key;
-    run_one(self, rp, op, std::move(stmts.front()), [=](const result_set& rs) -> outcome<json> {
-      if (rs.affected_rows == 0)
-        return no_row(table, key);
-      return json{{"deleted", rs.affected_rows}};
-    });
+    run_one(
+        self, rp, op, std::move(stmts.front()),
+        [=](const result_set& rs) -> outcome<json> {
+          if (rs.affected_rows == 0)
+            return no_row(table, key);
+          return json{{"deleted", rs.affected_rows}};
+        },
+        stale);
     break;
   }
   case op_kind::delete_many:
     if (stmts.empty())
       return answer(self, rp, json{{"deleted", 0}});
-    run_all(self, rp, op, std::move(stmts), false,
-            [](const std::vector<result_set>& rs) -> outcome<json> {
-              int64_t deleted = 0;
-              for (auto& x : rs)
-                deleted += x.affected_rows;
-              return json{{"deleted", deleted}};
-            });
+    run_all(
+        self, rp, op, std::move(stmts), false,
+        [](const std::vector<result_set>& rs) -> outcome<json> {
+          int64_t deleted = 0;
+          for (auto& x : rs)
+            deleted += x.affected_rows;
+          return json{{"deleted", deleted}};
+        },
+        stale);
     break;
   default:
     answer(self, rp, db_error{errc::internal_error, "not a table operation", "", ""});
   }
+}
+
+bool try_table_op(operations_pointer self, reply rp, const operation& op, const table_input& in,
+                  const std::vector<std::string>& columns, bool fresh);
+
+// Reflects, then runs the operation with the fresh copy.
+void reflect_then_try(operations_pointer self, reply rp, operation op, table_input in,
+                      std::vector<std::string> columns) {
+  refresh_schema(self, [=](std::optional<db_error> err) {
+    if (err)
+      answer(self, rp, std::move(*err));
+    else
+      try_table_op(self, rp, op, in, columns, true);
+  });
+}
+
+// Runs the operation with the copy of the schema. Not `fresh`: false, and nothing run,
+// when the copy refuses it (invariant 4); a statement that found the table's key
+// changed (its guard failed, changing nothing) reflects and runs again too.
+bool try_table_op(operations_pointer self, reply rp, const operation& op, const table_input& in,
+                  const std::vector<std::string>& columns, bool fresh) {
+  auto table = find_table(*self->state.schema, op.table);
+  if (!fresh && (!table || !knows_all(**table, columns)))
+    return false;
+  if (!table) {
+    answer(self, rp, table.error());
+    return true;
+  }
+  auto stmts = table_statements(op, **table, in, dialect_of(*self->state.cfg));
+  if (!stmts && !fresh && stmts.error().code == errc::invalid_argument)
+    return false;
+  if (!stmts) {
+    answer(self, rp, stmts.error());
+    return true;
+  }
+  on_stale_key stale;
+  if (!fresh)
+    stale = [=] { reflect_then_try(self, rp, op, in, columns); };
+  run_on_table(self, rp, op, **table, in, std::move(*stmts), std::move(stale));
+  return true;
 }
 
 void run_table_op(operations_pointer self, reply rp, operation op) {
@@ -399,31 +460,8 @@ void run_table_op(operations_pointer self, reply rp, operation op) {
   // a column's type: the table may have been dropped and created anew since) is tried
   // again after one reflect. After a fresh reflect the copy is as good as it gets: a
   // refusal is the caller's.
-  auto attempt = [=](bool fresh) {
-    auto table = find_table(*self->state.schema, op.table);
-    if (!fresh && (!table || !knows_all(**table, columns)))
-      return false;
-    if (!table) {
-      answer(self, rp, table.error());
-      return true;
-    }
-    auto stmts = table_statements(op, **table, in);
-    if (!stmts && !fresh && stmts.error().code == errc::invalid_argument)
-      return false;
-    if (!stmts)
-      answer(self, rp, stmts.error());
-    else
-      run_on_table(self, rp, op, **table, in, std::move(*stmts));
-    return true;
-  };
-  if (self->state.schema && attempt(false))
-    return;
-  refresh_schema(self, [=](std::optional<db_error> err) {
-    if (err)
-      answer(self, rp, std::move(*err));
-    else
-      attempt(true);
-  });
+  if (!self->state.schema || !try_table_op(self, rp, op, in, columns, false))
+    reflect_then_try(self, rp, op, in, columns);
 }
 
 bool is_table_op(op_kind kind) {

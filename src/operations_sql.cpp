@@ -443,7 +443,8 @@ outcome<statement> upsert_statement(const table_def& table, const nlohmann::json
 }
 
 outcome<statement> update_statement(const table_def& table, const nlohmann::json& key,
-                                    const nlohmann::json& changes, const std::string& now) {
+                                    const nlohmann::json& changes, const std::string& now,
+                                    std::optional<sql_dialect> guard) {
   if (!changes.is_object() || changes.empty())
     return invalid("update_one takes a non-empty JSON object of the columns to change");
   bool mixin = has_mixin(table);
@@ -473,22 +474,64 @@ outcome<statement> update_statement(const table_def& table, const nlohmann::json
   auto where = key_condition(table, key, params);
   if (!where)
     return where.error();
+  if (guard)
+    *where = "(" + *where + ") AND " + primary_key_guard(*guard, table, params);
   return statement{"UPDATE " + quote_identifier(table.name) + " SET " + sets + " WHERE " + *where +
                        " RETURNING *",
                    std::move(params)};
 }
 
-outcome<statement> delete_statement(const table_def& table, const nlohmann::json& key) {
+outcome<statement> delete_statement(const table_def& table, const nlohmann::json& key,
+                                    std::optional<sql_dialect> guard) {
   std::vector<value> params;
   auto where = key_condition(table, key, params);
   if (!where)
     return where.error();
+  if (guard)
+    *where = "(" + *where + ") AND " + primary_key_guard(*guard, table, params);
   return statement{"DELETE FROM " + quote_identifier(table.name) + " WHERE " + *where,
                    std::move(params)};
 }
 
+std::string primary_key_guard(sql_dialect dialect, const table_def& table,
+                              std::vector<value>& params) {
+  std::string columns;
+  for (auto& c : table.primary_key)
+    columns += (columns.empty() ? "" : ",") + c;
+  if (dialect == sql_dialect::postgresql) {
+    params.emplace_back(quote_identifier(table.name));
+    auto name = placeholder(params.size());
+    params.emplace_back(columns);
+    auto expected = placeholder(params.size());
+    // Evaluated once per statement (an uncorrelated subquery); 1 / 0 fails it (22012).
+    return "(SELECT 1 / (CASE WHEN (SELECT string_agg(a.attname::text, ',' ORDER BY k.n) "
+           "FROM pg_index x CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, n) "
+           "JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum "
+           "WHERE x.indrelid = to_regclass(" +
+           name + "::text) AND x.indisprimary) = " + expected + "::text THEN 1 ELSE 0 END)) = 1";
+  }
+  params.emplace_back(table.name);
+  auto name = placeholder(params.size());
+  params.emplace_back(columns);
+  auto expected = placeholder(params.size());
+  params.emplace_back(int64_t{1});
+  auto one = placeholder(params.size());
+  // abs() of the smallest integer fails the statement ("integer overflow"); a bound 1
+  // keeps SQLite from computing it before it is needed.
+  return "(SELECT CASE WHEN (SELECT group_concat(name, ',') FROM (SELECT name FROM "
+         "pragma_table_info(" +
+         name + ") WHERE pk > 0 ORDER BY pk)) = " + expected +
+         " THEN 1 ELSE abs(-9223372036854775807 - " + one + ") END) = 1";
+}
+
+bool is_stale_key(const db_error& err) {
+  return err.driver_code == "22012" ||
+         err.driver_message.find("integer overflow") != std::string::npos;
+}
+
 outcome<std::vector<statement>> delete_many_statements(const table_def& table,
-                                                       const nlohmann::json& keys) {
+                                                       const nlohmann::json& keys,
+                                                       std::optional<sql_dialect> guard) {
   if (!keys.is_array())
     return invalid("delete_many takes a JSON array of primary keys; got " + json_kind(keys));
   // Few enough parameters for any engine (SQLite allows 32766, PostgreSQL 65535).
@@ -501,8 +544,11 @@ outcome<std::vector<statement>> delete_many_statements(const table_def& table,
       auto where = key_condition(table, keys[i], stmt.params);
       if (!where)
         return where.error();
-      stmt.sql += (i == first ? "(" : " OR (") + *where + ")";
+      stmt.sql += (i == first ? "((" : " OR (") + *where + ")";
     }
+    stmt.sql += ")";
+    if (guard)
+      stmt.sql += " AND " + primary_key_guard(*guard, table, stmt.params);
     out.push_back(std::move(stmt));
   }
   return out;

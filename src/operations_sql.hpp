@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "cafdb/errc.hpp"
 #include "cafdb/schema.hpp"
 #include "cafdb/value.hpp"
+#include "sql_dialect.hpp"
 
 namespace cafdb {
 
@@ -62,18 +64,32 @@ outcome<statement> upsert_statement(const table_def& table, const nlohmann::json
                                     const std::vector<std::string>& conflict,
                                     const std::string& now);
 
+/// A condition that holds while `table`'s primary key is still the columns `table`
+/// names, and fails its statement when not (the table was dropped and created anew with
+/// another key): a stale copy of the schema can then never pick the wrong row. Appends
+/// its values to `params`. The failure is recognised by `is_stale_key`.
+std::string primary_key_guard(sql_dialect dialect, const table_def& table,
+                              std::vector<value>& params);
+
+/// True if `err` is a primary_key_guard's failure.
+bool is_stale_key(const db_error& err);
+
 /// UPDATE of the row with primary key `key`, returning it. Key columns cannot change;
 /// with the mixin, `date_updated` is set to `now` and the mixin columns are refused.
+/// With `guard`, the row is found only while the key is the one `table` names.
 outcome<statement> update_statement(const table_def& table, const nlohmann::json& key,
-                                    const nlohmann::json& changes, const std::string& now);
+                                    const nlohmann::json& changes, const std::string& now,
+                                    std::optional<sql_dialect> guard = std::nullopt);
 
-/// DELETE of the row with primary key `key`.
-outcome<statement> delete_statement(const table_def& table, const nlohmann::json& key);
+/// DELETE of the row with primary key `key` (`guard`: as for update_statement).
+outcome<statement> delete_statement(const table_def& table, const nlohmann::json& key,
+                                    std::optional<sql_dialect> guard = std::nullopt);
 
 /// DELETEs of every row whose primary key is in `keys` (a JSON array), a few hundred
 /// keys per statement; run them in one transaction and sum their row counts.
-outcome<std::vector<statement>> delete_many_statements(const table_def& table,
-                                                       const nlohmann::json& keys);
+outcome<std::vector<statement>>
+delete_many_statements(const table_def& table, const nlohmann::json& keys,
+                       std::optional<sql_dialect> guard = std::nullopt);
 
 /// A version 4 UUID in lower-case text, e.g. "0f8e...-4...".
 std::string new_uuid();

@@ -443,6 +443,37 @@ TEMPLATE_TEST_CASE_METHOD(trust,
   REQUIRE(first);
 }
 
+TEMPLATE_TEST_CASE_METHOD(trust,
+                          "the operations API never picks a row by a key the table no longer "
+                          "has",
+                          "[trust]", sqlite_backend, pg_backend) {
+  this->must_exec({"CREATE TABLE ops_t (id INTEGER PRIMARY KEY, v INTEGER, b INTEGER)"});
+  REQUIRE(this->cli->create_one("ops_t", {{"id", 1}, {"v", 100}, {"b", 0}}));
+  // Another client re-creates the table with another primary key.
+  this->must_exec({"DROP TABLE ops_t"});
+  this->must_exec({"CREATE TABLE ops_t (id INTEGER, v INTEGER PRIMARY KEY, b INTEGER)"});
+  this->must_exec({"INSERT INTO ops_t VALUES (1, 100, 0), (100, 1, 0)"});
+  // Key 1 is now v = 1: the row (100, 1, 0).
+  auto updated = this->cli->update_one("ops_t", 1, {{"b", 7}});
+  INFO((updated ? updated->dump() : text(updated.error())));
+  REQUIRE(updated);
+  CHECK(updated->at("id") == 100);
+  auto deleted = this->cli->delete_one("ops_t", 1);
+  REQUIRE(deleted);
+  auto left = this->must_exec({"SELECT id, v FROM ops_t"});
+  REQUIRE(left.rows.size() == 1);
+  CHECK(left.rows.at(0).at(0).as_int() == 1);
+  CHECK(left.rows.at(0).at(1).as_int() == 100);
+  // Again for delete_many after one more re-creation.
+  this->must_exec({"DROP TABLE ops_t"});
+  this->must_exec({"CREATE TABLE ops_t (id INTEGER PRIMARY KEY, v INTEGER, b INTEGER)"});
+  this->must_exec({"INSERT INTO ops_t VALUES (1, 100, 0), (100, 1, 0)"});
+  REQUIRE(this->cli->delete_many("ops_t", nlohmann::json::array({100})));
+  auto kept = this->must_exec({"SELECT id FROM ops_t"});
+  REQUIRE(kept.rows.size() == 1);
+  CHECK(kept.rows.at(0).at(0).as_int() == 1);
+}
+
 // -- errors the caller sees ----------------------------------------------------------
 
 TEMPLATE_TEST_CASE_METHOD(trust,

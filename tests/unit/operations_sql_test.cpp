@@ -102,8 +102,13 @@ TEST_CASE("delete_many splits long key lists", "[unit][operations]") {
   REQUIRE(stmts->size() == 3);
   CHECK((*stmts)[0].params.size() == 1000);
   CHECK((*stmts)[2].params.size() == 400);
-  CHECK((*stmts)[2].sql.rfind("DELETE FROM \"stock\" WHERE (\"shop\" = $1 AND \"item\" = $2) OR (",
+  CHECK((*stmts)[2].sql.rfind("DELETE FROM \"stock\" WHERE ((\"shop\" = $1 AND \"item\" = $2) OR (",
                               0) == 0);
+  // With a guard, it applies to every key of the statement.
+  auto guarded = delete_many_statements(stock(), keys, sql_dialect::sqlite);
+  REQUIRE(guarded);
+  CHECK((*guarded)[2].sql.find(") AND (SELECT CASE WHEN") != std::string::npos);
+  CHECK((*guarded)[2].params.size() == 400 + 3);
 }
 
 TEST_CASE("queries are wrapped, paged and bounded", "[unit][operations]") {
@@ -111,11 +116,11 @@ TEST_CASE("queries are wrapped, paged and bounded", "[unit][operations]") {
   auto count = count_statement(query);
   REQUIRE(count);
   CHECK(count->sql ==
-        "SELECT COUNT(*) AS count FROM (SELECT * FROM t WHERE x = $1) AS cafdb_count");
+        "SELECT COUNT(*) AS count FROM (SELECT * FROM t WHERE x = $1\n) AS cafdb_count");
   auto page = page_statement(query, 3, 20);
   REQUIRE(page);
   CHECK(page->sql ==
-        "SELECT * FROM (SELECT * FROM t WHERE x = $1) AS cafdb_page LIMIT $2 OFFSET $3");
+        "SELECT * FROM (SELECT * FROM t WHERE x = $1\n) AS cafdb_page LIMIT $2 OFFSET $3");
   CHECK(page->params == std::vector<value>{value{1}, value{int64_t{20}}, value{int64_t{40}}});
   CHECK(!page_statement(query, 0, 20));
   CHECK(!page_statement(query, 1, max_page_size + 1));
