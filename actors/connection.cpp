@@ -254,9 +254,11 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
   self->state.drv = std::move(drv);
   self->state.cfg = std::move(cfg);
   self->state.sql_log = log::get("sql");
+  // Nothing was run: unavailable, which the holder answers as it is (never in doubt)
+  // and which gets the connection discarded.
   auto not_open = [] {
-    return make_error(errc::connection_lost,
-                      "the connection is not open (the engine discards and replaces it)");
+    return make_error(errc::unavailable, "the connection is not open, nothing was run (the "
+                                         "engine discards and replaces it); retry the request");
   };
   return {
       [=](caf::connect_atom) -> caf::result<caf::ok_atom> {

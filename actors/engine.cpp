@@ -611,7 +611,7 @@ bool deliver_outcomes(std::vector<read_waiter>& batch, std::vector<read_outcome>
                                  "the connection answered a batch of reads in part; "
                                  "retry the request"));
     } else if (auto& err = outcomes[i].error) {
-      broken = broken || is(err, errc::connection_lost);
+      broken = broken || is(err, errc::connection_lost) || is(err, errc::unavailable);
       promise.deliver(std::move(err));
     } else {
       promise.deliver(std::move(outcomes[i].result));

@@ -132,10 +132,12 @@ int64_t milliseconds(caf::timespan span) {
 }
 
 // An error from CAF itself (timeout, actor gone) means the connection's state is unknown;
-// so does a lost link, or one lost while a commit may have run (DESIGN.md rule 4).
+// so does a lost link, or one lost while a commit may have run (DESIGN.md rule 4). A
+// connection that answers `unavailable` ran nothing and cannot be used (not open, its
+// SQLite file gone): it goes back to be discarded too.
 bool connection_unknown(const caf::error& err) {
   return err.category() != error_category || is(err, errc::connection_lost) ||
-         is(err, errc::commit_in_doubt);
+         is(err, errc::commit_in_doubt) || is(err, errc::unavailable);
 }
 
 // Whether a batch can change data: a read-only session's cannot, nor statements that
@@ -177,11 +179,16 @@ caf::error explain_connection_failure(const session_state& st, const caf::error&
   if (!lost)
     return err;
   auto timed_out = err == caf::sec::request_timeout;
+  // In doubt, the driver's own advice ("retry the transaction") would contradict the
+  // answer: only what happened is kept.
+  auto info = describe(err);
   auto what = timed_out ? "no answer within the request deadline (" +
                               std::to_string(milliseconds(request_deadline(st))) + " ms)"
-              : err.category() == error_category
-                  ? describe(err).message
-                  : "the connection went away during the request (" + to_string(err) + ")";
+              : err.category() != error_category
+                  ? "the connection went away during the request (" + to_string(err) + ")"
+              : may_have_committed && !info.driver_message.empty()
+                  ? "the connection failed during the request: " + info.driver_message
+                  : info.message;
   if (may_have_committed)
     return make_error(errc::commit_in_doubt,
                       what + ": it may or may not have been applied; check before retrying. The "
@@ -325,8 +332,9 @@ std::optional<outcome<result_set>> read_in_place(session_state& st, const statem
   log::echo(*st.sql_log, *st.cfg, stmt, *handle);
   auto rows = handle->execute(stmt);
   handle->set_deadline(std::chrono::steady_clock::time_point::max());
-  bool usable = rows || (rows.error().code != errc::connection_lost &&
-                         rows.error().code != errc::internal_error);
+  bool usable =
+      rows || (rows.error().code != errc::connection_lost &&
+               rows.error().code != errc::unavailable && rows.error().code != errc::internal_error);
   // State is checked, not assumed: a read must leave no transaction open on a handle
   // that the next reader borrows. Such a handle is closed, not lent again.
   if (handle->in_transaction()) {

@@ -740,10 +740,22 @@ outcome<result_set> pg_driver::execute(const statement& stmt) {
   // left nothing open. Inside a transaction the error has aborted it (nothing can be
   // prepared there): it is forgotten, and its next use prepares anew.
   if (!result && reused && maybe_stale(result.error())) {
-    if (!autocommit || in_transaction())
+    if (!autocommit || in_transaction()) {
       forget(stmt.sql);
-    else if (outgrown(stmt.sql, result.error()))
+      // Certainly the table's change, not the statement's fault: the transaction can
+      // simply run again, as after a serialization failure.
+      auto& err = result.error();
+      if (err.driver_code == "0A000" || err.driver_code == "26000")
+        err = db_error{errc::serialization_failure,
+                       "a table this statement uses changed since the statement was prepared "
+                       "on this connection (" +
+                           err.driver_message +
+                           "); the transaction failed: roll back and run it again (the "
+                           "statement is prepared anew)",
+                       err.driver_code, err.driver_message};
+    } else if (outgrown(stmt.sql, result.error())) {
       result = execute_prepared(stmt, reused);
+    }
   }
   return result;
 }

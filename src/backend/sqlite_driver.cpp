@@ -305,7 +305,9 @@ outcome<done> sqlite_driver::check_file() const {
     return done{};
   if (file_id(options_.path) == opened_file_)
     return done{};
-  return db_error{errc::connection_lost,
+  // Unavailable, not lost: nothing ran, so nothing is in doubt; the connection is
+  // discarded all the same.
+  return db_error{errc::unavailable,
                   "the database file '" + options_.path +
                       "' was deleted or replaced while it was open: nothing was run on it (a "
                       "write acknowledged now would be lost at the next start); the connection "
