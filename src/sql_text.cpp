@@ -312,15 +312,20 @@ std::optional<std::string> control_keyword(const std::string& sql, sql_dialect d
 
 } // namespace
 
-std::optional<std::string> transaction_control(const std::string& sql, sql_dialect dialect) {
-  // PostgreSQL reads '...' with or without backslash escapes depending on a setting
-  // that any session can change (standard_conforming_strings): text that hides a
-  // keyword under either reading is refused.
-  if (auto keyword = control_keyword(sql, dialect, false))
-    return keyword;
+// PostgreSQL reads '...' with or without backslash escapes depending on a setting that
+// any session can change (standard_conforming_strings): text is read both ways, and
+// what either reading finds counts.
+template <class Find>
+std::optional<std::string> find_either_way(const std::string& sql, sql_dialect dialect, Find find) {
+  if (auto found = find(sql, dialect, false))
+    return found;
   if (dialect == sql_dialect::postgresql)
-    return control_keyword(sql, dialect, true);
+    return find(sql, dialect, true);
   return std::nullopt;
+}
+
+std::optional<std::string> transaction_control(const std::string& sql, sql_dialect dialect) {
+  return find_either_way(sql, dialect, control_keyword);
 }
 
 namespace {
@@ -455,11 +460,7 @@ bool has_statement(const std::string& sql, sql_dialect dialect) {
 }
 
 std::optional<std::string> read_only_escape(const std::string& sql, sql_dialect dialect) {
-  if (auto found = escape_read(sql, dialect, false))
-    return found;
-  if (dialect == sql_dialect::postgresql)
-    return escape_read(sql, dialect, true);
-  return std::nullopt;
+  return find_either_way(sql, dialect, escape_read);
 }
 
 unsigned session_changes(const std::string& sql, sql_dialect dialect) {

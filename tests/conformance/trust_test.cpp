@@ -18,6 +18,17 @@ using namespace cafdb::test;
 
 namespace {
 
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// A file database's configuration whose stop() waits at most a second for open work.
+config stopping_in_a_second(const temp_dir& dir) {
+  auto cfg = file_config(dir);
+  cfg.shutdown_timeout = std::chrono::milliseconds(1000);
+  return cfg;
+}
+
 /// The configuration a test's database was made with, kept for a second runtime on
 /// the same database. A base of its own: it must exist before the database.
 struct with_config {
@@ -606,7 +617,7 @@ std::pair<caf::expected<readiness_snapshot>, double> start_up(config cfg) {
   auto started = std::chrono::steady_clock::now();
   database_fixture fx{cfg};
   auto ready = fx.cli->await_ready(std::chrono::seconds(20));
-  auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  auto took = seconds_since(started);
   return {std::move(ready), took};
 }
 
@@ -698,9 +709,8 @@ TEST_CASE("SQLite: a write waiting for another process's lock ends with its requ
           "with stop(), not after busy_timeout",
           "[trust]") {
   temp_dir dir;
-  auto cfg = file_config(dir);
+  auto cfg = stopping_in_a_second(dir);
   cfg.busy_timeout = std::chrono::seconds(60);
-  cfg.shutdown_timeout = std::chrono::milliseconds(1000);
   database_fixture fx{cfg};
   fx.require_ready();
   fx.must_exec({"CREATE TABLE t (id INTEGER PRIMARY KEY)"});
@@ -716,7 +726,7 @@ TEST_CASE("SQLite: a write waiting for another process's lock ends with its requ
   opts.request_timeout = std::chrono::milliseconds(300);
   auto started = std::chrono::steady_clock::now();
   auto blocked = fx.cli->exec({"INSERT INTO t VALUES (1)"}, opts);
-  auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  auto took = seconds_since(started);
   REQUIRE(!blocked);
   INFO(render(blocked.error()) << " after " << took << " s");
   // Cancelled at its deadline, and the cancel confirmed: nothing was written.
@@ -745,7 +755,7 @@ TEST_CASE("SQLite: a write waiting for another process's lock ends with its requ
   started = std::chrono::steady_clock::now();
   REQUIRE_FALSE(fx.cli->stop());
   writer.join();
-  took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  took = seconds_since(started);
   INFO("stop took " << took << " s");
   CHECK(took < 1.0 + 2.0);
   REQUIRE(!waiting);
@@ -756,8 +766,7 @@ TEST_CASE("SQLite: a write waiting for another process's lock ends with its requ
 
 TEST_CASE("stop on SQLite cancels reads running in place on borrowed handles", "[trust]") {
   temp_dir dir;
-  auto cfg = file_config(dir);
-  cfg.shutdown_timeout = std::chrono::milliseconds(1000);
+  auto cfg = stopping_in_a_second(dir);
   cfg.connect_timeout = std::chrono::milliseconds(1000);
   database_fixture fx{cfg};
   fx.require_ready();
@@ -784,7 +793,7 @@ TEST_CASE("stop on SQLite cancels reads running in place on borrowed handles", "
   REQUIRE_FALSE(fx.cli->stop());
   for (auto& t : threads)
     t.join();
-  auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  auto took = seconds_since(started);
   INFO("stop took " << took << " s");
   CHECK(took < 1.0 + 1.0 + 2.0);
   for (auto& answer : answers) {
@@ -798,8 +807,7 @@ TEST_CASE("stop under load on SQLite returns within shutdown_timeout, and every 
           "before it has its answer",
           "[trust]") {
   temp_dir dir;
-  auto cfg = file_config(dir);
-  cfg.shutdown_timeout = std::chrono::milliseconds(1000);
+  auto cfg = stopping_in_a_second(dir);
   cfg.pool_timeout = std::chrono::milliseconds(30000);
   database_fixture fx{cfg};
   fx.require_ready();
@@ -833,7 +841,7 @@ TEST_CASE("stop under load on SQLite returns within shutdown_timeout, and every 
   REQUIRE(eventually([&] { return started == threads; }));
   auto begun = std::chrono::steady_clock::now();
   REQUIRE_FALSE(fx.cli->stop());
-  auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - begun).count();
+  auto took = seconds_since(begun);
   // Answers already sent may still be on their way to the threads' own mailboxes.
   CHECK(eventually([&] { return in_flight == 0; }, 1s));
   for (auto& t : workers)
