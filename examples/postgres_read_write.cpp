@@ -76,11 +76,15 @@ int main(int argc, char** argv) {
        "create table");
   auto written = must(
       db.transact({{"INSERT INTO rw_demo (note) VALUES ($1) RETURNING id", {"hello from cafdb"}},
-                   who_answers,
-                   {"SELECT pg_current_wal_lsn()::text"}}),
+                   who_answers}),
       "insert");
   auto id = written.at(0).rows.at(0).at(0).as_int();
-  auto lsn = written.at(2).rows.at(0).at(0).as_text();
+  // The primary's WAL position once the transaction committed (read inside it, the
+  // position would come before the commit record).
+  auto lsn = must(db.exec({"SELECT pg_current_wal_lsn()::text"}), "wal position")
+                 .rows.at(0)
+                 .at(0)
+                 .as_text();
   std::cout << "   inserted row " << id << ", answered by the " << server_name(written.at(1))
             << "\n";
 

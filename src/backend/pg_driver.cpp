@@ -9,6 +9,9 @@
 #include <utility>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -438,13 +441,148 @@ db_error pg_driver::error_from(PGresult* res, const std::string& context) const 
   return db_error{code, std::move(message), sqlstate, driver_message};
 }
 
+namespace {
+
+bool is_numeric_address(const std::string& host) {
+  unsigned char buffer[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buffer) == 1 ||
+         inet_pton(AF_INET6, host.c_str(), buffer) == 1;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    auto comma = text.find(',', start);
+    out.push_back(text.substr(start, comma == std::string::npos ? comma : comma - start));
+    if (comma == std::string::npos)
+      return out;
+    start = comma + 1;
+  }
+}
+
+std::string conninfo_quoted(const std::string& value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
+// One name's addresses, looked up on a thread of its own that nobody joins: a silent
+// DNS server blocks getaddrinfo for timeout x attempts, whatever connect_timeout says.
+struct lookup {
+  std::mutex mtx;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::vector<std::string> addresses;
+};
+
+std::shared_ptr<lookup> start_lookup(const std::string& name) {
+  auto l = std::make_shared<lookup>();
+  auto run = [l, name] {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    std::vector<std::string> addresses;
+    if (getaddrinfo(name.c_str(), nullptr, &hints, &found) == 0) {
+      for (auto* a = found; a; a = a->ai_next) {
+        char text[INET6_ADDRSTRLEN] = {};
+        const void* where =
+            a->ai_family == AF_INET
+                ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
+                : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+        if ((a->ai_family == AF_INET || a->ai_family == AF_INET6) &&
+            inet_ntop(a->ai_family, where, text, sizeof text) &&
+            std::find(addresses.begin(), addresses.end(), text) == addresses.end())
+          addresses.emplace_back(text);
+      }
+      freeaddrinfo(found);
+    }
+    std::lock_guard<std::mutex> guard{l->mtx};
+    l->addresses = std::move(addresses);
+    l->done = true;
+    l->done_cv.notify_all();
+  };
+  try {
+    std::thread(run).detach();
+  } catch (...) {
+    run(); // no thread: look it up here
+  }
+  return l;
+}
+
+} // namespace
+
+std::optional<std::string> pg_driver::with_resolved_hosts(const std::string& conninfo) {
+  char* parse_error = nullptr;
+  auto* options = PQconninfoParse(conninfo.c_str(), &parse_error);
+  PQfreemem(parse_error);
+  if (!options)
+    return conninfo; // libpq reports it
+  std::string host, hostaddr, port;
+  for (auto* o = options; o->keyword; ++o) {
+    std::string keyword = o->keyword;
+    if (keyword == "host" && o->val)
+      host = o->val;
+    else if (keyword == "hostaddr" && o->val)
+      hostaddr = o->val;
+    else if (keyword == "port" && o->val)
+      port = o->val;
+  }
+  PQconninfoFree(options);
+  // Nothing to look up (or a form this does not rewrite: libpq looks it up itself).
+  if (host.empty() || !hostaddr.empty() || port.find(',') != std::string::npos)
+    return conninfo;
+  auto hosts = split_list(host);
+  std::vector<std::shared_ptr<lookup>> lookups;
+  for (auto& h : hosts) {
+    if (h.empty() || h.front() == '/' || h.front() == '@')
+      return conninfo; // a Unix socket: no DNS
+    lookups.push_back(is_numeric_address(h) ? nullptr : start_lookup(h));
+  }
+  std::string host_list, addr_list;
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    std::vector<std::string> addresses{hosts[i]};
+    if (auto& l = lookups[i]) {
+      std::unique_lock<std::mutex> guard{l->mtx};
+      // Waits in slices, so that a cancel (shutdown) is seen within one.
+      while (!l->done && !cancelled() && steady::now() < deadline_)
+        l->done_cv.wait_for(guard, std::chrono::milliseconds(50));
+      if (!l->done) {
+        silence_ = cancelled() ? std::string{"the database is stopping"}
+                               : "no answer from the DNS for " + hosts[i] + " for " +
+                                     std::to_string(std::max<int64_t>(
+                                         1, whole_seconds(steady::now() - started_))) +
+                                     " s (connect_timeout)";
+        silent_ = true;
+        return std::nullopt;
+      }
+      if (l->addresses.empty())
+        return conninfo; // not found: libpq says so in its own words
+      addresses = l->addresses;
+    }
+    for (auto& address : addresses) {
+      host_list += (host_list.empty() ? "" : ",") + hosts[i];
+      addr_list += (addr_list.empty() ? "" : ",") + address;
+    }
+  }
+  // Later keywords win; host stays the name (TLS checks it, .pgpass matches it).
+  return conninfo + " host=" + conninfo_quoted(host_list) +
+         " hostaddr=" + conninfo_quoted(addr_list);
+}
+
 outcome<done> pg_driver::open() {
   close();
   silent_ = false;
   started_ = steady::now();
   deadline_ = started_ + options_.connect_timeout;
   cancel_sent_ = true; // nothing to cancel while connecting
-  conn_ = PQconnectStart(options_.conninfo.c_str());
+  auto conninfo = with_resolved_hosts(options_.conninfo);
+  conn_ = conninfo ? PQconnectStart(conninfo->c_str()) : nullptr;
   // The server's messages then carry their SQLSTATE: read_connect_failure.
   if (conn_)
     PQsetErrorVerbosity(conn_, PQERRORS_VERBOSE);
@@ -452,12 +590,15 @@ outcome<done> pg_driver::open() {
   auto polled = PGRES_POLLING_WRITING;
   while (conn_ && PQstatus(conn_) != CONNECTION_BAD && polled != PGRES_POLLING_OK &&
          polled != PGRES_POLLING_FAILED) {
-    if (!await_socket(polled == PGRES_POLLING_READING ? POLLIN : POLLOUT))
+    if (!await_socket(polled == PGRES_POLLING_READING ? POLLIN : POLLOUT)) {
+      if (silent_)
+        silence_ += " (connect_timeout)";
       break;
+    }
     polled = PQconnectPoll(conn_);
   }
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
-    auto failure = silent_ ? connect_failure{silence_ + " (connect_timeout)", "08001"}
+    auto failure = silent_ ? connect_failure{silence_, "08001"}
                    : conn_ ? read_connect_failure(PQerrorMessage(conn_))
                            : connect_failure{"out of memory", "08001"};
     // libpq's messages name host, port and user, never the password.

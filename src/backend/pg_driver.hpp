@@ -6,8 +6,10 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "backend/driver.hpp"
 
@@ -143,6 +145,10 @@ class pg_driver final : public driver {
   db_error connection_error(const std::string& context) const;
   /// The settings every connection starts with: the server's statement_timeout, UTC.
   std::string session_setup() const;
+  /// `conninfo` with its host names looked up within the connect deadline and given as
+  /// hostaddr, so that libpq never waits on DNS without a deadline; nothing (and
+  /// `silent_` set) when the DNS did not answer in time or the driver is cancelled.
+  std::optional<std::string> with_resolved_hosts(const std::string& conninfo);
   void close() noexcept;
 
   // -- waiting with deadlines ------------------------------------------------------

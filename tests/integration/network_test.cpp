@@ -3,7 +3,13 @@
 // that accepts TCP but never answers, and shutdown during the outage. Whatever the
 // network does, every answer is true and every wait ends.
 #include <atomic>
+#include <cstdlib>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 
 #include "actors/engine.hpp"
 #include "backend/driver.hpp"
@@ -102,7 +108,9 @@ TEST_CASE("a silent link mid-transaction gives answers in doubt, never a cancel 
   auto bumped = fx.cli->exec({"SELECT bump()"}, within(std::chrono::milliseconds(1000)));
   REQUIRE(!bumped);
   INFO(text(bumped.error()));
-  CHECK(is(bumped.error(), errc::commit_in_doubt));
+  // In doubt if it reached a connection; refused (never run) if the engine had already
+  // found the server gone. Never "cancelled", never "lost, retry".
+  CHECK((is(bumped.error(), errc::commit_in_doubt) || is(bumped.error(), errc::unavailable)));
   answered_in_time(started, 1.0 + 2.0 + 2.0);
   for (auto& s : open) {
     started = steady::now();
@@ -301,4 +309,41 @@ TEST_CASE("a cancel that reaches the server late never cancels a later statement
     REQUIRE(drv->open());
     CHECK(drv->execute({"SELECT 1"}));
   }
+}
+
+// Run by its own ctest entry, in a mount namespace whose resolv.conf names
+// CAFDB_TEST_SILENT_DNS (tests/CMakeLists.txt); hidden from the normal run.
+TEST_CASE("a DNS server that never answers holds up neither connecting nor shutdown",
+          "[.][silent_dns]") {
+  auto dns = std::getenv("CAFDB_TEST_SILENT_DNS");
+  REQUIRE(dns);
+  // The DNS server: takes every query, answers none.
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(53);
+  ::inet_pton(AF_INET, dns, &addr.sin_addr);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+
+  auto cfg = must_config("postgresql://app@db.cafdb.invalid:5432/app");
+  cfg.connect_timeout = std::chrono::milliseconds(2000);
+  cfg.shutdown_timeout = std::chrono::milliseconds(1000);
+  cfg.setup_timeout = std::chrono::milliseconds(60000);
+  cfg.log_level = "off";
+  auto started = steady::now();
+  {
+    runtime rt{cfg};
+    auto ready = rt.client().await_ready(std::chrono::milliseconds(3500));
+    REQUIRE(!ready);
+    auto status = rt.client().status();
+    REQUIRE(status);
+    std::string details;
+    for (auto& c : status->components)
+      details += c.component + ": " + c.detail + "\n";
+    INFO(details);
+    CHECK(details.find("no answer from the DNS for db.cafdb.invalid") != std::string::npos);
+  } // destroyed while a lookup may be under way
+  // getaddrinfo alone would take 2 x 5 s per attempt.
+  CHECK(seconds_since(started) < 3.5 + 1.0 + 2.0 + 1.0);
+  ::close(fd);
 }
