@@ -898,6 +898,18 @@ TEST_CASE("SQLite: a database file deleted while open never comes back as a new 
     CHECK(!write);
   }
   CHECK_FALSE(std::filesystem::exists(dir.file("test.db")));
+  // The engine says so: degraded, naming the file.
+  CHECK(eventually([&] {
+    auto report = fx.cli->status();
+    return report && report->state == readiness_state::degraded;
+  }));
+  auto report = fx.cli->status();
+  REQUIRE(report);
+  std::string details;
+  for (auto& c : report->components)
+    details += c.component + ": " + c.detail + "\n";
+  INFO(details);
+  CHECK(details.find("test.db") != std::string::npos);
   // A reader never answers from the deleted file.
   auto read = fx.cli->exec({"SELECT count(*) FROM t"}, ro);
   INFO((read ? std::string{"rows: "} + read->rows.at(0).at(0).as_text() : text(read.error())));
