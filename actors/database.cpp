@@ -48,6 +48,7 @@
 #include "backend/read_handles.hpp"
 #include "cafdb/error.hpp"
 #include "log.hpp"
+#include "timeouts.hpp"
 
 namespace cafdb {
 
@@ -247,8 +248,7 @@ void serve_or_hold(database_pointer self, caf::timespan wait, std::function<void
                                std::to_string(st.cfg->max_pending) + "); retry later"));
   auto id = st.next_id++;
   st.held.push_back(held_request{id, std::move(serve), std::move(fail)});
-  if (wait.count() <= 0)
-    wait = st.cfg->setup_timeout;
+  wait = wait.count() <= 0 ? caf::timespan{st.cfg->setup_timeout} : bounded(wait);
   self->delayed_send(self, wait, expire_atom::value, id);
 }
 

@@ -60,6 +60,7 @@
 #include "backend/read_handles.hpp"
 #include "cafdb/error.hpp"
 #include "log.hpp"
+#include "timeouts.hpp"
 
 namespace cafdb {
 
@@ -110,10 +111,8 @@ bool in_transaction(const session_state& st) {
 }
 
 caf::timespan request_deadline(const session_state& st) {
-  // A year stands for "no limit": beyond it, clock arithmetic would overflow.
-  constexpr caf::timespan longest = std::chrono::hours(24 * 365);
   if (st.options.request_timeout.count() > 0)
-    return std::min(st.options.request_timeout, longest);
+    return bounded(st.options.request_timeout);
   // Trails the server-side statement_timeout, so the server cancels first and the
   // connection stays usable; our own deadline only catches a hung link.
   return caf::timespan{st.cfg->statement_timeout} + std::chrono::seconds(1);
@@ -222,7 +221,7 @@ void check_in(session_pointer self, connection_condition condition) {
 
 /// How long a checkout (or a read) may wait for a connection.
 caf::timespan checkout_wait(const session_state& st) {
-  return st.options.wait_timeout.count() > 0 ? st.options.wait_timeout
+  return st.options.wait_timeout.count() > 0 ? bounded(st.options.wait_timeout)
                                              : caf::timespan{st.cfg->pool_timeout};
 }
 

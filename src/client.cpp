@@ -3,6 +3,7 @@
 
 #include "cafdb/database.hpp"
 #include "cafdb/settled.hpp"
+#include "timeouts.hpp"
 
 namespace cafdb {
 
@@ -54,11 +55,14 @@ caf::error as_error(caf::expected<caf::ok_atom> x) {
 
 // -- client ---------------------------------------------------------------------
 
+// A timeout of zero or less is no limit of the client's own.
 client::client(caf::actor_system& sys, database_actor db, caf::timespan request_timeout)
-    : sys_(&sys), db_(std::move(db)), timeout_(request_timeout) {}
+    : sys_(&sys), db_(std::move(db)),
+      timeout_(request_timeout.count() > 0 ? bounded(request_timeout) : no_limit) {}
 
 caf::expected<readiness_snapshot> client::await_ready(caf::timespan timeout) {
   caf::scoped_actor self{*sys_};
+  timeout = bounded(timeout);
   return ask<readiness_snapshot>(self, db_, timeout + std::chrono::seconds(5), await_atom::value,
                                  timeout);
 }

@@ -34,7 +34,8 @@ database_actor spawn_database(caf::actor_system& sys, config cfg);
 class session;
 
 /// A blocking facade for code that is not an actor. Each call waits for its reply,
-/// at most `request_timeout`. Thread-compatible: use one client per thread.
+/// at most `request_timeout` (zero or less: no limit; any duration, even
+/// timespan::max(), means what it says). Thread-compatible: use one client per thread.
 class client {
  public:
   client(caf::actor_system& sys, database_actor db,

@@ -549,6 +549,29 @@ TEMPLATE_TEST_CASE_METHOD(trust,
   CHECK(is(as_cafdb_error(make_error(errc::busy)), errc::busy));
 }
 
+TEMPLATE_TEST_CASE_METHOD(trust, "timeouts of any size mean what they say, never overflow",
+                          "[trust]", sqlite_backend, pg_backend) {
+  for (auto forever : {caf::timespan::max(), caf::timespan::max() - std::chrono::seconds(1)}) {
+    CHECK(this->cli->await_ready(forever));
+    client patient{this->sys, this->db, forever};
+    auto r = patient.exec({"SELECT 1"});
+    INFO((r ? std::string{"ok"} : text(r.error())));
+    CHECK(r);
+    session_options opts;
+    opts.request_timeout = forever;
+    opts.wait_timeout = forever;
+    auto s = patient.open_session(opts);
+    REQUIRE(s);
+    CHECK(s->exec({"SELECT 1"}));
+    CHECK(patient.exec({"SELECT 1"}, opts));
+    CHECK(patient.count({"SELECT 1"}, opts));
+  }
+  // Zero or less: no limit of the client's own.
+  client unlimited{this->sys, this->db, caf::timespan::min()};
+  CHECK(unlimited.exec({"SELECT 1"}));
+  CHECK(this->cli->await_ready(caf::timespan::min())); // ready: answers at once
+}
+
 // -- bookkeeping -------------------------------------------------------------------
 
 TEMPLATE_TEST_CASE_METHOD(trust,
