@@ -2,6 +2,7 @@
 #include <cctype>
 #include <cstring>
 #include <optional>
+#include <utility>
 
 #include "backend/driver.hpp"
 
@@ -258,12 +259,15 @@ namespace {
 
 std::optional<std::string> control_keyword(const std::string& sql, sql_dialect dialect,
                                            bool backslash_strings) {
-  sql_scanner scan{sql, dialect, backslash_strings};
+  sql_scanner scan{sql, dialect, backslash_strings, true};
   // Per statement: its first two words, and the BEGIN ... END blocks of a CREATE
   // TRIGGER (SQLite) or a BEGIN ATOMIC function body (PostgreSQL), whose `;` do not
-  // end the statement. CASE ... END inside them is counted apart.
+  // end the statement. CASE ... END inside them is counted apart. A word after AS or
+  // a `.` is a name (`SELECT 1 AS case`, `t.end`), never block syntax; on PostgreSQL
+  // only BEGIN ATOMIC opens a block (`begin` may name a column there).
   std::string first;
   std::string second;
+  std::string previous;
   int words = 0;
   int blocks = 0;
   int cases = 0;
@@ -272,7 +276,9 @@ std::optional<std::string> control_keyword(const std::string& sql, sql_dialect d
       c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     return word;
   };
+  bool pg = dialect == sql_dialect::postgresql;
   for (auto token = scan.next(); !token.empty(); token = scan.next()) {
+    auto before = std::exchange(previous, token);
     if (token == ";") {
       if (blocks == 0) {
         first.clear();
@@ -282,6 +288,8 @@ std::optional<std::string> control_keyword(const std::string& sql, sql_dialect d
       }
       continue;
     }
+    if (token == "=" || token == "(" || token == "." || token == ",")
+      continue;
     ++words;
     if (words == 1) {
       first = token;
@@ -294,11 +302,11 @@ std::optional<std::string> control_keyword(const std::string& sql, sql_dialect d
       if (first == "prepare" && second == "transaction")
         return std::string{"PREPARE TRANSACTION"};
     }
-    if (first != "create")
+    if (first != "create" || before == "as" || before == ".")
       continue;
     if (token == "case") {
       ++cases;
-    } else if (token == "begin") {
+    } else if (pg ? (token == "atomic" && before == "begin") : token == "begin") {
       ++blocks;
     } else if (token == "end") {
       if (cases > 0)

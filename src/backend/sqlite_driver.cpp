@@ -523,6 +523,14 @@ outcome<result_set> sqlite_driver::run_statements_of(const std::string& sql) {
     if (!stmt)
       continue;
     stmt_guard guard{stmt, false};
+    // SQLite's own split of the script, so exact where the session's reading of the
+    // text could be fooled (a trigger body using `begin` as a name).
+    if (auto keyword = transaction_control(sqlite3_sql(stmt), sql_dialect::sqlite))
+      return db_error{errc::invalid_argument,
+                      *keyword + " cannot be part of a script: it would change the transaction "
+                                 "behind the session's back; use the session's begin / commit "
+                                 "/ rollback messages",
+                      "", ""};
     if (sqlite3_bind_parameter_count(stmt) > 0)
       return db_error{errc::invalid_argument,
                       "a script of several statements cannot take parameters; send the "

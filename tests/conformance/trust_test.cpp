@@ -92,8 +92,17 @@ TEMPLATE_TEST_CASE_METHOD(trust, "transaction control is refused anywhere in a s
       {"PREPARE TRANSACTION 'x'", "PREPARE TRANSACTION"},
       {"SELECT 1; BEGIN IMMEDIATE TRANSACTION", "BEGIN"},
   };
-  if (std::is_same_v<TestType, pg_backend>) // PostgreSQL ends a line comment at \r too
+  if (std::is_same_v<TestType, pg_backend>) { // PostgreSQL ends a line comment at \r too
     smuggled.emplace_back("SELECT 1; -- note\rCOMMIT", "COMMIT");
+    smuggled.emplace_back("CREATE OR REPLACE FUNCTION fc() RETURNS int LANGUAGE sql BEGIN ATOMIC "
+                          "SELECT 1 AS case; END; COMMIT AND CHAIN; SELECT 1 AS end",
+                          "COMMIT");
+  } else {
+    // A name SQLite reads as a column, which a lexer could take for a block's BEGIN.
+    smuggled.emplace_back("CREATE TRIGGER tr4 AFTER INSERT ON t BEGIN SELECT begin FROM (SELECT "
+                          "1 AS begin); END; COMMIT; BEGIN; SELECT 1",
+                          "COMMIT");
+  }
   for (auto& [sql, keyword] : smuggled) {
     auto err = this->refused(*this->cli, sql);
     CHECK(is(err, errc::invalid_argument));

@@ -57,6 +57,19 @@ TEST_CASE("keywords inside literals, names and comments, and mid-statement, are 
   CHECK(found("DO $$BEGIN PERFORM 1; END$$", pg).empty());
   CHECK(found("SELECT E'\\'; COMMIT'", pg).empty());
   CHECK(found("SELECT $1; COMMIT", pg) == "COMMIT");
+  // Names that look like block syntax (AS case, t.end, a column named begin) do not
+  // hide what follows the body.
+  CHECK(found("CREATE FUNCTION fc() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1 AS case; "
+              "END; COMMIT AND CHAIN; SELECT 1 AS end",
+              pg) == "COMMIT");
+  CHECK(found("CREATE FUNCTION fc() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT t.case FROM t; "
+              "END; COMMIT",
+              pg) == "COMMIT");
+  CHECK(found("CREATE FUNCTION fc() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT begin FROM t; "
+              "END; COMMIT",
+              pg) == "COMMIT");
+  CHECK(found("CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1 AS begin; END; COMMIT",
+              sql_dialect::sqlite) == "COMMIT");
   // PostgreSQL ends a line comment at a carriage return as well; SQLite does not.
   CHECK(found("SELECT 1; -- note\rCOMMIT", pg) == "COMMIT");
   CHECK(found("SELECT 1; -- note\rCOMMIT", sql_dialect::sqlite).empty());
