@@ -121,11 +121,13 @@ class sql_scanner {
  public:
   /// With `backslash_strings`, '...' literals take backslash escapes too (PostgreSQL
   /// with standard_conforming_strings off, which any session can SET).
-  /// With `operators`, "=", "(", "." and "," are tokens too.
+  /// With `operators`, "=", "(", "." and "," are tokens too. With `names`, a quoted
+  /// name is a word too (its text, lower case: `"set_config"` reads as set_config), and
+  /// a PostgreSQL U&"..." name, whose escapes can spell anything, reads as "u&".
   sql_scanner(const std::string& sql, sql_dialect dialect, bool backslash_strings,
-              bool operators = false)
-      : sql_(sql), dialect_(dialect), backslash_strings_(backslash_strings), operators_(operators) {
-  }
+              bool operators = false, bool names = false)
+      : sql_(sql), dialect_(dialect), backslash_strings_(backslash_strings), operators_(operators),
+        names_(names) {}
 
   /// The next word (lower case) or ";" ; empty at the end of the text. Other
   /// punctuation is skipped.
@@ -140,6 +142,13 @@ class sql_scanner {
         pos_ = end == std::string::npos ? sql_.size() : end + 1;
       } else if (sql_.compare(pos_, 2, "/*") == 0) {
         skip_block_comment();
+      } else if (names_ && (c == '"' || (c == '`' && sqlite()) || (c == '[' && sqlite()))) {
+        auto start = pos_ + 1;
+        skip_quoted(c == '[' ? ']' : c, false);
+        auto text = sql_.substr(start, pos_ > start ? pos_ - start - 1 : 0);
+        for (auto& ch : text)
+          ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        return text.empty() ? std::string{"\"\""} : text;
       } else if (c == '\'' || c == '"' || (c == '`' && sqlite()) || (c == '[' && sqlite())) {
         skip_quoted(c == '[' ? ']' : c, c == '\'' && backslash_strings_);
       } else if (c == '$' && postgres() && dollar_tag()) {
@@ -155,6 +164,12 @@ class sql_scanner {
           ++pos_;
           skip_quoted('\'', true);
           continue;
+        }
+        if (names_ && (c == 'u' || c == 'U') && postgres() &&
+            sql_.compare(pos_ + 1, 2, "&\"") == 0) {
+          pos_ += 2;
+          skip_quoted('"', false);
+          return "u&";
         }
         return word();
       } else {
@@ -241,6 +256,7 @@ class sql_scanner {
   sql_dialect dialect_;
   bool backslash_strings_;
   bool operators_;
+  bool names_;
   size_t pos_ = 0;
   std::string tag_;
 };
@@ -369,6 +385,10 @@ unsigned statement_changes(const std::vector<std::string>& words, sql_dialect di
     return session_advisory_locks;
   if (n >= 2 && words[n - 2] == "into" && one_of(word, {"temp", "temporary"}))
     return session_temp_objects;
+  // A DO block, or a name spelled with escapes, can change anything.
+  if (pg && ((n == 1 && word == "do") || word == "u&"))
+    return session_settings | session_temp_objects | session_listen | session_advisory_locks |
+           session_cursors;
   if (n == 1) {
     if (pg && one_of(word, {"reset", "discard"}))
       return session_settings;
@@ -405,7 +425,7 @@ unsigned statement_changes(const std::vector<std::string>& words, sql_dialect di
 }
 
 unsigned changes_read(const std::string& sql, sql_dialect dialect, bool backslash_strings) {
-  sql_scanner scan{sql, dialect, backslash_strings, true};
+  sql_scanner scan{sql, dialect, backslash_strings, true, true};
   unsigned changes = 0;
   std::vector<std::string> words;
   for (auto token = scan.next(); !token.empty(); token = scan.next()) {
@@ -425,7 +445,7 @@ namespace {
 
 std::optional<std::string> escape_read(const std::string& sql, sql_dialect dialect,
                                        bool backslash_strings) {
-  sql_scanner scan{sql, dialect, backslash_strings, true};
+  sql_scanner scan{sql, dialect, backslash_strings, true, true};
   std::string previous;
   size_t words = 0;
   std::string first;
@@ -443,6 +463,11 @@ std::optional<std::string> escape_read(const std::string& sql, sql_dialect diale
     }
     if (token == "default_transaction_read_only" || token == "transaction_read_only")
       return token;
+    // A DO block or a name spelled with escapes can hide any of these.
+    if (words == 1 && first == "do")
+      return std::string{"DO"};
+    if (token == "u&")
+      return std::string{"U&\"...\" names"};
     // Its setting's name is a literal: any use might be one.
     if (token == "set_config")
       return token;

@@ -125,7 +125,7 @@ class driver {
   /// True when a statement run since the last reset may have changed the session
   /// beyond its transaction (see session_changes): the next user of the handle would
   /// inherit it.
-  bool session_changed() const noexcept { return session_changes_ != 0; }
+  virtual bool session_changed() const { return session_changes_ != 0; }
 
   /// Undoes what statements changed in the session (settings, role, temporary objects,
   /// pragmas, ...) and restores the driver's own settings; nothing when nothing

@@ -629,7 +629,38 @@ outcome<done> pg_driver::open() {
   read_only_ = false;
   cancel_sent_ = false;
   session_changes_ = 0;
-  return run_simple(session_setup());
+  auto setup = run_simple(session_setup());
+  started_with_ = reported_settings();
+  return setup;
+}
+
+std::vector<std::string> pg_driver::reported_settings() const {
+  // The settings the server reports to the client whenever they change (GUC_REPORT):
+  // reading them costs no round trip.
+  static const char* const names[] = {"TimeZone",        "DateStyle",
+                                      "IntervalStyle",   "session_authorization",
+                                      "is_superuser",    "standard_conforming_strings",
+                                      "client_encoding", "default_transaction_read_only",
+                                      "application_name"};
+  std::vector<std::string> out;
+  for (auto name : names) {
+    auto value = conn_ ? PQparameterStatus(conn_, name) : nullptr;
+    out.emplace_back(value ? value : "");
+  }
+  return out;
+}
+
+bool pg_driver::session_changed() const {
+  if (session_changes_ != 0)
+    return true;
+  auto now = reported_settings();
+  if (now.size() != started_with_.size())
+    return false; // never set up
+  // default_transaction_read_only (index 7) follows set_read_only: checked there.
+  for (size_t i = 0; i < now.size(); ++i)
+    if (i != 7 && now[i] != started_with_[i])
+      return true;
+  return false;
 }
 
 std::string pg_driver::session_setup() const {
@@ -643,9 +674,9 @@ std::string pg_driver::session_setup() const {
 }
 
 outcome<done> pg_driver::reset_session() {
-  if (session_changes_ == 0)
+  if (!session_changed())
     return done{};
-  auto changes = std::exchange(session_changes_, 0u);
+  auto changes = std::exchange(session_changes_, 0u) | session_settings;
   start_request();
   // What DISCARD ALL does, which cannot run in the implicit transaction of a script,
   // except dropping the cached statements: only when the client prepared or
@@ -663,7 +694,9 @@ outcome<done> pg_driver::reset_session() {
   }
   sql += "; " + session_setup();
   read_only_ = false; // RESET ALL restored the server's default
-  return run_simple(sql);
+  auto reset = run_simple(sql);
+  started_with_ = reported_settings();
+  return reset;
 }
 
 outcome<done> pg_driver::run_simple(const std::string& sql) {
@@ -1172,6 +1205,13 @@ outcome<done> pg_driver::rollback() {
 
 outcome<done> pg_driver::set_read_only(bool read_only) {
   start_request();
+  // Checked, not assumed: a function may have turned the protection off since (the
+  // server reports the setting, so this costs no round trip).
+  if (read_only_ && conn_) {
+    auto* now = PQparameterStatus(conn_, "default_transaction_read_only");
+    if (now && std::strcmp(now, "on") != 0)
+      read_only_ = false;
+  }
   if (read_only == read_only_ || role_ == connection_role::reader)
     return done{};
   auto set = run_simple(read_only ? "SET default_transaction_read_only = on"

@@ -82,6 +82,10 @@ class pg_driver final : public driver {
   outcome<done> set_read_only(bool read_only) override;
   void set_deadline(std::chrono::steady_clock::time_point deadline) override;
   bool in_transaction() const override;
+  /// Also true when a setting the server reports (TimeZone, DateStyle, the session's
+  /// user, default_transaction_read_only, ...) differs from what the connection
+  /// started with: a function or DO block can change one where no SQL text shows it.
+  bool session_changed() const override;
   outcome<done> reset_session() override;
   std::string describe() const override;
 
@@ -145,6 +149,8 @@ class pg_driver final : public driver {
   db_error connection_error(const std::string& context) const;
   /// The settings every connection starts with: the server's statement_timeout, UTC.
   std::string session_setup() const;
+  /// The server-reported settings, as `reported_settings` lists them.
+  std::vector<std::string> reported_settings() const;
   /// `conninfo` with its host names looked up within the connect deadline and given as
   /// hostaddr, so that libpq never waits on DNS without a deadline; nothing (and
   /// `silent_` set) when the DNS did not answer in time or the driver is cancelled.
@@ -209,6 +215,8 @@ class pg_driver final : public driver {
   std::vector<std::string> stale_;
   uint64_t next_statement_ = 0;
   bool read_only_ = false;
+  /// reported_settings() right after the session was set up (open, reset).
+  std::vector<std::string> started_with_;
 };
 
 /// Maps a SQLSTATE (five characters) to a cafdb error code.

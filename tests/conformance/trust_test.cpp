@@ -156,6 +156,22 @@ TEMPLATE_TEST_CASE_METHOD(trust, "a read-only session cannot lift its own protec
   auto write = s->exec({"INSERT INTO t (v) VALUES ('x')"});
   REQUIRE(!write);
   CHECK(is(write.error(), errc::read_only_violation));
+  if (pg) {
+    // No SQL text shows it: a function turns the protection off. It is checked, not
+    // assumed, before each read-only request.
+    this->must_exec({"CREATE FUNCTION unlock() RETURNS text LANGUAGE sql AS "
+                     "$$ SELECT set_config('default_transaction_read_only', 'off', false) $$"});
+    for (int i = 0; i < 2; ++i) {
+      REQUIRE(s->exec({"SELECT unlock()"}));
+      auto after = s->exec({"INSERT INTO t (v) VALUES ('x')"});
+      REQUIRE(!after);
+      CHECK(is(after.error(), errc::read_only_violation));
+      REQUIRE(this->cli->exec({"SELECT unlock()"}, ro));
+      auto one_shot = this->cli->exec({"INSERT INTO t (v) VALUES ('x')"}, ro);
+      REQUIRE(!one_shot);
+      CHECK(is(one_shot.error(), errc::read_only_violation));
+    }
+  }
   CHECK(this->count("t") == 0);
 }
 
@@ -294,6 +310,18 @@ TEMPLATE_TEST_CASE_METHOD(trust,
       CHECK(scalar(c, "SHOW search_path").find("nowhere") == std::string::npos);
     else
       CHECK(!c.exec({"SELECT * FROM inside"}));
+  }
+  if (pg) {
+    SECTION("a setting changed where no SQL text shows it: a function, a DO block") {
+      REQUIRE(c.exec({"CREATE FUNCTION set_tz() RETURNS text LANGUAGE sql AS "
+                      "$$ SELECT set_config('TimeZone', 'Asia/Tokyo', false) $$"}));
+      REQUIRE(c.exec({"SELECT set_tz()"}));
+      CHECK(setting() == original);
+      REQUIRE(c.exec({"DO $$ BEGIN PERFORM set_config('search_path', 'nowhere', false); END $$"}));
+      CHECK(scalar(c, "SHOW search_path").find("nowhere") == std::string::npos);
+      REQUIRE(c.exec({"SELECT \"set_config\"('search_path', 'nowhere', false)"}));
+      CHECK(scalar(c, "SHOW search_path").find("nowhere") == std::string::npos);
+    }
   }
   SECTION("a temporary table") {
     REQUIRE(c.exec({"CREATE TEMP TABLE leak (a INT)"}));

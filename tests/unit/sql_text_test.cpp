@@ -127,6 +127,9 @@ TEST_CASE("statements that change the session beyond their transaction are found
         (session_settings | session_temp_objects));
 
   CHECK(changes("PRAGMA foreign_keys = OFF", lite) == session_pragmas);
+  CHECK(changes("PRAGMA \"foreign_keys\" = OFF", lite) == session_pragmas);
+  CHECK(changes("SELECT \"set_config\"('search_path', 'x', false)", pg) == session_settings);
+  CHECK((changes("DO $$ BEGIN SET ROLE weak; END $$", pg) & session_settings) != 0);
   CHECK(changes("pragma main.recursive_triggers = 1", lite) == session_pragmas);
   CHECK(changes("PRAGMA cache_size(100)", lite) == session_pragmas);
   CHECK(changes("PRAGMA foreign_keys=0", lite) == session_pragmas);
@@ -177,6 +180,15 @@ TEST_CASE("what would lift a read-only session's protection is found", "[sql_tex
   CHECK(escape("RESET ALL", pg) == "RESET ALL");
   CHECK(escape("SELECT 1; DISCARD ALL", pg) == "DISCARD");
   CHECK(escape("PRAGMA query_only = 0", lite) == "query_only");
+  // Quoted names are names too; DO blocks and escaped names can hide anything.
+  CHECK(escape("SELECT \"set_config\"('default_transaction_read_only', 'off', false)", pg) ==
+        "set_config");
+  CHECK(escape("SELECT U&\"set!005fconfig\" UESCAPE '!' ('a', 'b', false)", pg) ==
+        "U&\"...\" names");
+  CHECK(escape("DO $$ BEGIN PERFORM set_config('x', 'y', false); END $$", pg) == "DO");
+  CHECK(escape("PRAGMA \"query_only\" = 0", lite) == "query_only");
+  CHECK(escape("PRAGMA [query_only] = 0", lite) == "query_only");
+  CHECK(escape("PRAGMA `query_only` = 0", lite) == "query_only");
   CHECK(escape("SELECT 'query_only'", lite).empty());
   CHECK(escape("SELECT read, write FROM t", pg).empty());
   CHECK(escape("SELECT x FROM t", pg).empty());
