@@ -232,7 +232,7 @@ std::string client_side_sqlstate(const std::string& message) {
 } // namespace
 
 connect_failure read_connect_failure(const std::string& verbose) {
-  // With PQERRORS_VERBOSE, each server message reads "SEVERITY:  CODE:  text" followed
+  // With PQERRORS_VERBOSE, each server message reads "SEVERITY:  CODE: text" followed
   // by a "LOCATION:" line: the code is there whatever the server's lc_messages.
   connect_failure out;
   std::string line;
@@ -272,8 +272,6 @@ connect_failure read_connect_failure(const std::string& verbose) {
     out.sqlstate = client_side_sqlstate(out.message);
   return out;
 }
-
-namespace {} // namespace
 
 void pg_driver::await_cancels_delivered() {
   // While stopping, every statement is to be cancelled: a late cancel is no surprise
