@@ -558,12 +558,16 @@ TEMPLATE_TEST_CASE_METHOD(trust,
   auto error_of = [&](session_actor dest, statement stmt, caf::timespan timeout) {
     std::promise<caf::error> seen;
     auto answer = seen.get_future();
-    this->sys.spawn([&seen, dest, stmt, timeout](caf::event_based_actor* self) {
+    // Spawn arguments, not captures: CAF 0.17 dereferences a null tuple for an actor
+    // function that takes none (UBSan reports it).
+    auto asker = [](caf::event_based_actor* self, std::promise<caf::error>* out, session_actor to,
+                    statement what, caf::timespan limit) {
       then_settled(
-          self->request(dest, timeout, exec_atom::value, stmt),
-          [&seen](result_set&) { seen.set_value(make_error(errc::none)); },
-          [&seen](caf::error& err) { seen.set_value(as_cafdb_error(err)); });
-    });
+          self->request(to, limit, exec_atom::value, what),
+          [out](result_set&) { out->set_value(make_error(errc::none)); },
+          [out](caf::error& err) { out->set_value(as_cafdb_error(err)); });
+    };
+    this->sys.spawn(asker, &seen, dest, stmt, timeout);
     REQUIRE(answer.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
     return answer.get();
   };
