@@ -1,7 +1,10 @@
 // SQLite-specific pool behaviour: writer serialization, overflow, in-memory sharing
 // (the conformance suite covers exhaustion on every engine).
+#include <algorithm>
 #include <thread>
 #include <vector>
+
+#include <caf/defaults.hpp>
 
 #include "support/backends.hpp"
 
@@ -146,7 +149,10 @@ TEST_CASE("SQLite: long reads on every handle and reader connection leave the ru
       temp_dir dir;
       auto cfg = file_config(dir);
       cfg.read_in_place = in_place;
-      constexpr int readers = 8;
+      // More readers than in-place handles (all scheduler threads but one), whatever
+      // the machine's thread count, so that some reads go to the reader pool.
+      const int workers = static_cast<int>(caf::defaults::scheduler::max_threads);
+      const int readers = std::max(8, workers + 1);
       cfg.pool_size = readers;
       cfg.max_overflow = 0;
       // Open and idle before the reads come, so that each read the pool takes gets a
