@@ -1131,7 +1131,13 @@ outcome<config> config_from_url(const std::string& url) {
   cfg.url = url;
   std::string query;
   auto malformed = [&](const std::string& why) {
-    return config_error("malformed database URL '" + redact(url) + "': " + why +
+    // A malformed URL's structure cannot be trusted: whatever stands between "://" and
+    // the last '@' (a user, a password, or a mix the parser cannot tell apart) is not
+    // shown at all.
+    auto shown = url;
+    if (auto s = shown.find("://"), at = shown.rfind('@'); s != npos && at != npos && at > s)
+      shown = shown.substr(0, s + 3) + "***" + shown.substr(at);
+    return config_error("malformed database URL '" + redact(shown) + "': " + why +
                         "; expected sqlite:///relative.db, sqlite:////absolute/path.db, "
                         "sqlite::memory: or postgresql://user:password@host:5432/dbname");
   };
