@@ -521,6 +521,12 @@ std::string redact(const std::string& url, int depth) {
   if (auto s = url.find("://"); s != npos && is_scheme(url.substr(0, s))) {
     out = url.substr(0, s + 3);
     rest = url.substr(s + 3);
+    // A scheme cafdb does not know: where a password would stand cannot be told, so
+    // nothing after the scheme is shown when there is an '@'.
+    auto scheme = lower(url.substr(0, s));
+    if (scheme != "postgresql" && scheme != "postgres" && scheme != "sqlite" &&
+        rest.find('@') != npos)
+      return out + "***";
     // sqlite:///path has no authority: only its query may hold a secret, unless an '@'
     // makes it look like a PostgreSQL URL with a changed scheme.
     if (out == "sqlite://" && !rest.empty() && rest[0] == '/' && rest.find('@') == npos) {
@@ -1131,13 +1137,15 @@ outcome<config> config_from_url(const std::string& url) {
   cfg.url = url;
   std::string query;
   auto malformed = [&](const std::string& why) {
-    // A malformed URL's structure cannot be trusted: whatever stands between "://" and
-    // the last '@' (a user, a password, or a mix the parser cannot tell apart) is not
-    // shown at all.
+    // A malformed URL's structure cannot be trusted to tell where a password stands:
+    // with an '@' or a '=' in it, nothing after the scheme is shown.
     auto shown = url;
-    if (auto s = shown.find("://"), at = shown.rfind('@'); s != npos && at != npos && at > s)
-      shown = shown.substr(0, s + 3) + "***" + shown.substr(at);
-    return config_error("malformed database URL '" + redact(shown) + "': " + why +
+    if (url.find_first_of("@=") != npos) {
+      auto s = url.find("://");
+      shown = (s != npos && is_scheme(url.substr(0, s)) ? url.substr(0, s + 3) : "") + "***";
+    }
+    return config_error("malformed database URL '" + (shown == url ? redact(url) : shown) +
+                        "': " + why +
                         "; expected sqlite:///relative.db, sqlite:////absolute/path.db, "
                         "sqlite::memory: or postgresql://user:password@host:5432/dbname");
   };
