@@ -2,6 +2,7 @@
 
 #include <mutex>
 
+#include <spdlog/sinks/dist_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 namespace cafdb::log {
@@ -12,6 +13,15 @@ std::mutex mtx;
 spdlog::level::level_enum current_level = spdlog::level::warn;
 bool echo_enabled = false;
 
+std::shared_ptr<spdlog::sinks::dist_sink_mt> fanout() {
+  static auto sink = [] {
+    auto out = std::make_shared<spdlog::sinks::dist_sink_mt>();
+    out->add_sink(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+    return out;
+  }();
+  return sink;
+}
+
 } // namespace
 
 std::shared_ptr<spdlog::logger> get(const std::string& role) {
@@ -19,8 +29,9 @@ std::shared_ptr<spdlog::logger> get(const std::string& role) {
   std::lock_guard<std::mutex> guard{mtx};
   if (auto existing = spdlog::get(name))
     return existing;
-  auto logger = spdlog::stderr_color_mt(name);
+  auto logger = std::make_shared<spdlog::logger>(name, fanout());
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e [%n] %l: %v");
+  spdlog::register_logger(logger);
   logger->set_level(role == "sql" && echo_enabled ? spdlog::level::info : current_level);
   return logger;
 }
@@ -35,6 +46,14 @@ void configure(const config& cfg) {
     get(role)->set_level(std::string{role} == "sql" && cfg.echo
                              ? spdlog::level::info
                              : spdlog::level::from_str(cfg.log_level));
+}
+
+void add_sink(spdlog::sink_ptr sink) {
+  fanout()->add_sink(std::move(sink));
+}
+
+void remove_sink(const spdlog::sink_ptr& sink) {
+  fanout()->remove_sink(sink);
 }
 
 void echo(spdlog::logger& sql_log, const std::string& sql, const std::string& params,

@@ -1,4 +1,6 @@
-// One spdlog logger per actor role, named `cafdb.<role>`, all writing to stderr.
+// One spdlog logger per actor role, named `cafdb.<role>`. All of them write to one
+// fan-out sink that holds stderr; more sinks can be added to it while actors log
+// (spdlog's logger::sinks() is not guarded, its dist_sink is).
 #pragma once
 
 #include <memory>
@@ -13,6 +15,12 @@ namespace cafdb::log {
 
 /// Returns the logger `cafdb.<role>`, creating it on first use.
 std::shared_ptr<spdlog::logger> get(const std::string& role);
+
+/// Adds a sink that sees every line of every cafdb logger; safe while actors log.
+void add_sink(spdlog::sink_ptr sink);
+
+/// Removes a sink added by add_sink; safe while actors log.
+void remove_sink(const spdlog::sink_ptr& sink);
 
 /// Logs `sql` with its parameters (already rendered) and the handle it runs on, on
 /// `cafdb.sql` (the `echo` option). Cheap when echo is off.

@@ -2,12 +2,9 @@
 // idle_timeout, leak_threshold / lease_timeout, max_pending, wait percentiles and the
 // periodic stats line. (pool_pre_ping needs a server whose backends can be killed:
 // integration/fault_test.cpp.)
-#include <sstream>
-
-#include <spdlog/sinks/ostream_sink.h>
-
 #include "log.hpp"
 #include "support/backends.hpp"
+#include "support/captured_log.hpp"
 
 using namespace cafdb;
 using namespace cafdb::test;
@@ -32,25 +29,6 @@ struct pool_options : with_temp_dir {
     return std::string{Backend::name} == "sqlite" ? Backend::ro_pool : Backend::rw_pool;
   }
   config cfg;
-};
-
-/// Captures what the `cafdb.<role>` logger writes while it lives.
-struct captured_log {
-  explicit captured_log(const std::string& role) : logger(cafdb::log::get(role)) {
-    sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
-    logger->sinks().push_back(sink);
-  }
-  ~captured_log() {
-    auto& sinks = logger->sinks();
-    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
-  }
-  bool contains(const std::string& part) {
-    sink->flush();
-    return out.str().find(part) != std::string::npos;
-  }
-  std::shared_ptr<spdlog::logger> logger;
-  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink;
-  std::ostringstream out;
 };
 
 } // namespace
@@ -116,7 +94,7 @@ TEMPLATE_TEST_CASE_METHOD(pool_options,
   this->cfg.log_level = "warn";
   database_fixture fx{this->cfg};
   fx.require_ready();
-  captured_log engine_log{"engine"};
+  captured_log engine_log;
   fx.must_exec({"CREATE TABLE t (x INTEGER)"});
   session_options options;
   options.label = "leaky";
@@ -186,7 +164,7 @@ TEMPLATE_TEST_CASE_METHOD(pool_options, "stats_interval logs every pool's counte
   this->cfg.stats_interval = std::chrono::milliseconds(50);
   this->cfg.log_level = "info";
   database_fixture fx{this->cfg};
-  captured_log engine_log{"engine"};
+  captured_log engine_log;
   fx.require_ready();
   fx.must_exec({"SELECT 1"});
   CHECK(eventually([&] { return engine_log.contains("wait p50/p95/p99"); }));

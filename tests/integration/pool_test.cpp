@@ -151,7 +151,7 @@ TEST_CASE("SQLite: long reads on every handle and reader connection leave the ru
       cfg.read_in_place = in_place;
       // More readers than in-place handles (all scheduler threads but one), whatever
       // the machine's thread count, so that some reads go to the reader pool.
-      const int workers = static_cast<int>(caf::defaults::scheduler::max_threads);
+      const int workers = static_cast<int>(test_worker_count());
       const int readers = std::max(8, workers + 1);
       cfg.pool_size = readers;
       cfg.max_overflow = 0;

@@ -1,5 +1,6 @@
 #include "support/fixture.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
@@ -71,6 +72,24 @@ pool_stats database_fixture::stats(const std::string& pool) {
       return p;
   FAIL("no pool named " << pool);
   return {};
+}
+
+size_t test_worker_count() {
+  auto text = std::getenv("CAFDB_TEST_WORKERS");
+  if (text == nullptr || *text == '\0')
+    return caf::defaults::scheduler::max_threads;
+  char* end = nullptr;
+  auto n = std::strtoul(text, &end, 10);
+  if (*end != '\0' || n == 0 || n > 256) {
+    std::fprintf(stderr, "CAFDB_TEST_WORKERS must be a number from 1 to 256, not '%s'\n", text);
+    std::abort();
+  }
+  return n;
+}
+
+system_config::system_config() {
+  add_types(*this);
+  set("scheduler.max-threads", test_worker_count());
 }
 
 config must_config(const std::string& url) {

@@ -30,9 +30,16 @@ config must_config(const std::string& url);
 /// A config for a file database in `dir` with quiet logging and short timeouts.
 config file_config(const temp_dir& dir, const std::string& name = "test.db");
 
+/// An actor system config with cafdb's types. CAFDB_TEST_WORKERS, when set, forces the
+/// scheduler's worker count, so that one machine can prove the suite passes with as
+/// many workers as a larger one would start (scripts/test.sh runs a build with 16).
 struct system_config : caf::actor_system_config {
-  system_config() { add_types(*this); }
+  system_config();
 };
+
+/// The scheduler's worker count in the tests' actor systems: CAFDB_TEST_WORKERS, or
+/// CAF's default for this machine.
+size_t test_worker_count();
 
 /// An actor system plus one database on `url` (options applied on top).
 struct database_fixture {
