@@ -6,17 +6,12 @@
 // read-only connections). `:memory:` gets one `shared` connection, since every
 // connection would otherwise see its own empty database.
 //
-// A connection's life inside a pool:
-//
-//            open ok                checkout (pre-ping ok)      checkin(clean)
-//  opening ─────────► idle ──────────────────────────► leased ─────────────────► idle
-//     │                │ ▲                                │  checkin(needs_rollback /
-//     │ open fails     │ └────────────────────────────────┤  running): reset ok
-//     ▼                ▼ expired, reaped, pre-ping fails  │
-//   gone ◄─────────────┴──────────────────────────────────┘  checkin(broken) / reset fails /
-//                                                            expired when it comes back
-//
-// The engine's health:
+// Each pool's state and every decision about it (which connection serves whom, when to
+// open, retire, discard or close one, which leases leak) is a pool_model
+// (src/pool/pool_model.hpp, with its slot state machine and invariants). This actor
+// carries the decisions out: it spawns, pings, resets, cancels and closes connection
+// actors, sends the reads, and answers the waiters. The engine's health (up, or down
+// and reconnecting with backoff) is an engine_health (src/pool/health.hpp):
 //
 //            open fails (server unreachable)          reconnect ok
 //   up ─────────────────────────────────────► down ─────────────────► up
@@ -33,32 +28,26 @@
 // The engine watches the running batches' deadlines itself (cancel_overdue_reads, one
 // timer for all), so that no read costs a timer of its own.
 //
-// Transitions: opening -> idle [open_connection, give_back]; idle -> leased [checkout,
-// give_back, dispatch_reads]; leased -> idle [checkin, reclaim_leases]; leased/idle -> gone
-// [discard, retire, housekeeping, on_connection_down]; up -> down [mark_down]; down -> up [retry].
-//
-// Invariants:
-// 1. A pool never has idle connections and waiters (checkouts or reads) at the same time.
-// 2. total = idle + leased + opening + pinging, and total <= max.
-// 3. Every lease belongs to a holder the engine monitors; when it goes down, its
+// Invariants (the pool's own are the model's):
+// 1. Every connection actor spawned is a member until its slot leaves the model; a
+//    member is closed (exit) when its slot leaves, except while leased (invariant 4).
+// 2. Every lease belongs to a holder the engine monitors; when it goes down, its
 //    leases are reset and come back (or are discarded), its queued checkouts are dropped.
-// 4. Every waiter is answered exactly once: a lease (or a read's outcome), pool_timeout
+// 3. Every waiter is answered exactly once: a lease (or a read's outcome), pool_timeout
 //    at its deadline, unavailable when the server is lost, or shutting_down when the
 //    engine quits. A waiter whose holder went down is dropped unanswered. A running
 //    read is answered by its connection, by statement_timeout at its deadline, or by
 //    shutting_down when the engine quits (sessions wait for reads without a timer).
-// 5. A leased connection is never closed by the engine: recycling, reaping and lease
+// 4. A leased connection is never closed by the engine: recycling, reaping and lease
 //    reclaiming act on idle connections or on a connection once it is checked in.
-// 6. A connection actor that dies is forgotten at once and never handed out again.
-// 7. Each pool's waiters and reads are ordered by id (the order they arrived in).
+// 5. A connection actor that dies is never handed out again (the model discards its
+//    slot when it next comes back).
 #include "actors/engine.hpp"
 
 #include <algorithm>
-#include <cmath>
-#include <deque>
+#include <optional>
 #include <random>
 #include <unordered_map>
-#include <unordered_set>
 
 #include <caf/all.hpp>
 
@@ -67,95 +56,33 @@
 #include "backend/sqlite_driver.hpp"
 #include "cafdb/error.hpp"
 #include "log.hpp"
+#include "pool/health.hpp"
+#include "pool/housekeeping.hpp"
+#include "pool/pool_model.hpp"
 
 namespace cafdb {
 
 namespace {
 
-using clock_type = caf::timestamp::clock;
-
-struct waiter {
-  uint64_t id;
+/// What a queued checkout carries besides what the model needs.
+struct checkout_wait {
   caf::typed_response_promise<lease> promise;
-  caf::actor_addr holder;
-  caf::timestamp enqueued;
-  checkout_request request;
 };
 
-/// An autocommit read waiting for a connection.
-struct read_waiter {
-  uint64_t id;
+/// What a queued read carries besides what the model needs.
+struct read_wait {
   caf::typed_response_promise<result_set> promise;
-  caf::actor_addr holder;
-  caf::timestamp enqueued;
   statement stmt;
-  /// The request's deadline on the connection.
-  caf::timespan deadline;
-  /// When it stops waiting for a connection (pool_timeout).
-  caf::timestamp expires;
 };
 
-/// Reads sent to one connection in one message at most.
-constexpr size_t max_read_batch = 32;
+using pool_model = pool::pool_model<checkout_wait, read_wait>;
+using slot_id = pool::slot_id;
 
-/// The last checkout waits, for percentiles.
-struct wait_samples {
-  static constexpr size_t capacity = 1024;
-  std::vector<int64_t> micros;
-  size_t next = 0;
-  void add(caf::timespan waited) {
-    auto us = std::chrono::duration_cast<std::chrono::microseconds>(waited).count();
-    if (micros.size() < capacity)
-      micros.push_back(us);
-    else
-      micros[next] = us;
-    next = (next + 1) % capacity;
-  }
-  int64_t percentile(double q) const {
-    if (micros.empty())
-      return 0;
-    auto sorted = micros;
-    // Nearest rank: the smallest sample with at least q of all samples at or below it.
-    auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(sorted.size())));
-    auto k = std::max<size_t>(rank, 1) - 1;
-    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(k), sorted.end());
-    return sorted[k];
-  }
-};
-
-struct pool {
-  std::string name;
-  connection_role role = connection_role::shared;
-  int size = 1;
-  int max = 1;
-  int min_idle = 0;
-  int total = 0;
-  int opening = 0;
-  int pinging = 0;
-  int in_use = 0;
-  std::vector<connection_actor> idle;
-  std::deque<waiter> waiters;
-  std::deque<read_waiter> reads;
-  /// When both checkouts and reads wait, a freed connection goes to them in turn.
-  bool reads_turn = false;
+struct engine_pool {
+  pool_model model;
+  connection_role role;
   /// The expiry check of the queued reads scheduled soonest; max() when none is.
   caf::timestamp reads_check = caf::timestamp::max();
-  int64_t checkouts = 0;
-  int64_t timeouts = 0;
-  int64_t discarded = 0;
-  int64_t opened = 0;
-  int64_t cancelled = 0;
-  int64_t reconnects = 0;
-  int64_t recycled = 0;
-  int64_t ping_failures = 0;
-  int64_t server_full = 0;
-  /// The server refused a connect as full (53300): no new connection before this, and
-  /// how long the next refusal waits.
-  caf::timestamp full_until;
-  caf::timespan full_backoff{0};
-  int64_t leaks = 0;
-  int64_t reclaimed = 0;
-  wait_samples waits;
 };
 
 // A connection actor and its driver: the engine keeps the driver to cancel a
@@ -163,34 +90,17 @@ struct pool {
 struct member {
   connection_actor connection;
   std::shared_ptr<driver> drv;
-  /// Its pool in engine_state::pools.
   size_t pool_index = 0;
-  /// Past this the connection is retired (pool_recycle); max() when it lives forever.
-  caf::timestamp expires;
-  /// When it last went idle (pool_pre_ping, idle_timeout).
-  caf::timestamp idle_since;
   connection_thread thread;
 };
 
-/// Reads sent to a connection in one message, awaiting its answer.
-struct running_batch {
-  std::vector<read_waiter> reads;
-  size_t pool_index;
-  connection_actor connection;
-  /// The longest request deadline of its reads, and when it passes.
-  caf::timespan limit;
-  caf::timestamp deadline;
-};
-
-struct lease_entry {
-  size_t pool_index;
-  connection_actor connection;
-  caf::actor_addr holder;
-  caf::timestamp granted;
-  std::string owner;
-  bool revocable = false;
-  bool warned = false;   // leak_threshold logged
-  bool revoking = false; // lease_timeout passed: the holder was told to give it back
+enum class open_purpose {
+  /// The pool wants another connection (min_idle, waiters).
+  fill,
+  /// Setup's connectivity check: the first connection of the main pool.
+  first,
+  /// The server was lost: a probe for it.
+  reconnect,
 };
 
 struct engine_state {
@@ -199,20 +109,16 @@ struct engine_state {
   std::shared_ptr<const config> cfg;
   driver_factory factory;
   database_actor db;
-  std::vector<pool> pools;
-  std::unordered_map<uint64_t, lease_entry> leases;
-  /// Batches of reads on a connection, by batch id, until their answer is delivered.
-  std::unordered_map<uint64_t, running_batch> running_reads;
+  std::vector<engine_pool> pools;
+  /// Every connection spawned whose slot has not left its pool yet, by slot.
+  std::unordered_map<slot_id, member> members;
   /// The deadline check of the running batches scheduled soonest; max() when none is.
   caf::timestamp running_check = caf::timestamp::max();
-  std::unordered_set<caf::actor_addr> monitored;
-  std::vector<member> all; // every connection spawned and not yet gone
+  /// Holders (sessions, schema) the engine monitors, by actor id.
+  std::unordered_map<pool::holder_id, caf::actor_addr> monitored;
+  /// Slot, lease and waiter ids: one sequence, so that ids are unique across pools.
   uint64_t next_id = 1;
-  int32_t attempts = 0;
-  /// Health: the server was lost and the engine is reconnecting.
-  bool down = false;
-  std::string down_reason;
-  caf::timespan backoff{0};
+  pool::engine_health health;
   /// Housekeeping period; zero when no option needs it.
   caf::timespan tick{0};
   caf::timestamp last_stats_log;
@@ -225,7 +131,7 @@ struct engine_state {
   /// statement ends.
   void cancel_everything(const std::string& why) {
     refuse_waiting(why);
-    for (auto& m : all)
+    for (auto& [slot, m] : members)
       if (m.drv)
         m.drv->cancel_for_shutdown();
   }
@@ -233,26 +139,27 @@ struct engine_state {
   /// Answers every queued checkout and read with shutting_down.
   void refuse_waiting(const std::string& why) {
     for (auto& p : pools) {
-      for (auto& w : p.waiters)
-        w.promise.deliver(
+      auto [checkouts, reads] = p.model.take_waiting();
+      for (auto& w : checkouts)
+        w.payload.promise.deliver(
             make_error(errc::shutting_down, why + " while this checkout was waiting"));
-      p.waiters.clear();
-      for (auto& r : p.reads)
-        r.promise.deliver(make_error(errc::shutting_down, why + " while this read was waiting"));
-      p.reads.clear();
+      for (auto& r : reads)
+        r.payload.promise.deliver(
+            make_error(errc::shutting_down, why + " while this read was waiting"));
     }
   }
 
   // Runs on every exit path (CAF 0.17 destroys the state before attach_functor
-  // cleanups run): keeps (4) and takes every connection down with the engine.
+  // cleanups run): keeps (3) and takes every connection down with the engine.
   ~engine_state() {
     cancel_everything("the engine stopped");
-    // Sessions wait for reads without a timer of their own (invariant 4 answers them).
-    for (auto& [id, batch] : running_reads)
-      for (auto& r : batch.reads)
-        r.promise.deliver(
-            make_error(errc::shutting_down, "the engine stopped while this read was running"));
-    for (auto& m : all)
+    // Sessions wait for reads without a timer of their own (invariant 3 answers them).
+    for (auto& p : pools)
+      for (auto& batch : p.model.overdue_batches(pool::time_point::max()))
+        for (auto& r : batch.reads)
+          r.payload.promise.deliver(
+              make_error(errc::shutting_down, "the engine stopped while this read was running"));
+    for (auto& [slot, m] : members)
       caf::anon_send_exit(m.connection, caf::exit_reason::user_shutdown);
   }
 };
@@ -267,14 +174,8 @@ int64_t ms(caf::timespan span) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
 }
 
-pool make_pool(std::string name, connection_role role, int size, int max, int min_idle) {
-  pool p;
-  p.name = std::move(name);
-  p.role = role;
-  p.size = size;
-  p.max = max;
-  p.min_idle = std::min(min_idle, size);
-  return p;
+engine_pool make_pool(std::string name, connection_role role, int size, int max, int min_idle) {
+  return engine_pool{pool_model{pool::pool_limits{std::move(name), size, max, min_idle}}, role};
 }
 
 size_t pool_for(const engine_state& st, bool read_only) {
@@ -284,32 +185,38 @@ size_t pool_for(const engine_state& st, bool read_only) {
 int total_waiting(const engine_state& st) {
   int n = 0;
   for (auto& p : st.pools)
-    n += static_cast<int>(p.waiters.size() + p.reads.size());
+    n += p.model.waiting();
   return n;
 }
 
-std::string counts(const pool& p) {
-  return p.name + " pool: " + std::to_string(p.total) + " total, " + std::to_string(p.in_use) +
-         " in use, " + std::to_string(p.idle.size()) + " idle, " +
-         std::to_string(p.waiters.size() + p.reads.size()) + " waiting";
+std::optional<pool::duration> ping_after(const engine_state& st) {
+  if (!st.cfg->pool_pre_ping)
+    return std::nullopt;
+  return pool::duration{st.cfg->pre_ping_after};
 }
 
-caf::error overloaded_error(const engine_state& st, const pool& p) {
+caf::error overloaded_error(const engine_state& st, const pool_model& m) {
   return make_error(errc::pool_overloaded, "too many requests are already waiting (max_pending = " +
                                                std::to_string(st.cfg->max_pending) + ", " +
-                                               counts(p) +
+                                               m.describe() +
                                                "); retry later or raise max_pending / pool_size");
+}
+
+caf::error unavailable_error(const engine_state& st) {
+  return make_error(errc::unavailable, "the " + st.role + " engine lost its server (" +
+                                           st.health.reason() +
+                                           "); cafdb reconnects in the background, retry shortly "
+                                           "(see status)");
 }
 
 void publish(engine_pointer self, readiness_state state, std::string detail) {
   auto& st = self->state;
-  self->send(st.db, readiness_event{"engine:" + st.role, state, std::move(detail), st.attempts,
-                                    caf::make_timestamp()});
+  self->send(st.db, readiness_event{"engine:" + st.role, state, std::move(detail),
+                                    st.health.attempts(), caf::make_timestamp()});
 }
 
-std::vector<member>::iterator find_member(engine_state& st, const connection_actor& conn) {
-  return std::find_if(st.all.begin(), st.all.end(),
-                      [&](const member& m) { return m.connection == conn; });
+const connection_actor& connection_of(engine_state& st, slot_id slot) {
+  return st.members.at(slot).connection;
 }
 
 // SQLite readers run on the scheduler: a point read costs a few microseconds, a hop to
@@ -324,189 +231,170 @@ connection_thread thread_for(engine_pointer self, connection_role role) {
   if (st.cfg->engine != engine_kind::sqlite || role != connection_role::reader ||
       st.cfg->read_in_place)
     return connection_thread::dedicated;
-  auto lent = std::count_if(st.all.begin(), st.all.end(), [](const member& m) {
-    return m.thread == connection_thread::scheduled;
+  auto lent = std::count_if(st.members.begin(), st.members.end(), [](const auto& entry) {
+    return entry.second.thread == connection_thread::scheduled;
   });
   auto lendable = static_cast<std::ptrdiff_t>(self->system().scheduler().num_workers() / 2);
   return lent < lendable ? connection_thread::scheduled : connection_thread::dedicated;
 }
 
-connection_actor spawn_member(engine_pointer self, connection_role role) {
+// A new slot in pool `index` and the connection actor behind it (not connected yet).
+slot_id spawn_member(engine_pointer self, size_t index) {
   auto& st = self->state;
-  std::shared_ptr<driver> drv = st.factory(role);
-  auto thread = thread_for(self, role);
-  auto conn = spawn_connection(self->system(), drv, st.cfg, thread);
-  // Monitored: a connection actor that dies is replaced (invariant 6).
-  self->monitor(conn);
+  auto& p = st.pools[index];
   auto expires = caf::timestamp::max();
   if (auto life = caf::timespan{st.cfg->pool_recycle}; life.count() > 0) {
     // Up to 10% earlier, so that connections opened together are not retired together.
     auto jitter = std::uniform_int_distribution<int64_t>{0, life.count() / 10}(st.random);
     expires = now() + life - caf::timespan{jitter};
   }
-  size_t index = 0;
-  while (index + 1 < st.pools.size() && st.pools[index].role != role)
-    ++index;
-  st.all.push_back(member{conn, std::move(drv), index, expires, now(), thread});
-  return conn;
+  auto slot = st.next_id++;
+  p.model.open_started(slot, expires);
+  std::shared_ptr<driver> drv = st.factory(p.role);
+  auto thread = thread_for(self, p.role);
+  auto conn = spawn_connection(self->system(), drv, st.cfg, thread);
+  // Monitored: a connection actor that dies is never handed out again (invariant 5).
+  self->monitor(conn);
+  st.members.emplace(slot, member{conn, std::move(drv), index, thread});
+  return slot;
 }
 
-// Forgets a member; the statistics keep what its driver counted.
-void forget_member(engine_state& st, std::vector<member>::iterator i) {
-  if (i == st.all.end())
-    return;
-  st.pools[i->pool_index].cancelled += i->drv->deadline_cancels();
-  st.all.erase(i);
-}
-
-void close_connection(engine_pointer self, const connection_actor& conn) {
+// The slot left its pool: its actor is closed; the statistics keep what its driver counted.
+void close_member(engine_pointer self, slot_id slot) {
   auto& st = self->state;
-  forget_member(st, find_member(st, conn));
-  self->demonitor(conn.address());
-  self->send_exit(conn, caf::exit_reason::user_shutdown);
+  auto i = st.members.find(slot);
+  if (i == st.members.end())
+    return;
+  auto& m = i->second;
+  st.pools[m.pool_index].model.count_cancelled(m.drv->deadline_cancels());
+  self->demonitor(m.connection.address());
+  self->send_exit(m.connection, caf::exit_reason::user_shutdown);
+  st.members.erase(i);
+}
+
+void close_members(engine_pointer self, const std::vector<slot_id>& slots, const char* why) {
+  for (auto slot : slots) {
+    self->state.log->debug("closing a connection: {}", why);
+    close_member(self, slot);
+  }
+}
+
+/// The model's name for a holder: its actor id (0 for an anonymous sender).
+pool::holder_id holder_of(const caf::actor_addr& holder) {
+  return holder ? holder.id() : 0;
 }
 
 void watch(engine_pointer self, const caf::actor_addr& holder) {
-  if (holder && self->state.monitored.insert(holder).second)
+  if (holder && self->state.monitored.emplace(holder.id(), holder).second)
     self->monitor(holder);
 }
 
-lease grant(engine_pointer self, size_t index, connection_actor conn, const caf::actor_addr& holder,
-            const checkout_request& req, caf::timespan waited) {
-  auto& st = self->state;
-  auto& p = st.pools[index];
-  auto id = st.next_id++;
-  p.in_use += 1;
-  p.checkouts += 1;
-  p.waits.add(waited);
-  st.leases.emplace(id, lease_entry{index, conn, holder, now(), req.owner, req.revocable});
-  return lease{id, std::move(conn)};
-}
+bool open_connection(engine_pointer self, size_t index, open_purpose purpose,
+                     caf::typed_response_promise<caf::ok_atom> first = {});
 
-void open_connection(engine_pointer self, size_t index);
-
-// Opens connections while the pool is below min_idle or has waiters no opening
-// connection will serve (bounded by max).
+// Opens what the pool wants now (min_idle, waiters no opening connection will serve).
 void refill(engine_pointer self, size_t index) {
   auto& st = self->state;
-  if (st.down)
+  auto n = st.pools[index].model.wanted_openings(now(), st.health.down());
+  for (int i = 0; i < n; ++i)
+    open_connection(self, index, open_purpose::fill);
+}
+
+void refill_all(engine_pointer self) {
+  for (size_t index = 0; index < self->state.pools.size(); ++index)
+    refill(self, index);
+}
+
+void run_batch(engine_pointer self, size_t index, uint64_t batch_id);
+
+// Carries out where the model sent a connection that came free.
+void carry_out(engine_pointer self, size_t index, slot_id slot, pool_model::release& r) {
+  auto& st = self->state;
+  auto& p = st.pools[index];
+  using to = pool_model::release::to;
+  switch (r.where) {
+  case to::idle:
     return;
-  auto& p = st.pools[index];
-  if (now() < p.full_until)
-    return; // the server is full: the connections the pool has serve the waiters
-  // Queued reads want one connection: it takes a batch of them.
-  auto wanted = static_cast<int>(p.waiters.size()) + (p.reads.empty() ? 0 : 1);
-  while (p.total < p.max && (p.total < p.min_idle || wanted > p.opening))
-    open_connection(self, index);
-}
-
-// Takes a connection out of the pool: the engine closes it (recycled, reaped).
-void retire(engine_pointer self, size_t index, const connection_actor& conn, const char* why) {
-  auto& st = self->state;
-  auto& p = st.pools[index];
-  p.total -= 1;
-  p.recycled += 1;
-  st.log->debug("closing a {} connection: {}", p.name, why);
-  close_connection(self, conn);
-}
-
-// A connection in an unknown state: never reused (DESIGN.md rule 4).
-void discard(engine_pointer self, size_t index, const connection_actor& conn, const char* why) {
-  auto& st = self->state;
-  auto& p = st.pools[index];
-  p.total -= 1;
-  p.discarded += 1;
-  st.log->warn("discarding a {} connection: {}", p.name, why);
-  close_connection(self, conn);
-  // The replacement doubles as a probe: if the server is gone, opening it fails and
-  // the engine goes down instead of handing out more dead connections.
-  if (!st.down && p.total < std::max(p.min_idle, 1) && p.total < p.max)
-    open_connection(self, index);
-  refill(self, index);
-}
-
-void dispatch_reads(engine_pointer self, size_t index, connection_actor conn);
-
-// A connection is free again: the first waiter gets it, else it idles or closes.
-void give_back(engine_pointer self, size_t index, connection_actor conn) {
-  auto& st = self->state;
-  auto& p = st.pools[index];
-  auto m = find_member(st, conn);
-  if (m == st.all.end()) {
-    discard(self, index, conn, "its actor went down"); // invariant 6
+  case to::waiter:
+    r.waiter->payload.promise.deliver(lease{r.waiter->id, connection_of(st, slot)});
     return;
-  }
-  if (now() >= m->expires) {
-    retire(self, index, conn, "pool_recycle reached");
+  case to::reads:
+    run_batch(self, index, r.batch_id);
+    return;
+  case to::retired:
+    st.log->debug("closing a {} connection: pool_recycle reached", p.model.name());
+    close_member(self, slot);
     refill(self, index);
     return;
-  }
-  if (!p.reads.empty() && (p.waiters.empty() || p.reads_turn)) {
-    p.reads_turn = false;
-    dispatch_reads(self, index, std::move(conn));
+  case to::discarded:
+    st.log->warn("discarding a {} connection: its actor went down", p.model.name());
+    close_member(self, slot);
+    if (p.model.wants_probe(st.health.down()))
+      open_connection(self, index, open_purpose::fill);
+    refill(self, index);
+    return;
+  case to::closed:
+    close_member(self, slot);
     return;
   }
-  if (!p.waiters.empty()) {
-    p.reads_turn = true;
-    auto w = std::move(p.waiters.front());
-    p.waiters.pop_front();
-    w.promise.deliver(grant(self, index, std::move(conn), w.holder, w.request, now() - w.enqueued));
-    return;
-  }
-  if (p.total > p.size || st.down) {
-    p.total -= 1;
-    close_connection(self, conn);
-    return;
-  }
-  m->idle_since = now();
-  p.idle.push_back(std::move(conn));
 }
 
-caf::error unavailable_error(const engine_state& st) {
-  return make_error(errc::unavailable, "the " + st.role + " engine lost its server (" +
-                                           st.down_reason +
-                                           "); cafdb reconnects in the background, retry shortly "
-                                           "(see status)");
+// A connection is free again (opened, reset, pinged, answered): the model decides.
+void give_back(engine_pointer self, size_t index, slot_id slot) {
+  auto& st = self->state;
+  auto r = st.pools[index].model.release_slot(slot, now(), st.health.down());
+  carry_out(self, index, slot, r);
+}
+
+void start_ping(engine_pointer self, size_t index, slot_id slot);
+
+// Carries out what serving a pool's queue started.
+void carry_out(engine_pointer self, size_t index, pool_model::queue_progress& progress) {
+  close_members(self, progress.retired, "pool_recycle reached");
+  for (size_t i = 0; i < progress.released.size(); ++i)
+    carry_out(self, index, progress.released_slots[i], progress.released[i]);
+  for (auto slot : progress.pings)
+    start_ping(self, index, slot);
+}
+
+// A connection in an unknown state: never reused (docs/architecture.md, rule 4).
+void discard(engine_pointer self, size_t index, slot_id slot, const char* why) {
+  auto& st = self->state;
+  auto& p = st.pools[index];
+  p.model.discard(slot);
+  st.log->warn("discarding a {} connection: {}", p.model.name(), why);
+  close_member(self, slot);
+  // The replacement doubles as a probe: if the server is gone, opening it fails and
+  // the engine goes down instead of handing out more dead connections.
+  if (p.model.wants_probe(st.health.down()))
+    open_connection(self, index, open_purpose::fill);
+  refill(self, index);
 }
 
 void schedule_reconnect(engine_pointer self) {
   auto& st = self->state;
-  st.backoff = st.backoff.count() == 0
-                   ? caf::timespan{std::chrono::milliseconds(100)}
-                   : std::min(st.backoff * 2, caf::timespan{std::chrono::seconds(2)});
-  // +-20%: engines (and processes) that lost the same server do not retry in lockstep.
   auto spread = std::uniform_real_distribution<double>{0.8, 1.2}(st.random);
-  auto delay =
-      caf::timespan{static_cast<int64_t>(static_cast<double>(st.backoff.count()) * spread)};
-  self->delayed_send(self, delay, retry_atom::value);
+  self->delayed_send(self, st.health.next_retry(spread), retry_atom::value);
 }
 
 // The server is unreachable: stop handing out connections until it is back.
 void mark_down(engine_pointer self, const caf::error& err) {
   auto& st = self->state;
-  if (st.down)
+  if (!st.health.lose(describe(err).message))
     return;
-  st.down = true;
-  st.down_reason = describe(err).message;
-  st.backoff = caf::timespan{0};
-  st.log->error("the {} engine lost its server: {}; reconnecting", st.role, st.down_reason);
-  publish(self, readiness_state::degraded, "lost the server: " + st.down_reason + "; reconnecting");
+  st.log->error("the {} engine lost its server: {}; reconnecting", st.role, st.health.reason());
+  publish(self, readiness_state::degraded,
+          "lost the server: " + st.health.reason() + "; reconnecting");
   auto refusal = unavailable_error(st);
   for (auto& p : st.pools) {
     // Idle connections to a lost server are dead: close them now, not at their next use.
-    for (auto& conn : p.idle) {
-      p.total -= 1;
-      close_connection(self, conn);
-    }
-    p.idle.clear();
-    auto waiters = std::move(p.waiters);
-    p.waiters.clear();
-    for (auto& w : waiters)
-      w.promise.deliver(refusal);
-    auto reads = std::move(p.reads);
-    p.reads.clear();
+    for (auto slot : p.model.close_idle())
+      close_member(self, slot);
+    auto [checkouts, reads] = p.model.take_waiting();
+    for (auto& w : checkouts)
+      w.payload.promise.deliver(refusal);
     for (auto& r : reads)
-      r.promise.deliver(refusal);
+      r.payload.promise.deliver(refusal);
   }
   schedule_reconnect(self);
 }
@@ -515,71 +403,99 @@ bool too_many_connections(const caf::error& err) {
   return describe(err).driver_code == "53300"; // the server is up but full
 }
 
-// Asks a new connection to open. The driver bounds its own connect by connect_timeout
-// and says why it failed; this deadline only guards against a connection actor that died.
-auto request_connect(engine_pointer self, const connection_actor& conn) {
-  return self->request(conn, self->state.cfg->connect_timeout + std::chrono::seconds(1),
-                       caf::connect_atom::value);
-}
-
-void open_connection(engine_pointer self, size_t index) {
+// A connect failed while the pool wanted another connection.
+void on_fill_failed(engine_pointer self, size_t index, const caf::error& err) {
   auto& st = self->state;
   auto& p = st.pools[index];
-  p.total += 1;
-  p.opening += 1;
-  auto conn = spawn_member(self, p.role);
-  request_connect(self, conn)
+  st.log->warn("opening a {} connection failed: {}", p.model.name(), render(err));
+  if (!too_many_connections(err)) {
+    mark_down(self, err);
+    return;
+  }
+  // The server is up but full: not a lost server. Keep the connections that work and
+  // open no more for a while (doubling up to 5 s); waiters are served by the
+  // connections the pool has as they come back.
+  self->delayed_send(self, p.model.server_full(now()), caf::open_atom::value);
+  if (p.model.total() > 0)
+    return;
+  // No connection at all: the checkout (or read) that asked for this one learns why.
+  if (auto first = p.model.take_first_waiting()) {
+    if (first->first)
+      first->first->payload.promise.deliver(err);
+    else
+      first->second->payload.promise.deliver(err);
+  }
+}
+
+// The one way a connection is opened; false when the pool is at max (every connection
+// it may have is open, opening or on its way back). The driver bounds its own connect
+// by connect_timeout and says why it failed; the request's deadline only guards against
+// a connection actor that died.
+bool open_connection(engine_pointer self, size_t index, open_purpose purpose,
+                     caf::typed_response_promise<caf::ok_atom> first) {
+  auto& st = self->state;
+  if (!st.pools[index].model.can_open())
+    return false;
+  auto slot = spawn_member(self, index);
+  self->request(connection_of(st, slot), st.cfg->connect_timeout + std::chrono::seconds(1),
+                caf::connect_atom::value)
       .then(
-          [=](caf::ok_atom) {
-            auto& p = self->state.pools[index];
-            p.opening -= 1;
-            p.opened += 1;
-            p.full_backoff = caf::timespan{0};
-            give_back(self, index, conn);
-          },
-          [=](caf::error& err) {
+          [=](caf::ok_atom) mutable {
             auto& st = self->state;
-            auto& p = st.pools[index];
-            p.opening -= 1;
-            p.total -= 1;
-            close_connection(self, conn);
-            st.log->warn("opening a {} connection failed: {}", p.name, render(err));
-            if (too_many_connections(err)) {
-              // The server is up but full: not a lost server. Keep the connections that
-              // work and open no more for a while (doubling up to 5 s); waiters are
-              // served by the connections the pool has as they come back.
-              p.server_full += 1;
-              p.full_backoff =
-                  p.full_backoff.count() == 0
-                      ? caf::timespan{std::chrono::milliseconds(250)}
-                      : std::min(p.full_backoff * 2, caf::timespan{std::chrono::seconds(5)});
-              p.full_until = now() + p.full_backoff;
-              self->delayed_send(self, p.full_backoff, caf::open_atom::value);
-              if (p.total > 0)
-                return;
-              // No connection at all: the checkout that asked for this one learns why.
-              if (!p.waiters.empty()) {
-                auto w = std::move(p.waiters.front());
-                p.waiters.pop_front();
-                w.promise.deliver(err);
-              } else if (!p.reads.empty()) {
-                auto r = std::move(p.reads.front());
-                p.reads.pop_front();
-                r.promise.deliver(err);
-              }
-              return;
+            bool reconnect = purpose == open_purpose::reconnect;
+            if (reconnect) {
+              st.log->warn("the {} engine reconnected after {} attempt(s)", st.role,
+                           st.health.attempts());
+              st.health.recovered();
+              publish(self, readiness_state::ready, "reconnected");
             }
-            mark_down(self, err);
+            auto r = st.pools[index].model.open_succeeded(slot, now(), st.health.down(), reconnect);
+            carry_out(self, index, slot, r);
+            if (purpose == open_purpose::fill)
+              return;
+            if (purpose == open_purpose::first) {
+              publish(self, readiness_state::ready, "connected");
+              // Housekeeping starts with the first connection, once.
+              if (st.tick.count() > 0 && st.pools[0].model.counters().opened == 1)
+                self->delayed_send(self, st.tick, tick_atom::value);
+              first.deliver(caf::ok_atom::value);
+            }
+            // Warm the pools (min_idle) and serve what waits.
+            refill_all(self);
+          },
+          [=](caf::error& err) mutable {
+            auto& st = self->state;
+            st.pools[index].model.open_failed(slot);
+            close_member(self, slot);
+            switch (purpose) {
+            case open_purpose::fill:
+              on_fill_failed(self, index, err);
+              break;
+            case open_purpose::first:
+              // Setup decides when to give up; until then this is one failed attempt.
+              publish(self, readiness_state::connecting,
+                      "attempt " + std::to_string(st.health.attempts()) +
+                          " failed: " + describe(err).message);
+              first.deliver(err);
+              break;
+            case open_purpose::reconnect:
+              if (st.health.still_down(describe(err).message))
+                publish(self, readiness_state::degraded,
+                        "lost the server: " + st.health.reason() + "; reconnecting");
+              schedule_reconnect(self);
+              break;
+            }
           });
+  return true;
 }
 
 // Rolls back whatever the connection has open, then pools it; discards it if the
 // rollback fails or the connection stays silent past `within`.
-void reset_then_pool(engine_pointer self, size_t index, connection_actor conn, caf::timespan within,
+void reset_then_pool(engine_pointer self, size_t index, slot_id slot, caf::timespan within,
                      const char* why_discarded) {
-  self->request(conn, within, caf::reset_atom::value)
-      .then([=](caf::ok_atom) { give_back(self, index, conn); },
-            [=](caf::error&) { discard(self, index, conn, why_discarded); });
+  self->request(connection_of(self->state, slot), within, caf::reset_atom::value)
+      .then([=](caf::ok_atom) { give_back(self, index, slot); },
+            [=](caf::error&) { discard(self, index, slot, why_discarded); });
 }
 
 // A request passed its deadline: cancel the statement on the server (the connection
@@ -588,24 +504,52 @@ void reset_then_pool(engine_pointer self, size_t index, connection_actor conn, c
 // connection's mailbox, so its answer proves the connection is quiet again; and the
 // driver starts no statement while a cancel is still on its way to the server, so a
 // late cancel can never hit the next holder's statement.
-void cancel_then_pool(engine_pointer self, size_t index, connection_actor conn) {
+void cancel_then_pool(engine_pointer self, size_t index, slot_id slot) {
   auto& st = self->state;
-  st.pools[index].cancelled += 1;
+  auto& p = st.pools[index];
+  p.model.count_cancelled();
   st.log->warn("a {} connection outlived its request's deadline: cancelling the statement",
-               st.pools[index].name);
-  if (auto i = find_member(st, conn); i != st.all.end())
-    i->drv->cancel();
+               p.model.name());
+  st.members.at(slot).drv->cancel();
   // Reaching the server again takes at most connect_timeout; beyond it the link is dead.
-  reset_then_pool(self, index, conn, st.cfg->connect_timeout,
+  reset_then_pool(self, index, slot, st.cfg->connect_timeout,
                   "it did not answer after its statement was cancelled");
+}
+
+// pool_pre_ping: a round trip on an idle connection before it serves the queue; a
+// dead one is discarded and the queue looks for the next.
+void start_ping(engine_pointer self, size_t index, slot_id slot) {
+  auto& st = self->state;
+  self->request(connection_of(st, slot), st.cfg->connect_timeout, ping_atom::value)
+      .then(
+          [=](caf::ok_atom) {
+            auto& st = self->state;
+            auto progress =
+                st.pools[index].model.ping_answered(slot, now(), ping_after(st), st.health.down());
+            carry_out(self, index, progress);
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            auto& p = st.pools[index];
+            st.log->warn("pool_pre_ping: an idle {} connection is dead ({})", p.model.name(),
+                         describe(err).message);
+            auto progress = p.model.ping_failed(slot, now(), ping_after(st), st.health.down());
+            close_member(self, slot);
+            carry_out(self, index, progress);
+            // As after any discard: a replacement that doubles as a probe of the server.
+            if (p.model.wants_probe(st.health.down()))
+              open_connection(self, index, open_purpose::fill);
+            refill(self, index);
+          });
 }
 
 // Answers every read of `batch` with its outcome from the connection; true when the
 // outcomes say the connection's link broke.
-bool deliver_outcomes(std::vector<read_waiter>& batch, std::vector<read_outcome>& outcomes) {
+bool deliver_outcomes(std::vector<pool_model::queued_read>& batch,
+                      std::vector<read_outcome>& outcomes) {
   bool broken = outcomes.size() != batch.size();
   for (size_t i = 0; i < batch.size(); ++i) {
-    auto& promise = batch[i].promise;
+    auto& promise = batch[i].payload.promise;
     if (i >= outcomes.size()) {
       promise.deliver(make_error(errc::connection_lost,
                                  "the connection answered a batch of reads in part; "
@@ -620,61 +564,38 @@ bool deliver_outcomes(std::vector<read_waiter>& batch, std::vector<read_outcome>
   return broken;
 }
 
-// Sends up to max_read_batch queued reads to `conn` in one message; each gets its own
-// outcome. Afterwards the connection goes back to the pool; it is discarded when its
-// link broke. The request itself has no timer: the engine's own deadline check
+// Sends a batch the model started to its connection in one message; each read gets its
+// own outcome. Afterwards the connection goes back to the pool; it is discarded when
+// its link broke. The request itself has no timer: the engine's own deadline check
 // (expire_atom) cancels a batch that runs too long, and one timer serves all batches.
-void dispatch_reads(engine_pointer self, size_t index, connection_actor conn) {
+void run_batch(engine_pointer self, size_t index, uint64_t batch_id) {
   auto& st = self->state;
-  auto& p = st.pools[index];
-  auto n = std::min(p.reads.size(), max_read_batch);
-  auto t = now();
-  running_batch batch{{}, index, conn, caf::timespan{0}, t};
-  batch.reads.reserve(n);
+  auto& batch = *st.pools[index].model.find_batch(batch_id);
+  auto slot = batch.slot;
   std::vector<statement> stmts;
-  stmts.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    auto r = std::move(p.reads.front());
-    p.reads.pop_front();
-    p.waits.add(t - r.enqueued);
-    batch.limit = std::max(batch.limit, r.deadline);
-    batch.deadline = t + batch.limit;
-    stmts.push_back(std::move(r.stmt));
-    batch.reads.push_back(std::move(r));
-  }
-  p.in_use += 1;
-  p.checkouts += static_cast<int64_t>(n);
-  auto batch_id = st.next_id++;
+  stmts.reserve(batch.reads.size());
+  for (auto& r : batch.reads)
+    stmts.push_back(std::move(r.payload.stmt));
   if (batch.deadline < st.running_check) {
     st.running_check = batch.deadline;
-    self->delayed_send(self, batch.deadline - t, expire_atom::value);
+    self->delayed_send(self, batch.deadline - now(), expire_atom::value);
   }
-  st.running_reads.emplace(batch_id, std::move(batch));
-  // Takes the batch back; false when its deadline passed and it was answered already
-  // (the connection then belongs to cancel_then_pool).
-  auto take = [=](running_batch& out) {
-    auto i = self->state.running_reads.find(batch_id);
-    if (i == self->state.running_reads.end())
-      return false;
-    out = std::move(i->second);
-    self->state.running_reads.erase(i);
-    self->state.pools[index].in_use -= 1;
-    return true;
-  };
-  self->request(conn, caf::infinite, read_atom::value, std::move(stmts))
+  self->request(connection_of(st, slot), caf::infinite, read_atom::value, std::move(stmts))
       .then(
           [=](std::vector<read_outcome>& outcomes) {
-            running_batch done;
-            if (!take(done))
+            // Nothing when its deadline passed and it was answered already (the
+            // connection then belongs to cancel_then_pool).
+            auto done = self->state.pools[index].model.finish_batch(batch_id);
+            if (!done)
               return;
-            if (deliver_outcomes(done.reads, outcomes))
-              discard(self, index, conn, "its link broke during a batch of reads");
+            if (deliver_outcomes(done->reads, outcomes))
+              discard(self, index, slot, "its link broke during a batch of reads");
             else
-              give_back(self, index, conn);
+              give_back(self, index, slot);
           },
           [=](caf::error& err) {
-            running_batch done;
-            if (!take(done))
+            auto done = self->state.pools[index].model.finish_batch(batch_id);
+            if (!done)
               return;
             // The connection refused the batch (not open, read-only mode failed) or is gone.
             auto failure = err.category() == error_category
@@ -682,9 +603,9 @@ void dispatch_reads(engine_pointer self, size_t index, connection_actor conn) {
                                : make_error(errc::connection_lost,
                                             "the connection went away during the read (" +
                                                 to_string(err) + "); retry the request");
-            for (auto& r : done.reads)
-              r.promise.deliver(failure);
-            discard(self, index, conn, "it failed a batch of reads");
+            for (auto& r : done->reads)
+              r.payload.promise.deliver(failure);
+            discard(self, index, slot, "it failed a batch of reads");
           });
 }
 
@@ -695,186 +616,63 @@ void cancel_overdue_reads(engine_pointer self, caf::timestamp t) {
   if (st.running_check > t)
     return;
   auto next = caf::timestamp::max();
-  for (auto i = st.running_reads.begin(); i != st.running_reads.end();) {
-    if (i->second.deadline > t) {
-      next = std::min(next, i->second.deadline);
-      ++i;
-      continue;
+  for (size_t index = 0; index < st.pools.size(); ++index) {
+    auto& model = st.pools[index].model;
+    for (auto& batch : model.overdue_batches(t)) {
+      auto timeout = make_error(
+          errc::statement_timeout,
+          "the read did not finish within its deadline (" + std::to_string(ms(batch.limit)) +
+              " ms); cafdb is cancelling it on the server, nothing was changed (a read). Raise "
+              "request_timeout / statement_timeout, or make the query cheaper");
+      for (auto& r : batch.reads)
+        r.payload.promise.deliver(timeout);
+      cancel_then_pool(self, index, batch.slot);
     }
-    auto batch = std::move(i->second);
-    i = st.running_reads.erase(i);
-    st.pools[batch.pool_index].in_use -= 1;
-    auto timeout = make_error(
-        errc::statement_timeout,
-        "the read did not finish within its deadline (" + std::to_string(ms(batch.limit)) +
-            " ms); cafdb is cancelling it on the server, nothing was changed (a read). Raise "
-            "request_timeout / statement_timeout, or make the query cheaper");
-    for (auto& r : batch.reads)
-      r.promise.deliver(timeout);
-    cancel_then_pool(self, batch.pool_index, batch.connection);
+    next = std::min(next, model.next_batch_deadline());
   }
   st.running_check = next;
   if (next != caf::timestamp::max())
     self->delayed_send(self, next - t, expire_atom::value);
 }
 
-void reclaim_leases(engine_pointer self, const caf::actor_addr& holder) {
+// A holder went down: its leases are rolled back and pooled, its queued work dropped.
+void reclaim_leases(engine_pointer self, pool::holder_id holder) {
   auto& st = self->state;
-  for (auto i = st.leases.begin(); i != st.leases.end();) {
-    if (i->second.holder != holder) {
-      ++i;
-      continue;
-    }
-    auto entry = i->second;
-    i = st.leases.erase(i);
-    st.pools[entry.pool_index].in_use -= 1;
-    st.log->warn("{} went down holding a {} connection: rolling back", entry.owner,
-                 st.pools[entry.pool_index].name);
-    reset_then_pool(self, entry.pool_index, entry.connection, st.cfg->statement_timeout,
-                    "rollback after session loss failed");
-  }
-  for (auto& p : st.pools) {
-    p.waiters.erase(std::remove_if(p.waiters.begin(), p.waiters.end(),
-                                   [&](const waiter& w) { return w.holder == holder; }),
-                    p.waiters.end());
-    p.reads.erase(std::remove_if(p.reads.begin(), p.reads.end(),
-                                 [&](const read_waiter& r) { return r.holder == holder; }),
-                  p.reads.end());
-  }
-}
-
-// A connection actor died on its own (invariant 6). Idle: forgotten and replaced now;
-// leased or busy: forgotten now, and whoever holds it finds out at its next request.
-void on_connection_down(engine_pointer self, const connection_actor& conn, const caf::error& why) {
-  auto& st = self->state;
-  forget_member(st, find_member(st, conn));
   for (size_t index = 0; index < st.pools.size(); ++index) {
-    auto& p = st.pools[index];
-    auto i = std::find(p.idle.begin(), p.idle.end(), conn);
-    if (i == p.idle.end())
-      continue;
-    p.idle.erase(i);
-    p.total -= 1;
-    p.discarded += 1;
-    st.log->warn("an idle {} connection went down ({}): replacing it", p.name, to_string(why));
-    if (p.total < std::max(p.min_idle, 1))
-      open_connection(self, index);
-    return;
-  }
-}
-
-// How a checkout finds an idle connection.
-enum class idle_pick { none, ready, needs_ping };
-
-// Pops the next usable idle connection into `conn`, retiring expired ones.
-idle_pick pick_idle(engine_pointer self, size_t index, connection_actor& conn) {
-  auto& st = self->state;
-  auto& p = st.pools[index];
-  while (!p.idle.empty()) {
-    conn = std::move(p.idle.back());
-    p.idle.pop_back();
-    auto m = find_member(st, conn);
-    if (m == st.all.end() || now() >= m->expires) {
-      retire(self, index, conn, "pool_recycle reached");
-      continue;
+    for (auto& [id, info] : st.pools[index].model.reclaim(holder)) {
+      st.log->warn("{} went down holding a {} connection: rolling back", info.terms.owner,
+                   st.pools[index].model.name());
+      reset_then_pool(self, index, info.slot, st.cfg->statement_timeout,
+                      "rollback after session loss failed");
     }
-    if (st.cfg->pool_pre_ping && now() - m->idle_since >= caf::timespan{st.cfg->pre_ping_after})
-      return idle_pick::needs_ping;
-    return idle_pick::ready;
   }
-  return idle_pick::none;
 }
 
-// pool_pre_ping: a round trip on an idle connection before it is handed out. `alive`
-// gets it if it answers; a dead one is discarded and `retry` looks for the next.
-template <class Alive, class Retry>
-void pre_ping(engine_pointer self, size_t index, connection_actor conn, Alive alive, Retry retry) {
+// A connection actor died on its own (invariant 5). Idle: forgotten and replaced now;
+// leased or busy: discarded when it comes back (its holder finds out at its next request).
+void on_connection_down(engine_pointer self, slot_id slot, const caf::error& why) {
   auto& st = self->state;
-  st.pools[index].pinging += 1;
-  self->request(conn, st.cfg->connect_timeout, ping_atom::value)
-      .then(
-          [=](caf::ok_atom) mutable {
-            self->state.pools[index].pinging -= 1;
-            alive(conn);
-          },
-          [=](caf::error& err) mutable {
-            auto& p = self->state.pools[index];
-            p.pinging -= 1;
-            p.ping_failures += 1;
-            self->state.log->warn("pool_pre_ping: an idle {} connection is dead ({})", p.name,
-                                  describe(err).message);
-            discard(self, index, conn, "it failed its pre-ping");
-            retry();
-          });
-}
-
-// Hands queued reads to idle connections, pinging first where pool_pre_ping asks.
-void serve_reads(engine_pointer self, size_t index) {
-  connection_actor conn;
-  switch (pick_idle(self, index, conn)) {
-  case idle_pick::ready:
-    dispatch_reads(self, index, std::move(conn));
+  auto index = st.members.at(slot).pool_index;
+  auto& p = st.pools[index];
+  if (!p.model.slot_died(slot))
     return;
-  case idle_pick::none:
-    refill(self, index);
-    return;
-  case idle_pick::needs_ping:
-    break;
-  }
-  pre_ping(
-      self, index, std::move(conn), [=](connection_actor alive) { give_back(self, index, alive); },
-      [=] { serve_reads(self, index); });
-}
-
-void enqueue(engine_pointer self, size_t index, waiter w) {
-  auto& st = self->state;
-  auto timeout =
-      w.request.timeout.count() > 0 ? w.request.timeout : caf::timespan{st.cfg->pool_timeout};
-  self->delayed_send(self, timeout, expire_atom::value, w.id);
-  // Kept in id order (invariant 7): new waiters go last; one that comes back after a
-  // failed pre-ping goes back to its place.
-  auto& queue = st.pools[index].waiters;
-  auto at = std::upper_bound(queue.begin(), queue.end(), w.id,
-                             [](uint64_t id, const waiter& x) { return id < x.id; });
-  queue.insert(at, std::move(w));
-  refill(self, index);
-}
-
-// Serves `w` from the idle connections, pinging first where pool_pre_ping asks for
-// it; queues it when there is none.
-void serve(engine_pointer self, size_t index, waiter w) {
-  auto& st = self->state;
-  if (st.down) {
-    w.promise.deliver(unavailable_error(st));
-    return;
-  }
-  connection_actor conn;
-  switch (pick_idle(self, index, conn)) {
-  case idle_pick::ready:
-    w.promise.deliver(grant(self, index, std::move(conn), w.holder, w.request, now() - w.enqueued));
-    return;
-  case idle_pick::none:
-    enqueue(self, index, std::move(w));
-    return;
-  case idle_pick::needs_ping:
-    break;
-  }
-  pre_ping(
-      self, index, std::move(conn),
-      [=](connection_actor alive) mutable {
-        w.promise.deliver(
-            grant(self, index, std::move(alive), w.holder, w.request, now() - w.enqueued));
-      },
-      [=]() mutable { serve(self, index, std::move(w)); });
+  st.log->warn("an idle {} connection went down ({}): replacing it", p.model.name(),
+               to_string(why));
+  close_member(self, slot);
+  if (p.model.wants_probe(st.health.down()))
+    open_connection(self, index, open_purpose::fill);
 }
 
 void log_stats(engine_pointer self) {
   auto& st = self->state;
-  for (auto& p : st.pools)
+  for (auto& p : st.pools) {
+    auto& c = p.model.counters();
+    auto& w = p.model.waits();
     st.log->info("{} engine, {}; checkouts {}, timeouts {}, discarded {}, reconnects {}, "
                  "recycled {}, wait p50/p95/p99 {}/{}/{} us",
-                 st.role, counts(p), p.checkouts, p.timeouts, p.discarded, p.reconnects, p.recycled,
-                 p.waits.percentile(0.5), p.waits.percentile(0.95), p.waits.percentile(0.99));
+                 st.role, p.model.describe(), c.checkouts, c.timeouts, c.discarded, c.reconnects,
+                 c.recycled, w.percentile_us(0.5), w.percentile_us(0.95), w.percentile_us(0.99));
+  }
 }
 
 // Periodic work: recycle and reap idle connections, keep min_idle, watch leases.
@@ -884,42 +682,26 @@ void housekeeping(engine_pointer self) {
   auto t = now();
   for (size_t index = 0; index < st.pools.size(); ++index) {
     auto& p = st.pools[index];
-    auto idle = std::move(p.idle);
-    p.idle.clear();
-    for (auto& conn : idle) {
-      auto m = find_member(st, conn);
-      if (m == st.all.end() || t >= m->expires) {
-        retire(self, index, conn, "pool_recycle reached");
-      } else if (cfg.idle_timeout.count() > 0 && p.total > p.min_idle &&
-                 t - m->idle_since >= caf::timespan{cfg.idle_timeout}) {
-        retire(self, index, conn, "idle past idle_timeout");
-      } else {
-        p.idle.push_back(conn);
-      }
-    }
+    close_members(self, p.model.sweep_idle(t, pool::duration{cfg.idle_timeout}),
+                  "pool_recycle reached or idle past idle_timeout");
     refill(self, index);
-  }
-  for (auto& [id, entry] : st.leases) {
-    auto age = t - entry.granted;
-    auto& p = st.pools[entry.pool_index];
-    if (cfg.leak_threshold.count() > 0 && !entry.warned &&
-        age >= caf::timespan{cfg.leak_threshold}) {
-      entry.warned = true;
-      p.leaks += 1;
+    auto watch = p.model.watch_leases(t, pool::duration{cfg.leak_threshold},
+                                      pool::duration{cfg.lease_timeout});
+    for (auto& [id, info] : watch.leaked)
       st.log->warn("possible connection leak: {} (actor #{}) has held a {} connection for {} ms "
                    "(leak_threshold {} ms)",
-                   entry.owner, entry.holder.id(), p.name, ms(age), cfg.leak_threshold.count());
-    }
-    if (cfg.lease_timeout.count() > 0 && entry.revocable && !entry.revoking &&
-        age >= caf::timespan{cfg.lease_timeout}) {
-      entry.revoking = true;
-      p.reclaimed += 1;
+                   info.terms.owner, info.holder, p.model.name(), ms(t - info.granted),
+                   cfg.leak_threshold.count());
+    for (auto& [id, info] : watch.revoked) {
       st.log->warn("reclaiming a {} connection from {} (actor #{}) after {} ms (lease_timeout): "
                    "the session is told and its transaction rolled back",
-                   p.name, entry.owner, entry.holder.id(), ms(age));
+                   p.model.name(), info.terms.owner, info.holder, ms(t - info.granted));
       // The holder checks the lease in when its current request ends (each request has a
-      // deadline); until then the connection stays its own (invariant 5).
-      if (auto holder = caf::actor_cast<caf::actor>(entry.holder))
+      // deadline); until then the connection stays its own (invariant 4).
+      auto i = st.monitored.find(info.holder);
+      if (i == st.monitored.end())
+        continue;
+      if (auto holder = caf::actor_cast<caf::actor>(i->second))
         self->send(caf::actor_cast<session_actor>(holder), revoke_atom::value, id);
     }
   }
@@ -931,55 +713,35 @@ void housekeeping(engine_pointer self) {
   self->delayed_send(self, st.tick, tick_atom::value);
 }
 
-// How often housekeeping runs: a fraction of the shortest period it serves.
-caf::timespan tick_period(const config& cfg) {
-  caf::timespan tick{0};
-  auto consider = [&](millis period, int fraction) {
-    if (period.count() <= 0)
-      return;
-    auto candidate = caf::timespan{period} / fraction;
-    tick = tick.count() == 0 ? candidate : std::min(tick, candidate);
-  };
-  consider(cfg.pool_recycle, 10);
-  consider(cfg.idle_timeout, 4);
-  consider(cfg.leak_threshold, 4);
-  consider(cfg.lease_timeout, 4);
-  consider(cfg.stats_interval, 1);
-  if (cfg.min_idle > 0)
-    consider(millis{1000}, 1);
-  if (tick.count() == 0)
-    return tick;
-  return std::clamp(tick, caf::timespan{std::chrono::milliseconds(10)},
-                    caf::timespan{std::chrono::seconds(1)});
-}
-
-pool_stats stats_of(const engine_state& st, const pool& p) {
+pool_stats stats_of(const engine_state& st, size_t index) {
+  auto& m = st.pools[index].model;
+  auto& c = m.counters();
   pool_stats out;
   out.engine = st.role;
-  out.pool = p.name;
-  out.size = p.size;
-  out.max = p.max;
-  out.total = p.total;
-  out.idle = static_cast<int32_t>(p.idle.size());
-  out.in_use = p.in_use;
-  out.waiting = static_cast<int32_t>(p.waiters.size() + p.reads.size());
-  out.checkouts = p.checkouts;
-  out.timeouts = p.timeouts;
-  out.discarded = p.discarded;
-  out.opened = p.opened;
-  out.cancelled = p.cancelled;
-  for (auto& m : st.all)
-    if (&st.pools[m.pool_index] == &p)
-      out.cancelled += m.drv->deadline_cancels();
-  out.reconnects = p.reconnects;
-  out.recycled = p.recycled;
-  out.ping_failures = p.ping_failures;
-  out.server_full = p.server_full;
-  out.leaks = p.leaks;
-  out.reclaimed = p.reclaimed;
-  out.wait_p50_us = p.waits.percentile(0.5);
-  out.wait_p95_us = p.waits.percentile(0.95);
-  out.wait_p99_us = p.waits.percentile(0.99);
+  out.pool = m.name();
+  out.size = m.limits().size;
+  out.max = m.limits().max;
+  out.total = m.total();
+  out.idle = m.idle_count();
+  out.in_use = m.in_use();
+  out.waiting = m.waiting();
+  out.checkouts = c.checkouts;
+  out.timeouts = c.timeouts;
+  out.discarded = c.discarded;
+  out.opened = c.opened;
+  out.cancelled = c.cancelled;
+  for (auto& [slot, member] : st.members)
+    if (member.pool_index == index)
+      out.cancelled += member.drv->deadline_cancels();
+  out.reconnects = c.reconnects;
+  out.recycled = c.recycled;
+  out.ping_failures = c.ping_failures;
+  out.server_full = c.server_full;
+  out.leaks = c.leaks;
+  out.reclaimed = c.reclaimed;
+  out.wait_p50_us = m.waits().percentile_us(0.5);
+  out.wait_p95_us = m.waits().percentile_us(0.95);
+  out.wait_p99_us = m.waits().percentile_us(0.99);
   return out;
 }
 
@@ -1005,102 +767,92 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
     st.pools.push_back(make_pool(st.role == "reader" ? "reader" : "shared", role, c.pool_size,
                                  c.pool_size + c.max_overflow, c.min_idle));
   }
-  st.tick = tick_period(c);
+  st.tick = pool::housekeeping_period(c);
   st.last_stats_log = now();
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
-    for (auto& m : st.all)
+    for (auto& [slot, m] : st.members)
       if (m.connection.address() == dm.source) {
-        on_connection_down(self, m.connection, dm.reason);
+        on_connection_down(self, slot, dm.reason);
         return;
       }
-    st.monitored.erase(dm.source);
-    reclaim_leases(self, dm.source);
+    st.monitored.erase(dm.source.id());
+    reclaim_leases(self, dm.source.id());
   });
   return {
       [=](caf::connect_atom) -> caf::result<caf::ok_atom> {
         // Setup's connectivity check: open the first connection of the main pool.
         auto& st = self->state;
-        auto& main = st.pools[0];
-        if (!main.idle.empty() || main.in_use > 0)
+        auto& main = st.pools[0].model;
+        if (main.has_idle() || main.in_use() > 0)
           return caf::ok_atom::value;
-        st.attempts += 1;
+        st.health.count_attempt();
         publish(self, readiness_state::connecting, "opening the first connection");
         auto rp = self->make_response_promise<caf::ok_atom>();
-        main.total += 1;
-        main.opening += 1;
-        auto conn = spawn_member(self, main.role);
-        request_connect(self, conn)
-            .then(
-                [=](caf::ok_atom) mutable {
-                  auto& st = self->state;
-                  auto& main = st.pools[0];
-                  main.opening -= 1;
-                  main.opened += 1;
-                  give_back(self, 0, conn);
-                  publish(self, readiness_state::ready, "connected");
-                  // Warm the pools (min_idle) and start housekeeping, once.
-                  for (size_t index = 0; index < st.pools.size(); ++index)
-                    refill(self, index);
-                  if (st.tick.count() > 0 && main.opened == 1)
-                    self->delayed_send(self, st.tick, tick_atom::value);
-                  rp.deliver(caf::ok_atom::value);
-                },
-                [=](caf::error& err) mutable {
-                  auto& st = self->state;
-                  st.pools[0].opening -= 1;
-                  st.pools[0].total -= 1;
-                  close_connection(self, conn);
-                  // Setup decides when to give up; until then this is one failed attempt.
-                  publish(self, readiness_state::connecting,
-                          "attempt " + std::to_string(st.attempts) +
-                              " failed: " + describe(err).message);
-                  rp.deliver(err);
-                });
+        if (!open_connection(self, 0, open_purpose::first, rp))
+          return make_error(errc::connect_failed,
+                            "every connection the pool may open is opening or on its way back; "
+                            "retry shortly");
         return rp;
       },
       [=](checkout_atom, checkout_request& req) -> caf::result<lease> {
         auto& st = self->state;
-        if (st.down)
+        if (st.health.down())
           return unavailable_error(st);
         auto index = pool_for(st, req.read_only);
-        auto& p = st.pools[index];
+        auto& model = st.pools[index].model;
         auto holder = caf::actor_cast<caf::actor_addr>(self->current_sender());
-        if (p.idle.empty() && total_waiting(st) >= st.cfg->max_pending)
-          return overloaded_error(st, p);
+        if (!model.has_idle() && total_waiting(st) >= st.cfg->max_pending)
+          return overloaded_error(st, model);
         watch(self, holder);
+        auto id = st.next_id++;
+        auto t = now();
+        pool::lease_terms terms{req.owner, req.revocable};
         // The common case answers directly: an idle connection that needs no ping.
-        connection_actor conn;
-        auto pick = pick_idle(self, index, conn);
-        if (pick == idle_pick::ready)
-          return grant(self, index, std::move(conn), holder, req, caf::timespan{0});
-        if (pick == idle_pick::needs_ping)
-          p.idle.push_back(std::move(conn)); // serve() takes it again and pings it
+        auto taken = model.take_idle(t, ping_after(st));
+        close_members(self, taken.retired, "pool_recycle reached");
+        if (taken.what == pool_model::idle_take::found::ready) {
+          model.grant(taken.slot, id, holder_of(holder), t, std::move(terms), caf::timespan{0});
+          return lease{id, connection_of(st, taken.slot)};
+        }
         auto rp = self->make_response_promise<lease>();
-        serve(self, index, waiter{st.next_id++, rp, holder, now(), std::move(req)});
+        auto timeout = req.timeout.count() > 0 ? req.timeout : caf::timespan{st.cfg->pool_timeout};
+        self->delayed_send(self, timeout, expire_atom::value, id);
+        auto progress =
+            model.enqueue(pool_model::queued_checkout{id, holder_of(holder), t, std::move(terms),
+                                                      checkout_wait{rp}},
+                          t, ping_after(st), false);
+        carry_out(self, index, progress);
+        if (taken.what == pool_model::idle_take::found::needs_ping)
+          start_ping(self, index, taken.slot); // serves the queue when it answers
+        refill(self, index);
         return rp;
       },
       [=](read_atom, statement& stmt, caf::timespan wait,
           caf::timespan deadline) -> caf::result<result_set> {
         auto& st = self->state;
-        if (st.down)
+        if (st.health.down())
           return unavailable_error(st);
         auto index = pool_for(st, true);
         auto& p = st.pools[index];
-        if (p.idle.empty() && total_waiting(st) >= st.cfg->max_pending)
-          return overloaded_error(st, p);
+        if (!p.model.has_idle() && total_waiting(st) >= st.cfg->max_pending)
+          return overloaded_error(st, p.model);
         auto holder = caf::actor_cast<caf::actor_addr>(self->current_sender());
         watch(self, holder);
         auto rp = self->make_response_promise<result_set>();
         auto id = st.next_id++;
         auto t = now();
         auto expires = t + (wait.count() > 0 ? wait : caf::timespan{st.cfg->pool_timeout});
-        p.reads.push_back(read_waiter{id, rp, holder, t, std::move(stmt), deadline, expires});
-        serve_reads(self, index);
+        auto progress =
+            p.model.enqueue(pool_model::queued_read{id, holder_of(holder), t, expires, deadline,
+                                                    read_wait{rp, std::move(stmt)}},
+                            t, ping_after(st), false);
+        carry_out(self, index, progress);
+        refill(self, index);
         // Still queued (no idle connection, or one being pinged): it may time out. One
         // timer serves every queued read (a timer per read costs the clock thread a
         // wake-up each): it is moved only when this read expires before it.
-        if (!p.reads.empty() && p.reads.back().id == id && expires < p.reads_check) {
+        if (p.model.queued_reads() > 0 && expires < p.reads_check) {
           p.reads_check = expires;
           self->delayed_send(self, expires - t, expire_atom::value);
         }
@@ -1108,56 +860,51 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
       },
       [=](checkin_atom, uint64_t lease_id, connection_condition condition) {
         auto& st = self->state;
-        auto i = st.leases.find(lease_id);
-        if (i == st.leases.end())
-          return; // reclaimed already (its holder went down first)
-        auto entry = i->second;
-        st.leases.erase(i);
-        st.pools[entry.pool_index].in_use -= 1;
-        auto index = entry.pool_index;
-        auto conn = entry.connection;
-        // A reclaimed lease may come back as clean from a holder that never learned of
-        // it: its statement was cancelled, so roll back whatever is left.
-        if (entry.revoking && condition == connection_condition::clean)
-          condition = connection_condition::needs_rollback;
-        switch (condition) {
-        case connection_condition::clean:
-          give_back(self, index, conn);
-          break;
-        case connection_condition::needs_rollback:
-          reset_then_pool(self, index, conn, st.cfg->statement_timeout,
-                          "rollback at check-in failed");
-          break;
-        case connection_condition::running:
-          cancel_then_pool(self, index, conn);
-          break;
-        case connection_condition::broken:
-          discard(self, index, conn, "returned in an unknown state");
-          break;
+        for (size_t index = 0; index < st.pools.size(); ++index) {
+          auto info = st.pools[index].model.checkin(lease_id);
+          if (!info)
+            continue;
+          // A reclaimed lease may come back as clean from a holder that never learned
+          // of it: its statement was cancelled, so roll back whatever is left.
+          if (info->revoking && condition == connection_condition::clean)
+            condition = connection_condition::needs_rollback;
+          switch (condition) {
+          case connection_condition::clean:
+            give_back(self, index, info->slot);
+            break;
+          case connection_condition::needs_rollback:
+            reset_then_pool(self, index, info->slot, st.cfg->statement_timeout,
+                            "rollback at check-in failed");
+            break;
+          case connection_condition::running:
+            cancel_then_pool(self, index, info->slot);
+            break;
+          case connection_condition::broken:
+            discard(self, index, info->slot, "returned in an unknown state");
+            break;
+          }
+          return;
         }
+        // Not found: reclaimed already (its holder went down first).
       },
       [=](stats_atom) {
         auto& st = self->state;
         std::vector<pool_stats> out;
-        for (auto& p : st.pools)
-          out.push_back(stats_of(st, p));
+        for (size_t index = 0; index < st.pools.size(); ++index)
+          out.push_back(stats_of(st, index));
         return out;
       },
       [=](expire_atom, uint64_t waiter_id) {
         // Every queued checkout gets this message, served or not: with thousands
-        // waiting, finding it must not cost a scan (invariant 7: binary search).
+        // waiting, finding it must not cost a scan (binary search by id).
         for (auto& p : self->state.pools) {
-          auto i = std::lower_bound(p.waiters.begin(), p.waiters.end(), waiter_id,
-                                    [](const waiter& w, uint64_t id) { return w.id < id; });
-          if (i == p.waiters.end() || i->id != waiter_id)
+          if (!p.model.is_queued_checkout(waiter_id))
             continue;
-          // Counted before this waiter leaves the queue: the message shows what it saw.
-          auto message = "no connection became free within pool_timeout (" + counts(p) +
+          // Described before this waiter leaves the queue: the message shows what it saw.
+          auto message = "no connection became free within pool_timeout (" + p.model.describe() +
                          "); raise pool_size or max_overflow, or hold connections for shorter";
-          auto w = std::move(*i);
-          p.waiters.erase(i);
-          p.timeouts += 1;
-          w.promise.deliver(make_error(errc::pool_timeout, std::move(message)));
+          auto w = p.model.expire_checkout(waiter_id);
+          w->payload.promise.deliver(make_error(errc::pool_timeout, std::move(message)));
           return;
         }
       },
@@ -1168,76 +915,37 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
         for (auto& p : self->state.pools) {
           if (p.reads_check > t)
             continue;
-          auto message = "no connection became free within pool_timeout (" + counts(p) +
+          auto message = "no connection became free within pool_timeout (" + p.model.describe() +
                          "); raise pool_size or max_overflow, or make reads cheaper";
-          auto next = caf::timestamp::max();
-          for (auto i = p.reads.begin(); i != p.reads.end();) {
-            if (i->expires > t) {
-              next = std::min(next, i->expires);
-              ++i;
-              continue;
-            }
-            p.timeouts += 1;
-            i->promise.deliver(make_error(errc::pool_timeout, message));
-            i = p.reads.erase(i);
-          }
-          p.reads_check = next;
-          if (next != caf::timestamp::max())
-            self->delayed_send(self, next - t, expire_atom::value);
+          for (auto& r : p.model.expire_reads(t))
+            r.payload.promise.deliver(make_error(errc::pool_timeout, message));
+          p.reads_check = p.model.next_read_expiry();
+          if (p.reads_check != caf::timestamp::max())
+            self->delayed_send(self, p.reads_check - t, expire_atom::value);
         }
       },
       [=](tick_atom) { housekeeping(self); },
-      [=](caf::open_atom) {
-        for (size_t index = 0; index < self->state.pools.size(); ++index)
-          refill(self, index);
-      },
+      [=](caf::open_atom) { refill_all(self); },
       [=](shutdown_atom) {
         // The database's shutdown_timeout passed: whatever still runs is cancelled, so
         // that every session gets its answer and can roll back and close.
         auto& st = self->state;
-        st.log->warn("shutdown_timeout passed: cancelling {} running request(s)",
-                     st.leases.size() + st.running_reads.size());
+        size_t running = 0;
+        for (auto& p : st.pools)
+          running += p.model.leases().size() + p.model.batches().size();
+        st.log->warn("shutdown_timeout passed: cancelling {} running request(s)", running);
         st.cancel_everything("the database is stopping (shutdown_timeout passed)");
       },
       [=](retry_atom) {
         // Reconnect: one probe connection in the main pool.
         auto& st = self->state;
-        if (!st.down)
+        if (!st.health.down())
           return;
-        st.attempts += 1;
-        auto& main = st.pools[0];
-        main.total += 1;
-        main.opening += 1;
-        auto conn = spawn_member(self, main.role);
-        request_connect(self, conn)
-            .then(
-                [=](caf::ok_atom) {
-                  auto& st = self->state;
-                  auto& main = st.pools[0];
-                  main.opening -= 1;
-                  main.opened += 1;
-                  main.reconnects += 1;
-                  st.down = false;
-                  st.log->warn("the {} engine reconnected after {} attempt(s)", st.role,
-                               st.attempts);
-                  publish(self, readiness_state::ready, "reconnected");
-                  give_back(self, 0, conn);
-                  for (size_t index = 0; index < st.pools.size(); ++index)
-                    refill(self, index);
-                },
-                [=](caf::error& err) {
-                  auto& st = self->state;
-                  st.pools[0].opening -= 1;
-                  st.pools[0].total -= 1;
-                  close_connection(self, conn);
-                  auto reason = describe(err).message;
-                  if (reason != st.down_reason) {
-                    st.down_reason = reason;
-                    publish(self, readiness_state::degraded,
-                            "lost the server: " + reason + "; reconnecting");
-                  }
-                  schedule_reconnect(self);
-                });
+        st.health.count_attempt();
+        // At max, connections are still on their way back from the lost server: they
+        // close as they come (the engine is down), and the next retry finds room.
+        if (!open_connection(self, 0, open_purpose::reconnect))
+          schedule_reconnect(self);
       },
   };
 }
