@@ -3,12 +3,15 @@
 # standby on 127.0.0.1 (always stopped on exit), and runs every test: the normal
 # build, then the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer
 # with the scheduler forced to 16 workers (CAFDB_TEST_WORKERS), so that a 2-core machine
-# proves the suite holds where CAF starts many more threads than here.
+# proves the suite holds where CAF starts many more threads than here. When
+# scripts/tsan.sh has built its ThreadSanitizer CAF into its cache, the suite runs a
+# third time under ThreadSanitizer.
 #
 #   scripts/test.sh            everything
 #   CAFDB_SKIP_SANITIZERS=1    only the normal build (quick local runs)
 #   CAFDB_SKIP_FUZZ=1          no fuzzing of the configuration loaders
 #   CAFDB_FUZZ_SECONDS=N       seconds per fuzz target (default 20)
+#   CAFDB_SKIP_TSAN=1          no ThreadSanitizer run even when its CAF is cached
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 jobs="$(nproc)"
@@ -38,6 +41,12 @@ run_suite release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ -z "${CAFDB_SKIP_SANITIZERS:-}" ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     CAFDB_TEST_WORKERS=16 run_suite asan -DCMAKE_BUILD_TYPE=Debug -DCAFDB_SANITIZERS=address
+fi
+tsan_cache="${CAFDB_TSAN_CACHE:-$HOME/.cache/cafdb/caf-0.17.6-tsan}"
+if [ -z "${CAFDB_SKIP_TSAN:-}" ] && [ -f "$tsan_cache/include/caf/all.hpp" ]; then
+  "$root/scripts/tsan.sh"
+else
+  echo "== tsan: skipped (run scripts/tsan.sh once to build its CAF)"
 fi
 if [ -z "${CAFDB_SKIP_FUZZ:-}" ]; then
   "$root/scripts/fuzz.sh" "$root/build-fuzz" "${CAFDB_FUZZ_SECONDS:-20}"
