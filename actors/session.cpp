@@ -1,25 +1,23 @@
-// The session actor: one client's unit of work (DESIGN.md section 2).
+// The session actor: one client's unit of work.
+//
+// Its transaction state is a transition function without actors
+// (src/session/transitions.hpp, with the diagram and the whole table): every handler
+// asks `admit` whether its request may run in the current phase, runs it, classifies
+// what came back (ok, refused, lost, in doubt) and applies `next`, which gives the new
+// phase and what to do with the lease. No other code changes the phase.
 //
 //            begin                   statement fails
 //   idle ──────────────► in_tx ─────────────────────► failed
 //    ▲ ◄──── commit ────── │ ◄─── rollback_to(sp) ───── │
 //    │ ◄──── rollback ─────┴─────── rollback ───────────┘
-//    │
-//    └─ close / client down / idle timeout / shutdown: ROLLBACK if open, then closed
+//    │                     │ an answer in doubt (commit_in_doubt)
+//    └─ next work / ── in_doubt ◄─ an autocommit write in doubt
+//       rollback
+//   any ── close / client down / idle timeout / shutdown: ROLLBACK if open ──► closed
 //
-// Transitions and the handler that performs each:
-//   idle   -> idle    [exec, transact, exec_many]  autocommit: lease taken and given
-//                                               back; a read-only session's exec is a read:
-//                                               in place on a borrowed SQLite reader handle
-//                                               (read_in_place), else the engine runs it
-//                                               without a lease (run_read)
-//   idle   -> in_tx   [begin]
-//   in_tx  -> in_tx   [exec, transact, exec_many, savepoint, release, rollback_to]
-//   in_tx  -> failed  [exec, savepoint, release fail]
-//   in_tx  -> idle    [commit, rollback]
-//   failed -> in_tx   [rollback_to]
-//   failed -> idle    [rollback]
-//   any    -> closed  [close, shutdown, client down, idle timeout] via end_session
+// Autocommit requests (from idle or in_doubt) take a lease and give it back; a
+// read-only session's exec is a read: in place on a borrowed SQLite reader handle
+// (read_in_place), else the engine runs it without a lease (run_read).
 //
 // Stop: a graceful shutdown (from the database's stop) closes an idle session at once;
 // a session in a transaction is `draining`: it serves its client until the transaction
@@ -27,16 +25,17 @@
 // rolls back and closes whatever is open.
 //
 // Facts per state:
-//   idle:   no transaction; the session holds no lease between requests.
-//   in_tx:  holds exactly one lease; the connection has a transaction open.
-//   failed: holds its lease, unless the connection was lost or reclaimed past
-//           lease_timeout [revoke] (then the transaction is gone and rollback only
-//           resets the phase); everything but rollback / rollback_to answers
-//           transaction_failed (PostgreSQL semantics everywhere).
-//   closed: holds no lease; every request answers session_closed; the actor quits.
+//   idle:     no transaction; the session holds no lease between requests.
+//   in_tx:    holds exactly one lease; the connection has a transaction open.
+//   failed:   holds its lease, unless the connection was lost or reclaimed past
+//             lease_timeout [revoke] (then the transaction is gone and rollback only
+//             resets the phase); everything but rollback / rollback_to answers
+//             transaction_failed (PostgreSQL semantics everywhere).
+//   in_doubt: the last answer was commit_in_doubt; holds no lease, nothing is open.
+//   closed:   holds no lease; every request answers session_closed; the actor quits.
 //
 // Invariants (checked by assert_invariants in debug builds):
-// 1. phase is in_tx  =>  a lease is held.
+// 1. phase is in_tx  =>  a lease is held; phase is in_doubt or closed  =>  none is.
 // 2. savepoints are only open in in_tx or failed.
 // 3. Requests are handled one at a time: every call to the engine or connection is
 //    `await`ed, so a client that pipelines requests gets them in order.
@@ -60,6 +59,7 @@
 #include "backend/read_handles.hpp"
 #include "cafdb/error.hpp"
 #include "log.hpp"
+#include "session/transitions.hpp"
 #include "timeouts.hpp"
 
 namespace cafdb {
@@ -104,6 +104,7 @@ void assert_invariants([[maybe_unused]] const session_state& st) {
   assert(st.savepoints.empty() || st.phase == session_phase::in_tx ||
          st.phase == session_phase::failed);
   assert(st.phase != session_phase::closed || !st.held);
+  assert(st.phase != session_phase::in_doubt || !st.held);
 }
 
 bool in_transaction(const session_state& st) {
@@ -219,6 +220,57 @@ void check_in(session_pointer self, connection_condition condition) {
   st.held.reset();
 }
 
+namespace sm = session_model;
+
+/// Applies a transition: the new phase, and the lease's fate. `unknown` is how a lease
+/// in an unknown state goes back (running when its request passed its deadline).
+void settle(session_pointer self, const sm::transition& t,
+            connection_condition unknown = connection_condition::broken) {
+  auto& st = self->state;
+  switch (t.lease) {
+  case sm::lease_action::keep:
+    break;
+  case sm::lease_action::give_back_clean:
+    check_in(self, connection_condition::clean);
+    break;
+  case sm::lease_action::give_back_rollback:
+    check_in(self, connection_condition::needs_rollback);
+    break;
+  case sm::lease_action::give_back_unknown:
+    check_in(self, unknown);
+    break;
+  case sm::lease_action::forget:
+    st.held.reset();
+    break;
+  }
+  if (st.phase != t.phase)
+    st.log->debug("session '{}': {} -> {}: {}", st.options.label, to_string(st.phase),
+                  to_string(t.phase), t.reason);
+  st.phase = t.phase;
+  if (t.clear_savepoints)
+    st.savepoints.clear();
+  assert_invariants(st);
+}
+
+/// The request's answer as the client will see it, and how it ended. A failure of the
+/// connection is explained first (explain_connection_failure): only what the server
+/// confirmed is claimed.
+std::pair<caf::error, sm::outcome> classify(const session_state& st, caf::error err,
+                                            bool may_have_committed) {
+  if (!connection_unknown(err))
+    return {std::move(err), sm::outcome::refused};
+  auto answer = explain_connection_failure(st, err, may_have_committed);
+  auto result = is(answer, errc::commit_in_doubt) ? sm::outcome::in_doubt : sm::outcome::lost;
+  return {std::move(answer), result};
+}
+
+/// Refuses a request the current phase does not admit.
+std::optional<caf::error> refuse(const session_state& st, sm::request req) {
+  if (auto no = sm::admit(st.phase, req, st.held.has_value()))
+    return make_error(no->code, std::move(no->message));
+  return std::nullopt;
+}
+
 /// How long a checkout (or a read) may wait for a connection.
 caf::timespan checkout_wait(const session_state& st) {
   return st.options.wait_timeout.count() > 0 ? bounded(st.options.wait_timeout)
@@ -268,30 +320,40 @@ void end_session(session_pointer self, const char* why, F then) {
     return;
   }
   st.log->debug("session closing ({}), phase {}", why, to_string(st.phase));
-  auto finish = [=](connection_condition condition) mutable {
-    check_in(self, condition);
+  auto finish = [=]() mutable {
+    settle(self, sm::next(self->state.phase, sm::happening::closed));
     // A monitor lives in the client's list and keeps this actor's memory until the
     // client dies: a long-lived client actor sending a million one-shot requests
     // kept a million closed sessions.
     self->demonitor(self->state.client);
-    self->state.phase = session_phase::closed;
-    self->state.savepoints.clear();
-    assert_invariants(self->state);
     then();
   };
   if (st.held && in_transaction(st)) {
     await_settled(
         self->request(st.held->connection, request_deadline(st), tx_atom::value,
                       tx_command{tx_op::rollback, {}, false}),
-        [=](caf::ok_atom) mutable { finish(connection_condition::clean); },
-        [=](caf::error& err) mutable { finish(condition_after(err)); });
+        [=](caf::ok_atom) mutable {
+          settle(self, sm::next(self->state.phase, sm::request::rollback, sm::outcome::ok));
+          finish();
+        },
+        [=](caf::error& err) mutable {
+          settle(self, sm::next(self->state.phase, sm::request::rollback, sm::outcome::lost),
+                 condition_after(err));
+          finish();
+        });
     return;
   }
-  finish(connection_condition::clean);
+  finish();
 }
 
 void close_and_quit(session_pointer self, const char* why) {
   end_session(self, why, [=] { self->quit(); });
+}
+
+/// A read without a lease ended: the phase settles (an answer in doubt before it is
+/// over: the read is the next unit of work).
+void settle_read(session_pointer self, sm::outcome result) {
+  settle(self, sm::next(self->state.phase, sm::request::statement, result));
 }
 
 /// An autocommit read of a read-only session: the engine runs it on any reader
@@ -306,11 +368,13 @@ void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, 
                 checkout_wait(st), request_deadline(st))
       .await(
           [=](result_set& rows) mutable {
+            settle_read(self, sm::outcome::ok);
             rp.deliver(std::move(rows));
             if (self->state.one_shot)
               close_and_quit(self, "one-shot request done");
           },
           [=](caf::error& err) mutable {
+            settle_read(self, sm::outcome::refused);
             rp.deliver(explain_engine_failure(err, "a read"));
             if (self->state.one_shot)
               close_and_quit(self, "one-shot request failed");
@@ -388,17 +452,6 @@ void check_idle(session_pointer self) {
     close_and_quit(self, "idle timeout");
 }
 
-std::optional<caf::error> refuse(const session_state& st) {
-  if (st.phase == session_phase::closed)
-    return make_error(errc::session_closed,
-                      "this session is closed; open a new session from the database");
-  if (st.phase == session_phase::failed)
-    return make_error(errc::transaction_failed,
-                      "an earlier statement in this transaction failed; send rollback (or "
-                      "rollback_to a savepoint) before anything else");
-  return std::nullopt;
-}
-
 // SQL the session refuses before it reaches a connection:
 // - a NUL character: the engines stop reading the text there, so another statement
 //   than the one checked would run ("DELETE FROM t\0 WHERE id = 2");
@@ -431,7 +484,7 @@ template <class Result, class Convert>
 void run_batch(session_pointer self, caf::typed_response_promise<Result> rp, exec_request req,
                Convert convert) {
   // The batch is moved along, never copied: it may hold thousands of statements.
-  auto mode = req.mode;
+  auto kind = req.mode == batch_mode::plain ? sm::request::statement : sm::request::batch;
   auto writes = may_write(req, dialect_of(*self->state.cfg));
   // The connection cancels the batch at its deadline and answers what the server
   // confirms; CAF's timeout only catches a connection that cannot answer at all.
@@ -444,82 +497,49 @@ void run_batch(session_pointer self, caf::typed_response_promise<Result> rp, exe
                       std::move(*batch)),
         [=](std::vector<result_set>& results) mutable {
           auto& st = self->state;
-          if (!in_transaction(st))
-            check_in(self, connection_condition::clean);
-          assert_invariants(st);
+          settle(self, sm::next(st.phase, kind, sm::outcome::ok));
           rp.deliver(convert(std::move(results)));
           if (st.one_shot)
             close_and_quit(self, "one-shot request done");
         },
         [=](caf::error& err) mutable {
           auto& st = self->state;
-          if (connection_unknown(err)) {
-            check_in(self, condition_after(err));
-            // A transaction died with its connection: stay failed, so the client learns
-            // of it at its next request instead of slipping into autocommit.
-            bool in_tx = in_transaction(st);
-            if (in_tx)
-              st.phase = session_phase::failed;
-            err = explain_connection_failure(st, err, writes && !in_tx);
-          } else if (st.phase == session_phase::in_tx && mode == batch_mode::plain) {
-            st.phase = session_phase::failed;
-          } else if (!in_transaction(st)) {
-            check_in(self, connection_condition::clean);
-          }
-          assert_invariants(st);
-          rp.deliver(std::move(err));
+          // What may have committed is in doubt: a write outside a transaction. One
+          // inside cannot commit (the session never sends COMMIT for it): it is lost.
+          auto [answer, result] = classify(st, err, writes && !in_transaction(st));
+          settle(self, sm::next(st.phase, kind, result), condition_after(err));
+          rp.deliver(std::move(answer));
           if (st.one_shot)
             close_and_quit(self, "one-shot request failed");
         });
   });
 }
 
-/// Sends a transaction command; `on_ok` updates the phase, failures mark the
-/// transaction failed (or, for a broken connection, end it).
+/// Sends a transaction command; `on_ok` updates the savepoints, the transition table
+/// the phase and the lease.
 template <class OnOk>
-caf::typed_response_promise<caf::ok_atom> run_tx(session_pointer self, tx_command cmd, OnOk on_ok) {
+caf::typed_response_promise<caf::ok_atom> run_tx(session_pointer self, tx_command cmd,
+                                                 sm::request kind, OnOk on_ok) {
   auto rp = self->make_response_promise<caf::ok_atom>();
   with_lease(self, rp, [=](connection_actor conn) mutable {
     await_settled(
         self->request(conn, request_deadline(self->state), tx_atom::value, cmd),
         [=](caf::ok_atom) mutable {
           on_ok();
-          assert_invariants(self->state);
+          settle(self, sm::next(self->state.phase, kind, sm::outcome::ok));
           rp.deliver(caf::ok_atom::value);
           close_if_drained(self);
         },
         [=](caf::error& err) mutable {
           auto& st = self->state;
-          if (connection_unknown(err)) {
-            check_in(self, condition_after(err));
-            bool was_open = in_transaction(st);
-            bool ends_tx =
-                cmd.op == tx_op::begin || cmd.op == tx_op::commit || cmd.op == tx_op::rollback;
-            st.phase = was_open && !ends_tx ? session_phase::failed : session_phase::idle;
-            if (st.phase == session_phase::idle)
-              st.savepoints.clear();
-            // Only a COMMIT whose answer never came may have committed.
-            err = explain_connection_failure(st, err, cmd.op == tx_op::commit);
-          } else if (cmd.op == tx_op::begin) {
-            check_in(self, connection_condition::needs_rollback);
-          } else if (cmd.op == tx_op::rollback) {
-            // Could not roll back: the connection is unusable, the transaction is gone.
-            check_in(self, connection_condition::broken);
-            st.phase = session_phase::idle;
-            st.savepoints.clear();
-          } else {
-            st.phase = session_phase::failed;
-          }
-          assert_invariants(st);
-          rp.deliver(std::move(err));
+          // Only a COMMIT whose answer never came may have committed.
+          auto [answer, result] = classify(st, err, cmd.op == tx_op::commit);
+          settle(self, sm::next(st.phase, kind, result), condition_after(err));
+          rp.deliver(std::move(answer));
+          close_if_drained(self);
         });
   });
   return rp;
-}
-
-caf::error no_transaction(const char* what) {
-  return make_error(errc::invalid_argument,
-                    std::string{what} + " needs an open transaction; send begin first");
 }
 
 std::optional<caf::error> check_savepoint_name(const std::string& name) {
@@ -555,14 +575,15 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
   return {
       [=](exec_atom, statement& stmt) -> caf::result<result_set> {
         touch(self->state);
-        if (auto err = refuse(self->state))
+        if (auto err = refuse(self->state, sm::request::statement))
           return *err;
         if (auto err = refuse_sql(self->state, stmt.sql))
           return *err;
         auto rp = self->make_response_promise<result_set>();
         auto& st = self->state;
-        if (st.options.read_only && st.phase == session_phase::idle && !st.held) {
+        if (st.options.read_only && !in_transaction(st) && !st.held) {
           if (auto rows = read_in_place(st, stmt)) {
+            settle_read(self, *rows ? sm::outcome::ok : sm::outcome::refused);
             if (*rows)
               rp.deliver(std::move(**rows));
             else
@@ -582,7 +603,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
       },
       [=](transact_atom, std::vector<statement>& stmts) -> caf::result<std::vector<result_set>> {
         touch(self->state);
-        if (auto err = refuse(self->state))
+        if (auto err = refuse(self->state, sm::request::batch))
           return *err;
         if (stmts.empty())
           return make_error(errc::invalid_argument, "transact needs at least one statement");
@@ -600,7 +621,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
       },
       [=](exec_many_atom, bulk_statement& bulk) -> caf::result<result_set> {
         touch(self->state);
-        if (auto err = refuse(self->state))
+        if (auto err = refuse(self->state, sm::request::batch))
           return *err;
         if (bulk.row_count() == 0)
           return make_error(errc::invalid_argument,
@@ -623,93 +644,66 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
       },
       [=](begin_atom) -> caf::result<caf::ok_atom> {
         touch(self->state);
-        if (auto err = refuse(self->state))
+        if (auto err = refuse(self->state, sm::request::begin))
           return *err;
-        if (self->state.phase == session_phase::in_tx)
-          return make_error(errc::invalid_argument,
-                            "a transaction is already open; use savepoint to nest");
         return run_tx(self, tx_command{tx_op::begin, {}, self->state.options.read_only},
-                      [=] { self->state.phase = session_phase::in_tx; });
+                      sm::request::begin, [] {});
       },
       [=](commit_atom) -> caf::result<caf::ok_atom> {
         touch(self->state);
-        if (auto err = refuse(self->state))
+        if (auto err = refuse(self->state, sm::request::commit))
           return *err;
-        if (self->state.phase != session_phase::in_tx)
-          return no_transaction("commit");
-        return run_tx(self, tx_command{tx_op::commit, {}, false}, [=] {
-          self->state.phase = session_phase::idle;
-          self->state.savepoints.clear();
-          check_in(self, connection_condition::clean);
-        });
+        return run_tx(self, tx_command{tx_op::commit, {}, false}, sm::request::commit, [] {});
       },
       [=](rollback_atom) -> caf::result<caf::ok_atom> {
         touch(self->state);
         auto& st = self->state;
-        if (st.phase == session_phase::closed)
-          return *refuse(st);
-        // A second rollback is a no-op (libpqxx: "quietly accept multiple aborts").
-        if (!in_transaction(st))
-          return caf::ok_atom::value;
-        if (!st.held) {
-          // The connection (and the transaction with it) is already gone.
-          st.phase = session_phase::idle;
-          st.savepoints.clear();
+        if (auto err = refuse(st, sm::request::rollback))
+          return *err;
+        if (!sm::needs_server(st.phase, sm::request::rollback, st.held.has_value())) {
+          // Nothing open, or the connection (and the transaction with it) is gone: only
+          // the phase settles (an answer in doubt is acknowledged).
+          settle(self, sm::next(st.phase, sm::request::rollback, sm::outcome::ok));
           close_if_drained(self);
           return caf::ok_atom::value;
         }
-        return run_tx(self, tx_command{tx_op::rollback, {}, false}, [=] {
-          self->state.phase = session_phase::idle;
-          self->state.savepoints.clear();
-          check_in(self, connection_condition::clean);
-        });
+        return run_tx(self, tx_command{tx_op::rollback, {}, false}, sm::request::rollback, [] {});
       },
       [=](savepoint_atom, const std::string& name) -> caf::result<caf::ok_atom> {
         touch(self->state);
-        if (auto err = refuse(self->state))
+        if (auto err = refuse(self->state, sm::request::nested))
           return *err;
-        if (self->state.phase != session_phase::in_tx)
-          return no_transaction("savepoint");
         if (auto err = check_savepoint_name(name))
           return *err;
-        return run_tx(self, tx_command{tx_op::savepoint, name, false},
+        return run_tx(self, tx_command{tx_op::savepoint, name, false}, sm::request::nested,
                       [=] { self->state.savepoints.push_back(name); });
       },
       [=](release_atom, const std::string& name) -> caf::result<caf::ok_atom> {
         touch(self->state);
-        if (auto err = refuse(self->state))
+        if (auto err = refuse(self->state, sm::request::nested))
           return *err;
-        if (self->state.phase != session_phase::in_tx)
-          return no_transaction("release");
         auto& sps = self->state.savepoints;
         auto i = std::find(sps.rbegin(), sps.rend(), name);
         if (i == sps.rend())
           return make_error(errc::not_found,
                             "no open savepoint named '" + name.substr(0, 64) + "'");
         auto keep = static_cast<size_t>(std::distance(i, sps.rend()) - 1);
-        return run_tx(self, tx_command{tx_op::release, name, false},
+        return run_tx(self, tx_command{tx_op::release, name, false}, sm::request::nested,
                       [=] { self->state.savepoints.resize(keep); });
       },
       [=](rollback_to_atom, const std::string& name) -> caf::result<caf::ok_atom> {
         touch(self->state);
         auto& st = self->state;
-        if (st.phase == session_phase::closed)
-          return *refuse(st);
-        if (!in_transaction(st))
-          return no_transaction("rollback_to");
-        if (!st.held)
-          return make_error(errc::transaction_failed,
-                            "the connection was lost and the transaction with it; send rollback");
+        if (auto err = refuse(st, sm::request::rollback_to))
+          return *err;
         auto i = std::find(st.savepoints.rbegin(), st.savepoints.rend(), name);
         if (i == st.savepoints.rend())
           return make_error(errc::not_found,
                             "no open savepoint named '" + name.substr(0, 64) + "'");
         // ROLLBACK TO keeps the savepoint itself open, as in SQL.
         auto keep = static_cast<size_t>(std::distance(i, st.savepoints.rend()));
-        return run_tx(self, tx_command{tx_op::rollback_to, name, false}, [=] {
-          self->state.savepoints.resize(keep);
-          self->state.phase = session_phase::in_tx;
-        });
+        return run_tx(self, tx_command{tx_op::rollback_to, name, false}, sm::request::rollback_to,
+                      [=] { self->state.savepoints.resize(keep); });
       },
       [=](caf::close_atom) -> caf::result<caf::ok_atom> {
         auto rp = self->make_response_promise<caf::ok_atom>();
@@ -744,38 +738,20 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
           return; // checked in already
         st.log->warn("session '{}': its connection was reclaimed after lease_timeout ({} ms)",
                      st.options.label, st.cfg->lease_timeout.count());
-        check_in(self, connection_condition::needs_rollback);
-        if (in_transaction(st))
-          st.phase = session_phase::failed;
-        assert_invariants(st);
+        settle(self, sm::next(st.phase, sm::happening::lease_revoked));
       },
       [=](engine_atom, engine_actor& replacement) {
         // The old engine is gone, and the lease with it.
-        self->state.engine = std::move(replacement);
-        if (self->state.held) {
-          self->state.held.reset();
-          if (in_transaction(self->state))
-            self->state.phase = session_phase::failed;
-        }
+        auto& st = self->state;
+        st.engine = std::move(replacement);
+        if (st.held)
+          settle(self, sm::next(st.phase, sm::happening::engine_replaced));
       },
       [=](tick_atom) { check_idle(self); }, // the database's idle sweep
   };
 }
 
 } // namespace
-
-std::string to_string(session_phase x) {
-  switch (x) {
-  case session_phase::idle:
-    return "idle";
-  case session_phase::in_tx:
-    return "in_tx";
-  case session_phase::failed:
-    return "failed";
-  default:
-    return "closed";
-  }
-}
 
 std::string to_string(tx_op x) {
   switch (x) {

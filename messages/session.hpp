@@ -7,6 +7,8 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/timestamp.hpp>
 
+#include "cafdb/session_phase.hpp"
+
 namespace cafdb {
 
 /// How a client wants its session. Defaults give a read-write autocommit session.
@@ -31,11 +33,6 @@ typename Inspector::result_type inspect(Inspector& f, session_options& x) {
   return f(caf::meta::type_name("cafdb::session_options"), x.read_only, x.wait_timeout,
            x.idle_timeout, x.request_timeout, x.label);
 }
-
-/// The session states of DESIGN.md section 2.
-enum class session_phase : uint8_t { idle, in_tx, failed, closed };
-
-std::string to_string(session_phase x);
 
 /// What `get_atom` on a session answers: its state, for tools and tests.
 struct session_info {

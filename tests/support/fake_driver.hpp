@@ -19,6 +19,8 @@ struct fake_script {
   bool lose_connection_on_commit = false;
   /// ROLLBACK fails as if the link broke.
   bool lose_connection_on_rollback = false;
+  /// Every statement fails as if the link broke while it ran.
+  bool lose_connection_on_exec = false;
   /// Statement texts that open or end a transaction behind the session's back, as a
   /// server-side function could: what the connection's state check must catch.
   std::string opens_transaction;
@@ -46,6 +48,8 @@ class fake_driver final : public driver {
   }
   outcome<result_set> execute(const statement& stmt) override {
     script_->record("exec " + stmt.sql);
+    if (script_->lose_connection_on_exec)
+      return lost("a statement");
     session_changes_ |= session_changes(stmt.sql, sql_dialect::sqlite);
     if (stmt.sql == script_->opens_transaction)
       in_tx_ = true;

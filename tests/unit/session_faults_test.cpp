@@ -57,16 +57,40 @@ TEST_CASE("a link broken during COMMIT answers commit_in_doubt and the connectio
   INFO(text(err));
   REQUIRE(is(err, errc::commit_in_doubt));
   CHECK(describe(err).message.find("may or may not") != std::string::npos);
+  // The session keeps the fact: its last commit's outcome is unknown, nothing is open.
   auto info = s->info();
   REQUIRE(info);
-  CHECK(info->phase == session_phase::idle);
+  CHECK(info->phase == session_phase::in_doubt);
   CHECK_FALSE(info->holds_lease);
   CHECK(fx.shared_pool().discarded == 1);
-  // The pool replaces the connection for the next request.
+  // The pool replaces the connection for the next request; the session's next unit of
+  // work starts afresh and ends the in-doubt phase.
   fx.script->lose_connection_on_commit = false;
   REQUIRE(fx.cli->exec({"SELECT 1"}));
   CHECK(fx.shared_pool().total == 1);
   CHECK(fx.script->opened == 2);
+  REQUIRE(!s->begin());
+  CHECK(s->info()->phase == session_phase::in_tx);
+  REQUIRE(!s->commit());
+  CHECK(s->info()->phase == session_phase::idle);
+}
+
+TEST_CASE("an autocommit write whose answer never came leaves the session in doubt until "
+          "rollback acknowledges it",
+          "[faults]") {
+  fake_database fx;
+  auto s = fx.cli->open_session();
+  REQUIRE(s);
+  fx.script->lose_connection_on_exec = true;
+  auto r = s->exec({"UPDATE t SET x = 1"});
+  REQUIRE(!r);
+  INFO(text(r.error()));
+  CHECK(is(r.error(), errc::commit_in_doubt));
+  CHECK(s->info()->phase == session_phase::in_doubt);
+  fx.script->lose_connection_on_exec = false;
+  REQUIRE(!s->rollback());
+  CHECK(s->info()->phase == session_phase::idle);
+  REQUIRE(s->exec({"SELECT 1"}));
 }
 
 TEST_CASE("a connection whose ROLLBACK fails is discarded, never pooled", "[faults]") {
@@ -117,8 +141,12 @@ TEST_CASE("a request that ends the session's transaction behind its back answers
   CHECK(is(r.error(), errc::commit_in_doubt));
   auto info = s->info();
   REQUIRE(info);
-  CHECK(info->phase == session_phase::failed); // only rollback is accepted now
+  // The transaction ended on the server in a way nobody confirmed: in doubt, with
+  // nothing open; rollback acknowledges it.
+  CHECK(info->phase == session_phase::in_doubt);
+  CHECK_FALSE(info->holds_lease);
   REQUIRE(!s->rollback());
+  CHECK(s->info()->phase == session_phase::idle);
   REQUIRE(fx.cli->exec({"SELECT 1"}));
 }
 
