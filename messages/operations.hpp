@@ -8,7 +8,7 @@
 
 #include <caf/meta/type_name.hpp>
 
-#include "cafdb/value.hpp"
+#include "messages/values.hpp"
 #include "messages/session.hpp"
 
 namespace cafdb {

@@ -9,7 +9,7 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/timestamp.hpp>
 
-#include "cafdb/value.hpp"
+#include "messages/values.hpp"
 #include "messages/session.hpp"
 
 namespace cafdb {

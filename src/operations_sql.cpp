@@ -8,7 +8,7 @@
 #include <set>
 
 #include "backend/driver.hpp"
-#include "cafdb/json.hpp"
+#include "cafdb/value_json.hpp"
 
 namespace cafdb {
 

@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include <caf/meta/type_name.hpp>
 #include <nlohmann/json_fwd.hpp>
 
 #include "cafdb/errc.hpp"
@@ -64,12 +63,6 @@ struct column_def {
   std::string sql_type;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, column_def& x) {
-  return f(caf::meta::type_name("cafdb::column_def"), x.name, x.type, x.length, x.nullable,
-           x.primary_key, x.unique, x.autoincrement, x.default_sql, x.check, x.sql_type);
-}
-
 struct foreign_key_def {
   std::vector<std::string> columns;
   std::string ref_table;
@@ -77,23 +70,12 @@ struct foreign_key_def {
   on_delete_action on_delete = on_delete_action::no_action;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, foreign_key_def& x) {
-  return f(caf::meta::type_name("cafdb::foreign_key_def"), x.columns, x.ref_table, x.ref_columns,
-           x.on_delete);
-}
-
 struct index_def {
   /// Empty: "ix_<table>_<columns>".
   std::string name;
   std::vector<std::string> columns;
   bool unique = false;
 };
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, index_def& x) {
-  return f(caf::meta::type_name("cafdb::index_def"), x.name, x.columns, x.unique);
-}
 
 struct table_def {
   std::string name;
@@ -111,12 +93,6 @@ struct table_def {
   const column_def* column(const std::string& name) const;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, table_def& x) {
-  return f(caf::meta::type_name("cafdb::table_def"), x.name, x.columns, x.primary_key, x.unique,
-           x.checks, x.indexes, x.foreign_keys);
-}
-
 struct schema_def {
   std::vector<table_def> tables;
 
@@ -124,11 +100,6 @@ struct schema_def {
   const table_def* table(const std::string& name) const;
   bool empty() const { return tables.empty(); }
 };
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, schema_def& x) {
-  return f(caf::meta::type_name("cafdb::schema_def"), x.tables);
-}
 
 /// Builds a table in C++:
 ///

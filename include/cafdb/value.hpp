@@ -7,8 +7,6 @@
 #include <string>
 #include <vector>
 
-#include <caf/meta/type_name.hpp>
-
 namespace cafdb {
 
 /// The kind of data a `value` holds.
@@ -55,10 +53,9 @@ class value {
   friend bool operator==(const value& x, const value& y) noexcept;
   friend bool operator!=(const value& x, const value& y) noexcept { return !(x == y); }
 
+  /// Serialization for messages (defined in messages/values.hpp, with CAF).
   template <class Inspector>
-  friend typename Inspector::result_type inspect(Inspector& f, value& x) {
-    return f(caf::meta::type_name("cafdb::value"), x.type_, x.integer_, x.real_, x.bytes_);
-  }
+  friend typename Inspector::result_type inspect(Inspector& f, value& x);
 
  private:
   value_type type_ = value_type::null;
@@ -84,11 +81,6 @@ struct statement {
   /// `params[N-1]` binds placeholder `$N`.
   std::vector<value> params;
 };
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, statement& x) {
-  return f(caf::meta::type_name("cafdb::statement"), x.sql, x.params);
-}
 
 /// One statement run once per row of parameters, in one transaction: an INSERT of many
 /// rows, say (DB-API's `executemany`). The SQL is prepared once and every row binds its
@@ -138,11 +130,6 @@ struct bulk_statement {
   std::vector<uint64_t> ends;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, bulk_statement& x) {
-  return f(caf::meta::type_name("cafdb::bulk_statement"), x.sql, x.values, x.ends);
-}
-
 /// What one statement produced.
 struct result_set {
   /// Column names, in order.
@@ -161,11 +148,5 @@ struct result_set {
   /// Returns the value in row `r` under `column`; throws std::out_of_range if absent.
   const value& at(size_t r, const std::string& column) const;
 };
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, result_set& x) {
-  return f(caf::meta::type_name("cafdb::result_set"), x.columns, x.column_types, x.rows,
-           x.affected_rows, x.last_insert_id);
-}
 
 } // namespace cafdb
