@@ -8,10 +8,11 @@
 
 namespace cafdb {
 
-enum class sql_dialect : uint8_t { sqlite, postgresql };
+/// The SQL an engine speaks is named by the engine: one enum for both.
+using sql_dialect = engine_kind;
 
 inline sql_dialect dialect_of(const config& cfg) {
-  return cfg.engine == engine_kind::postgresql ? sql_dialect::postgresql : sql_dialect::sqlite;
+  return cfg.engine;
 }
 
 } // namespace cafdb

@@ -1,52 +1,12 @@
-// SQL text helpers shared by every driver.
+// Reading SQL text as the engines' lexers read it (sql_text.hpp).
+#include "sql_text.hpp"
+
 #include <cctype>
 #include <cstring>
 #include <optional>
 #include <utility>
 
-#include "backend/driver.hpp"
-
 namespace cafdb {
-
-std::string to_string(connection_role x) {
-  switch (x) {
-  case connection_role::writer:
-    return "writer";
-  case connection_role::reader:
-    return "reader";
-  default:
-    return "shared";
-  }
-}
-
-const char* hint_for(errc code) {
-  switch (code) {
-  case errc::syntax_error:
-    return "check the SQL text and the table and column names";
-  case errc::constraint_violation:
-    return "the data breaks a constraint; nothing was changed";
-  case errc::busy:
-    return "another connection held the lock past busy_timeout; keep write transactions "
-           "short or raise busy_timeout";
-  case errc::read_only_violation:
-    return "this session is read-only; open a read-write session to write";
-  case errc::statement_timeout:
-    return "the statement was cancelled; raise statement_timeout or make it faster";
-  case errc::connect_failed:
-    return "check the path or server address, credentials and permissions";
-  case errc::serialization_failure:
-  case errc::deadlock:
-    return "a concurrent transaction conflicted; retry the whole transaction";
-  case errc::connection_lost:
-    return "the connection was discarded; retry the transaction";
-  case errc::transaction_failed:
-    return "roll back before sending anything else";
-  case errc::invalid_argument:
-    return "check the parameters bound to the statement";
-  default:
-    return "see the driver message";
-  }
-}
 
 bool is_identifier(const std::string& name) {
   if (name.empty() || name.size() > 63)
