@@ -81,9 +81,8 @@ void run_on_engine(schema_pointer self, const engine_actor& engine, exec_request
                   then(results{std::move(out)});
                 },
                 [=](caf::error& err) mutable {
-                  bool ours = err.category() == error_category;
                   self->send(engine, checkin_atom::value, granted.id,
-                             ours ? connection_condition::clean : connection_condition::running);
+                             condition_after(classify(err)));
                   then(results{to_db_error(err)});
                 });
       },
@@ -185,9 +184,7 @@ void apply_next(schema_pointer self, std::shared_ptr<migration_run> run, size_t 
             problem.message = "migration " + std::to_string(failed.version) + " (" + failed.name +
                               ") failed and was rolled back; the schema stays at version " +
                               std::to_string(run->version) + ": " + problem.message;
-            finish_run(self, run, problem,
-                       err.category() == error_category ? connection_condition::clean
-                                                        : connection_condition::running);
+            finish_run(self, run, problem, condition_after(classify(err)));
           });
 }
 

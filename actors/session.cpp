@@ -131,13 +131,12 @@ int64_t milliseconds(caf::timespan span) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
 }
 
-// An error from CAF itself (timeout, actor gone) means the connection's state is unknown;
-// so does a lost link, or one lost while a commit may have run (DESIGN.md rule 4). A
-// connection that answers `unavailable` ran nothing and cannot be used (not open, its
-// SQLite file gone): it goes back to be discarded too.
+// A failed request left its connection in an unknown state unless it was a refusal
+// (classify in cafdb/error.hpp): an error from CAF itself (timeout, actor gone), a lost
+// link, a commit in doubt; a connection that answers `unavailable` ran nothing and
+// cannot be used (not open, its SQLite file gone).
 bool connection_unknown(const caf::error& err) {
-  return err.category() != error_category || is(err, errc::connection_lost) ||
-         is(err, errc::commit_in_doubt) || is(err, errc::unavailable);
+  return classify(err) != failure_kind::refused;
 }
 
 // Whether a batch can change data: a read-only session's cannot, nor statements that
@@ -205,13 +204,6 @@ caf::error explain_connection_failure(const session_state& st, const caf::error&
   return make_error(errc::connection_lost, what + "; it was discarded, retry the request");
 }
 
-// How to give back a connection whose request failed outside the driver.
-connection_condition condition_after(const caf::error& err) {
-  // A request past its deadline is still running there: the engine cancels and drains it.
-  return err == caf::sec::request_timeout ? connection_condition::running
-                                          : connection_condition::broken;
-}
-
 void check_in(session_pointer self, connection_condition condition) {
   auto& st = self->state;
   if (!st.held)
@@ -255,8 +247,8 @@ void settle(session_pointer self, const sm::transition& t,
 /// The request's answer as the client will see it, and how it ended. A failure of the
 /// connection is explained first (explain_connection_failure): only what the server
 /// confirmed is claimed.
-std::pair<caf::error, sm::outcome> classify(const session_state& st, caf::error err,
-                                            bool may_have_committed) {
+std::pair<caf::error, sm::outcome> answer_of(const session_state& st, caf::error err,
+                                             bool may_have_committed) {
   if (!connection_unknown(err))
     return {std::move(err), sm::outcome::refused};
   auto answer = explain_connection_failure(st, err, may_have_committed);
@@ -338,7 +330,7 @@ void end_session(session_pointer self, const char* why, F then) {
         },
         [=](caf::error& err) mutable {
           settle(self, sm::next(self->state.phase, sm::request::rollback, sm::outcome::lost),
-                 condition_after(err));
+                 unknown_condition(classify(err)));
           finish();
         });
     return;
@@ -506,8 +498,8 @@ void run_batch(session_pointer self, caf::typed_response_promise<Result> rp, exe
           auto& st = self->state;
           // What may have committed is in doubt: a write outside a transaction. One
           // inside cannot commit (the session never sends COMMIT for it): it is lost.
-          auto [answer, result] = classify(st, err, writes && !in_transaction(st));
-          settle(self, sm::next(st.phase, kind, result), condition_after(err));
+          auto [answer, result] = answer_of(st, err, writes && !in_transaction(st));
+          settle(self, sm::next(st.phase, kind, result), unknown_condition(classify(err)));
           rp.deliver(std::move(answer));
           if (st.one_shot)
             close_and_quit(self, "one-shot request failed");
@@ -533,8 +525,8 @@ caf::typed_response_promise<caf::ok_atom> run_tx(session_pointer self, tx_comman
         [=](caf::error& err) mutable {
           auto& st = self->state;
           // Only a COMMIT whose answer never came may have committed.
-          auto [answer, result] = classify(st, err, cmd.op == tx_op::commit);
-          settle(self, sm::next(st.phase, kind, result), condition_after(err));
+          auto [answer, result] = answer_of(st, err, cmd.op == tx_op::commit);
+          settle(self, sm::next(st.phase, kind, result), unknown_condition(classify(err)));
           rp.deliver(std::move(answer));
           close_if_drained(self);
         });

@@ -9,8 +9,9 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/timestamp.hpp>
 
-#include "messages/values.hpp"
+#include "cafdb/error.hpp"
 #include "messages/session.hpp"
+#include "messages/values.hpp"
 
 namespace cafdb {
 
@@ -45,6 +46,20 @@ enum class connection_condition : uint8_t {
   /// State unknown (link lost, commit in doubt, rollback failed): discard.
   broken,
 };
+
+/// How to give back a connection whose state a failed request left unknown: still
+/// running when it timed out (the engine cancels it and drains the connection), else
+/// broken (discarded).
+inline connection_condition unknown_condition(failure_kind kind) {
+  return kind == failure_kind::timed_out ? connection_condition::running
+                                         : connection_condition::broken;
+}
+
+/// How to give back a connection after a request on it failed this way (outside a
+/// transaction): as it is when the failure was a refusal, else as unknown_condition.
+inline connection_condition condition_after(failure_kind kind) {
+  return kind == failure_kind::refused ? connection_condition::clean : unknown_condition(kind);
+}
 
 /// A batch of statements for one connection (see `batch_mode`).
 struct exec_request {

@@ -70,6 +70,36 @@ caf::error as_cafdb_error(const caf::error& err) {
   return make_error(errc::unavailable, caf::to_string(err) + " (retry later)");
 }
 
+failure_kind classify(const caf::error& err) {
+  if (!err)
+    return failure_kind::refused;
+  if (err.category() != error_category)
+    return err == caf::sec::request_timeout ? failure_kind::timed_out : failure_kind::lost;
+  switch (static_cast<errc>(err.code())) {
+  case errc::commit_in_doubt:
+    return failure_kind::in_doubt;
+  case errc::connection_lost:
+  case errc::unavailable:
+    return failure_kind::lost;
+  default:
+    return failure_kind::refused;
+  }
+}
+
+std::string to_string(failure_kind x) {
+  switch (x) {
+  case failure_kind::refused:
+    return "refused";
+  case failure_kind::timed_out:
+    return "timed_out";
+  case failure_kind::lost:
+    return "lost";
+  case failure_kind::in_doubt:
+    return "in_doubt";
+  }
+  return "unknown";
+}
+
 bool is(const caf::error& err, errc code) {
   return err && err.category() == error_category && err.code() == static_cast<uint8_t>(code);
 }
