@@ -21,7 +21,7 @@
 //    savepoint mode it leaves the enclosing transaction as it found it. A bulk
 //    statement follows the same modes.
 // 4. The driver handle is closed when the actor's state is destroyed.
-// 5. State is checked, not assumed (DESIGN.md rule 5): after every request the
+// 5. State is checked, not assumed (docs/architecture.md, rule 5): after every request the
 //    driver's real transaction state must be what the request implies. A request that
 //    left a transaction open fails and the transaction is rolled back here, before
 //    anyone else holds the connection; one that ended its session's transaction fails

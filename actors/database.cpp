@@ -1,6 +1,6 @@
 // The database actor: supervisor, router and readiness registry.
 //
-// Readiness (DESIGN.md section 3), derived from the components' own states:
+// Readiness (docs/architecture.md, "Readiness"), derived from the components' own states:
 //
 //   starting → connecting → migrating → ready ⇄ degraded
 //                  │                                │

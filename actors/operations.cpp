@@ -10,7 +10,7 @@
 // Invariants:
 // 1. Every request is answered exactly once: JSON text, or a typed error (with the
 //    `json_errors` option, its {"error", "details"} form as the answer instead).
-// 2. SQL text comes only from src/operations.cpp: identifiers the live schema holds,
+// 2. SQL text comes only from src/operations_sql.cpp: identifiers the live schema holds,
 //    checked and quoted, and the caller's own SQL for the query kinds; values are
 //    always bound parameters.
 // 3. Statements run through the database (exec / transact) like any client's, so they

@@ -10,7 +10,7 @@
 
 namespace cafdb {
 
-/// The readiness state machine of DESIGN.md section 3, shared by every component
+/// The readiness state machine (docs/architecture.md, "Readiness"), shared by every component
 /// and by the database as a whole.
 enum class readiness_state : uint8_t {
   starting,

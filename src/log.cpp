@@ -42,7 +42,8 @@ void configure(const config& cfg) {
     current_level = spdlog::level::from_str(cfg.log_level);
     echo_enabled = cfg.echo;
   }
-  for (auto role : {"database", "engine", "connection", "session", "setup", "sql"})
+  for (auto role :
+       {"database", "engine", "connection", "session", "setup", "schema", "operations", "sql"})
     get(role)->set_level(std::string{role} == "sql" && cfg.echo
                              ? spdlog::level::info
                              : spdlog::level::from_str(cfg.log_level));

@@ -2,7 +2,7 @@
 //
 // A schema is declared in JSON (a schema file) or with `table_builder`, and the same
 // model comes back from `reflect`, read from the live catalog. The SQL for each engine
-// is generated from it in src/schema.cpp; names are checked identifiers and always
+// is generated from it in src/schema_sql.cpp; names are checked identifiers and always
 // quoted. Defaults and checks are SQL expressions written by the application's
 // developer (like SQLAlchemy's `server_default`), never user input.
 #pragma once
