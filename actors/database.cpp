@@ -252,11 +252,29 @@ void serve_or_hold(database_pointer self, caf::timespan wait, std::function<void
   self->delayed_send(self, wait, expire_atom::value, id);
 }
 
-void finish_stop(database_pointer self);
+// A one-shot request (exec, transact, exec_many): once the database is ready, a
+// throwaway session answers it (spawn_session_for delegates the request).
+template <class Result, class Atom, class Request>
+caf::result<Result> one_shot(database_pointer self, Atom atom, Request request,
+                             session_options options) {
+  // Before make_response_promise, which moves the sender out of the message.
+  auto client = self->current_sender();
+  auto rp = self->make_response_promise<Result>();
+  // Shared, not copied: a transact or exec_many may hold thousands of statements.
+  auto shared = std::make_shared<Request>(std::move(request));
+  auto wait = options.wait_timeout;
+  serve_or_hold(
+      self, wait,
+      [=]() mutable {
+        spawn_session_for(self, client, options, true, [=](session_actor s) mutable {
+          rp.delegate(s, atom, std::move(*shared));
+        });
+      },
+      [=](caf::error err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
 
-/// Timer ids of a stop (held requests count up from 1).
-constexpr uint64_t drain_deadline = 0;
-constexpr uint64_t final_deadline = UINT64_MAX;
+void finish_stop(database_pointer self);
 
 void recompute(database_pointer self) {
   auto& st = self->state;
@@ -553,50 +571,16 @@ database_actor::behavior_type database_behavior(database_pointer self,
             [=](caf::error err) mutable { rp.deliver(std::move(err)); });
         return rp;
       },
-      [=](exec_atom, statement& stmt, session_options& options) -> caf::result<result_set> {
-        // Before make_response_promise, which moves the sender out of the message.
-        auto client = self->current_sender();
-        auto rp = self->make_response_promise<result_set>();
-        serve_or_hold(
-            self, options.wait_timeout,
-            [=]() mutable {
-              spawn_session_for(self, client, options, true, [=](session_actor s) mutable {
-                rp.delegate(s, exec_atom::value, stmt);
-              });
-            },
-            [=](caf::error err) mutable { rp.deliver(std::move(err)); });
-        return rp;
+      [=](exec_atom atom, statement& stmt, session_options& options) -> caf::result<result_set> {
+        return one_shot<result_set>(self, atom, std::move(stmt), std::move(options));
       },
-      [=](transact_atom, std::vector<statement>& stmts,
+      [=](transact_atom atom, std::vector<statement>& stmts,
           session_options& options) -> caf::result<std::vector<result_set>> {
-        // Before make_response_promise, which moves the sender out of the message.
-        auto client = self->current_sender();
-        auto rp = self->make_response_promise<std::vector<result_set>>();
-        serve_or_hold(
-            self, options.wait_timeout,
-            [=]() mutable {
-              spawn_session_for(self, client, options, true, [=](session_actor s) mutable {
-                rp.delegate(s, transact_atom::value, stmts);
-              });
-            },
-            [=](caf::error err) mutable { rp.deliver(std::move(err)); });
-        return rp;
+        return one_shot<std::vector<result_set>>(self, atom, std::move(stmts), std::move(options));
       },
-      [=](exec_many_atom, bulk_statement& bulk,
+      [=](exec_many_atom atom, bulk_statement& bulk,
           session_options& options) -> caf::result<result_set> {
-        // Before make_response_promise, which moves the sender out of the message.
-        auto client = self->current_sender();
-        auto rp = self->make_response_promise<result_set>();
-        auto shared = std::make_shared<bulk_statement>(std::move(bulk));
-        serve_or_hold(
-            self, options.wait_timeout,
-            [=]() mutable {
-              spawn_session_for(self, client, options, true, [=](session_actor s) mutable {
-                rp.delegate(s, exec_many_atom::value, std::move(*shared));
-              });
-            },
-            [=](caf::error err) mutable { rp.deliver(std::move(err)); });
-        return rp;
+        return one_shot<result_set>(self, atom, std::move(bulk), std::move(options));
       },
       [=](create_all_atom atom) -> caf::result<caf::ok_atom> { return declared_ddl(self, atom); },
       [=](create_all_atom atom, schema_def& schema) -> caf::result<caf::ok_atom> {
@@ -692,33 +676,36 @@ database_actor::behavior_type database_behavior(database_pointer self,
         // Open transactions may finish until shutdown_timeout; idle sessions close now.
         for (auto& session : st.sessions)
           self->send(session.actor, shutdown_atom::value, false);
-        self->delayed_send(self, st.cfg->shutdown_timeout, expire_atom::value, drain_deadline);
+        self->delayed_send(self, st.cfg->shutdown_timeout, drain_over_atom::value);
         return rp;
       },
       [=](readiness_event& ev) { publish_component(self, std::move(ev)); },
       [=](tick_atom) { sweep_sessions(self); },
-      [=](expire_atom, uint64_t id) {
+      [=](drain_over_atom) {
+        // shutdown_timeout passed while stopping.
         auto& st = self->state;
-        if (id == drain_deadline && st.stopping) {
-          // Transactions still open are rolled back; a session that cannot even do that
-          // in time (its connection is stuck) is abandoned to the engine's exit.
-          for (auto& session : st.sessions)
-            self->send(session.actor, shutdown_atom::value, true);
-          // Sessions busy in a statement hear of it only when it ends: cancel those,
-          // and the reads sessions run in place on borrowed handles.
-          for (auto& entry : st.engines)
-            self->send(entry.second, shutdown_atom::value);
-          if (st.handles)
-            st.handles->cancel_for_shutdown();
-          self->delayed_send(self, caf::timespan{st.cfg->connect_timeout}, expire_atom::value,
-                             final_deadline);
+        if (!st.stopping)
           return;
-        }
-        if (id == final_deadline) {
-          if (st.stopping)
-            finish_stop(self);
-          return;
-        }
+        // Transactions still open are rolled back; a session that cannot even do that
+        // in time (its connection is stuck) is abandoned to the engine's exit.
+        for (auto& session : st.sessions)
+          self->send(session.actor, shutdown_atom::value, true);
+        // Sessions busy in a statement hear of it only when it ends: cancel those,
+        // and the reads sessions run in place on borrowed handles.
+        for (auto& entry : st.engines)
+          self->send(entry.second, shutdown_atom::value);
+        if (st.handles)
+          st.handles->cancel_for_shutdown();
+        self->delayed_send(self, caf::timespan{st.cfg->connect_timeout}, stop_now_atom::value);
+      },
+      [=](stop_now_atom) {
+        // Cancelled statements had connect_timeout to answer: the stop ends regardless.
+        if (self->state.stopping)
+          finish_stop(self);
+      },
+      [=](expire_atom, uint64_t id) {
+        // A held request's or an await's wait passed.
+        auto& st = self->state;
         auto reason = [&] {
           auto snap = snapshot(st);
           return "the database is still " + to_string(st.state) +

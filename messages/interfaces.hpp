@@ -156,8 +156,12 @@ using database_actor = caf::typed_actor<
     caf::replies_to<stop_atom>::with<caf::ok_atom>,
     // From setup and engines: a component changed state.
     caf::reacts_to<readiness_event>,
-    // Internal: a held request reached its deadline.
+    // Internal: a held request (or an await_ready) reached its deadline.
     caf::reacts_to<expire_atom, uint64_t>,
+    // Internal, while stopping: shutdown_timeout passed; what still runs is cancelled.
+    caf::reacts_to<drain_over_atom>,
+    // Internal, while stopping: the cancelled work had connect_timeout; stop now.
+    caf::reacts_to<stop_now_atom>,
     // Internal: time to sweep the sessions for idle timeouts.
     caf::reacts_to<tick_atom>>;
 

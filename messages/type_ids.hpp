@@ -54,6 +54,8 @@ CAF_ADD_ATOM(cafdb, cafdb, stop_atom, "stop")
 CAF_ADD_ATOM(cafdb, cafdb, shutdown_atom, "shutdown")
 CAF_ADD_ATOM(cafdb, cafdb, retry_atom, "retry")
 CAF_ADD_ATOM(cafdb, cafdb, expire_atom, "expire")
+CAF_ADD_ATOM(cafdb, cafdb, drain_over_atom, "drainover")
+CAF_ADD_ATOM(cafdb, cafdb, stop_now_atom, "stopnow")
 
 // -- atoms: schema -----------------------------------------------------------------
 
