@@ -37,6 +37,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 
 #include <caf/all.hpp>
 
@@ -64,8 +65,8 @@ struct held_request {
 
 struct open_session {
   session_actor actor;
-  /// "writer" or "reader": the engine it uses.
-  std::string role;
+  /// The engine it uses.
+  engine_role role = engine_role::writer;
   /// Its idle timeout; zero for one-shot sessions, which close after one request.
   caf::timespan idle{0};
 };
@@ -74,8 +75,8 @@ struct database_state {
   static inline const char* name = "cafdb.database";
   std::shared_ptr<const config> cfg;
   engine_factory factory;
-  /// "writer", and "reader" when read_url is set.
-  std::map<std::string, engine_actor> engines;
+  /// The writer, and the reader when read_url is set.
+  std::map<engine_role, engine_actor> engines;
   setup_actor setup;
   schema_actor schema;
   operations_actor operations;
@@ -170,7 +171,7 @@ readiness_state derive(const database_state& st) {
   if (setup != readiness_state::ready)
     return setup;
   for (auto& entry : st.engines)
-    if (state_of(("engine:" + entry.first).c_str()) != readiness_state::ready)
+    if (state_of(("engine:" + to_string(entry.first)).c_str()) != readiness_state::ready)
       return readiness_state::degraded;
   return readiness_state::ready;
 }
@@ -217,7 +218,8 @@ void spawn_session_for(database_pointer self, caf::strong_actor_ptr client, sess
                        bool one_shot, std::function<void(session_actor)> then) {
   auto& st = self->state;
   // Read-only sessions use the reader engine when there is one.
-  auto role = options.read_only && st.engines.count("reader") ? "reader" : "writer";
+  auto role = options.read_only && st.engines.count(engine_role::reader) ? engine_role::reader
+                                                                         : engine_role::writer;
   auto session = spawn_session(self->system(), st.engines[role], std::move(client),
                                std::move(options), st.cfg, one_shot, st.handles);
   self->monitor(session);
@@ -330,13 +332,13 @@ bool may_restart(database_pointer self) {
 }
 
 std::vector<engine_actor> engine_list(const database_state& st) {
-  std::vector<engine_actor> out{st.engines.at("writer")};
-  if (auto i = st.engines.find("reader"); i != st.engines.end())
+  std::vector<engine_actor> out{st.engines.at(engine_role::writer)};
+  if (auto i = st.engines.find(engine_role::reader); i != st.engines.end())
     out.push_back(i->second);
   return out;
 }
 
-engine_actor start_engine(database_pointer self, const std::string& role) {
+engine_actor start_engine(database_pointer self, engine_role role) {
   auto& st = self->state;
   auto engine = spawn_engine(self->system(), role, st.cfg, st.factory(role), self);
   self->monitor(engine);
@@ -357,9 +359,9 @@ void start_setup(database_pointer self) {
 
 void start_children(database_pointer self) {
   auto& st = self->state;
-  std::vector<std::string> roles{"writer"};
+  std::vector<engine_role> roles{engine_role::writer};
   if (!st.cfg->read_url.empty())
-    roles.push_back("reader");
+    roles.push_back(engine_role::reader);
   // Known from the start, so that even the earliest subscriber sees every component.
   st.components["setup"] =
       readiness_event{"setup", readiness_state::starting, "starting", 0, caf::make_timestamp()};
@@ -370,9 +372,10 @@ void start_children(database_pointer self) {
   self->monitor(st.schema);
   st.operations = spawn_operations(self->system(), self, st.cfg);
   self->monitor(st.operations);
-  for (auto& role : roles) {
-    st.components["engine:" + role] = readiness_event{"engine:" + role, readiness_state::starting,
-                                                      "starting", 0, caf::make_timestamp()};
+  for (auto role : roles) {
+    auto component = "engine:" + to_string(role);
+    st.components[component] =
+        readiness_event{component, readiness_state::starting, "starting", 0, caf::make_timestamp()};
     start_engine(self, role);
   }
   start_setup(self);
@@ -380,15 +383,15 @@ void start_children(database_pointer self) {
 
 void on_child_down(database_pointer self, caf::down_msg& dm) {
   auto& st = self->state;
-  std::string role;
+  std::optional<engine_role> role;
   for (auto& entry : st.engines)
     if (entry.second.address() == dm.source)
       role = entry.first;
   bool schema = dm.source == st.schema.address();
   bool operations = dm.source == st.operations.address();
   if (st.stopping) {
-    if (!role.empty())
-      st.engines.erase(role);
+    if (role)
+      st.engines.erase(*role);
     else if (schema)
       st.schema = nullptr;
     else if (operations)
@@ -397,10 +400,10 @@ void on_child_down(database_pointer self, caf::down_msg& dm) {
       st.setup = nullptr;
     return;
   }
-  auto what = !role.empty() ? "engine " + role
-              : schema      ? std::string{"schema"}
-              : operations  ? std::string{"operations"}
-                            : "setup";
+  auto what = role         ? "engine " + to_string(*role)
+              : schema     ? std::string{"schema"}
+              : operations ? std::string{"operations"}
+                           : "setup";
   st.log->error("{} went down: {}", what, to_string(dm.reason));
   if (!may_restart(self)) {
     st.failure = what + " crashed more than max_restarts (" + std::to_string(st.cfg->max_restarts) +
@@ -422,16 +425,16 @@ void on_child_down(database_pointer self, caf::down_msg& dm) {
     start_setup(self);
     return;
   }
-  if (role.empty()) {
+  if (!role) {
     st.setup = nullptr;
     start_setup(self);
     return;
   }
-  auto engine = start_engine(self, role);
+  auto engine = start_engine(self, *role);
   for (auto& session : st.sessions)
-    if (session.role == role)
+    if (session.role == *role)
       self->send(session.actor, engine_atom::value, engine);
-  publish_component(self, readiness_event{"engine:" + role, readiness_state::connecting,
+  publish_component(self, readiness_event{"engine:" + to_string(*role), readiness_state::connecting,
                                           "restarted after: " + to_string(dm.reason), 0,
                                           caf::make_timestamp()});
   start_setup(self);
@@ -489,7 +492,7 @@ caf::typed_response_promise<Result> schema_request(database_pointer self, Reques
         // DDL may wait for a connection and then for every statement.
         auto timeout = caf::timespan{st.cfg->pool_timeout} +
                        caf::timespan{st.cfg->statement_timeout} + std::chrono::seconds(1);
-        request(st.schema, st.engines.at("writer"), timeout)
+        request(st.schema, st.engines.at(engine_role::writer), timeout)
             .then(
                 [=](Result& out) mutable {
                   // ok_atom answers DDL: the operations actor's copy of the schema is stale.
@@ -532,7 +535,9 @@ database_actor::behavior_type database_behavior(database_pointer self,
     // At most all but one scheduler thread may be blocked in reads in place, so that
     // the engine, the writer's sessions and the database always have one to run on.
     auto workers = self->system().scheduler().num_workers();
-    auto open = [drivers = st.factory("writer")] { return drivers(connection_role::reader); };
+    auto open = [drivers = st.factory(engine_role::writer)] {
+      return drivers(connection_role::reader);
+    };
     st.handles = std::make_shared<read_handles>(open, workers > 1 ? workers - 1 : 1);
   }
   st.log = log::get("database");
@@ -649,9 +654,9 @@ database_actor::behavior_type database_behavior(database_pointer self,
       },
       [=](caf::get_atom, engine_atom) -> caf::result<engine_actor> {
         auto& engines = self->state.engines;
-        if (!engines.count("writer"))
+        if (!engines.count(engine_role::writer))
           return make_error(errc::shutting_down, "the engine has stopped");
-        return engines.at("writer");
+        return engines.at(engine_role::writer);
       },
       [=](stop_atom) -> caf::result<caf::ok_atom> {
         auto& st = self->state;

@@ -7,14 +7,15 @@
 
 #include <caf/actor_system.hpp>
 
+#include "actors/engine.hpp"
 #include "backend/driver.hpp"
 #include "cafdb/config.hpp"
 #include "messages/interfaces.hpp"
 
 namespace cafdb {
 
-/// Makes the driver factory for the engine of a role ("writer" or "reader").
-using engine_factory = std::function<driver_factory(const std::string& role)>;
+/// Makes the driver factory for the engine of a role.
+using engine_factory = std::function<driver_factory(engine_role role)>;
 
 /// Spawns the supervisor with its engines and setup. `factory` makes the drivers
 /// (tests pass a scripted one; applications use `default_driver_factory`).

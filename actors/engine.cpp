@@ -105,7 +105,7 @@ enum class open_purpose {
 
 struct engine_state {
   static inline const char* name = "cafdb.engine";
-  std::string role;
+  engine_role role = engine_role::writer;
   std::shared_ptr<const config> cfg;
   driver_factory factory;
   database_actor db;
@@ -203,7 +203,7 @@ caf::error overloaded_error(const engine_state& st, const pool_model& m) {
 }
 
 caf::error unavailable_error(const engine_state& st) {
-  return make_error(errc::unavailable, "the " + st.role + " engine lost its server (" +
+  return make_error(errc::unavailable, "the " + to_string(st.role) + " engine lost its server (" +
                                            st.health.reason() +
                                            "); cafdb reconnects in the background, retry shortly "
                                            "(see status)");
@@ -211,7 +211,7 @@ caf::error unavailable_error(const engine_state& st) {
 
 void publish(engine_pointer self, readiness_state state, std::string detail) {
   auto& st = self->state;
-  self->send(st.db, readiness_event{"engine:" + st.role, state, std::move(detail),
+  self->send(st.db, readiness_event{"engine:" + to_string(st.role), state, std::move(detail),
                                     st.health.attempts(), caf::make_timestamp()});
 }
 
@@ -382,7 +382,8 @@ void mark_down(engine_pointer self, const caf::error& err) {
   auto& st = self->state;
   if (!st.health.lose(describe(err).message))
     return;
-  st.log->error("the {} engine lost its server: {}; reconnecting", st.role, st.health.reason());
+  st.log->error("the {} engine lost its server: {}; reconnecting", to_string(st.role),
+                st.health.reason());
   publish(self, readiness_state::degraded,
           "lost the server: " + st.health.reason() + "; reconnecting");
   auto refusal = unavailable_error(st);
@@ -444,7 +445,7 @@ bool open_connection(engine_pointer self, size_t index, open_purpose purpose,
             auto& st = self->state;
             bool reconnect = purpose == open_purpose::reconnect;
             if (reconnect) {
-              st.log->warn("the {} engine reconnected after {} attempt(s)", st.role,
+              st.log->warn("the {} engine reconnected after {} attempt(s)", to_string(st.role),
                            st.health.attempts());
               st.health.recovered();
               publish(self, readiness_state::ready, "reconnected");
@@ -670,8 +671,9 @@ void log_stats(engine_pointer self) {
     auto& w = p.model.waits();
     st.log->info("{} engine, {}; checkouts {}, timeouts {}, discarded {}, reconnects {}, "
                  "recycled {}, wait p50/p95/p99 {}/{}/{} us",
-                 st.role, p.model.describe(), c.checkouts, c.timeouts, c.discarded, c.reconnects,
-                 c.recycled, w.percentile_us(0.5), w.percentile_us(0.95), w.percentile_us(0.99));
+                 to_string(st.role), p.model.describe(), c.checkouts, c.timeouts, c.discarded,
+                 c.reconnects, c.recycled, w.percentile_us(0.5), w.percentile_us(0.95),
+                 w.percentile_us(0.99));
   }
 }
 
@@ -717,7 +719,7 @@ pool_stats stats_of(const engine_state& st, size_t index) {
   auto& m = st.pools[index].model;
   auto& c = m.counters();
   pool_stats out;
-  out.engine = st.role;
+  out.engine = to_string(st.role);
   out.pool = m.name();
   out.size = m.limits().size;
   out.max = m.limits().max;
@@ -745,11 +747,11 @@ pool_stats stats_of(const engine_state& st, size_t index) {
   return out;
 }
 
-engine_actor::behavior_type engine_behavior(engine_pointer self, std::string role,
+engine_actor::behavior_type engine_behavior(engine_pointer self, engine_role role,
                                             std::shared_ptr<const config> cfg,
                                             driver_factory factory, database_actor db) {
   auto& st = self->state;
-  st.role = std::move(role);
+  st.role = role;
   st.cfg = std::move(cfg);
   st.factory = std::move(factory);
   st.db = std::move(db);
@@ -763,9 +765,10 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
                                  c.pool_size + c.max_overflow, c.min_idle));
   } else {
     // PostgreSQL: one pool; the reader engine's connections refuse writes.
-    auto role = st.role == "reader" ? connection_role::reader : connection_role::shared;
-    st.pools.push_back(make_pool(st.role == "reader" ? "reader" : "shared", role, c.pool_size,
-                                 c.pool_size + c.max_overflow, c.min_idle));
+    bool reader = st.role == engine_role::reader;
+    st.pools.push_back(make_pool(reader ? "reader" : "shared",
+                                 reader ? connection_role::reader : connection_role::shared,
+                                 c.pool_size, c.pool_size + c.max_overflow, c.min_idle));
   }
   st.tick = pool::housekeeping_period(c);
   st.last_stats_log = now();
@@ -952,16 +955,19 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, std::string rol
 
 } // namespace
 
-engine_actor spawn_engine(caf::actor_system& sys, std::string role,
+engine_actor spawn_engine(caf::actor_system& sys, engine_role role,
                           std::shared_ptr<const config> cfg, driver_factory factory,
                           database_actor db) {
-  return sys.spawn(engine_behavior, std::move(role), std::move(cfg), std::move(factory),
-                   std::move(db));
+  return sys.spawn(engine_behavior, role, std::move(cfg), std::move(factory), std::move(db));
 }
 
-driver_factory default_driver_factory(std::shared_ptr<const config> cfg, const std::string& role) {
+std::string to_string(engine_role x) {
+  return x == engine_role::reader ? "reader" : "writer";
+}
+
+driver_factory default_driver_factory(std::shared_ptr<const config> cfg, engine_role role) {
   if (cfg->engine == engine_kind::postgresql) {
-    bool reader = role == "reader";
+    bool reader = role == engine_role::reader;
     pg_options options;
     // Given first, so that the URL's own settings override them. TCP keepalives and
     // tcp_user_timeout make the kernel give up on a link that silently drops packets

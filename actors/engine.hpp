@@ -1,4 +1,4 @@
-// Spawns an engine actor: the connection pool of one engine role ("writer").
+// Spawns an engine actor: the connection pools of one engine role.
 #pragma once
 
 #include <memory>
@@ -12,12 +12,19 @@
 
 namespace cafdb {
 
+/// Which engine: the writer (every database has one), or the reader of a read replica
+/// (`read_url`).
+enum class engine_role : uint8_t { writer, reader };
+
+/// "writer" or "reader": readiness components are "engine:<role>".
+std::string to_string(engine_role x);
+
 /// Spawns the engine for `role`. It publishes its readiness (`engine:<role>`) to `db`.
-engine_actor spawn_engine(caf::actor_system& sys, std::string role,
+engine_actor spawn_engine(caf::actor_system& sys, engine_role role,
                           std::shared_ptr<const config> cfg, driver_factory factory,
                           database_actor db);
 
-/// The drivers a config asks for, for the engine of `role` ("writer" or "reader").
-driver_factory default_driver_factory(std::shared_ptr<const config> cfg, const std::string& role);
+/// The drivers a config asks for, for the engine of `role`.
+driver_factory default_driver_factory(std::shared_ptr<const config> cfg, engine_role role);
 
 } // namespace cafdb

@@ -260,11 +260,11 @@ TEST_CASE("a cancel that reaches the server late never cancels a later statement
           "[network][pg]") {
   silent_network net;
   auto cfg = std::make_shared<config>(net.make_config());
-  auto drv = default_driver_factory(cfg, "writer")(connection_role::writer);
+  auto drv = default_driver_factory(cfg, engine_role::writer)(connection_role::writer);
   REQUIRE(drv->open());
   // Watches the server directly, not through the proxy.
   auto direct = std::make_shared<config>(must_config(net.server.url));
-  auto observer = default_driver_factory(direct, "writer")(connection_role::writer);
+  auto observer = default_driver_factory(direct, engine_role::writer)(connection_role::writer);
   REQUIRE(observer->open());
   auto sleeping = [&] {
     auto seen = observer->execute(
