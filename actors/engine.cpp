@@ -224,8 +224,10 @@ const connection_actor& connection_of(engine_state& st, slot_id slot) {
 // scheduler thread meanwhile, so at most half of those threads may be lent to readers;
 // further readers, writers (they wait on the file lock) and PostgreSQL connections
 // (they wait on the network) get threads of their own.
-connection_thread thread_for(engine_pointer self, connection_role role) {
+connection_thread thread_for(engine_pointer self, connection_role role, const driver& drv) {
   auto& st = self->state;
+  if (!drv.may_block())
+    return connection_thread::scheduled;
   // Sessions that read in place may block all scheduler threads but one (database.cpp):
   // none is left to lend.
   if (st.cfg->engine != engine_kind::sqlite || role != connection_role::reader ||
@@ -251,7 +253,7 @@ slot_id spawn_member(engine_pointer self, size_t index) {
   auto slot = st.next_id++;
   p.model.open_started(slot, expires);
   std::shared_ptr<driver> drv = st.factory(p.role);
-  auto thread = thread_for(self, p.role);
+  auto thread = thread_for(self, p.role, *drv);
   auto conn = spawn_connection(self->system(), drv, st.cfg, thread);
   // Monitored: a connection actor that dies is never handed out again (invariant 5).
   self->monitor(conn);

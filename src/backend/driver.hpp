@@ -107,6 +107,11 @@ class driver {
   /// A round trip to the server: fails if the connection is dead.
   virtual outcome<done> ping() { return run_control("SELECT 1"); }
 
+  /// False for a driver whose calls never wait (the scripted driver of the unit
+  /// tests): its connection actor then runs on the scheduler, so that a deterministic
+  /// test scheduler runs it too. Real drivers wait on a network or a file lock.
+  virtual bool may_block() const { return true; }
+
   /// Makes statements outside explicit transactions read-only (or not). Called before
   /// every request; drivers only talk to the server when the mode changes.
   virtual outcome<done> set_read_only(bool read_only) = 0;

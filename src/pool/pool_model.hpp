@@ -5,20 +5,24 @@
 // connection actors and delivers answers. Tests drive the model through every
 // transition directly (tests/unit/pool_model_test.cpp).
 //
-// A slot's life:
+// A slot's life (each arrow is one model call):
 //
-//            open_succeeded                 checkout / release to a waiter
-//  opening ─────────────────► (release) ─► idle ─────────────────────────► leased
-//     │ open_failed              ▲  │ ▲       │ take for a ping                │ checkin,
-//     ▼                          │  │ │       ▼                                │ reclaim
-//   gone ◄── discard / retire ───┤  │ └──── pinging ── ping_failed ─► gone     ▼
-//                                │  │ release to reads                     returning
-//                                │  └──────────────────────► reading ──────────┘
-//                                └─────── returning (reset ok, batch answered) ◄┘
+//   opening   ── open_succeeded ─────────────────────► placed
+//   opening   ── open_failed ────────────────────────► gone
+//   idle      ── take_idle, ready ──► returning ── grant ──► leased
+//   idle      ── take_idle, idle too long (pre-ping) ► pinging
+//   idle      ── sweep_idle, close_idle, slot_died ──► gone
+//   pinging   ── ping_answered ──────────────────────► placed
+//   pinging   ── ping_failed ────────────────────────► gone
+//   leased    ── checkin, reclaim ───────────────────► returning
+//   reading   ── finish_batch, overdue_batches ──────► returning
+//   returning ── release_slot (reset ok, answered) ──► placed
+//   returning ── discard (state unknown) ────────────► gone
 //
-// `release` decides where a connection that came free goes: retired (pool_recycle),
-// discarded (its actor died), the next queued reads (a batch), the next queued checkout
-// (a lease), closed (above pool_size, or the engine is down) or idle.
+// "Placed" is the one decision (release_slot, the ping and open outcomes, serve_queue)
+// of where a connection that came free goes: retired (pool_recycle), discarded (its
+// actor died), the next queued reads (a batch: reading), the next queued checkout (a
+// lease: leased), closed (above pool_size, or the engine is down) or idle.
 //
 // Invariants (check_invariants; asserted after every transition in debug and
 // sanitizer builds):
@@ -456,16 +460,7 @@ class pool_model {
   // -- returning connections ------------------------------------------------------
 
   /// A lease ends: the slot is `returning` until the engine releases or discards it.
-  std::optional<lease_info> checkin(uint64_t lease_id) {
-    auto i = leases_.find(lease_id);
-    if (i == leases_.end())
-      return std::nullopt;
-    auto info = std::move(i->second);
-    leases_.erase(i);
-    set_state(info.slot, slot_state::returning);
-    check();
-    return info;
-  }
+  std::optional<lease_info> checkin(uint64_t lease_id) { return take_returning(leases_, lease_id); }
 
   /// `holder` went down: its leases end (returned, to be reset) and its queued
   /// checkouts and reads are dropped unanswered.
@@ -492,14 +487,7 @@ class pool_model {
 
   /// A running batch was answered: the slot is `returning`.
   std::optional<batch> finish_batch(uint64_t batch_id) {
-    auto i = batches_.find(batch_id);
-    if (i == batches_.end())
-      return std::nullopt;
-    auto done = std::move(i->second);
-    batches_.erase(i);
-    set_state(done.slot, slot_state::returning);
-    check();
-    return done;
+    return take_returning(batches_, batch_id);
   }
 
   /// Running batches past their deadline end (the engine answers them with
@@ -740,6 +728,19 @@ class pool_model {
     auto i = slots_.find(slot);
     counts_[index(i->second.state)] -= 1;
     slots_.erase(i);
+  }
+
+  /// Takes a lease or a batch out of its table; its slot is `returning`.
+  template <class Table>
+  std::optional<typename Table::mapped_type> take_returning(Table& table, uint64_t id) {
+    auto i = table.find(id);
+    if (i == table.end())
+      return std::nullopt;
+    auto out = std::move(i->second);
+    table.erase(i);
+    set_state(out.slot, slot_state::returning);
+    check();
+    return out;
   }
 
   release place(slot_id slot, time_point now, bool down) {

@@ -21,6 +21,10 @@ struct fake_script {
   bool lose_connection_on_rollback = false;
   /// Every statement fails as if the link broke while it ran.
   bool lose_connection_on_exec = false;
+  /// The next this many opens fail as if the server were unreachable.
+  int failing_opens = 0;
+  /// The next this many pings fail as if the link were dead.
+  int failing_pings = 0;
   /// Statement texts that open or end a transaction behind the session's back, as a
   /// server-side function could: what the connection's state check must catch.
   std::string opens_transaction;
@@ -43,9 +47,25 @@ class fake_driver final : public driver {
 
   outcome<done> open() override {
     std::lock_guard<std::mutex> guard{script_->mtx};
+    script_->calls.push_back("open");
+    if (script_->failing_opens > 0) {
+      script_->failing_opens -= 1;
+      return db_error{errc::connect_failed, "fake: the server is unreachable", "08001",
+                      "fake: connection refused"};
+    }
     script_->opened += 1;
     return done{};
   }
+  outcome<done> ping() override {
+    std::lock_guard<std::mutex> guard{script_->mtx};
+    script_->calls.push_back("ping");
+    if (script_->failing_pings > 0) {
+      script_->failing_pings -= 1;
+      return lost("a ping");
+    }
+    return done{};
+  }
+  bool may_block() const override { return false; }
   outcome<result_set> execute(const statement& stmt) override {
     script_->record("exec " + stmt.sql);
     if (script_->lose_connection_on_exec)
