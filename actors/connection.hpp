@@ -6,7 +6,7 @@
 #include <caf/actor_system.hpp>
 
 #include "backend/driver.hpp"
-#include "cafdb/config.hpp"
+#include "cafdb/core/config.hpp"
 #include "messages/interfaces.hpp"
 
 namespace cafdb {

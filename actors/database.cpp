@@ -739,8 +739,8 @@ database_actor::behavior_type database_behavior(database_pointer self,
 
 } // namespace
 
-database_actor spawn_database_actor(caf::actor_system& sys, std::shared_ptr<const config> cfg,
-                                    engine_factory factory) {
+database_actor spawn_database(caf::actor_system& sys, std::shared_ptr<const config> cfg,
+                              engine_factory factory) {
   log::configure(*cfg);
   return sys.spawn(database_behavior, std::move(cfg), std::move(factory));
 }

@@ -5,7 +5,7 @@
 
 #include <caf/actor_system.hpp>
 
-#include "cafdb/config.hpp"
+#include "cafdb/core/config.hpp"
 #include "messages/interfaces.hpp"
 
 namespace cafdb {

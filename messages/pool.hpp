@@ -9,7 +9,7 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/timestamp.hpp>
 
-#include "cafdb/error.hpp"
+#include "cafdb/core/errc.hpp"
 #include "messages/session.hpp"
 #include "messages/values.hpp"
 

@@ -7,7 +7,7 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/timestamp.hpp>
 
-#include "cafdb/session_phase.hpp"
+#include "cafdb/core/session_phase.hpp"
 
 namespace cafdb {
 

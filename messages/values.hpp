@@ -1,12 +1,12 @@
 // How the values and schema types of the public headers travel in messages: their
-// `inspect` overloads, which need CAF (cafdb/value.hpp and cafdb/schema.hpp stay
+// `inspect` overloads, which need CAF (cafdb/core/value.hpp and cafdb/core/schema.hpp stay
 // CAF-free for the drivers and the rest of the CAF-free core).
 #pragma once
 
 #include <caf/meta/type_name.hpp>
 
-#include "cafdb/schema.hpp"
-#include "cafdb/value.hpp"
+#include "cafdb/core/schema.hpp"
+#include "cafdb/core/value.hpp"
 
 namespace cafdb {
 

@@ -7,7 +7,7 @@
 // wrong. Error messages name the key, quote values only as escaped printable UTF-8
 // (they travel as JSON, and nlohmann::json refuses to dump invalid UTF-8), and show a
 // URL only redacted: a password must never reach a log through an error.
-#include "cafdb/config.hpp"
+#include "cafdb/core/config.hpp"
 
 #include <algorithm>
 #include <cctype>

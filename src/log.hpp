@@ -9,7 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "backend/driver.hpp"
-#include "cafdb/config.hpp"
+#include "cafdb/core/config.hpp"
 
 namespace cafdb::log {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "cafdb/errc.hpp"
+#include "cafdb/core/errc.hpp"
 
 namespace cafdb {
 

@@ -8,7 +8,7 @@
 #include <set>
 
 #include "backend/driver.hpp"
-#include "cafdb/value_json.hpp"
+#include "cafdb/core/value_json.hpp"
 
 namespace cafdb {
 

@@ -14,9 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cafdb/errc.hpp"
-#include "cafdb/schema.hpp"
-#include "cafdb/value.hpp"
+#include "cafdb/core/errc.hpp"
+#include "cafdb/core/schema.hpp"
+#include "cafdb/core/value.hpp"
 #include "sql_dialect.hpp"
 
 namespace cafdb {

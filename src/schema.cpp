@@ -1,5 +1,5 @@
 // The schema model: builder, validation, dependency order and the JSON format.
-#include "cafdb/schema.hpp"
+#include "cafdb/core/schema.hpp"
 
 #include <algorithm>
 #include <fstream>

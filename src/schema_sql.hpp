@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "cafdb/schema.hpp"
-#include "cafdb/value.hpp"
+#include "cafdb/core/schema.hpp"
+#include "cafdb/core/value.hpp"
 #include "sql_dialect.hpp"
 
 namespace cafdb {

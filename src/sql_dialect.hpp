@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "cafdb/config.hpp"
+#include "cafdb/core/config.hpp"
 
 namespace cafdb {
 

@@ -1,9 +1,7 @@
-#include "cafdb/value.hpp"
+#include "cafdb/core/value.hpp"
 
 #include <sstream>
 #include <stdexcept>
-
-#include "cafdb/errc.hpp"
 
 namespace cafdb {
 
@@ -108,60 +106,6 @@ const value& result_set::at(size_t r, const std::string& column) const {
   if (c < 0)
     throw std::out_of_range("no column named '" + column + "' in the result");
   return rows.at(r).at(static_cast<size_t>(c));
-}
-
-std::string to_string(errc x) {
-  switch (x) {
-  case errc::none:
-    return "none";
-  case errc::invalid_config:
-    return "invalid_config";
-  case errc::invalid_argument:
-    return "invalid_argument";
-  case errc::connect_failed:
-    return "connect_failed";
-  case errc::unavailable:
-    return "unavailable";
-  case errc::not_ready:
-    return "not_ready";
-  case errc::pool_timeout:
-    return "pool_timeout";
-  case errc::pool_overloaded:
-    return "pool_overloaded";
-  case errc::syntax_error:
-    return "syntax_error";
-  case errc::constraint_violation:
-    return "constraint_violation";
-  case errc::serialization_failure:
-    return "serialization_failure";
-  case errc::deadlock:
-    return "deadlock";
-  case errc::statement_timeout:
-    return "statement_timeout";
-  case errc::connection_lost:
-    return "connection_lost";
-  case errc::transaction_failed:
-    return "transaction_failed";
-  case errc::commit_in_doubt:
-    return "commit_in_doubt";
-  case errc::session_closed:
-    return "session_closed";
-  case errc::not_found:
-    return "not_found";
-  case errc::shutting_down:
-    return "shutting_down";
-  case errc::read_only_violation:
-    return "read_only_violation";
-  case errc::busy:
-    return "busy";
-  case errc::database_error:
-    return "database_error";
-  case errc::request_timeout:
-    return "request_timeout";
-  case errc::internal_error:
-    return "internal_error";
-  }
-  return "unknown";
 }
 
 } // namespace cafdb

@@ -1,4 +1,4 @@
-#include "cafdb/value_json.hpp"
+#include "cafdb/core/value_json.hpp"
 
 namespace cafdb {
 

@@ -16,9 +16,9 @@
 #include <caf/scoped_actor.hpp>
 #include <nlohmann/json.hpp>
 
-#include "cafdb/config.hpp"
+#include "cafdb/core/config.hpp"
+#include "cafdb/core/value.hpp"
 #include "cafdb/error.hpp"
-#include "cafdb/value.hpp"
 #include "messages/interfaces.hpp"
 
 namespace cafdb {

@@ -1,7 +1,7 @@
 // Binds cafdb's error codes to `caf::error` (category `cafdb`).
 #pragma once
 
-#include "cafdb/errc.hpp"
+#include "cafdb/core/errc.hpp"
 
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
@@ -45,28 +45,9 @@ db_error to_db_error(const caf::error& err);
 /// what to do. Call it in the error handlers of requests to cafdb actors.
 caf::error as_cafdb_error(const caf::error& err);
 
-/// What a failed request says about the work and the connection it ran on. One table
-/// for every kind of error, cafdb's and CAF's own (classify); sessions, the engine, the
-/// schema actor and applications that retry read it the same way.
-enum class failure_kind : uint8_t {
-  /// Refused by the server or by cafdb; nothing ran that a retry would repeat, and the
-  /// connection it ran on is fine.
-  refused,
-  /// No answer within the caller's timeout (CAF's request_timeout): it may still run.
-  timed_out,
-  /// The connection failed or went silent, or the actor asked is gone: what ran is
-  /// unknown, the connection is not reused.
-  lost,
-  /// It may or may not have committed (commit_in_doubt): check before retrying.
-  in_doubt,
-};
-
-/// The failure_kind of `err`: commit_in_doubt is in_doubt; connection_lost and
-/// unavailable are lost; every other cafdb code is refused; CAF's request_timeout is
-/// timed_out, any other CAF error (an actor gone) lost.
+/// The failure_kind of `err` (see cafdb/core/errc.hpp): cafdb errors by their code;
+/// CAF's request_timeout is timed_out, any other CAF error (an actor gone) lost.
 failure_kind classify(const caf::error& err);
-
-std::string to_string(failure_kind x);
 
 /// Returns true if `err` is the cafdb error `code`.
 bool is(const caf::error& err, errc code);

@@ -1,11 +1,11 @@
 // Converts cafdb values, results and status to and from nlohmann::json: the values'
-// conversions (cafdb/value_json.hpp) and those of readiness events, pool statistics
+// conversions (cafdb/core/value_json.hpp) and those of readiness events, pool statistics
 // and status reports.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
-#include "cafdb/value_json.hpp"
+#include "cafdb/core/value_json.hpp"
 #include "messages/readiness.hpp"
 
 namespace cafdb {

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "cafdb/errc.hpp"
-#include "cafdb/value.hpp"
+#include "cafdb/core/errc.hpp"
+#include "cafdb/core/value.hpp"
 #include "sql_dialect.hpp"
 #include "sql_text.hpp"
 

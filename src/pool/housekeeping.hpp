@@ -6,7 +6,7 @@
 
 #include <chrono>
 
-#include "cafdb/config.hpp"
+#include "cafdb/core/config.hpp"
 
 namespace cafdb::pool {
 

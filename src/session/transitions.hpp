@@ -24,8 +24,8 @@
 #include <optional>
 #include <string>
 
-#include "cafdb/errc.hpp"
-#include "cafdb/session_phase.hpp"
+#include "cafdb/core/errc.hpp"
+#include "cafdb/core/session_phase.hpp"
 
 namespace cafdb::session_model {
 

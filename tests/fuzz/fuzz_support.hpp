@@ -16,7 +16,7 @@
 
 #include <libpq-fe.h>
 
-#include "cafdb/config.hpp"
+#include "cafdb/core/config.hpp"
 
 namespace cafdb::fuzz {
 

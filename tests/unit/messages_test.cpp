@@ -203,6 +203,9 @@ TEST_CASE("every error classifies by one table", "[messages]") {
   CHECK(classify(caf::make_error(caf::sec::request_timeout)) == failure_kind::timed_out);
   CHECK(classify(caf::make_error(caf::sec::request_receiver_down)) == failure_kind::lost);
   CHECK(classify(caf::error{}) == failure_kind::refused);
+  // The blocking client answers a cafdb request_timeout: it may still run.
+  CHECK(classify(make_error(errc::request_timeout, "late")) == failure_kind::timed_out);
+  CHECK(classify(errc::commit_in_doubt) == failure_kind::in_doubt);
   CHECK(unknown_condition(failure_kind::timed_out) == connection_condition::running);
   CHECK(unknown_condition(failure_kind::lost) == connection_condition::broken);
   CHECK(unknown_condition(failure_kind::refused) == connection_condition::broken);

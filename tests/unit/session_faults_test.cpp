@@ -18,8 +18,8 @@ struct fake_database {
   fake_database() {
     auto cfg = must_config("sqlite::memory:");
     cfg.log_level = "off";
-    db = spawn_database_actor(sys, std::make_shared<const config>(cfg),
-                              [this](engine_role) { return fake_factory(script); });
+    db = spawn_database(sys, std::make_shared<const config>(cfg),
+                        [this](engine_role) { return fake_factory(script); });
     cli = std::make_unique<client>(sys, db, 10s);
     REQUIRE(cli->await_ready(10s));
   }

@@ -13,7 +13,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "cafdb/errc.hpp"
+#include "cafdb/core/errc.hpp"
 
 namespace cafdb {
 

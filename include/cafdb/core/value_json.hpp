@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cafdb/value.hpp"
+#include "cafdb/core/value.hpp"
 
 namespace cafdb {
 

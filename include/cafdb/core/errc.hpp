@@ -40,6 +40,29 @@ enum class errc : uint8_t {
 /// Returns the name of `x`, e.g. `"pool_timeout"`.
 std::string to_string(errc x);
 
+/// What a failed request says about the work and the connection it ran on. One table
+/// for every kind of error, cafdb's and CAF's own (`classify` here and in
+/// cafdb/error.hpp); sessions, the engine, the schema actor and applications that retry
+/// read it the same way.
+enum class failure_kind : uint8_t {
+  /// Refused by the server or by cafdb; nothing ran that a retry would repeat, and the
+  /// connection it ran on is fine.
+  refused,
+  /// No answer within the caller's timeout: it may still run.
+  timed_out,
+  /// The connection failed or went silent, or the actor asked is gone: what ran is
+  /// unknown, the connection is not reused.
+  lost,
+  /// It may or may not have committed (commit_in_doubt): check before retrying.
+  in_doubt,
+};
+
+/// The failure_kind of a cafdb code: commit_in_doubt is in_doubt; connection_lost and
+/// unavailable are lost; request_timeout is timed_out; every other code is refused.
+failure_kind classify(errc code);
+
+std::string to_string(failure_kind x);
+
 /// A failure as a plain value: what CAF-free code returns instead of throwing.
 struct db_error {
   errc code = errc::none;

@@ -7,8 +7,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "cafdb/errc.hpp"
-#include "cafdb/schema.hpp"
+#include "cafdb/core/errc.hpp"
+#include "cafdb/core/schema.hpp"
 
 namespace cafdb {
 

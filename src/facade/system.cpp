@@ -20,7 +20,7 @@ void add_types(caf::actor_system_config& cfg) {
 
 database_actor spawn_database(caf::actor_system& sys, config cfg) {
   auto shared = std::make_shared<const config>(std::move(cfg));
-  return spawn_database_actor(
+  return spawn_database(
       sys, shared, [shared](engine_role role) { return default_driver_factory(shared, role); });
 }
 

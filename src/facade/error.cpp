@@ -75,29 +75,7 @@ failure_kind classify(const caf::error& err) {
     return failure_kind::refused;
   if (err.category() != error_category)
     return err == caf::sec::request_timeout ? failure_kind::timed_out : failure_kind::lost;
-  switch (static_cast<errc>(err.code())) {
-  case errc::commit_in_doubt:
-    return failure_kind::in_doubt;
-  case errc::connection_lost:
-  case errc::unavailable:
-    return failure_kind::lost;
-  default:
-    return failure_kind::refused;
-  }
-}
-
-std::string to_string(failure_kind x) {
-  switch (x) {
-  case failure_kind::refused:
-    return "refused";
-  case failure_kind::timed_out:
-    return "timed_out";
-  case failure_kind::lost:
-    return "lost";
-  case failure_kind::in_doubt:
-    return "in_doubt";
-  }
-  return "unknown";
+  return classify(static_cast<errc>(err.code()));
 }
 
 bool is(const caf::error& err, errc code) {
