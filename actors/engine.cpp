@@ -310,7 +310,8 @@ void refill_all(engine_pointer self) {
 void run_batch(engine_pointer self, size_t index, uint64_t batch_id);
 
 // Carries out where the model sent a connection that came free.
-void carry_out(engine_pointer self, size_t index, slot_id slot, pool_model::release& r) {
+void carry_out(engine_pointer self, size_t index, pool_model::release& r) {
+  auto slot = r.slot;
   auto& st = self->state;
   auto& p = st.pools[index];
   using to = pool_model::release::to;
@@ -345,7 +346,7 @@ void carry_out(engine_pointer self, size_t index, slot_id slot, pool_model::rele
 void give_back(engine_pointer self, size_t index, slot_id slot) {
   auto& st = self->state;
   auto r = st.pools[index].model.release_slot(slot, now(), st.health.down());
-  carry_out(self, index, slot, r);
+  carry_out(self, index, r);
 }
 
 void start_ping(engine_pointer self, size_t index, slot_id slot);
@@ -353,8 +354,8 @@ void start_ping(engine_pointer self, size_t index, slot_id slot);
 // Carries out what serving a pool's queue started.
 void carry_out(engine_pointer self, size_t index, pool_model::queue_progress& progress) {
   close_members(self, progress.retired, "pool_recycle reached");
-  for (size_t i = 0; i < progress.released.size(); ++i)
-    carry_out(self, index, progress.released_slots[i], progress.released[i]);
+  for (auto& r : progress.released)
+    carry_out(self, index, r);
   for (auto slot : progress.pings)
     start_ping(self, index, slot);
 }
@@ -453,7 +454,7 @@ bool open_connection(engine_pointer self, size_t index, open_purpose purpose,
               publish(self, readiness_state::ready, "reconnected");
             }
             auto r = st.pools[index].model.open_succeeded(slot, now(), st.health.down(), reconnect);
-            carry_out(self, index, slot, r);
+            carry_out(self, index, r);
             if (purpose == open_purpose::fill)
               return;
             if (purpose == open_purpose::first) {

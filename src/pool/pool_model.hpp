@@ -169,6 +169,8 @@ class pool_model {
       /// Above pool_size, or the engine is down: the engine closes it.
       closed,
     } where = to::idle;
+    /// The connection that came free.
+    slot_id slot = 0;
     std::optional<queued_checkout> waiter;
     uint64_t batch_id = 0;
   };
@@ -185,7 +187,6 @@ class pool_model {
   /// connections it retired on the way.
   struct queue_progress {
     std::vector<release> released;
-    std::vector<slot_id> released_slots;
     std::vector<slot_id> pings;
     std::vector<slot_id> retired;
   };
@@ -370,7 +371,6 @@ class pool_model {
                                bool down) {
     expect_state(slot, slot_state::pinging, "ping_answered");
     queue_progress out;
-    out.released_slots.push_back(slot);
     out.released.push_back(place(slot, now, down));
     serve_more(out, now, ping_after, down);
     check();
@@ -746,6 +746,7 @@ class pool_model {
   release place(slot_id slot, time_point now, bool down) {
     auto& entry = slots_.at(slot);
     release out;
+    out.slot = slot;
     if (entry.dead) {
       counters_.discarded += 1;
       remove(slot);
@@ -784,7 +785,6 @@ class pool_model {
       if (taken.what == idle_take::found::needs_ping) {
         out.pings.push_back(taken.slot);
       } else if (taken.what == idle_take::found::ready) {
-        out.released_slots.push_back(taken.slot);
         out.released.push_back(place(taken.slot, now, down));
       }
     }

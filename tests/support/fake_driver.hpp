@@ -29,6 +29,8 @@ struct fake_script {
   /// server-side function could: what the connection's state check must catch.
   std::string opens_transaction;
   std::string ends_transaction;
+  /// A statement text the server refuses (a syntax error): the connection stays fine.
+  std::string refuses;
   int opened = 0;
 
   void record(std::string call) {
@@ -70,6 +72,9 @@ class fake_driver final : public driver {
     script_->record("exec " + stmt.sql);
     if (script_->lose_connection_on_exec)
       return lost("a statement");
+    if (stmt.sql == script_->refuses)
+      return db_error{errc::syntax_error, "fake: the statement does not parse", "42601",
+                      "fake: syntax error"};
     session_changes_ |= session_changes(stmt.sql, sql_dialect::sqlite);
     if (stmt.sql == script_->opens_transaction)
       in_tx_ = true;

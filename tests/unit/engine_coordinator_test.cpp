@@ -3,102 +3,14 @@
 // reconnect backoff, asserted as the order of answers, the order of driver calls and
 // the timers the engine sets. No threads of its own, no sleeps: the coordinator runs
 // every message and fires every timer when the test says so.
-#include <caf/all.hpp>
-#include <caf/scheduler/test_coordinator.hpp>
-
-#include "actors/engine.hpp"
-#include "log.hpp"
-#include "support/fake_driver.hpp"
-#include "support/fixture.hpp"
+#include "support/coordinator.hpp"
 
 using namespace cafdb;
 using namespace cafdb::test;
 
 namespace {
 
-struct coordinator_config : caf::actor_system_config {
-  coordinator_config() {
-    add_types(*this);
-    set("scheduler.policy", caf::atom("testing"));
-  }
-};
-
-struct engine_under_test {
-  explicit engine_under_test(config c) {
-    c.log_level = "off";
-    log::configure(c); // the database would; there is none here
-    cfg = std::make_shared<const config>(std::move(c));
-    // No database: the engine's readiness events go nowhere (a send to no actor).
-    engine = spawn_engine(sys, engine_role::writer, cfg, fake_factory(script), database_actor{});
-  }
-
-  ~engine_under_test() {
-    self->send_exit(engine, caf::exit_reason::user_shutdown);
-    sched.run();
-  }
-
-  static config pool_of(int size) {
-    // A PostgreSQL engine that never reaches a server: the scripted driver answers.
-    auto c = must_config("postgresql://cafdb@127.0.0.1:1/test");
-    c.pool_size = size;
-    c.max_overflow = 0;
-    return c;
-  }
-
-  /// Runs every message the system has, then takes the one answer waiting for the
-  /// test; fails if there is none or it is an error.
-  template <class T>
-  T answer() {
-    sched.run();
-    std::optional<T> out;
-    self->receive([&](T& x) { out = std::move(x); },
-                  [&](caf::error& err) { FAIL_CHECK("an error: " << render(err)); },
-                  caf::after(std::chrono::seconds(0)) >> [] {});
-    REQUIRE(out);
-    return std::move(*out);
-  }
-
-  /// The error answer waiting for the test.
-  caf::error error_answer() {
-    sched.run();
-    caf::error out;
-    self->receive([&](caf::error& err) { out = std::move(err); },
-                  caf::after(std::chrono::seconds(0)) >> [] {});
-    REQUIRE(out);
-    return out;
-  }
-
-  /// Whether an answer waits for the test.
-  bool answered() {
-    sched.run();
-    return !self->mailbox().empty();
-  }
-
-  pool_stats stats() {
-    self->send(engine, stats_atom::value);
-    auto all = answer<std::vector<pool_stats>>();
-    REQUIRE(all.size() == 1);
-    return all[0];
-  }
-
-  /// How far ahead the next timer is.
-  caf::timespan next_timer() {
-    auto& schedule = sched.clock().schedule();
-    REQUIRE_FALSE(schedule.empty());
-    return schedule.begin()->first - sched.clock().now();
-  }
-
-  std::vector<std::string> calls() { return script->snapshot(); }
-
-  std::shared_ptr<fake_script> script = std::make_shared<fake_script>();
-  std::shared_ptr<const config> cfg;
-  coordinator_config sys_cfg;
-  caf::actor_system sys{sys_cfg};
-  caf::scheduler::test_coordinator& sched =
-      dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
-  caf::scoped_actor self{sys};
-  engine_actor engine;
-};
+using engine_under_test = coordinator_fixture;
 
 checkout_request checkout() {
   checkout_request req;
@@ -112,8 +24,7 @@ checkout_request checkout() {
 TEST_CASE("coordinator: a second checkout waits for the first lease and gets its connection",
           "[coordinator]") {
   engine_under_test t{engine_under_test::pool_of(1)};
-  t.self->send(t.engine, caf::connect_atom::value);
-  t.answer<caf::ok_atom>();
+  t.connect();
   t.self->send(t.engine, checkout_atom::value, checkout());
   auto first = t.answer<lease>();
   t.self->send(t.engine, checkout_atom::value, checkout());
@@ -138,8 +49,7 @@ TEST_CASE("coordinator: a checkout that finds a dead idle connection gets a new 
   c.pool_pre_ping = true;
   c.pre_ping_after = millis{0};
   engine_under_test t{c};
-  t.self->send(t.engine, caf::connect_atom::value);
-  t.answer<caf::ok_atom>();
+  t.connect();
   t.script->failing_pings = 1;
   t.self->send(t.engine, checkout_atom::value, checkout());
   auto granted = t.answer<lease>();
@@ -158,8 +68,7 @@ TEST_CASE("coordinator: a lost server takes the engine down, and it reconnects w
           "backoff",
           "[coordinator]") {
   engine_under_test t{engine_under_test::pool_of(1)};
-  t.self->send(t.engine, caf::connect_atom::value);
-  t.answer<caf::ok_atom>();
+  t.connect();
   t.self->send(t.engine, checkout_atom::value, checkout());
   auto held = t.answer<lease>();
   // The connection comes back broken; its replacement cannot reach the server.

@@ -188,6 +188,7 @@ TEST_CASE("pool model: pool_pre_ping pings a connection idle too long, and a dea
   REQUIRE(answered.released.size() == 1);
   auto& r = answered.released[0];
   REQUIRE(r.where == to::waiter);
+  CHECK(r.slot == progress.pings[0]);
   CHECK(r.waiter->id == 50);
   CHECK(m.idle_count() == 1);
   REQUIRE_SOUND(m);
