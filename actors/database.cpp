@@ -49,6 +49,7 @@
 #include "backend/read_handles.hpp"
 #include "cafdb/error.hpp"
 #include "log.hpp"
+#include "session/read_router.hpp"
 #include "timeouts.hpp"
 
 namespace cafdb {
@@ -531,14 +532,14 @@ database_actor::behavior_type database_behavior(database_pointer self,
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.factory = std::move(factory);
-  if (st.cfg->engine == engine_kind::sqlite && !st.cfg->in_memory() && st.cfg->read_in_place) {
-    // At most all but one scheduler thread may be blocked in reads in place, so that
-    // the engine, the writer's sessions and the database always have one to run on.
-    auto workers = self->system().scheduler().num_workers();
+  // Reads in place borrow reader handles; the read router sizes them
+  // (src/session/read_router.hpp).
+  auto reads = read_router::plan(*st.cfg, self->system().scheduler().num_workers());
+  if (reads.handles > 0) {
     auto open = [drivers = st.factory(engine_role::writer)] {
       return drivers(connection_role::reader);
     };
-    st.handles = std::make_shared<read_handles>(open, workers > 1 ? workers - 1 : 1);
+    st.handles = std::make_shared<read_handles>(open, reads.handles);
   }
   st.log = log::get("database");
   st.log->info("starting database {}", st.cfg->redacted_url());

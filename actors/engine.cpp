@@ -59,6 +59,7 @@
 #include "pool/health.hpp"
 #include "pool/housekeeping.hpp"
 #include "pool/pool_model.hpp"
+#include "session/read_router.hpp"
 
 namespace cafdb {
 
@@ -228,15 +229,15 @@ connection_thread thread_for(engine_pointer self, connection_role role, const dr
   auto& st = self->state;
   if (!drv.may_block())
     return connection_thread::scheduled;
-  // Sessions that read in place may block all scheduler threads but one (database.cpp):
-  // none is left to lend.
-  if (st.cfg->engine != engine_kind::sqlite || role != connection_role::reader ||
-      st.cfg->read_in_place)
+  // The read router decides how many scheduler threads reader connections may have:
+  // none while sessions may block them in reads in place.
+  auto lendable = static_cast<std::ptrdiff_t>(
+      read_router::plan(*st.cfg, self->system().scheduler().num_workers()).lendable_threads);
+  if (role != connection_role::reader || lendable == 0)
     return connection_thread::dedicated;
   auto lent = std::count_if(st.members.begin(), st.members.end(), [](const auto& entry) {
     return entry.second.thread == connection_thread::scheduled;
   });
-  auto lendable = static_cast<std::ptrdiff_t>(self->system().scheduler().num_workers() / 2);
   return lent < lendable ? connection_thread::scheduled : connection_thread::dedicated;
 }
 

@@ -16,8 +16,9 @@
 //   any ── close / client down / idle timeout / shutdown: ROLLBACK if open ──► closed
 //
 // Autocommit requests (from idle or in_doubt) take a lease and give it back; a
-// read-only session's exec is a read: in place on a borrowed SQLite reader handle
-// (read_in_place), else the engine runs it without a lease (run_read).
+// read-only session's exec is a read, routed by src/session/read_router.hpp: in place
+// on a borrowed SQLite reader handle (read_in_place), else the engine runs it without
+// a lease (run_read).
 //
 // Stop: a graceful shutdown (from the database's stop) closes an idle session at once;
 // a session in a transaction is `draining`: it serves its client until the transaction
@@ -59,6 +60,7 @@
 #include "backend/read_handles.hpp"
 #include "cafdb/error.hpp"
 #include "log.hpp"
+#include "session/read_router.hpp"
 #include "session/transitions.hpp"
 #include "timeouts.hpp"
 
@@ -573,7 +575,9 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
           return *err;
         auto rp = self->make_response_promise<result_set>();
         auto& st = self->state;
-        if (st.options.read_only && !in_transaction(st) && !st.held) {
+        auto path = read_router::route(st.options.read_only, st.phase, st.held.has_value(),
+                                       st.handles != nullptr);
+        if (path == read_router::read_path::in_place) {
           if (auto rows = read_in_place(st, stmt)) {
             settle_read(self, *rows ? sm::outcome::ok : sm::outcome::refused);
             if (*rows)
@@ -584,6 +588,9 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
               close_and_quit(self, "one-shot request done");
             return rp;
           }
+          path = read_router::read_path::engine_read; // every handle is lent
+        }
+        if (path == read_router::read_path::engine_read) {
           run_read(self, rp, std::move(stmt));
           return rp;
         }

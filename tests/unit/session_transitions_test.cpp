@@ -3,7 +3,9 @@
 // for all of them.
 #include <catch2/catch.hpp>
 
+#include "session/read_router.hpp"
 #include "session/transitions.hpp"
+#include "support/fixture.hpp"
 
 using cafdb::errc;
 using cafdb::session_phase;
@@ -198,4 +200,49 @@ TEST_CASE("session transitions: happenings", "[session_model]") {
     CHECK(t.clear_savepoints);
   }
   CHECK(to_string(session_phase::in_doubt) == "in_doubt");
+}
+
+// The read router: which path each exec takes, and how the reads of a database are
+// planned from its configuration.
+TEST_CASE("read router: only an autocommit exec of a read-only session is a read",
+          "[session_model]") {
+  using cafdb::read_router::read_path;
+  using cafdb::read_router::route;
+  for (auto phase : all_phases) {
+    INFO(to_string(phase));
+    // A read-write session always leases.
+    CHECK(route(false, phase, false, true) == read_path::leased);
+    // A lease held (a transaction) keeps the read on its connection.
+    CHECK(route(true, phase, true, true) == read_path::leased);
+    if (open(phase)) {
+      CHECK(route(true, phase, false, true) == read_path::leased);
+    } else {
+      CHECK(route(true, phase, false, true) == read_path::in_place);
+      CHECK(route(true, phase, false, false) == read_path::engine_read);
+    }
+  }
+  CHECK(to_string(read_path::engine_read) == "engine_read");
+}
+
+TEST_CASE("read router: reads in place and lent scheduler threads exclude each other",
+          "[session_model]") {
+  using cafdb::read_router::plan;
+  auto file = cafdb::test::must_config("sqlite:///tmp/cafdb-router-test.db");
+  // Reads in place: all scheduler threads but one, none lent to reader connections.
+  auto in_place = plan(file, 8);
+  CHECK(in_place.handles == 7);
+  CHECK(in_place.lendable_threads == 0);
+  CHECK(plan(file, 1).handles == 1);
+  // Without: half the threads may run reader connections.
+  file.read_in_place = false;
+  auto pooled = plan(file, 8);
+  CHECK(pooled.handles == 0);
+  CHECK(pooled.lendable_threads == 4);
+  // PostgreSQL and :memory: neither read in place nor lend threads.
+  for (auto url : {"postgresql://u@127.0.0.1:1/db", "sqlite::memory:"}) {
+    INFO(url);
+    auto p = plan(cafdb::test::must_config(url), 8);
+    CHECK(p.handles == 0);
+    CHECK(p.lendable_threads == 0);
+  }
 }

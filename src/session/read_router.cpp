@@ -1,0 +1,43 @@
+#include "session/read_router.hpp"
+
+namespace cafdb::read_router {
+
+read_plan plan(const config& cfg, size_t workers) {
+  read_plan out;
+  bool sqlite_file = cfg.engine == engine_kind::sqlite && !cfg.in_memory();
+  if (!sqlite_file)
+    return out; // PostgreSQL readers wait on the network: threads of their own
+  if (cfg.read_in_place) {
+    // All scheduler threads but one, so that the engine, the writer's sessions and the
+    // database always have one to run on; none is left to lend to reader connections.
+    out.handles = workers > 1 ? workers - 1 : 1;
+    return out;
+  }
+  // A point read costs a few microseconds and a hop to another thread more: reader
+  // connections run on the scheduler, at most half of it.
+  out.lendable_threads = workers / 2;
+  return out;
+}
+
+std::string to_string(read_path x) {
+  switch (x) {
+  case read_path::in_place:
+    return "in_place";
+  case read_path::engine_read:
+    return "engine_read";
+  case read_path::leased:
+    return "leased";
+  }
+  return "unknown";
+}
+
+read_path route(bool read_only, session_phase phase, bool holds_lease, bool handles) {
+  // Inside a transaction (or holding a lease for any other reason) the read belongs to
+  // that connection: its snapshot, its locks.
+  bool autocommit = phase != session_phase::in_tx && phase != session_phase::failed;
+  if (!read_only || !autocommit || holds_lease)
+    return read_path::leased;
+  return handles ? read_path::in_place : read_path::engine_read;
+}
+
+} // namespace cafdb::read_router
