@@ -3,7 +3,9 @@
 // batches and the counters. The engine actor (actors/engine.cpp) owns one model per
 // pool and only carries out what the model decides: it spawns, pings, resets and closes
 // connection actors and delivers answers. Tests drive the model through every
-// transition directly (tests/unit/pool_model_test.cpp).
+// transition directly (tests/unit/pool_model_test.cpp). Its units: the read queue and
+// batches (read_batching.hpp), the engine's health and reconnect backoff (health.hpp),
+// the housekeeping period (housekeeping.hpp).
 //
 // A slot's life (each arrow is one model call):
 //
@@ -51,15 +53,9 @@
 #include <utility>
 #include <vector>
 
-namespace cafdb::pool {
+#include "pool/read_batching.hpp"
 
-/// The same clock and resolution as caf::timestamp, so that the engine passes its
-/// timestamps as they are.
-using duration = std::chrono::nanoseconds;
-using time_point = std::chrono::time_point<std::chrono::system_clock, duration>;
-using slot_id = uint64_t;
-/// Who waits for or holds a connection: an actor id.
-using holder_id = uint64_t;
+namespace cafdb::pool {
 
 enum class slot_state : uint8_t { opening, idle, leased, reading, pinging, returning };
 constexpr size_t slot_state_count = 6;
@@ -119,9 +115,6 @@ class wait_samples {
   size_t next_ = 0;
 };
 
-/// Reads sent to one connection in one message at most.
-constexpr size_t max_read_batch = 32;
-
 template <class Checkout, class Read>
 class pool_model {
  public:
@@ -133,26 +126,10 @@ class pool_model {
     Checkout payload;
   };
 
-  struct queued_read {
-    uint64_t id = 0;
-    holder_id holder = 0;
-    time_point enqueued;
-    /// When it stops waiting for a connection (pool_timeout).
-    time_point expires;
-    /// How long it may run once it has one.
-    duration limit{0};
-    Read payload;
-  };
-
-  /// Reads sent to one connection in one message. Its id is its first read's id.
-  struct batch {
-    uint64_t id = 0;
-    slot_id slot = 0;
-    std::vector<queued_read> reads;
-    /// The longest limit of its reads, and when it passes.
-    duration limit{0};
-    time_point deadline;
-  };
+  /// An autocommit read waiting for a connection, and reads sent to one connection
+  /// together (read_batching.hpp).
+  using queued_read = typename read_queue<Read>::queued_read;
+  using batch = typename read_queue<Read>::batch;
 
   /// Where a connection that came free went.
   struct release {
@@ -350,9 +327,7 @@ class pool_model {
   /// Queues a read, then serves the queue from the idle connections (serve_queue).
   queue_progress enqueue(queued_read read, time_point now, std::optional<duration> ping_after,
                          bool down) {
-    auto at = std::upper_bound(reads_.begin(), reads_.end(), read.id,
-                               [](uint64_t id, const queued_read& x) { return id < x.id; });
-    reads_.insert(at, std::move(read));
+    reads_.push(std::move(read));
     return serve_queue(now, ping_after, down);
   }
 
@@ -405,27 +380,14 @@ class pool_model {
 
   /// Queued reads whose pool_timeout passed leave the queue (counted).
   std::vector<queued_read> expire_reads(time_point now) {
-    std::vector<queued_read> out;
-    for (auto i = reads_.begin(); i != reads_.end();) {
-      if (i->expires > now) {
-        ++i;
-        continue;
-      }
-      out.push_back(std::move(*i));
-      i = reads_.erase(i);
-    }
+    auto out = reads_.expire(now);
     counters_.timeouts += static_cast<int64_t>(out.size());
     check();
     return out;
   }
 
   /// The soonest expiry of a queued read; max() when none waits.
-  time_point next_read_expiry() const {
-    auto next = time_point::max();
-    for (auto& r : reads_)
-      next = std::min(next, r.expires);
-    return next;
-  }
+  time_point next_read_expiry() const { return reads_.next_expiry(); }
 
   /// The first queued checkout or, if none, the first queued read leaves the queue:
   /// the engine answers it with why no connection can be opened.
@@ -438,21 +400,17 @@ class pool_model {
       return std::make_pair(std::optional<queued_checkout>{std::move(w)},
                             std::optional<queued_read>{});
     }
-    if (!reads_.empty()) {
-      auto r = std::move(reads_.front());
-      reads_.pop_front();
+    if (auto r = reads_.pop_front()) {
       check();
-      return std::make_pair(std::optional<queued_checkout>{},
-                            std::optional<queued_read>{std::move(r)});
+      return std::make_pair(std::optional<queued_checkout>{}, std::move(r));
     }
     return std::nullopt;
   }
 
   /// Everything queued leaves (the engine went down or stops).
   std::pair<std::deque<queued_checkout>, std::deque<queued_read>> take_waiting() {
-    auto out = std::make_pair(std::move(checkouts_), std::move(reads_));
+    auto out = std::make_pair(std::move(checkouts_), reads_.take_all());
     checkouts_.clear();
-    reads_.clear();
     check();
     return out;
   }
@@ -478,9 +436,7 @@ class pool_model {
     checkouts_.erase(std::remove_if(checkouts_.begin(), checkouts_.end(),
                                     [&](const queued_checkout& w) { return w.holder == holder; }),
                      checkouts_.end());
-    reads_.erase(std::remove_if(reads_.begin(), reads_.end(),
-                                [&](const queued_read& r) { return r.holder == holder; }),
-                 reads_.end());
+    reads_.drop(holder);
     check();
     return out;
   }
@@ -661,9 +617,8 @@ class pool_model {
     for (size_t i = 1; i < checkouts_.size(); ++i)
       if (checkouts_[i - 1].id >= checkouts_[i].id)
         return std::string{"(4) queued checkouts out of id order"};
-    for (size_t i = 1; i < reads_.size(); ++i)
-      if (reads_[i - 1].id >= reads_[i].id)
-        return std::string{"(4) queued reads out of id order"};
+    if (auto broken = reads_.check())
+      return "(4) " + *broken;
     if (!idle_.empty() && waiting_units() > count(slot_state::pinging))
       return "(5) " + std::to_string(idle_.size()) + " idle connections while " +
              std::to_string(waiting()) + " wait and " + std::to_string(count(slot_state::pinging)) +
@@ -799,20 +754,10 @@ class pool_model {
   }
 
   uint64_t start_batch(slot_id slot, time_point now) {
-    auto n = std::min(reads_.size(), max_read_batch);
-    batch b;
-    b.slot = slot;
-    b.reads.reserve(n);
-    for (size_t i = 0; i < n; ++i) {
-      auto r = std::move(reads_.front());
-      reads_.pop_front();
+    auto b = reads_.take_batch(slot, now);
+    for (auto& r : b.reads)
       waits_.add(now - r.enqueued);
-      b.limit = std::max(b.limit, r.limit);
-      b.reads.push_back(std::move(r));
-    }
-    b.id = b.reads.front().id;
-    b.deadline = now + b.limit;
-    counters_.checkouts += static_cast<int64_t>(n);
+    counters_.checkouts += static_cast<int64_t>(b.reads.size());
     set_state(slot, slot_state::reading);
     auto id = b.id;
     batches_.emplace(id, std::move(b));
@@ -825,7 +770,7 @@ class pool_model {
   /// Idle slots; the most recently used last (taken first: its link is warmest).
   std::vector<slot_id> idle_;
   std::deque<queued_checkout> checkouts_;
-  std::deque<queued_read> reads_;
+  read_queue<Read> reads_;
   /// When both checkouts and reads wait, a freed connection goes to them in turn.
   bool reads_turn_ = false;
   std::unordered_map<uint64_t, lease_info> leases_;

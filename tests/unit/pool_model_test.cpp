@@ -139,6 +139,38 @@ TEST_CASE("pool model: queued reads go out in batches of at most max_read_batch"
   REQUIRE_SOUND(m);
 }
 
+TEST_CASE("read batching: reads queue in arrival order and a batch runs until its longest "
+          "read's limit",
+          "[pool_model]") {
+  read_queue<int> q;
+  // A late arrival with a smaller id (a read sent before another, delivered after it)
+  // still takes its place.
+  q.push(read(3, 7, t0, 2s));
+  q.push(read(1, 7, t0, 1s));
+  q.push(read(2, 8, t0 + 1s, 5s));
+  CHECK_FALSE(q.check());
+  CHECK(q.next_expiry() == t0 + 5s);
+  auto b = q.take_batch(42, t0 + 2s);
+  CHECK(b.id == 1);
+  CHECK(b.slot == 42);
+  REQUIRE(b.reads.size() == 3);
+  CHECK(b.reads[0].id == 1);
+  CHECK(b.reads[2].id == 3);
+  CHECK(b.limit == duration{5s});
+  CHECK(b.deadline == t0 + 7s);
+  CHECK(q.empty());
+  // At most max_read_batch per batch; a gone holder's reads leave; expiry takes the rest.
+  for (uint64_t id = 10; id < 10 + max_read_batch + 5; ++id)
+    q.push(read(id, id % 2 == 0 ? 7 : 8));
+  CHECK(q.take_batch(1, t0).reads.size() == max_read_batch);
+  CHECK(q.size() == 5);
+  q.drop(8);
+  CHECK(q.size() == 3);
+  CHECK(q.expire(t0 + 4s).empty());
+  CHECK(q.expire(t0 + 5s).size() == 3);
+  CHECK(q.next_expiry() == time_point::max());
+}
+
 TEST_CASE("pool model: when checkouts and reads both wait, a free connection serves them in turn",
           "[pool_model]") {
   auto m = make(1, 1);
