@@ -303,7 +303,7 @@ db_error no_row(const table_def& table, const json& key) {
 /// The statements of a table operation, checked against `table` (names and value
 /// types); an empty list for a delete_many of no keys.
 outcome<std::vector<statement>> table_statements(const operation& op, const table_def& table,
-                                                 const table_input& in, sql_dialect dialect) {
+                                                 const table_input& in, engine_kind dialect) {
   auto now = utc_timestamp_now();
   auto one = [](outcome<statement> stmt) -> outcome<std::vector<statement>> {
     if (!stmt)
@@ -433,7 +433,7 @@ bool try_table_op(operations_pointer self, reply rp, const operation& op, const 
     answer(self, rp, table.error());
     return true;
   }
-  auto stmts = table_statements(op, **table, in, dialect_of(*self->state.cfg));
+  auto stmts = table_statements(op, **table, in, self->state.cfg->engine);
   if (!stmts && !fresh && stmts.error().code == errc::invalid_argument)
     return false;
   if (!stmts) {

@@ -105,7 +105,7 @@ void run_ddl(schema_pointer self, const schema_def& schema, const engine_actor& 
     return;
   }
   auto statements = kind == ddl_kind::create_all
-                        ? create_statements(*order, dialect_of(*self->state.cfg))
+                        ? create_statements(*order, self->state.cfg->engine)
                         : drop_statements(*order);
   std::string name = kind == ddl_kind::create_all ? "create_all" : "drop_all";
   if (statements.empty()) {
@@ -250,7 +250,7 @@ void migrate(schema_pointer self, const engine_actor& engine,
 
 template <class Done>
 void reflect(schema_pointer self, const engine_actor& engine, Done done) {
-  auto dialect = dialect_of(*self->state.cfg);
+  auto dialect = self->state.cfg->engine;
   // One read-only transaction: every catalog query sees the same snapshot.
   run_on_engine(self, engine,
                 exec_request{reflect_statements(dialect), batch_mode::transaction, true, {}},

@@ -146,14 +146,14 @@ bool connection_unknown(const caf::error& err) {
 // never came. On PostgreSQL a SELECT (or VALUES) can call a function, or read a view
 // that calls one, that writes: only SHOW and TABLE certainly do not. SQLite's SQL
 // functions cannot write.
-bool may_write(const exec_request& req, sql_dialect dialect) {
+bool may_write(const exec_request& req, engine_kind dialect) {
   if (req.read_only)
     return false;
   auto writes = [dialect](const std::string& sql) {
     auto word = leading_keyword(sql);
     if (word == "show" || word == "table")
       return false;
-    if (dialect == sql_dialect::postgresql)
+    if (dialect == engine_kind::postgresql)
       return true;
     if (word == "with") { // a CTE leads a read or a write: look for the write
       auto text = to_lower(sql);
@@ -458,7 +458,7 @@ std::optional<caf::error> refuse_sql(const session_state& st, const std::string&
     return make_error(errc::invalid_argument,
                       "the SQL text contains a NUL character, where the engine would stop "
                       "reading it; remove it (values go in parameters)");
-  auto dialect = dialect_of(*st.cfg);
+  auto dialect = st.cfg->engine;
   if (auto keyword = transaction_control(sql, dialect))
     return make_error(errc::invalid_argument,
                       *keyword +
@@ -479,7 +479,7 @@ void run_batch(session_pointer self, caf::typed_response_promise<Result> rp, exe
                Convert convert) {
   // The batch is moved along, never copied: it may hold thousands of statements.
   auto kind = req.mode == batch_mode::plain ? sm::request::statement : sm::request::batch;
-  auto writes = may_write(req, dialect_of(*self->state.cfg));
+  auto writes = may_write(req, self->state.cfg->engine);
   // The connection cancels the batch at its deadline and answers what the server
   // confirms; CAF's timeout only catches a connection that cannot answer at all.
   req.deadline = request_deadline(self->state);

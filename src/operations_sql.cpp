@@ -444,7 +444,7 @@ outcome<statement> upsert_statement(const table_def& table, const nlohmann::json
 
 outcome<statement> update_statement(const table_def& table, const nlohmann::json& key,
                                     const nlohmann::json& changes, const std::string& now,
-                                    std::optional<sql_dialect> guard) {
+                                    std::optional<engine_kind> guard) {
   if (!changes.is_object() || changes.empty())
     return invalid("update_one takes a non-empty JSON object of the columns to change");
   bool mixin = has_mixin(table);
@@ -482,7 +482,7 @@ outcome<statement> update_statement(const table_def& table, const nlohmann::json
 }
 
 outcome<statement> delete_statement(const table_def& table, const nlohmann::json& key,
-                                    std::optional<sql_dialect> guard) {
+                                    std::optional<engine_kind> guard) {
   std::vector<value> params;
   auto where = key_condition(table, key, params);
   if (!where)
@@ -493,12 +493,12 @@ outcome<statement> delete_statement(const table_def& table, const nlohmann::json
                    std::move(params)};
 }
 
-std::string primary_key_guard(sql_dialect dialect, const table_def& table,
+std::string primary_key_guard(engine_kind dialect, const table_def& table,
                               std::vector<value>& params) {
   std::string columns;
   for (auto& c : table.primary_key)
     columns += (columns.empty() ? "" : ",") + c;
-  if (dialect == sql_dialect::postgresql) {
+  if (dialect == engine_kind::postgresql) {
     params.emplace_back(quote_identifier(table.name));
     auto name = placeholder(params.size());
     params.emplace_back(columns);
@@ -531,7 +531,7 @@ bool is_stale_key(const db_error& err) {
 
 outcome<std::vector<statement>> delete_many_statements(const table_def& table,
                                                        const nlohmann::json& keys,
-                                                       std::optional<sql_dialect> guard) {
+                                                       std::optional<engine_kind> guard) {
   if (!keys.is_array())
     return invalid("delete_many takes a JSON array of primary keys; got " + json_kind(keys));
   // Few enough parameters for any engine (SQLite allows 32766, PostgreSQL 65535).

@@ -17,7 +17,7 @@
 #include "cafdb/core/errc.hpp"
 #include "cafdb/core/schema.hpp"
 #include "cafdb/core/value.hpp"
-#include "sql_dialect.hpp"
+#include "cafdb/core/config.hpp"
 
 namespace cafdb {
 
@@ -68,7 +68,7 @@ outcome<statement> upsert_statement(const table_def& table, const nlohmann::json
 /// names, and fails its statement when not (the table was dropped and created anew with
 /// another key): a stale copy of the schema can then never pick the wrong row. Appends
 /// its values to `params`. The failure is recognised by `is_stale_key`.
-std::string primary_key_guard(sql_dialect dialect, const table_def& table,
+std::string primary_key_guard(engine_kind dialect, const table_def& table,
                               std::vector<value>& params);
 
 /// True if `err` is a primary_key_guard's failure.
@@ -79,17 +79,17 @@ bool is_stale_key(const db_error& err);
 /// With `guard`, the row is found only while the key is the one `table` names.
 outcome<statement> update_statement(const table_def& table, const nlohmann::json& key,
                                     const nlohmann::json& changes, const std::string& now,
-                                    std::optional<sql_dialect> guard = std::nullopt);
+                                    std::optional<engine_kind> guard = std::nullopt);
 
 /// DELETE of the row with primary key `key` (`guard`: as for update_statement).
 outcome<statement> delete_statement(const table_def& table, const nlohmann::json& key,
-                                    std::optional<sql_dialect> guard = std::nullopt);
+                                    std::optional<engine_kind> guard = std::nullopt);
 
 /// DELETEs of every row whose primary key is in `keys` (a JSON array), a few hundred
 /// keys per statement; run them in one transaction and sum their row counts.
 outcome<std::vector<statement>>
 delete_many_statements(const table_def& table, const nlohmann::json& keys,
-                       std::optional<sql_dialect> guard = std::nullopt);
+                       std::optional<engine_kind> guard = std::nullopt);
 
 /// A version 4 UUID in lower-case text, e.g. "0f8e...-4...".
 std::string new_uuid();

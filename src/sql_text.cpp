@@ -84,7 +84,7 @@ class sql_scanner {
   /// With `operators`, "=", "(", "." and "," are tokens too. With `names`, a quoted
   /// name is a word too (its text, lower case: `"set_config"` reads as set_config), and
   /// a PostgreSQL U&"..." name, whose escapes can spell anything, reads as "u&".
-  sql_scanner(const std::string& sql, sql_dialect dialect, bool backslash_strings,
+  sql_scanner(const std::string& sql, engine_kind dialect, bool backslash_strings,
               bool operators = false, bool names = false)
       : sql_(sql), dialect_(dialect), backslash_strings_(backslash_strings), operators_(operators),
         names_(names) {}
@@ -140,8 +140,8 @@ class sql_scanner {
   }
 
  private:
-  bool sqlite() const { return dialect_ == sql_dialect::sqlite; }
-  bool postgres() const { return dialect_ == sql_dialect::postgresql; }
+  bool sqlite() const { return dialect_ == engine_kind::sqlite; }
+  bool postgres() const { return dialect_ == engine_kind::postgresql; }
 
   std::string word() {
     std::string out;
@@ -213,7 +213,7 @@ class sql_scanner {
   }
 
   const std::string& sql_;
-  sql_dialect dialect_;
+  engine_kind dialect_;
   bool backslash_strings_;
   bool operators_;
   bool names_;
@@ -233,7 +233,7 @@ bool is_transaction_keyword(const std::string& word) {
 
 namespace {
 
-std::optional<std::string> control_keyword(const std::string& sql, sql_dialect dialect,
+std::optional<std::string> control_keyword(const std::string& sql, engine_kind dialect,
                                            bool backslash_strings) {
   sql_scanner scan{sql, dialect, backslash_strings, true};
   // Per statement: its first two words, and the BEGIN ... END blocks of a CREATE
@@ -252,7 +252,7 @@ std::optional<std::string> control_keyword(const std::string& sql, sql_dialect d
       c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     return word;
   };
-  bool pg = dialect == sql_dialect::postgresql;
+  bool pg = dialect == engine_kind::postgresql;
   for (auto token = scan.next(); !token.empty(); token = scan.next()) {
     auto before = std::exchange(previous, token);
     if (token == ";") {
@@ -300,15 +300,15 @@ std::optional<std::string> control_keyword(const std::string& sql, sql_dialect d
 // any session can change (standard_conforming_strings): text is read both ways, and
 // what either reading finds counts.
 template <class Find>
-std::optional<std::string> find_either_way(const std::string& sql, sql_dialect dialect, Find find) {
+std::optional<std::string> find_either_way(const std::string& sql, engine_kind dialect, Find find) {
   if (auto found = find(sql, dialect, false))
     return found;
-  if (dialect == sql_dialect::postgresql)
+  if (dialect == engine_kind::postgresql)
     return find(sql, dialect, true);
   return std::nullopt;
 }
 
-std::optional<std::string> transaction_control(const std::string& sql, sql_dialect dialect) {
+std::optional<std::string> transaction_control(const std::string& sql, engine_kind dialect) {
   return find_either_way(sql, dialect, control_keyword);
 }
 
@@ -332,11 +332,11 @@ bool reading_pragma(const std::string& name) {
 
 /// The session_change bits one statement's words imply. `words` are the statement's
 /// words so far; called once per word, with the newest last.
-unsigned statement_changes(const std::vector<std::string>& words, sql_dialect dialect) {
+unsigned statement_changes(const std::vector<std::string>& words, engine_kind dialect) {
   auto& first = words.front();
   auto& word = words.back();
   auto n = words.size();
-  bool pg = dialect == sql_dialect::postgresql;
+  bool pg = dialect == engine_kind::postgresql;
   // Anywhere: functions that change the session, and SELECT ... INTO TEMP.
   if (pg && word == "set_config")
     return session_settings;
@@ -384,7 +384,7 @@ unsigned statement_changes(const std::vector<std::string>& words, sql_dialect di
   return 0;
 }
 
-unsigned changes_read(const std::string& sql, sql_dialect dialect, bool backslash_strings) {
+unsigned changes_read(const std::string& sql, engine_kind dialect, bool backslash_strings) {
   sql_scanner scan{sql, dialect, backslash_strings, true, true};
   unsigned changes = 0;
   std::vector<std::string> words;
@@ -403,7 +403,7 @@ unsigned changes_read(const std::string& sql, sql_dialect dialect, bool backslas
 
 namespace {
 
-std::optional<std::string> escape_read(const std::string& sql, sql_dialect dialect,
+std::optional<std::string> escape_read(const std::string& sql, engine_kind dialect,
                                        bool backslash_strings) {
   sql_scanner scan{sql, dialect, backslash_strings, true, true};
   std::string previous;
@@ -416,7 +416,7 @@ std::optional<std::string> escape_read(const std::string& sql, sql_dialect diale
     }
     if (++words == 1)
       first = token;
-    if (dialect == sql_dialect::sqlite) {
+    if (dialect == engine_kind::sqlite) {
       if (token == "query_only")
         return std::string{"query_only"};
       continue;
@@ -444,7 +444,7 @@ std::optional<std::string> escape_read(const std::string& sql, sql_dialect diale
 
 } // namespace
 
-bool has_statement(const std::string& sql, sql_dialect dialect) {
+bool has_statement(const std::string& sql, engine_kind dialect) {
   sql_scanner scan{sql, dialect, false};
   for (auto token = scan.next(); !token.empty(); token = scan.next())
     if (token != ";")
@@ -452,13 +452,13 @@ bool has_statement(const std::string& sql, sql_dialect dialect) {
   return false;
 }
 
-std::optional<std::string> read_only_escape(const std::string& sql, sql_dialect dialect) {
+std::optional<std::string> read_only_escape(const std::string& sql, engine_kind dialect) {
   return find_either_way(sql, dialect, escape_read);
 }
 
-unsigned session_changes(const std::string& sql, sql_dialect dialect) {
+unsigned session_changes(const std::string& sql, engine_kind dialect) {
   unsigned changes = changes_read(sql, dialect, false);
-  if (dialect == sql_dialect::postgresql)
+  if (dialect == engine_kind::postgresql)
     changes |= changes_read(sql, dialect, true);
   return changes;
 }

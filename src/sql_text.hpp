@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "sql_dialect.hpp"
+#include "cafdb/core/config.hpp"
 
 namespace cafdb {
 
@@ -29,7 +29,7 @@ int placeholder_number(const char* name);
 /// are skipped, so a keyword inside them is not one; the dialect says how its lexer
 /// reads them (comments nest and dollar quotes exist on PostgreSQL; SQLite also quotes
 /// names with [] and ``).
-std::optional<std::string> transaction_control(const std::string& sql, sql_dialect dialect);
+std::optional<std::string> transaction_control(const std::string& sql, engine_kind dialect);
 
 /// What a statement can change in the connection's session, beyond its transaction:
 /// state that would otherwise reach the next user of the pooled connection. Bits.
@@ -53,16 +53,16 @@ enum session_change : unsigned {
 /// The session_change bits of `sql` (a statement or a script), read as
 /// transaction_control reads it. Errs towards finding a change: the price of a false
 /// find is one reset of the connection, of a miss state leaking to the next user.
-unsigned session_changes(const std::string& sql, sql_dialect dialect);
+unsigned session_changes(const std::string& sql, engine_kind dialect);
 
 /// True if `sql` holds a word outside literals and comments: a statement to run, not
 /// only blanks, comments and `;`.
-bool has_statement(const std::string& sql, sql_dialect dialect);
+bool has_statement(const std::string& sql, engine_kind dialect);
 
 /// What in `sql` would lift a read-only session's protection (PostgreSQL:
 /// default_transaction_read_only, transaction_read_only, READ WRITE, RESET ALL,
 /// DISCARD; SQLite: query_only), or nothing. Read as transaction_control reads it.
-std::optional<std::string> read_only_escape(const std::string& sql, sql_dialect dialect);
+std::optional<std::string> read_only_escape(const std::string& sql, engine_kind dialect);
 
 /// The first word of the statement text (after blanks and comments), in lower case;
 /// words longer than 16 characters are cut there.

@@ -15,7 +15,7 @@
 
 #include "cafdb/core/errc.hpp"
 #include "cafdb/core/value.hpp"
-#include "sql_dialect.hpp"
+#include "cafdb/core/config.hpp"
 #include "sql_text.hpp"
 
 namespace cafdb {

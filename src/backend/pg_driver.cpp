@@ -728,7 +728,7 @@ outcome<pg_driver::prepared> pg_driver::prepare(const std::string& sql) {
   if (!described || !ok_status(described.get()))
     return error_from(described.get(), "describing the statement");
   auto entry = prepared{
-      name, PQnparams(described.get()), false, {}, session_changes(sql, sql_dialect::postgresql)};
+      name, PQnparams(described.get()), false, {}, session_changes(sql, engine_kind::postgresql)};
   session_changes_ |= entry.changes;
   for (int i = 0; i < entry.params; ++i)
     entry.signature.push_back(PQparamtype(described.get(), i));
@@ -803,7 +803,7 @@ result_set to_result_set(PGresult* res) {
 
 // Blanks, comments and `;` only: no statement for the server.
 bool is_blank(const std::string& sql) {
-  return !has_statement(sql, sql_dialect::postgresql);
+  return !has_statement(sql, engine_kind::postgresql);
 }
 
 // Statements sent in one pipeline before their results are read: small enough that
@@ -815,7 +815,7 @@ constexpr size_t pipeline_chunk = 64;
 // A script runs as one implicit transaction (the simple query protocol) and answers
 // its last statement's result, as on SQLite (docs/protocol.md).
 outcome<result_set> pg_driver::run_script(const std::string& sql) {
-  session_changes_ |= session_changes(sql, sql_dialect::postgresql);
+  session_changes_ |= session_changes(sql, engine_kind::postgresql);
   result_ptr res{exec_sent([&] { return PQsendQuery(conn_, sql.c_str()); })};
   if (!res || !ok_status(res.get()))
     return error_from(res.get(), "the script");

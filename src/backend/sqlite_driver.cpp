@@ -344,7 +344,7 @@ outcome<sqlite_driver::prepared*> sqlite_driver::prepare(const std::string& sql)
   result.has_tail = tail && !is_blank(tail);
   result.cached = !result.has_tail;
   result.inserts = writes_rowid(sql);
-  result.changes = session_changes(sql, sql_dialect::sqlite);
+  result.changes = session_changes(sql, engine_kind::sqlite);
   session_changes_ |= result.changes;
   if (!result.cached) {
     uncached_ = std::move(result);
@@ -525,7 +525,7 @@ outcome<result_set> sqlite_driver::run_statements_of(const std::string& sql) {
     stmt_guard guard{stmt, false};
     // SQLite's own split of the script, so exact where the session's reading of the
     // text could be fooled (a trigger body using `begin` as a name).
-    if (auto keyword = transaction_control(sqlite3_sql(stmt), sql_dialect::sqlite))
+    if (auto keyword = transaction_control(sqlite3_sql(stmt), engine_kind::sqlite))
       return db_error{errc::invalid_argument,
                       *keyword + " cannot be part of a script: it would change the transaction "
                                  "behind the session's back; use the session's begin / commit "

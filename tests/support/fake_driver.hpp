@@ -75,7 +75,7 @@ class fake_driver final : public driver {
     if (stmt.sql == script_->refuses)
       return db_error{errc::syntax_error, "fake: the statement does not parse", "42601",
                       "fake: syntax error"};
-    session_changes_ |= session_changes(stmt.sql, sql_dialect::sqlite);
+    session_changes_ |= session_changes(stmt.sql, engine_kind::sqlite);
     if (stmt.sql == script_->opens_transaction)
       in_tx_ = true;
     if (stmt.sql == script_->ends_transaction)

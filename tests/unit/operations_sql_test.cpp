@@ -105,7 +105,7 @@ TEST_CASE("delete_many splits long key lists", "[unit][operations]") {
   CHECK((*stmts)[2].sql.rfind("DELETE FROM \"stock\" WHERE ((\"shop\" = $1 AND \"item\" = $2) OR (",
                               0) == 0);
   // With a guard, it applies to every key of the statement.
-  auto guarded = delete_many_statements(stock(), keys, sql_dialect::sqlite);
+  auto guarded = delete_many_statements(stock(), keys, engine_kind::sqlite);
   REQUIRE(guarded);
   CHECK((*guarded)[2].sql.find(") AND (SELECT CASE WHEN") != std::string::npos);
   CHECK((*guarded)[2].params.size() == 400 + 3);

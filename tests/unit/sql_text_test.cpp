@@ -8,7 +8,7 @@ using namespace cafdb;
 
 namespace {
 
-std::string found(const std::string& sql, sql_dialect dialect) {
+std::string found(const std::string& sql, engine_kind dialect) {
   auto keyword = transaction_control(sql, dialect);
   return keyword ? *keyword : std::string{};
 }
@@ -16,7 +16,7 @@ std::string found(const std::string& sql, sql_dialect dialect) {
 } // namespace
 
 TEST_CASE("transaction control starting any statement of a script is found", "[sql_text]") {
-  for (auto dialect : {sql_dialect::sqlite, sql_dialect::postgresql}) {
+  for (auto dialect : {engine_kind::sqlite, engine_kind::postgresql}) {
     CHECK(found("BEGIN", dialect) == "BEGIN");
     CHECK(found("  begin deferred transaction", dialect) == "BEGIN");
     CHECK(found("SELECT 1; BEGIN", dialect) == "BEGIN");
@@ -37,7 +37,7 @@ TEST_CASE("transaction control starting any statement of a script is found", "[s
 TEST_CASE("keywords inside literals, names and comments, and mid-statement, are not "
           "transaction control",
           "[sql_text]") {
-  for (auto dialect : {sql_dialect::sqlite, sql_dialect::postgresql}) {
+  for (auto dialect : {engine_kind::sqlite, engine_kind::postgresql}) {
     CHECK(found("SELECT 'x; COMMIT'", dialect).empty());
     CHECK(found("SELECT 'it''s; COMMIT'", dialect).empty());
     CHECK(found("SELECT \"begin\" FROM t", dialect).empty());
@@ -51,7 +51,7 @@ TEST_CASE("keywords inside literals, names and comments, and mid-statement, are 
   }
   // PostgreSQL: dollar quotes, E'' strings with backslash escapes, BEGIN ATOMIC bodies;
   // $1 is a parameter, not a dollar quote.
-  auto pg = sql_dialect::postgresql;
+  auto pg = engine_kind::postgresql;
   CHECK(found("SELECT $$; COMMIT$$", pg).empty());
   CHECK(found("SELECT $tag$ ; COMMIT $tag$", pg).empty());
   CHECK(found("DO $$BEGIN PERFORM 1; END$$", pg).empty());
@@ -69,10 +69,10 @@ TEST_CASE("keywords inside literals, names and comments, and mid-statement, are 
               "END; COMMIT",
               pg) == "COMMIT");
   CHECK(found("CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1 AS begin; END; COMMIT",
-              sql_dialect::sqlite) == "COMMIT");
+              engine_kind::sqlite) == "COMMIT");
   // PostgreSQL ends a line comment at a carriage return as well; SQLite does not.
   CHECK(found("SELECT 1; -- note\rCOMMIT", pg) == "COMMIT");
-  CHECK(found("SELECT 1; -- note\rCOMMIT", sql_dialect::sqlite).empty());
+  CHECK(found("SELECT 1; -- note\rCOMMIT", engine_kind::sqlite).empty());
   CHECK(found("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END; COMMIT",
               pg) == "COMMIT");
   CHECK(found("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true "
@@ -88,7 +88,7 @@ TEST_CASE("keywords inside literals, names and comments, and mid-statement, are 
   CHECK(found("SELECT 1 /* a /* b */ ; COMMIT */", pg).empty());
   // SQLite: [names] and `names`, trigger bodies; comments do not nest, so the COMMIT
   // after the first */ is a statement.
-  auto lite = sql_dialect::sqlite;
+  auto lite = engine_kind::sqlite;
   CHECK(found("SELECT [x; COMMIT] FROM t", lite).empty());
   CHECK(found("SELECT `x; COMMIT` FROM t", lite).empty());
   CHECK(found("CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET v = 1; END", lite).empty());
@@ -99,15 +99,15 @@ TEST_CASE("keywords inside literals, names and comments, and mid-statement, are 
 
 namespace {
 
-unsigned changes(const std::string& sql, sql_dialect dialect) {
+unsigned changes(const std::string& sql, engine_kind dialect) {
   return session_changes(sql, dialect);
 }
 
 } // namespace
 
 TEST_CASE("statements that change the session beyond their transaction are found", "[sql_text]") {
-  auto pg = sql_dialect::postgresql;
-  auto lite = sql_dialect::sqlite;
+  auto pg = engine_kind::postgresql;
+  auto lite = engine_kind::sqlite;
   CHECK(changes("SET search_path = other", pg) == session_settings);
   CHECK(changes("select 1; set TimeZone to 'Asia/Tokyo'", pg) == session_settings);
   CHECK(changes("SET SESSION AUTHORIZATION other", pg) == session_settings);
@@ -142,8 +142,8 @@ TEST_CASE("statements that change the session beyond their transaction are found
 
 TEST_CASE("statements that end with their transaction, or only read, change no session",
           "[sql_text]") {
-  auto pg = sql_dialect::postgresql;
-  auto lite = sql_dialect::sqlite;
+  auto pg = engine_kind::postgresql;
+  auto lite = engine_kind::sqlite;
   CHECK(changes("SET LOCAL search_path = other", pg) == 0);
   CHECK(changes("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", pg) == 0);
   CHECK(changes("SET CONSTRAINTS ALL DEFERRED", pg) == 0);
@@ -167,9 +167,9 @@ TEST_CASE("statements that end with their transaction, or only read, change no s
 }
 
 TEST_CASE("what would lift a read-only session's protection is found", "[sql_text]") {
-  auto pg = sql_dialect::postgresql;
-  auto lite = sql_dialect::sqlite;
-  auto escape = [](const std::string& sql, sql_dialect dialect) {
+  auto pg = engine_kind::postgresql;
+  auto lite = engine_kind::sqlite;
+  auto escape = [](const std::string& sql, engine_kind dialect) {
     auto found = read_only_escape(sql, dialect);
     return found ? *found : std::string{};
   };

@@ -14,7 +14,8 @@ namespace cafdb {
 
 using millis = std::chrono::milliseconds;
 
-/// Which driver an engine uses.
+/// Which driver an engine uses, and so which SQL it speaks (DDL types, catalog queries,
+/// how its lexer reads literals and comments).
 enum class engine_kind : uint8_t { sqlite, postgresql };
 
 /// Everything a database needs to start. Each field documents its default; the
