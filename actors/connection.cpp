@@ -175,9 +175,10 @@ std::optional<db_error> check_transaction_state(driver& drv, bool expected) {
 
 /// Runs `request` with the driver cancelling it at `deadline` (zero: none). A
 /// statement the server confirms cancelled then says why, in cafdb's words; what it
-/// did is gone (an autocommit statement rolled back, or its transaction failed).
+/// did is gone (an autocommit statement rolled back, its savepoint undone, or its
+/// transaction failed).
 template <class Request>
-auto within_deadline(driver& drv, caf::timespan deadline, Request request) {
+auto within_deadline(driver& drv, caf::timespan deadline, bool in_savepoint, Request request) {
   using clock = std::chrono::steady_clock;
   if (deadline.count() <= 0)
     return request();
@@ -195,8 +196,9 @@ auto within_deadline(driver& drv, caf::timespan deadline, Request request) {
         "no answer within the request deadline (" +
         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count()) +
         " ms): the statement was cancelled on the server" +
-        (drv.in_transaction() ? ", and its transaction failed: roll back"
-                              : ", and nothing it did was kept") +
+        (!drv.in_transaction() ? ", and nothing it did was kept"
+         : in_savepoint        ? ", and its savepoint undid it: the transaction goes on"
+                               : ", and its transaction failed: roll back") +
         ". Raise request_timeout / statement_timeout, or make it cheaper [" + out.error().message +
         "]";
   }
@@ -225,6 +227,18 @@ caf::error failed(const driver& drv, db_error err) {
                    "cancelled and nothing it did was kept",
                    err.driver_code, err.driver_message};
   return to_caf_error(std::move(err));
+}
+
+/// A request failed and the server rolled back the open transaction with it: the answer
+/// is transaction_failed, naming the first failure, so that the session knows its
+/// transaction is over.
+db_error transaction_rolled_back(db_error err) {
+  return db_error{errc::transaction_failed,
+                  to_string(err.code) + ": " + err.message +
+                      "; the database rolled back the whole transaction with it, so nothing the "
+                      "transaction did was kept: roll back the session and run the transaction "
+                      "again",
+                  std::move(err.driver_code), std::move(err.driver_message)};
 }
 
 outcome<done> run_tx(driver& drv, const tx_command& cmd) {
@@ -276,8 +290,8 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
         return then_reset_session(
             self->state,
             [&]() -> caf::result<std::vector<result_set>> {
-              auto results =
-                  within_deadline(drv, req.deadline, [&] { return run_batch(self->state, req); });
+              auto results = within_deadline(drv, req.deadline, req.mode == batch_mode::savepoint,
+                                             [&] { return run_batch(self->state, req); });
               if (!results) {
                 // A failed statement may end a SQLite transaction (SQLITE_FULL, SQLITE_BUSY,
                 // ...) and the session marks its transaction failed anyway: only a
@@ -287,6 +301,14 @@ connection_actor::behavior_type connection_behavior(connection_pointer self,
                   if (auto mismatch = check_transaction_state(drv, false);
                       mismatch && mismatch->code == errc::connection_lost)
                     return to_caf_error(std::move(*mismatch));
+                // SQLite rolls back the whole transaction on some failures (an interrupt,
+                // a full disk, OR ROLLBACK, RAISE(ROLLBACK)), also inside a batch's
+                // savepoint: the session must learn that its transaction is gone, or its
+                // next statements would commit on their own (rule 5). A lost link is
+                // answered as it is (the transaction went with the connection).
+                if (expected && !drv.in_transaction() &&
+                    classify(results.error().code) == failure_kind::refused)
+                  return to_caf_error(transaction_rolled_back(std::move(results.error())));
                 return failed(drv, std::move(results.error()));
               }
               if (auto mismatch = check_transaction_state(drv, expected))

@@ -730,6 +730,9 @@ pool_stats stats_of(const engine_state& st, size_t index) {
   out.total = m.total();
   out.idle = m.idle_count();
   out.in_use = m.in_use();
+  out.opening = m.count(pool::slot_state::opening);
+  out.pinging = m.count(pool::slot_state::pinging);
+  out.returning = m.count(pool::slot_state::returning);
   out.waiting = m.waiting();
   out.checkouts = c.checkouts;
   out.timeouts = c.timeouts;

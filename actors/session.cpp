@@ -80,6 +80,9 @@ struct session_state {
   std::vector<std::string> savepoints;
   /// The database is stopping: close as soon as no transaction is open.
   bool draining = false;
+  /// Draining is over (the transaction ended) and the close is on its way: new
+  /// requests are refused as if the session were closed already.
+  bool drained = false;
   /// Idle timeout bookkeeping: when the last request came, how many came so far, and
   /// how many the last idle check saw.
   caf::timespan idle{0};
@@ -251,8 +254,12 @@ void settle(session_pointer self, const sm::transition& t,
 /// confirmed is claimed.
 std::pair<caf::error, sm::outcome> answer_of(const session_state& st, caf::error err,
                                              bool may_have_committed) {
-  if (!connection_unknown(err))
-    return {std::move(err), sm::outcome::refused};
+  if (!connection_unknown(err)) {
+    // The connection says the server rolled back the whole open transaction with the
+    // failed request (SQLite may): the transaction is over, not only the request.
+    bool rolled_back = in_transaction(st) && is(err, errc::transaction_failed);
+    return {std::move(err), rolled_back ? sm::outcome::rolled_back : sm::outcome::refused};
+  }
   auto answer = explain_connection_failure(st, err, may_have_committed);
   auto result = is(answer, errc::commit_in_doubt) ? sm::outcome::in_doubt : sm::outcome::lost;
   return {std::move(answer), result};
@@ -260,6 +267,10 @@ std::pair<caf::error, sm::outcome> answer_of(const session_state& st, caf::error
 
 /// Refuses a request the current phase does not admit.
 std::optional<caf::error> refuse(const session_state& st, sm::request req) {
+  if (st.drained)
+    return make_error(errc::session_closed,
+                      "the database is stopping and this session closed when its transaction "
+                      "ended; nothing more runs in it");
   if (auto no = sm::admit(st.phase, req, st.held.has_value()))
     return make_error(no->code, std::move(no->message));
   return std::nullopt;
@@ -416,8 +427,11 @@ std::optional<outcome<result_set>> read_in_place(session_state& st, const statem
 /// While draining, a session whose transaction has ended closes (after its answer went
 /// out: the close is a message to itself).
 void close_if_drained(session_pointer self) {
-  if (self->state.draining && !in_transaction(self->state))
+  auto& st = self->state;
+  if (st.draining && !st.drained && !in_transaction(st)) {
+    st.drained = true;
     self->send(self, shutdown_atom::value, true);
+  }
 }
 
 /// A client request arrived: the session is not idle.

@@ -64,12 +64,16 @@ struct pool_stats {
   std::string engine;
   /// Pool within the engine: "writer", "reader" or "shared" (one pool serves both).
   std::string pool;
-  int32_t size = 0;    ///< Configured pool_size.
-  int32_t max = 0;     ///< pool_size + max_overflow.
-  int32_t total = 0;   ///< Connections open or opening.
-  int32_t idle = 0;    ///< Open and not leased.
-  int32_t in_use = 0;  ///< Leased to a session.
-  int32_t waiting = 0; ///< Checkouts queued.
+  int32_t size = 0; ///< Configured pool_size.
+  int32_t max = 0;  ///< pool_size + max_overflow.
+  /// Connections open or opening: always idle + in_use + opening + pinging + returning.
+  int32_t total = 0;
+  int32_t idle = 0;      ///< Open and not leased.
+  int32_t in_use = 0;    ///< Leased to a session, or running a batch of reads.
+  int32_t opening = 0;   ///< Being opened.
+  int32_t pinging = 0;   ///< Being checked by pool_pre_ping.
+  int32_t returning = 0; ///< Back from a holder, being reset or drained before reuse.
+  int32_t waiting = 0;   ///< Checkouts and reads queued.
   int64_t checkouts = 0;
   int64_t timeouts = 0;
   int64_t discarded = 0;     ///< Connections thrown away in an unknown state.
@@ -90,9 +94,9 @@ struct pool_stats {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pool_stats& x) {
   return f(caf::meta::type_name("cafdb::pool_stats"), x.engine, x.pool, x.size, x.max, x.total,
-           x.idle, x.in_use, x.waiting, x.checkouts, x.timeouts, x.discarded, x.opened, x.cancelled,
-           x.reconnects, x.recycled, x.ping_failures, x.server_full, x.leaks, x.reclaimed,
-           x.wait_p50_us, x.wait_p95_us, x.wait_p99_us);
+           x.idle, x.in_use, x.opening, x.pinging, x.returning, x.waiting, x.checkouts, x.timeouts,
+           x.discarded, x.opened, x.cancelled, x.reconnects, x.recycled, x.ping_failures,
+           x.server_full, x.leaks, x.reclaimed, x.wait_p50_us, x.wait_p95_us, x.wait_p99_us);
 }
 
 /// The whole picture, as `status` answers it. Contains no secrets.

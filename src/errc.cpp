@@ -64,6 +64,9 @@ failure_kind classify(errc code) {
     return failure_kind::in_doubt;
   case errc::connection_lost:
   case errc::unavailable:
+  // The session is gone: a request that was running in it when it ended (as_cafdb_error
+  // answers CAF's receiver_down so) may have run or not.
+  case errc::session_closed:
     return failure_kind::lost;
   case errc::request_timeout:
     return failure_kind::timed_out;

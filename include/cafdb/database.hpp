@@ -132,7 +132,9 @@ class client {
 /// closes the session; commit is always explicit. Move-only.
 ///
 /// The session is bound to an owner actor that lives exactly as long as this object,
-/// so a session whose object is destroyed (or whose thread dies) rolls back.
+/// so a session whose object is destroyed (by its owner, or by unwinding when an
+/// exception ends its scope) rolls back. A session object leaked on the heap keeps its
+/// transaction until the idle timeout or the database's stop.
 class session {
  public:
   session(session&&) noexcept;

@@ -50,6 +50,8 @@ error_info describe(const caf::error& err) {
 }
 
 db_error to_db_error(const caf::error& err) {
+  if (!err)
+    return db_error{}; // no error: errc::none, not a failure
   auto info = describe(err);
   auto code = info.code == errc::none ? errc::unavailable : info.code;
   return db_error{code, std::move(info.message), std::move(info.driver_code),

@@ -27,13 +27,23 @@ void to_json(nlohmann::json& out, const readiness_event& x) {
 }
 
 void to_json(nlohmann::json& out, const pool_stats& x) {
-  out = nlohmann::json{{"engine", x.engine},       {"pool", x.pool},
-                       {"size", x.size},           {"max", x.max},
-                       {"total", x.total},         {"idle", x.idle},
-                       {"in_use", x.in_use},       {"waiting", x.waiting},
-                       {"checkouts", x.checkouts}, {"timeouts", x.timeouts},
-                       {"discarded", x.discarded}, {"opened", x.opened},
-                       {"cancelled", x.cancelled}, {"server_full", x.server_full}};
+  out = nlohmann::json{{"engine", x.engine},
+                       {"pool", x.pool},
+                       {"size", x.size},
+                       {"max", x.max},
+                       {"total", x.total},
+                       {"idle", x.idle},
+                       {"in_use", x.in_use},
+                       {"opening", x.opening},
+                       {"pinging", x.pinging},
+                       {"returning", x.returning},
+                       {"waiting", x.waiting},
+                       {"checkouts", x.checkouts},
+                       {"timeouts", x.timeouts},
+                       {"discarded", x.discarded},
+                       {"opened", x.opened},
+                       {"cancelled", x.cancelled},
+                       {"server_full", x.server_full}};
 }
 
 void to_json(nlohmann::json& out, const status_report& x) {

@@ -41,7 +41,8 @@ std::optional<refusal> admit(session_phase phase, request req, bool holds_lease)
       return refusal{errc::invalid_argument, needs_transaction("rollback_to")};
     if (!holds_lease)
       return refusal{errc::transaction_failed,
-                     "the connection was lost and the transaction with it; send rollback"};
+                     "the transaction is gone (its connection was lost or reclaimed, or the "
+                     "database rolled it back) and its savepoints with it; send rollback"};
     return std::nullopt;
   case request::rollback:
   case request::statement:
@@ -67,6 +68,14 @@ transition next(session_phase phase, request req, outcome result) {
   if (result == outcome::in_doubt)
     return {p::in_doubt, a::give_back_unknown,
             "the answer never came while it may have committed: its outcome is unknown", true};
+  if (result == outcome::rolled_back) {
+    if (open(phase))
+      return {p::failed, a::give_back_rollback,
+              "the server rolled back the whole transaction with the failed request: nothing "
+              "of it is kept, rollback settles it",
+              true};
+    result = outcome::refused; // nothing was open to lose
+  }
   bool in_tx = phase == p::in_tx;
   switch (req) {
   case request::begin:
@@ -188,6 +197,8 @@ const char* to_string(outcome x) {
     return "lost";
   case outcome::in_doubt:
     return "in_doubt";
+  case outcome::rolled_back:
+    return "rolled_back";
   }
   return "unknown";
 }

@@ -53,6 +53,10 @@ enum class outcome : uint8_t {
   lost,
   /// The answer never came while it may have committed (commit_in_doubt).
   in_doubt,
+  /// Refused, and the server rolled back the whole open transaction with it (SQLite
+  /// does on an interrupt, a full disk, OR ROLLBACK, RAISE(ROLLBACK)): nothing of the
+  /// transaction is kept. The connection answers transaction_failed.
+  rolled_back,
 };
 
 /// Things that happen to a session besides its requests' answers.

@@ -1012,3 +1012,64 @@ TEST_CASE("PostgreSQL: a cached statement's own error is never run twice", "[tru
   REQUIRE(last);
   CHECK(last->rows.at(0).at(0).as_int() == 3);
 }
+
+// Found from outside: SQLite rolls back the whole transaction on some failures (an
+// interrupt, OR ROLLBACK, RAISE(ROLLBACK), a full disk), also inside the savepoint of a
+// batch. The session stayed in_tx while SQLite was back in autocommit: the next
+// statements committed on their own, and rollback answered ok without undoing them.
+TEST_CASE("a failure that makes SQLite roll back the whole transaction fails the session's "
+          "transaction; nothing after it commits on its own",
+          "[trust][sqlite]") {
+  file_database fx;
+  fx.must_exec({"CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"});
+  fx.must_exec({"CREATE TABLE u (id INTEGER PRIMARY KEY ON CONFLICT ROLLBACK, v TEXT)"});
+  fx.must_exec({"CREATE TRIGGER boom AFTER INSERT ON t WHEN new.v = 'boom' "
+                "BEGIN SELECT RAISE(ROLLBACK, 'boom'); END"});
+  fx.must_exec({"INSERT INTO u (id, v) VALUES (1, 'there')"});
+  session_options options;
+  options.request_timeout = 300ms;
+  auto s = fx.cli->open_session(options);
+  REQUIRE(s);
+  REQUIRE(!s->begin());
+  REQUIRE(s->exec({"INSERT INTO t (id, v) VALUES (1, 'A')"}));
+  REQUIRE(!s->savepoint("sp"));
+  caf::error failure;
+  auto how = GENERATE(as<std::string>{}, "transact with OR ROLLBACK",
+                      "exec_many ON CONFLICT ROLLBACK", "transact with RAISE(ROLLBACK)",
+                      "exec with RAISE(ROLLBACK)", "transact interrupted at the request deadline");
+  INFO(how);
+  if (how == "transact with OR ROLLBACK") {
+    failure = s->transact({{"INSERT OR ROLLBACK INTO t (id, v) VALUES (1, 'dup')"}}).error();
+  } else if (how == "exec_many ON CONFLICT ROLLBACK") {
+    bulk_statement rows{"INSERT INTO u (id, v) VALUES ($1, $2)", {{2, "new"}, {1, "dup"}}};
+    failure = s->exec_many(std::move(rows)).error();
+  } else if (how == "transact with RAISE(ROLLBACK)") {
+    failure = s->transact({{"INSERT INTO t (v) VALUES ('boom')"}}).error();
+  } else if (how == "exec with RAISE(ROLLBACK)") {
+    failure = s->exec({"INSERT INTO t (v) VALUES ('boom')"}).error();
+  } else {
+    failure = s->transact({{"INSERT INTO t (v) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+                            "SELECT x + 1 FROM c WHERE x < 2000000000) SELECT 'L' FROM c"}})
+                  .error();
+  }
+  INFO(render(failure));
+  CHECK(is(failure, errc::transaction_failed));
+  CHECK(describe(failure).message.find("rolled back the whole transaction") != std::string::npos);
+  auto info = s->info();
+  REQUIRE(info);
+  CHECK(info->phase == session_phase::failed);
+  CHECK(info->savepoints == 0); // they went with the transaction
+  CHECK_FALSE(info->holds_lease);
+  // Nothing more runs in it; the savepoint is gone; rollback settles it.
+  CHECK(is(s->exec({"INSERT INTO t (id, v) VALUES (2, 'B')"}).error(), errc::transaction_failed));
+  CHECK(is(s->rollback_to("sp"), errc::transaction_failed));
+  REQUIRE(!s->rollback());
+  CHECK(s->info()->phase == session_phase::idle);
+  CHECK(fx.count("t") == 0);
+  CHECK(fx.count("u") == 1);
+  // The session and the writer work on.
+  REQUIRE(!s->begin());
+  REQUIRE(s->exec({"INSERT INTO t (id, v) VALUES (3, 'C')"}));
+  REQUIRE(!s->commit());
+  CHECK(fx.count("t") == 1);
+}

@@ -88,7 +88,10 @@ struct coordinator_fixture {
     self->send(engine, stats_atom::value);
     auto all = answer<std::vector<pool_stats>>();
     REQUIRE(all.size() == 1);
-    return all[0];
+    auto& s = all[0];
+    // What a user can check from outside: every connection is in one state.
+    CHECK(s.total == s.idle + s.in_use + s.opening + s.pinging + s.returning);
+    return s;
   }
 
   /// How far ahead the next timer is.

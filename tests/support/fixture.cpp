@@ -68,8 +68,11 @@ pool_stats database_fixture::stats(const std::string& pool) {
   auto report = cli->status();
   REQUIRE(report);
   for (auto& p : report->pools)
-    if (p.pool == pool)
+    if (p.pool == pool) {
+      // One snapshot of the engine: every connection is in exactly one state.
+      CHECK(p.total == p.idle + p.in_use + p.opening + p.pinging + p.returning);
       return p;
+    }
   FAIL("no pool named " << pool);
   return {};
 }

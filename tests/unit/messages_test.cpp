@@ -94,7 +94,7 @@ TEST_CASE("messages survive a binary round trip", "[messages]") {
   CHECK(ev.state == readiness_state::failed);
   CHECK(ev.attempt == 3);
   status_report report;
-  report.pools.push_back(pool_stats{"writer", "reader", 4, 8, 3, 1, 2, 0, 10, 1, 0, 3, 2});
+  report.pools.push_back(pool_stats{"writer", "reader", 4, 8, 3, 1, 2, 0, 0, 0, 0, 10, 1, 0, 3, 2});
   auto back = round_trip(sys, report);
   REQUIRE(back.pools.size() == 1);
   CHECK(back.pools[0].in_use == 2);
@@ -135,7 +135,7 @@ TEST_CASE("every registered message type round-trips", "[messages]") {
   read_outcome outcome{result, make_error(errc::busy, "locked")};
   check_round_trip(sys, outcome, "read_outcome");
   check_round_trip(sys, std::vector<read_outcome>{outcome}, "vector<read_outcome>");
-  pool_stats stats{"writer", "reader", 4, 8, 3, 1, 2, 0, 10, 1, 0, 3, 2};
+  pool_stats stats{"writer", "reader", 4, 8, 3, 1, 2, 0, 0, 1, 0, 10, 1, 0, 3, 2};
   stats.wait_p99_us = 17;
   check_round_trip(sys, stats, "pool_stats");
   check_round_trip(sys, std::vector<pool_stats>{stats}, "vector<pool_stats>");
@@ -188,6 +188,7 @@ TEST_CASE("every registered message type round-trips", "[messages]") {
   CHECK(checkout.owner == "schema");
   CHECK(checkout.revocable);
   CHECK(round_trip(sys, stats).wait_p99_us == 17);
+  CHECK(round_trip(sys, stats).returning == 1);
   CHECK(round_trip(sys, op).names == std::vector<std::string>{"first"});
   CHECK(round_trip(sys, options).request_timeout == std::chrono::milliseconds(5));
   CHECK(is(round_trip(sys, outcome).error, errc::busy));
@@ -206,6 +207,12 @@ TEST_CASE("every error classifies by one table", "[messages]") {
   // The blocking client answers a cafdb request_timeout: it may still run.
   CHECK(classify(make_error(errc::request_timeout, "late")) == failure_kind::timed_out);
   CHECK(classify(errc::commit_in_doubt) == failure_kind::in_doubt);
+  // The same failure classifies the same before and after as_cafdb_error (found from
+  // outside: a session gone mid-request was lost raw and refused converted).
+  for (auto sec : {caf::sec::request_timeout, caf::sec::request_receiver_down})
+    CHECK(classify(as_cafdb_error(caf::make_error(sec))) == classify(caf::make_error(sec)));
+  // No error is no failure.
+  CHECK(to_db_error(caf::error{}).code == errc::none);
   CHECK(unknown_condition(failure_kind::timed_out) == connection_condition::running);
   CHECK(unknown_condition(failure_kind::lost) == connection_condition::broken);
   CHECK(unknown_condition(failure_kind::refused) == connection_condition::broken);

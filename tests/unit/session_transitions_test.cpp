@@ -19,7 +19,8 @@ const session_phase all_phases[] = {session_phase::idle, session_phase::in_tx,
 const request all_requests[] = {request::begin,  request::commit,      request::rollback,
                                 request::nested, request::rollback_to, request::statement,
                                 request::batch};
-const outcome all_outcomes[] = {outcome::ok, outcome::refused, outcome::lost, outcome::in_doubt};
+const outcome all_outcomes[] = {outcome::ok, outcome::refused, outcome::lost, outcome::in_doubt,
+                                outcome::rolled_back};
 
 bool open(session_phase phase) {
   return phase == session_phase::in_tx || phase == session_phase::failed;
@@ -181,6 +182,13 @@ TEST_CASE("session transitions: facts that hold for every admitted request and o
         // A connection in an unknown state is never kept.
         if (result == outcome::lost || result == outcome::in_doubt)
           CHECK(t.lease != lease_action::keep);
+        // A transaction the database rolled back is over: failed, without its
+        // savepoints or its lease, so that nothing after it commits on its own.
+        if (result == outcome::rolled_back && open(from)) {
+          CHECK(t.phase == session_phase::failed);
+          CHECK(t.clear_savepoints);
+          CHECK(t.lease == lease_action::give_back_rollback);
+        }
       }
   CHECK(walked > 40);
 }

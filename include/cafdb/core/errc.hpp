@@ -57,8 +57,9 @@ enum class failure_kind : uint8_t {
   in_doubt,
 };
 
-/// The failure_kind of a cafdb code: commit_in_doubt is in_doubt; connection_lost and
-/// unavailable are lost; request_timeout is timed_out; every other code is refused.
+/// The failure_kind of a cafdb code: commit_in_doubt is in_doubt; connection_lost,
+/// unavailable and session_closed are lost; request_timeout is timed_out; every other
+/// code is refused.
 failure_kind classify(errc code);
 
 std::string to_string(failure_kind x);
