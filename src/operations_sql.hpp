@@ -14,10 +14,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cafdb/core/config.hpp"
 #include "cafdb/core/errc.hpp"
 #include "cafdb/core/schema.hpp"
 #include "cafdb/core/value.hpp"
-#include "cafdb/core/config.hpp"
 
 namespace cafdb {
 

@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "cafdb/core/config.hpp"
 #include "cafdb/core/schema.hpp"
 #include "cafdb/core/value.hpp"
-#include "cafdb/core/config.hpp"
 
 namespace cafdb {
 

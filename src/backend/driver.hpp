@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "cafdb/core/config.hpp"
 #include "cafdb/core/errc.hpp"
 #include "cafdb/core/value.hpp"
-#include "cafdb/core/config.hpp"
 #include "sql_text.hpp"
 
 namespace cafdb {
