@@ -12,7 +12,7 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
-#include "messages/type_ids.hpp"
+#include "type_ids.hpp"
 
 namespace cafdb {
 

@@ -8,8 +8,8 @@
 
 #include <caf/meta/type_name.hpp>
 
-#include "messages/session.hpp"
-#include "messages/values.hpp"
+#include "session.hpp"
+#include "values.hpp"
 
 namespace cafdb {
 

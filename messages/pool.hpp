@@ -10,8 +10,8 @@
 #include <caf/timestamp.hpp>
 
 #include "cafdb/core/errc.hpp"
-#include "messages/session.hpp"
-#include "messages/values.hpp"
+#include "session.hpp"
+#include "values.hpp"
 
 namespace cafdb {
 

@@ -12,11 +12,11 @@
 #include <caf/atom.hpp>
 #include <caf/type_id.hpp>
 
-#include "messages/operations.hpp"
-#include "messages/pool.hpp"
-#include "messages/readiness.hpp"
-#include "messages/session.hpp"
-#include "messages/values.hpp"
+#include "operations.hpp"
+#include "pool.hpp"
+#include "readiness.hpp"
+#include "session.hpp"
+#include "values.hpp"
 
 CAF_BEGIN_TYPE_ID_BLOCK(cafdb, caf::first_custom_type_id)
 

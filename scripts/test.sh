@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds cafdb, starts a throwaway PostgreSQL primary and
 # standby on 127.0.0.1 (always stopped on exit), and runs every test: the normal
-# build, then the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer
-# with the scheduler forced to 16 workers (CAFDB_TEST_WORKERS), so that a 2-core machine
+# build; an application's ways of using cafdb (scripts/consumer-check.sh: install,
+# find_package, pkg-config, add_subdirectory, cpack DEB); then the whole suite again
+# under AddressSanitizer + UndefinedBehaviorSanitizer with the scheduler forced to 16 workers (CAFDB_TEST_WORKERS), so that a 2-core machine
 # proves the suite holds where CAF starts many more threads than here. When
 # scripts/tsan.sh has built its ThreadSanitizer CAF into its cache, the suite runs a
 # third time under ThreadSanitizer.
@@ -38,6 +39,8 @@ run_suite() {
 
 start=$(date +%s)
 run_suite release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+echo "== consumers: install, find_package, pkg-config, add_subdirectory, cpack DEB"
+"$root/scripts/consumer-check.sh" "$root/build-release"
 if [ -z "${CAFDB_SKIP_SANITIZERS:-}" ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     CAFDB_TEST_WORKERS=16 run_suite asan -DCMAKE_BUILD_TYPE=Debug -DCAFDB_SANITIZERS=address

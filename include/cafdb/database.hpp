@@ -19,7 +19,7 @@
 #include "cafdb/core/config.hpp"
 #include "cafdb/core/value.hpp"
 #include "cafdb/error.hpp"
-#include "messages/interfaces.hpp"
+#include "cafdb/messages/interfaces.hpp"
 
 namespace cafdb {
 

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cafdb/core/value_json.hpp"
-#include "messages/readiness.hpp"
+#include "cafdb/messages/readiness.hpp"
 
 namespace cafdb {
 
