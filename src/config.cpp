@@ -26,6 +26,7 @@
 
 #include <libpq-fe.h>
 #include <nlohmann/json.hpp>
+#include <unistd.h> // environ
 
 namespace cafdb {
 
@@ -227,18 +228,30 @@ outcome<int64_t> read_int(const std::string& key, const json& in, int64_t min, i
   return number;
 }
 
-// Reads a duration: a number of milliseconds, or a string "250ms", "5s", "2m", "1h".
+// The answer to a duration given without a unit. A bare number is refused (0 aside):
+// the option names are SQLAlchemy's, whose pool_timeout=30 means seconds, while a bare
+// number here meant milliseconds; neither reading is safe to guess.
+db_error unitless_duration(const std::string& key, const json& in) {
+  std::string number = in.is_string() ? trim(in.get_ref<const std::string&>()) : in.dump();
+  return config_error("option '" + key + "' needs a unit, got " + describe(in) + ": write " +
+                      number + "s for seconds or " + number +
+                      "ms for milliseconds (units: ms, s, m, h)");
+}
+
+// Reads a duration: a number with a unit, "250ms", "5s", "2m", "1h" (0 needs none).
 // NaN, infinities and anything beyond 7 days are refused: a NaN cast to an integer is
 // undefined behaviour (it came out as INT64_MIN and overflowed at the first request).
 outcome<millis> read_duration(const std::string& key, const json& in, bool allow_zero) {
   const std::string expected = "option '" + key +
-                               "' must be a duration: milliseconds, or a number with a unit "
+                               "' must be a duration: a number with a unit "
                                "(250ms, 5s, 2m or 1h), got " +
                                describe(in);
   double amount = 0;
   double scale = 1;
   if (in.is_number()) {
     amount = in.get<double>();
+    if (amount != 0 && std::isfinite(amount))
+      return unitless_duration(key, in);
   } else if (in.is_string()) {
     auto text = trim(in.get_ref<const std::string&>());
     const char* first = text.data();
@@ -252,6 +265,8 @@ outcome<millis> read_duration(const std::string& key, const json& in, bool allow
     if (ec != std::errc{} || end == first)
       return config_error(expected);
     auto unit = trim(std::string{end, last});
+    if (unit.empty() && amount != 0 && std::isfinite(amount))
+      return unitless_duration(key, in);
     if (unit == "ms" || unit.empty())
       scale = 1;
     else if (unit == "s")
@@ -1302,6 +1317,71 @@ outcome<std::map<std::string, std::string>> read_dotenv(const std::string& path,
 
 } // namespace
 
+namespace {
+
+// The variable that sets `option`: CAFDB_POOL_SIZE for pool_size.
+std::string env_name(const std::string& option) {
+  std::string name = "CAFDB_";
+  for (auto ch : option)
+    name += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return name;
+}
+
+std::string env_names() {
+  std::string out = "CAFDB_URL";
+  for (auto& entry : option_table())
+    out += ", " + env_name(entry.first);
+  return out;
+}
+
+// "; did you mean CAFDB_POOL_SIZE?" when only the case is wrong, else "".
+std::string env_hint(const std::string& name) {
+  std::string upper;
+  for (auto ch : name)
+    upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  if (upper == name)
+    return "";
+  for (auto& entry : option_table())
+    if (env_name(entry.first) == upper)
+      return "; did you mean " + upper + "?";
+  return upper == "CAFDB_URL" ? "; did you mean CAFDB_URL?" : "";
+}
+
+// The first CAFDB_ variable (any case) of the environment or the .env file that names no
+// option: a misspelt CAFDB_POOL_SIZ would otherwise be ignored without a word. Names
+// that cafdb's own build and test scripts use (CAFDB_TEST_..., CAFDB_SKIP_...,
+// CAFDB_FUZZ_..., CAFDB_TSAN_..., CAFDB_BUILD_...) are theirs, not options.
+std::optional<std::string>
+unknown_cafdb_variable(const std::map<std::string, std::string>& dotenv) {
+  static const std::set<std::string> known = [] {
+    std::set<std::string> names{"CAFDB_URL"};
+    for (auto& entry : option_table())
+      names.insert(env_name(entry.first));
+    return names;
+  }();
+  auto unknown = [&](const std::string& name) {
+    if (lower(name.substr(0, 6)) != "cafdb_" || known.count(name))
+      return false;
+    for (auto tooling :
+         {"CAFDB_TEST_", "CAFDB_SKIP_", "CAFDB_FUZZ_", "CAFDB_TSAN_", "CAFDB_BUILD_"})
+      if (name.rfind(tooling, 0) == 0)
+        return false;
+    return true;
+  };
+  for (char** entry = environ; entry && *entry; ++entry) {
+    std::string name{*entry};
+    name = name.substr(0, name.find('='));
+    if (unknown(name))
+      return name;
+  }
+  for (auto& [name, value] : dotenv)
+    if (unknown(name))
+      return name;
+  return std::nullopt;
+}
+
+} // namespace
+
 outcome<config> config_from_env(const std::string& dotenv_path) {
   auto dotenv = read_dotenv(dotenv_path.empty() ? ".env" : dotenv_path, !dotenv_path.empty());
   if (!dotenv)
@@ -1314,12 +1394,24 @@ outcome<config> config_from_env(const std::string& dotenv_path) {
       return i->second;
     return std::nullopt;
   };
+  if (auto unknown = unknown_cafdb_variable(*dotenv))
+    return config_error("unknown variable " + *unknown +
+                        ": cafdb reads CAFDB_URL (or DATABASE_URL) and CAFDB_ followed by an "
+                        "option's name in capitals (" +
+                        env_names() + ")" + env_hint(*unknown));
   std::optional<config> cfg;
-  if (auto url = lookup("CAFDB_URL"); url && !url->empty()) {
+  // CAFDB_URL, else DATABASE_URL, the name most platforms (Heroku, Render, Fly) set.
+  std::string url_name = "CAFDB_URL";
+  auto url = lookup(url_name);
+  if (!url || url->empty()) {
+    url_name = "DATABASE_URL";
+    url = lookup(url_name);
+  }
+  if (url && !url->empty()) {
     auto parsed = config_from_url(*url);
     if (!parsed) {
       auto err = parsed.error();
-      err.message = "CAFDB_URL: " + err.message;
+      err.message = url_name + ": " + err.message;
       return err;
     }
     cfg = std::move(*parsed);
@@ -1335,7 +1427,8 @@ outcome<config> config_from_env(const std::string& dotenv_path) {
         found[name] = *val;
     }
     if (missing.size() == std::size(names))
-      return config_error("no database configured: set CAFDB_URL (e.g. sqlite:///app.db), or "
+      return config_error("no database configured: set CAFDB_URL or DATABASE_URL (e.g. "
+                          "sqlite:///app.db), or "
                           "DB_USERNAME, DB_PASSWORD, DB_HOST, DB_PORT and DB_NAME");
     if (!missing.empty()) {
       std::string list;
@@ -1369,9 +1462,7 @@ outcome<config> config_from_env(const std::string& dotenv_path) {
     cfg = std::move(built);
   }
   for (auto& entry : option_table()) {
-    std::string name = "CAFDB_";
-    for (auto ch : entry.first)
-      name += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    auto name = env_name(entry.first);
     if (auto text = lookup(name))
       if (auto applied = entry.second(*cfg, entry.first + " (from " + name + ")", json(*text));
           !applied)

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include <caf/actor_system.hpp>
@@ -57,6 +58,14 @@ class client {
   /// One statement run once per row of parameters, in one transaction, all-or-nothing:
   /// affected rows summed, returned rows (RETURNING) appended. The bulk insert.
   caf::expected<result_set> exec_many(bulk_statement bulk, session_options options = {});
+
+  /// Runs `fn(session&)` in a transaction of a new session, the way SQLAlchemy's
+  /// `async with session.begin():` does: commits when `fn` answers success, rolls back
+  /// when it answers an error or throws (and rethrows), and answers what `fn` answered,
+  /// or the commit's error. `fn` answers `caf::error` or `caf::expected<T>`.
+  template <class F>
+  auto in_transaction(F&& fn, session_options options = {})
+      -> std::invoke_result_t<F&, class session&>;
 
   caf::expected<status_report> status();
 
@@ -168,6 +177,51 @@ class session {
   session_actor actor_;
   caf::timespan timeout_{};
 };
+
+namespace detail {
+
+inline bool failed(const caf::error& x) {
+  return static_cast<bool>(x);
+}
+
+template <class T>
+bool failed(const caf::expected<T>& x) {
+  return !x;
+}
+
+} // namespace detail
+
+template <class F>
+auto client::in_transaction(F&& fn, session_options options)
+    -> std::invoke_result_t<F&, class session&> {
+  using answer_type = std::invoke_result_t<F&, class session&>;
+  static_assert(std::is_same_v<answer_type, caf::error> ||
+                    std::is_constructible_v<answer_type, caf::error>,
+                "in_transaction: fn must answer caf::error or caf::expected<T>");
+  auto s = open_session(std::move(options));
+  if (!s)
+    return answer_type{s.error()};
+  if (auto err = s->begin())
+    return answer_type{std::move(err)};
+  auto answer = [&]() -> answer_type {
+    try {
+      return fn(*s);
+    } catch (...) {
+      // The session's destructor would roll back too; saying it keeps the order plain.
+      static_cast<void>(s->rollback());
+      throw;
+    }
+  }();
+  if (detail::failed(answer)) {
+    // fn's error is the answer; a failing rollback still ends the transaction, since
+    // the session drops a connection whose state it does not know.
+    static_cast<void>(s->rollback());
+    return answer;
+  }
+  if (auto err = s->commit())
+    return answer_type{std::move(err)};
+  return answer;
+}
 
 /// Owns an actor system and one database: the one-call start for applications that
 /// do not run CAF themselves. Its destructor stops the database, then the system.

@@ -308,3 +308,46 @@ TEMPLATE_TEST_CASE_METHOD(session_fixture, "exec_many inside a transaction acts 
   require_ok(s.commit());
   CHECK(this->count("items") == 3);
 }
+
+TEMPLATE_TEST_CASE_METHOD(session_fixture,
+                          "in_transaction commits on success, rolls back on an error or a throw",
+                          "[session][in_transaction]", sqlite_backend, pg_backend) {
+  // Success: committed, and the answer is what fn answered.
+  auto inserted = this->cli->in_transaction([](session& s) -> caf::expected<int64_t> {
+    auto a = s.exec({"INSERT INTO items (name) VALUES ($1)", {"kept-1"}});
+    if (!a)
+      return a.error();
+    auto b = s.exec({"INSERT INTO items (name) VALUES ($1)", {"kept-2"}});
+    if (!b)
+      return b.error();
+    return a->affected_rows + b->affected_rows;
+  });
+  INFO((inserted ? std::string{"ok"} : text(inserted.error())));
+  REQUIRE(inserted);
+  CHECK(*inserted == 2);
+  CHECK(this->count("items") == 2);
+  // An error answered by fn: everything fn did is undone, and that error is the answer.
+  auto refused = this->cli->in_transaction([](session& s) -> caf::error {
+    if (auto r = s.exec({"INSERT INTO items (name) VALUES ($1)", {"undone"}}); !r)
+      return r.error();
+    auto duplicate = s.exec({"INSERT INTO items (name) VALUES ($1)", {"kept-1"}});
+    return duplicate ? caf::error{} : duplicate.error();
+  });
+  REQUIRE(refused);
+  CHECK(is(refused, errc::constraint_violation));
+  CHECK(this->count("items") == 2);
+  // fn throws: rolled back, and the exception goes on to the caller.
+  CHECK_THROWS_AS(this->cli->in_transaction([](session& s) -> caf::error {
+    REQUIRE(s.exec({"INSERT INTO items (name) VALUES ($1)", {"thrown-away"}}));
+    throw std::runtime_error{"the handler failed"};
+  }),
+                  std::runtime_error);
+  CHECK(this->count("items") == 2);
+  // A plain success with nothing to answer.
+  auto plain = this->cli->in_transaction([](session& s) -> caf::error {
+    auto r = s.exec({"DELETE FROM items WHERE name = $1", {"kept-2"}});
+    return r ? caf::error{} : r.error();
+  });
+  CHECK(!plain);
+  CHECK(this->count("items") == 1);
+}

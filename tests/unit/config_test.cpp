@@ -36,7 +36,7 @@ TEST_CASE("every option has its documented default", "[config]") {
 
 TEST_CASE("JSON configuration accepts durations as numbers or strings", "[config]") {
   auto cfg = config_from_json(nlohmann::json{{"url", "sqlite::memory:"},
-                                             {"pool_timeout", 1500},
+                                             {"pool_timeout", "1500ms"},
                                              {"setup_timeout", "2m"},
                                              {"session_idle_timeout", "0"},
                                              {"echo_params", true}});
@@ -136,7 +136,8 @@ bool contains(const std::string& text, const std::string& part) {
 
 void unset_database_variables() {
   for (auto name : {"CAFDB_URL", "DB_USERNAME", "DB_PASSWORD", "DB_HOST", "DB_PORT", "DB_NAME",
-                    "CAFDB_POOL_TIMEOUT", "CAFDB_POOL_SIZE"})
+                    "CAFDB_POOL_TIMEOUT", "CAFDB_POOL_SIZE", "DATABASE_URL", "CAFDB_POOL_SIZ",
+                    "cafdb_pool_size"})
     ::unsetenv(name);
 }
 
@@ -213,13 +214,13 @@ TEST_CASE("durations refuse NaN, infinity, overflow and sub-millisecond zero", "
     CHECK(contains(error_of(huge), key));
   }
   // The longest duration accepted converts to nanoseconds without overflow.
-  auto week = must_config("sqlite:///a.db?pool_timeout=168h&statement_timeout=604800000");
+  auto week = must_config("sqlite:///a.db?pool_timeout=168h&statement_timeout=604800000ms");
   CHECK(week.pool_timeout == std::chrono::hours(168));
   CHECK(std::chrono::duration_cast<std::chrono::nanoseconds>(week.pool_timeout).count() > 0);
   CHECK(must_config("sqlite:///a.db?pool_timeout=1.5s").pool_timeout == 1500ms);
-  CHECK(must_config("sqlite:///a.db?pool_timeout=2e3").pool_timeout == 2000ms);
+  CHECK(must_config("sqlite:///a.db?pool_timeout=2e3ms").pool_timeout == 2000ms);
   // Options that must be above 0 cannot become 0 by rounding.
-  CHECK(contains(error_of(config_from_url("sqlite:///a.db?pool_timeout=0.4")), "pool_timeout"));
+  CHECK(contains(error_of(config_from_url("sqlite:///a.db?pool_timeout=0.4ms")), "pool_timeout"));
   ::setenv("CAFDB_URL", "sqlite::memory:", 1);
   ::setenv("CAFDB_POOL_TIMEOUT", "nan", 1);
   CHECK(contains(error_of(config_from_env()), "CAFDB_POOL_TIMEOUT"));
@@ -265,7 +266,7 @@ TEST_CASE("connect_timeout in a PostgreSQL URL is libpq's, in seconds", "[config
   CHECK(contains(replica.read_conninfo, "connect_timeout='30'"));
   CHECK(replica.connect_timeout == std::chrono::seconds(30));
   // SQLite URLs have no libpq: there it stays cafdb's duration.
-  CHECK(must_config("sqlite:///a.db?connect_timeout=250").connect_timeout == 250ms);
+  CHECK(must_config("sqlite:///a.db?connect_timeout=250ms").connect_timeout == 250ms);
 }
 
 TEST_CASE("a malformed PostgreSQL URL never shows its password", "[config]") {
@@ -405,4 +406,82 @@ TEST_CASE("a deeply nested option value is named, not dumped", "[config]") {
   CHECK(contains(message, "'pool_size'"));
   CHECK(contains(message, "an array"));
   CHECK(message.size() < 200);
+}
+
+TEST_CASE("a duration without a unit is refused, and the error says how to write it", "[config]") {
+  // The option names are SQLAlchemy's, where pool_timeout=30 means 30 seconds; cafdb once
+  // read it as 30 ms. Neither reading is guessed: every source refuses it.
+  auto url = error_of(config_from_url("sqlite:///a.db?pool_timeout=30"));
+  CHECK(contains(url, "'pool_timeout' needs a unit"));
+  CHECK(contains(url, "30s"));
+  CHECK(contains(url, "30ms"));
+  auto number = error_of(
+      config_from_json(nlohmann::json{{"url", "sqlite::memory:"}, {"statement_timeout", 250}}));
+  CHECK(contains(number, "'statement_timeout' needs a unit"));
+  CHECK(contains(number, "250s"));
+  auto text = error_of(
+      config_from_json(nlohmann::json{{"url", "sqlite::memory:"}, {"idle_timeout", " 1.5 "}}));
+  CHECK(contains(text, "1.5ms"));
+  unset_database_variables();
+  ::setenv("CAFDB_URL", "sqlite::memory:", 1);
+  ::setenv("CAFDB_POOL_TIMEOUT", "30", 1);
+  auto env = error_of(config_from_env());
+  CHECK(contains(env, "CAFDB_POOL_TIMEOUT"));
+  CHECK(contains(env, "30s"));
+  ::setenv("CAFDB_POOL_TIMEOUT", "30s", 1);
+  auto fixed = config_from_env();
+  REQUIRE(fixed);
+  CHECK(fixed->pool_timeout == std::chrono::seconds(30));
+  unset_database_variables();
+  // Zero is zero in every unit: "off" needs none.
+  CHECK(must_config("sqlite:///a.db?idle_timeout=0").idle_timeout == 0ms);
+  CHECK(must_config("sqlite:///a.db?pool_recycle=0&idle_timeout=0ms").pool_recycle == 0ms);
+  // libpq's own connect_timeout in a PostgreSQL URL stays whole seconds, as in every
+  // PostgreSQL tool.
+  CHECK(must_config("postgresql://db/app?connect_timeout=3").connect_timeout ==
+        std::chrono::seconds(3));
+}
+
+TEST_CASE("DATABASE_URL configures like CAFDB_URL, which wins when both are set", "[config]") {
+  unset_database_variables();
+  ::setenv("DATABASE_URL", "sqlite:///from-platform.db", 1);
+  auto platform = config_from_env();
+  REQUIRE(platform);
+  CHECK(contains(platform->url, "from-platform.db"));
+  ::setenv("CAFDB_URL", "sqlite:///from-cafdb.db", 1);
+  auto ours = config_from_env();
+  REQUIRE(ours);
+  CHECK(contains(ours->url, "from-cafdb.db"));
+  ::unsetenv("CAFDB_URL");
+  ::setenv("DATABASE_URL", "sqlite:///a.db?pool_size=x", 1);
+  CHECK(contains(error_of(config_from_env()), "DATABASE_URL: "));
+  unset_database_variables();
+}
+
+TEST_CASE("an unknown CAFDB_ variable is refused with the list of known ones", "[config]") {
+  unset_database_variables();
+  ::setenv("CAFDB_URL", "sqlite::memory:", 1);
+  ::setenv("CAFDB_POOL_SIZ", "4", 1); // a typo would otherwise be ignored without a word
+  auto typo = error_of(config_from_env());
+  CHECK(contains(typo, "unknown variable CAFDB_POOL_SIZ"));
+  CHECK(contains(typo, "CAFDB_POOL_SIZE"));
+  CHECK(contains(typo, "CAFDB_POOL_TIMEOUT"));
+  ::unsetenv("CAFDB_POOL_SIZ");
+  ::setenv("cafdb_pool_size", "4", 1);
+  CHECK(contains(error_of(config_from_env()), "did you mean CAFDB_POOL_SIZE?"));
+  ::unsetenv("cafdb_pool_size");
+  // The same in a .env file.
+  temp_dir dir;
+  {
+    std::ofstream out{dir.file("app.env")};
+    out << "CAFDB_URL=sqlite::memory:\nCAFDB_MAX_OVERFLOWS=2\n";
+  }
+  CHECK(contains(error_of(config_from_env(dir.file("app.env"))),
+                 "unknown variable CAFDB_MAX_OVERFLOWS"));
+  // Known ones pass.
+  ::setenv("CAFDB_POOL_SIZE", "4", 1);
+  auto fine = config_from_env();
+  REQUIRE(fine);
+  CHECK(fine->pool_size == 4);
+  unset_database_variables();
 }

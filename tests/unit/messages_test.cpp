@@ -249,3 +249,52 @@ TEST_CASE("values and results convert to and from JSON", "[messages]") {
   CHECK(stmt.params.at(0) == value{1});
   CHECK(stmt.params.at(1) == value{R"({"k":[1]})"});
 }
+
+TEST_CASE("the status JSON carries every pool_stats field, under its own name", "[messages]") {
+  pool_stats stats;
+  stats.engine = "writer";
+  stats.pool = "shared";
+  // Each counter a value of its own, so a field shown under another's name would show.
+  int64_t next = 1;
+  auto set = [&](auto& field) { field = static_cast<std::decay_t<decltype(field)>>(next++); };
+  set(stats.size);
+  set(stats.max);
+  set(stats.total);
+  set(stats.idle);
+  set(stats.in_use);
+  set(stats.opening);
+  set(stats.pinging);
+  set(stats.returning);
+  set(stats.waiting);
+  set(stats.checkouts);
+  set(stats.timeouts);
+  set(stats.discarded);
+  set(stats.opened);
+  set(stats.cancelled);
+  set(stats.reconnects);
+  set(stats.recycled);
+  set(stats.ping_failures);
+  set(stats.server_full);
+  set(stats.leaks);
+  set(stats.reclaimed);
+  set(stats.wait_p50_us);
+  set(stats.wait_p95_us);
+  set(stats.wait_p99_us);
+  status_report report;
+  report.pools.push_back(stats);
+  auto j = nlohmann::json(report)["pools"][0];
+  CHECK(j.size() == 25);
+  CHECK(j["engine"] == "writer");
+  CHECK(j["pool"] == "shared");
+  CHECK(j["size"] == 1);
+  CHECK(j["returning"] == 8);
+  CHECK(j["reconnects"] == 15);
+  CHECK(j["recycled"] == 16);
+  CHECK(j["ping_failures"] == 17);
+  CHECK(j["server_full"] == 18);
+  CHECK(j["leaks"] == 19);
+  CHECK(j["reclaimed"] == 20);
+  CHECK(j["wait_p50_us"] == 21);
+  CHECK(j["wait_p95_us"] == 22);
+  CHECK(j["wait_p99_us"] == 23);
+}
