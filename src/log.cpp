@@ -1,6 +1,7 @@
 #include "log.hpp"
 
 #include <mutex>
+#include <vector>
 
 #include <spdlog/sinks/dist_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -13,10 +14,25 @@ std::mutex mtx;
 spdlog::level::level_enum current_level = spdlog::level::warn;
 bool echo_enabled = false;
 
+// cafdb's own stderr output. The pattern is the sink's, not the loggers': a logger's
+// set_pattern would overwrite the formatter of every sink an application routed in.
+spdlog::sink_ptr make_stderr_sink() {
+  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  sink->set_pattern("%Y-%m-%dT%H:%M:%S.%e [%n] %l: %v");
+  return sink;
+}
+
+// Where the lines go: stderr, or the application's sinks (route_to). Guarded by mtx.
+std::vector<spdlog::sink_ptr>& outputs() {
+  static std::vector<spdlog::sink_ptr> sinks{make_stderr_sink()};
+  return sinks;
+}
+
 std::shared_ptr<spdlog::sinks::dist_sink_mt> fanout() {
   static auto sink = [] {
     auto out = std::make_shared<spdlog::sinks::dist_sink_mt>();
-    out->add_sink(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+    for (auto& output : outputs())
+      out->add_sink(output);
     return out;
   }();
   return sink;
@@ -30,7 +46,6 @@ std::shared_ptr<spdlog::logger> get(const std::string& role) {
   if (auto existing = spdlog::get(name))
     return existing;
   auto logger = std::make_shared<spdlog::logger>(name, fanout());
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e [%n] %l: %v");
   spdlog::register_logger(logger);
   logger->set_level(role == "sql" && echo_enabled ? spdlog::level::info : current_level);
   return logger;
@@ -47,6 +62,16 @@ void configure(const config& cfg) {
     get(role)->set_level(std::string{role} == "sql" && cfg.echo
                              ? spdlog::level::info
                              : spdlog::level::from_str(cfg.log_level));
+}
+
+void route_to(std::vector<spdlog::sink_ptr> sinks) {
+  auto out = fanout();
+  std::lock_guard<std::mutex> guard{mtx};
+  for (auto& old : outputs())
+    out->remove_sink(old);
+  outputs() = sinks.empty() ? std::vector<spdlog::sink_ptr>{make_stderr_sink()} : std::move(sinks);
+  for (auto& output : outputs())
+    out->add_sink(output);
 }
 
 void add_sink(spdlog::sink_ptr sink) {

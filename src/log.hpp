@@ -1,10 +1,12 @@
 // One spdlog logger per actor role, named `cafdb.<role>`. All of them write to one
-// fan-out sink that holds stderr; more sinks can be added to it while actors log
-// (spdlog's logger::sinks() is not guarded, its dist_sink is).
+// fan-out sink that holds stderr, or the application's sinks (route_to); more sinks can
+// be added to it while actors log (spdlog's logger::sinks() is not guarded, its
+// dist_sink is).
 #pragma once
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -15,6 +17,10 @@ namespace cafdb::log {
 
 /// Returns the logger `cafdb.<role>`, creating it on first use.
 std::shared_ptr<spdlog::logger> get(const std::string& role);
+
+/// Sends every line of every cafdb logger to `sinks` instead of stderr (empty: back to
+/// stderr); sinks added by add_sink stay. Safe while actors log.
+void route_to(std::vector<spdlog::sink_ptr> sinks);
 
 /// Adds a sink that sees every line of every cafdb logger; safe while actors log.
 void add_sink(spdlog::sink_ptr sink);
