@@ -54,6 +54,8 @@ std::string to_string(errc x) {
     return "request_timeout";
   case errc::internal_error:
     return "internal_error";
+  case errc::conversion_failed:
+    return "conversion_failed";
   }
   return "unknown";
 }

@@ -665,7 +665,7 @@ std::string pg_driver::session_setup() const {
   // UTC, so that timestamps read the same whatever the server's TimeZone (and the same as
   // the mixin's values on SQLite).
   auto setup = "SET statement_timeout = " + std::to_string(options_.statement_timeout.count()) +
-               "; SET TimeZone = 'UTC'";
+               "; SET TimeZone = 'UTC'; SET DateStyle = 'ISO'";
   if (role_ == connection_role::reader)
     setup += "; SET default_transaction_read_only = on";
   return setup;

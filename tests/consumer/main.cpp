@@ -47,8 +47,15 @@ int main(int argc, char** argv) {
   auto rows = db.exec({"SELECT body FROM notes ORDER BY id DESC LIMIT 1"});
   if (!rows)
     return fail("select", rows.error());
-  if (rows->rows.size() != 1 || rows->rows[0][0].as_text() != "hello from a consumer") {
-    std::cerr << "consumer: read back something else than was written\n";
+  for (auto row : *rows) {
+    auto body = row.get<std::string>("body");
+    if (!body || *body != "hello from a consumer") {
+      std::cerr << "consumer: read back something else than was written\n";
+      return 1;
+    }
+  }
+  if (rows->size() != 1) {
+    std::cerr << "consumer: expected one row, read " << rows->size() << "\n";
     return 1;
   }
   std::cout << "consumer ok\n";

@@ -35,6 +35,7 @@ enum class errc : uint8_t {
   database_error,        ///< Any other error the server or driver reported.
   internal_error,        ///< A cafdb bug or an actor that died; the message says which.
   request_timeout,       ///< No answer within the caller's own request timeout.
+  conversion_failed,     ///< A value cannot become the C++ type asked for without loss.
 };
 
 /// Returns the name of `x`, e.g. `"pool_timeout"`.
