@@ -246,7 +246,7 @@ outcome<done> run_tx(driver& drv, const tx_command& cmd) {
   case tx_op::begin: {
     if (auto mode = drv.set_read_only(cmd.read_only); !mode)
       return mode.error();
-    return drv.begin(cmd.read_only);
+    return drv.begin(cmd.read_only, cmd.options);
   }
   case tx_op::commit:
     return drv.commit();

@@ -63,6 +63,7 @@
 #include "session/read_router.hpp"
 #include "session/transitions.hpp"
 #include "timeouts.hpp"
+#include "tx_begin.hpp"
 
 namespace cafdb {
 
@@ -661,6 +662,20 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
           return *err;
         return run_tx(self, tx_command{tx_op::begin, {}, self->state.options.read_only},
                       sm::request::begin, [] {});
+      },
+      [=](begin_atom, const tx_options& options) -> caf::result<caf::ok_atom> {
+        touch(self->state);
+        auto& st = self->state;
+        if (auto err = refuse(st, sm::request::begin))
+          return *err;
+        // Refused before anything begins: an option the engine cannot honour is never
+        // silently dropped.
+        if (auto refused = refuse_tx_options(st.cfg->engine, options, st.options.read_only))
+          return to_caf_error(std::move(*refused));
+        // A read-only transaction says so in its BEGIN (PostgreSQL; SQLite allows it only in
+        // read-only sessions): the connection's session-wide default stays as it is.
+        tx_command cmd{tx_op::begin, {}, st.options.read_only, options};
+        return run_tx(self, std::move(cmd), sm::request::begin, [] {});
       },
       [=](commit_atom) -> caf::result<caf::ok_atom> {
         touch(self->state);

@@ -79,6 +79,7 @@ using session_actor = caf::typed_actor<
     caf::replies_to<transact_atom, std::vector<statement>>::with<std::vector<result_set>>,
     caf::replies_to<exec_many_atom, bulk_statement>::with<result_set>,
     caf::replies_to<begin_atom>::with<caf::ok_atom>,
+    caf::replies_to<begin_atom, tx_options>::with<caf::ok_atom>,
     caf::replies_to<commit_atom>::with<caf::ok_atom>,
     caf::replies_to<rollback_atom>::with<caf::ok_atom>,
     caf::replies_to<savepoint_atom, std::string>::with<caf::ok_atom>,

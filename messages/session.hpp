@@ -8,6 +8,7 @@
 #include <caf/timestamp.hpp>
 
 #include "cafdb/core/session_phase.hpp"
+#include "cafdb/core/tx_options.hpp"
 
 namespace cafdb {
 
@@ -61,11 +62,20 @@ struct tx_command {
   std::string name;
   /// For `begin`: a read-only transaction.
   bool read_only = false;
+  /// For `begin`: isolation, read only, deferrable, SQLite's lock; checked by the
+  /// session against the engine before it is sent.
+  tx_options options{};
 };
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tx_options& x) {
+  return f(caf::meta::type_name("cafdb::tx_options"), x.isolation, x.read_only, x.deferrable,
+           x.lock);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tx_command& x) {
-  return f(caf::meta::type_name("cafdb::tx_command"), x.op, x.name, x.read_only);
+  return f(caf::meta::type_name("cafdb::tx_command"), x.op, x.name, x.read_only, x.options);
 }
 
 /// How a connection wraps a batch of statements.

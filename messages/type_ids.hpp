@@ -82,6 +82,9 @@ CAF_ADD_TYPE_ID(cafdb, (std::vector<cafdb::result_set>))
 CAF_ADD_TYPE_ID(cafdb, (cafdb::session_options))
 CAF_ADD_TYPE_ID(cafdb, (cafdb::session_info))
 CAF_ADD_TYPE_ID(cafdb, (cafdb::tx_command))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::isolation_level))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::sqlite_lock))
+CAF_ADD_TYPE_ID(cafdb, (cafdb::tx_options))
 
 // -- pool ------------------------------------------------------------------------
 

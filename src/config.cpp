@@ -787,8 +787,10 @@ const std::vector<std::pair<std::string, setter>>& option_table() {
            return err;
          }
          if (reader->engine != engine_kind::postgresql)
-           return config_error("option '" + key +
-                               "' must be a postgresql:// URL (a replica for read-only sessions)");
+           return config_error(
+               "option '" + key +
+               "' must be a postgresql:// URL or a libpq connection string (a replica for "
+               "read-only sessions)");
          cfg.read_url = text;
          cfg.read_conninfo = reader->conninfo;
          cfg.read_display = reader->display;
@@ -1014,6 +1016,140 @@ outcome<size_t> check_postgres_url(const std::string& url) {
   return query;
 }
 
+// connect_timeout stays in the connection string for libpq; cafdb's own bound on a
+// connection attempt follows it.
+outcome<done> follow_connect_timeout(config& cfg) {
+  if (auto text = conninfo_value(cfg.conninfo, "connect_timeout")) {
+    int64_t seconds = 0;
+    auto status = parse_whole(*text, seconds);
+    // The value is not quoted: it may follow a password with an unencoded '&'.
+    if (status == number_status::not_a_number)
+      return config_error("connect_timeout in a PostgreSQL URL or connection string is libpq's: "
+                          "whole seconds, e.g. "
+                          "connect_timeout=10 (no unit, no fraction)");
+    if (status == number_status::out_of_range || seconds > max_connect_timeout_s)
+      return config_error(
+          "connect_timeout in a PostgreSQL URL or connection string must be at most 7 days (" +
+          std::to_string(max_connect_timeout_s) + " seconds)");
+    if (seconds <= 0)
+      return config_error(
+          "connect_timeout in a PostgreSQL URL or connection string must be at least 1 second: to "
+          "libpq, 0 or less means waiting forever, and cafdb bounds every "
+          "connection attempt (e.g. connect_timeout=10)");
+    // libpq waits at least 2 seconds whatever it is given.
+    cfg.connect_timeout = std::chrono::seconds{std::max<int64_t>(seconds, 2)};
+  }
+  return done{};
+}
+
+// Whether `text` starts as a libpq keyword/value string does: a keyword (letters, digits,
+// '_') and then '='.
+bool looks_like_conninfo(const std::string& text) {
+  size_t i = 0;
+  while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i])))
+    ++i;
+  auto start = i;
+  while (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '_'))
+    ++i;
+  if (i == start)
+    return false;
+  while (i < text.size() && text[i] == ' ')
+    ++i;
+  return i < text.size() && text[i] == '=';
+}
+
+// A libpq keyword/value connection string ("host=db dbname=app sslmode=require"), read
+// as libpq reads it (fe-connect.c, conninfo_parse): `key = value` pairs separated by
+// whitespace; a value is single-quoted (backslash escapes a quote or a backslash) or
+// runs to the next whitespace. cafdb's options may stand among libpq's keywords.
+// Messages quote no value, and no key after a secret: with a stray space in an
+// unquoted password, its rest reads as a key.
+outcome<config> postgres_from_conninfo(const std::string& text) {
+  auto fail = [](const std::string& why) {
+    return config_error("malformed libpq connection string: " + why +
+                        "; write key=value pairs separated by spaces, quoting values with "
+                        "spaces as key='a value'");
+  };
+  std::vector<std::pair<std::string, std::string>> libpq, ours;
+  std::string secret_before;
+  size_t i = 0;
+  auto skip_space = [&] {
+    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i])))
+      ++i;
+  };
+  for (skip_space(); i < text.size(); skip_space()) {
+    auto key_start = i;
+    while (i < text.size() && text[i] != '=' && !std::isspace(static_cast<unsigned char>(text[i])))
+      ++i;
+    auto key = text.substr(key_start, i - key_start);
+    auto named = [&] {
+      return secret_before.empty() ? in_quotes(key) : "a key after " + secret_before;
+    };
+    skip_space();
+    if (i >= text.size() || text[i] != '=')
+      return fail(named() + " has no '=' and value");
+    ++i;
+    skip_space();
+    std::string val;
+    if (i < text.size() && text[i] == '\'') {
+      ++i;
+      bool closed = false;
+      for (; i < text.size(); ++i) {
+        if (text[i] == '\\' && i + 1 < text.size()) {
+          val += text[++i];
+        } else if (text[i] == '\'') {
+          ++i;
+          closed = true;
+          break;
+        } else {
+          val += text[i];
+        }
+      }
+      if (!closed)
+        return fail("the quoted value of " + named() + " has no closing quote");
+    } else {
+      for (; i < text.size() && !std::isspace(static_cast<unsigned char>(text[i])); ++i) {
+        if (text[i] == '\\' && i + 1 < text.size())
+          ++i;
+        val += text[i];
+      }
+    }
+    if (key.empty())
+      return fail("a value has no key before its '='");
+    if (key == "url")
+      return config_error("option 'url' cannot be set inside a connection string");
+    if (key == "mode")
+      return fail("option 'mode' (rw, rwc) is SQLite's: a PostgreSQL connection does not take it");
+    if (is_cafdb_option(key) && key != "connect_timeout") {
+      ours.emplace_back(key, val);
+    } else if (pq_keywords().all.count(key)) {
+      if (pq_keywords().secret.count(key) && secret_before.empty())
+        secret_before = key;
+      libpq.emplace_back(key, val);
+    } else {
+      return secret_before.empty()
+                 ? fail("unknown key " + in_quotes(key) +
+                        ": neither a libpq keyword (host, dbname, sslmode, ...) nor a cafdb "
+                        "option (" +
+                        known_keys() + ")" + case_hint(key))
+                 : fail("an unknown key after " + secret_before +
+                        ": if that value holds a space, quote it");
+    }
+  }
+  if (libpq.empty() && ours.empty())
+    return fail("it is empty");
+  config cfg;
+  cfg.url = text;
+  if (auto set = set_postgres_endpoint(cfg, libpq); !set)
+    return fail(set.error().message);
+  if (auto followed = follow_connect_timeout(cfg); !followed)
+    return followed.error();
+  for (auto& [key, val] : ours)
+    if (auto applied = apply_option(cfg, key, json(val)); !applied)
+      return applied.error();
+  return cfg;
+}
+
 outcome<config> postgres_from_url(const std::string& url) {
   auto query = check_postgres_url(url);
   if (!query)
@@ -1096,25 +1232,8 @@ outcome<config> postgres_from_url(const std::string& url) {
   PQconninfoFree(options);
   if (auto set = set_postgres_endpoint(cfg, kv); !set)
     return fail(set.error().message);
-  // connect_timeout stays in the connection string for libpq; cafdb's own bound on a
-  // connection attempt follows it.
-  if (auto text = conninfo_value(cfg.conninfo, "connect_timeout")) {
-    int64_t seconds = 0;
-    auto status = parse_whole(*text, seconds);
-    // The value is not quoted: it may follow a password with an unencoded '&'.
-    if (status == number_status::not_a_number)
-      return config_error("connect_timeout in a PostgreSQL URL is libpq's: whole seconds, e.g. "
-                          "connect_timeout=10 (no unit, no fraction)");
-    if (status == number_status::out_of_range || seconds > max_connect_timeout_s)
-      return config_error("connect_timeout in a PostgreSQL URL must be at most 7 days (" +
-                          std::to_string(max_connect_timeout_s) + " seconds)");
-    if (seconds <= 0)
-      return config_error("connect_timeout in a PostgreSQL URL must be at least 1 second: to "
-                          "libpq, 0 or less means waiting forever, and cafdb bounds every "
-                          "connection attempt (e.g. connect_timeout=10)");
-    // libpq waits at least 2 seconds whatever it is given.
-    cfg.connect_timeout = std::chrono::seconds{std::max<int64_t>(seconds, 2)};
-  }
+  if (auto followed = follow_connect_timeout(cfg); !followed)
+    return followed.error();
   for (auto& [key, val, follows_secret] : ours)
     if (auto applied = apply_option(cfg, key, json(val)); !applied)
       return follows_secret ? after_secret("option '" + key + "' is not valid; it comes")
@@ -1162,7 +1281,8 @@ outcome<config> config_from_url(const std::string& url) {
     return config_error("malformed database URL '" + (shown == url ? redact(url) : shown) +
                         "': " + why +
                         "; expected sqlite:///relative.db, sqlite:////absolute/path.db, "
-                        "sqlite::memory: or postgresql://user:password@host:5432/dbname");
+                        "sqlite::memory:, postgresql://user:password@host:5432/dbname or a libpq "
+                        "connection string (host=... dbname=...)");
   };
   // A control character cannot be meant, and a NUL would cut the URL short in C APIs.
   for (unsigned char ch : url)
@@ -1193,11 +1313,10 @@ outcome<config> config_from_url(const std::string& url) {
     return postgres_from_url(url);
   } else if (url.rfind("sqlite:", 0) == 0) {
     return malformed("an SQLite URL needs three slashes before the path");
+  } else if (url.find("://") == npos && looks_like_conninfo(url)) {
+    return postgres_from_conninfo(url);
   } else if (url.find("://") == npos) {
-    return malformed(url.find('=') != npos
-                         ? "no scheme; this looks like a libpq keyword/value string, and cafdb "
-                           "takes a URL"
-                         : "no scheme");
+    return malformed("no scheme");
   } else {
     auto scheme = url.substr(0, url.find("://"));
     // Only a real scheme is quoted: "user:password@host://" is no scheme.

@@ -62,9 +62,10 @@ class client {
   /// Runs `fn(session&)` in a transaction of a new session, the way SQLAlchemy's
   /// `async with session.begin():` does: commits when `fn` answers success, rolls back
   /// when it answers an error or throws (and rethrows), and answers what `fn` answered,
-  /// or the commit's error. `fn` answers `caf::error` or `caf::expected<T>`.
+  /// or the commit's error. `fn` answers `caf::error` or `caf::expected<T>`. `tx` sets
+  /// the transaction's isolation level and mode (see session::begin(tx_options)).
   template <class F>
-  auto in_transaction(F&& fn, session_options options = {})
+  auto in_transaction(F&& fn, session_options options = {}, tx_options tx = {})
       -> std::invoke_result_t<F&, class session&>;
 
   caf::expected<status_report> status();
@@ -155,6 +156,9 @@ class session {
   /// See client::exec_many; inside a transaction it acts as a savepoint, like transact.
   caf::expected<result_set> exec_many(bulk_statement bulk);
   caf::error begin();
+  /// Begins with an isolation level, read only, deferrable or SQLite's lock; an option
+  /// the engine cannot honour is refused with `invalid_argument` before anything begins.
+  caf::error begin(const tx_options& options);
   caf::error commit();
   caf::error rollback();
   caf::error savepoint(const std::string& name);
@@ -192,7 +196,7 @@ bool failed(const caf::expected<T>& x) {
 } // namespace detail
 
 template <class F>
-auto client::in_transaction(F&& fn, session_options options)
+auto client::in_transaction(F&& fn, session_options options, tx_options tx)
     -> std::invoke_result_t<F&, class session&> {
   using answer_type = std::invoke_result_t<F&, class session&>;
   static_assert(std::is_same_v<answer_type, caf::error> ||
@@ -201,7 +205,7 @@ auto client::in_transaction(F&& fn, session_options options)
   auto s = open_session(std::move(options));
   if (!s)
     return answer_type{s.error()};
-  if (auto err = s->begin())
+  if (auto err = s->begin(tx))
     return answer_type{std::move(err)};
   auto answer = [&]() -> answer_type {
     try {

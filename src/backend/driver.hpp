@@ -15,6 +15,7 @@
 
 #include "cafdb/core/config.hpp"
 #include "cafdb/core/errc.hpp"
+#include "cafdb/core/tx_options.hpp"
 #include "cafdb/core/value.hpp"
 #include "sql_text.hpp"
 
@@ -42,8 +43,10 @@ class driver {
   /// Runs one statement (SQLite also accepts a parameterless multi-statement script).
   virtual outcome<result_set> execute(const statement& stmt) = 0;
 
-  /// Starts a transaction: a write transaction takes the write lock at once.
-  virtual outcome<done> begin(bool read_only) = 0;
+  /// Starts a transaction with `options` (checked by refuse_tx_options): a read-only one
+  /// when `read_only`; on SQLite a write transaction takes the write lock at once unless
+  /// `options.lock` says otherwise.
+  virtual outcome<done> begin(bool read_only, const tx_options& options) = 0;
 
   virtual outcome<done> commit() = 0;
 
@@ -183,7 +186,7 @@ class driver {
   /// transaction open, except when even the rollback failed (the engine then resets).
   template <class Body>
   auto all_or_nothing(bool read_only, Body body) -> decltype(body()) {
-    if (auto began = begin(read_only); !began)
+    if (auto began = begin(read_only, tx_options{}); !began)
       return began.error();
     auto result = body();
     if (!result) {

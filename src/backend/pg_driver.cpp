@@ -1,5 +1,7 @@
 #include "backend/pg_driver.hpp"
 
+#include "tx_begin.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -1182,9 +1184,11 @@ std::vector<outcome<result_set>> pg_driver::execute_each(const std::vector<state
   return out;
 }
 
-outcome<done> pg_driver::begin(bool read_only) {
+outcome<done> pg_driver::begin(bool read_only, const tx_options& options) {
   start_request();
-  return run_simple(read_only ? "BEGIN READ ONLY" : "BEGIN");
+  auto asked = options;
+  asked.read_only = asked.read_only || read_only;
+  return run_simple(pg_begin_sql(asked));
 }
 
 outcome<done> pg_driver::commit() {

@@ -73,7 +73,7 @@ class pg_driver final : public driver {
 
   outcome<done> open() override;
   outcome<result_set> execute(const statement& stmt) override;
-  outcome<done> begin(bool read_only) override;
+  outcome<done> begin(bool read_only, const tx_options& options) override;
   outcome<done> commit() override;
   outcome<done> rollback() override;
   outcome<std::vector<result_set>> execute_transaction(const std::vector<statement>& statements,

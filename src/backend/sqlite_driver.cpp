@@ -1,5 +1,7 @@
 #include "backend/sqlite_driver.hpp"
 
+#include "tx_begin.hpp"
+
 #include <sys/stat.h>
 
 #include <cctype>
@@ -655,12 +657,9 @@ outcome<done> sqlite_driver::run_simple(const char* sql) {
   return done{};
 }
 
-outcome<done> sqlite_driver::begin(bool read_only) {
-  // A writer takes the write lock up front: a deferred transaction that reads first
-  // and writes later can fail with SQLITE_BUSY no busy_timeout can fix.
-  if (read_only || role_ == connection_role::reader)
-    return run_simple("BEGIN DEFERRED");
-  return run_simple("BEGIN IMMEDIATE");
+outcome<done> sqlite_driver::begin(bool read_only, const tx_options& options) {
+  bool writer = !read_only && role_ != connection_role::reader;
+  return run_simple(sqlite_begin_sql(options, writer).c_str());
 }
 
 outcome<done> sqlite_driver::commit() {

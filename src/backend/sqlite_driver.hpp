@@ -41,7 +41,7 @@ class sqlite_driver final : public driver {
 
   outcome<done> open() override;
   outcome<result_set> execute(const statement& stmt) override;
-  outcome<done> begin(bool read_only) override;
+  outcome<done> begin(bool read_only, const tx_options& options) override;
   outcome<done> commit() override;
   outcome<done> rollback() override;
   std::vector<outcome<result_set>> execute_each(const std::vector<statement>& statements) override;

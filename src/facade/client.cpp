@@ -291,6 +291,10 @@ caf::error session::begin() {
   return as_error(call<caf::ok_atom>(begin_atom::value));
 }
 
+caf::error session::begin(const tx_options& options) {
+  return as_error(call<caf::ok_atom>(begin_atom::value, options));
+}
+
 caf::error session::commit() {
   return as_error(call<caf::ok_atom>(commit_atom::value));
 }

@@ -1,6 +1,7 @@
 // Conformance: session semantics on every engine (SQLite file database, PostgreSQL):
 // commit, rollback, savepoints, the failed state, and every automatic rollback path.
 #include "support/backends.hpp"
+#include <type_traits>
 
 using namespace cafdb;
 using namespace cafdb::test;
@@ -350,4 +351,118 @@ TEMPLATE_TEST_CASE_METHOD(session_fixture,
   });
   CHECK(!plain);
   CHECK(this->count("items") == 1);
+}
+
+// -- transaction options ---------------------------------------------------------------
+
+namespace {
+
+tx_options isolation(isolation_level level, bool read_only = false) {
+  tx_options out;
+  out.isolation = level;
+  out.read_only = read_only;
+  return out;
+}
+
+// An option each engine cannot honour.
+template <class Backend>
+tx_options unsupported() {
+  tx_options out;
+  if constexpr (std::is_same_v<Backend, pg_backend>)
+    out.lock = sqlite_lock::exclusive;
+  else
+    out.deferrable = true;
+  return out;
+}
+
+} // namespace
+
+TEMPLATE_TEST_CASE_METHOD(session_fixture,
+                          "begin(tx_options): an option the engine cannot honour is refused "
+                          "before anything begins, and the session goes on",
+                          "[session][tx_options]", sqlite_backend, pg_backend) {
+  auto s = this->must_open();
+  auto refused = s.begin(unsupported<TestType>());
+  INFO(text(refused));
+  CHECK(is(refused, errc::invalid_argument));
+  // Nothing began: commit has no transaction to end, and a plain begin works.
+  CHECK(is(s.commit(), errc::invalid_argument));
+  require_ok(s.begin(isolation(isolation_level::serializable)));
+  REQUIRE(s.exec({"INSERT INTO items (name) VALUES ($1)", {"a"}}));
+  require_ok(s.commit());
+  CHECK(this->count_named(s, "a") == 1);
+}
+
+TEMPLATE_TEST_CASE_METHOD(session_fixture,
+                          "in_transaction takes transaction options and commits under them",
+                          "[session][tx_options]", sqlite_backend, pg_backend) {
+  auto answer = this->cli->in_transaction(
+      [](session& s) -> caf::expected<result_set> {
+        return s.exec({"INSERT INTO items (name) VALUES ($1)", {"tx"}});
+      },
+      session_options{}, isolation(isolation_level::repeatable_read));
+  INFO((answer ? std::string{"ok"} : text(answer.error())));
+  REQUIRE(answer);
+  CHECK(this->count("items") == 1);
+  auto refused = this->cli->in_transaction([](session&) { return caf::error{}; }, session_options{},
+                                           unsupported<TestType>());
+  CHECK(is(refused, errc::invalid_argument));
+}
+
+TEST_CASE_METHOD(session_fixture<pg_backend>,
+                 "PostgreSQL: begin(tx_options) sets the isolation level and read-only mode",
+                 "[session][tx_options][postgres]") {
+  auto s = must_open();
+  auto setting = [&](const char* name) {
+    auto r = s.exec({std::string{"SELECT current_setting('"} + name + "')"});
+    REQUIRE(r);
+    return *r->get<std::string>(0, "current_setting");
+  };
+  require_ok(s.begin(isolation(isolation_level::serializable)));
+  CHECK(setting("transaction_isolation") == "serializable");
+  require_ok(s.commit());
+  require_ok(s.begin(isolation(isolation_level::repeatable_read, true)));
+  CHECK(setting("transaction_isolation") == "repeatable read");
+  CHECK(setting("transaction_read_only") == "on");
+  auto write = s.exec({"INSERT INTO items (name) VALUES ($1)", {"no"}});
+  REQUIRE_FALSE(write);
+  CHECK(is(write.error(), errc::read_only_violation));
+  require_ok(s.rollback());
+  // The next transaction is back to the defaults.
+  require_ok(s.begin());
+  CHECK(setting("transaction_isolation") == "read committed");
+  CHECK(setting("transaction_read_only") == "off");
+  require_ok(s.rollback());
+  // DEFERRABLE only with SERIALIZABLE READ ONLY.
+  auto deferrable = isolation(isolation_level::serializable, true);
+  deferrable.deferrable = true;
+  require_ok(s.begin(deferrable));
+  CHECK(setting("transaction_deferrable") == "on");
+  require_ok(s.commit());
+  deferrable.read_only = false;
+  CHECK(is(s.begin(deferrable), errc::invalid_argument));
+}
+
+TEST_CASE_METHOD(session_fixture<sqlite_backend>,
+                 "SQLite: begin(tx_options) takes the lock asked for; read-only transactions "
+                 "need a read-only session",
+                 "[session][tx_options][sqlite]") {
+  auto s = must_open();
+  tx_options exclusive;
+  exclusive.lock = sqlite_lock::exclusive;
+  require_ok(s.begin(exclusive));
+  REQUIRE(s.exec({"INSERT INTO items (name) VALUES ($1)", {"x"}}));
+  require_ok(s.commit());
+  CHECK(count_named(s, "x") == 1);
+  tx_options deferred;
+  deferred.lock = sqlite_lock::deferred;
+  require_ok(s.begin(deferred));
+  require_ok(s.rollback());
+  // A read-only transaction in a read-write session is refused, not run as a write.
+  CHECK(is(s.begin(isolation(isolation_level::server_default, true)), errc::invalid_argument));
+  auto reader = must_open(true);
+  require_ok(reader.begin(isolation(isolation_level::serializable, true)));
+  CHECK(count_named(reader, "x") == 1);
+  require_ok(reader.commit());
+  CHECK(is(reader.begin(exclusive), errc::invalid_argument));
 }

@@ -377,5 +377,21 @@ TEST_CASE("DB_* variables and a .env file configure PostgreSQL, whatever the pas
     auto app = fx.must_exec({"SELECT current_setting('application_name')"});
     CHECK(app.rows.at(0).at(0) == value{"cafdb-test"});
   }
+  SECTION("from a libpq keyword/value connection string") {
+    // The quote in the password is escaped, as libpq reads it; cafdb's options mix in.
+    auto conninfo = "user=cafdb_special password='p@ss:w/rd% x\\'\"y' host=" + host +
+                    " port=" + port + " dbname=postgres application_name=cafdb-kv pool_size=2";
+    auto cfg = config_from_url(conninfo);
+    INFO((cfg ? std::string{} : cfg.error().message));
+    REQUIRE(cfg);
+    CHECK(cfg->pool_size == 2);
+    CHECK(cfg->redacted_url().find("p@ss") == std::string::npos);
+    cfg->log_level = "off";
+    database_fixture fx{*cfg};
+    fx.require_ready();
+    auto who = fx.must_exec({"SELECT current_user, current_setting('application_name')"});
+    CHECK(who.rows.at(0).at(0) == value{"cafdb_special"});
+    CHECK(who.rows.at(0).at(1) == value{"cafdb-kv"});
+  }
   pg_admin("DROP ROLE IF EXISTS cafdb_special");
 }

@@ -85,8 +85,14 @@ class fake_driver final : public driver {
     r.rows = {{value{1}}};
     return r;
   }
-  outcome<done> begin(bool read_only) override {
-    script_->record(read_only ? "begin ro" : "begin");
+  outcome<done> begin(bool read_only, const tx_options& options) override {
+    // Options other than the defaults show in the call: "begin serializable".
+    auto call = std::string{read_only ? "begin ro" : "begin"};
+    if (options.isolation != isolation_level::server_default)
+      call += " " + to_string(options.isolation);
+    if (options.lock != sqlite_lock::engine_default)
+      call += " " + to_string(options.lock);
+    script_->record(std::move(call));
     in_tx_ = true;
     return done{};
   }

@@ -269,6 +269,32 @@ TEST_CASE("connect_timeout in a PostgreSQL URL is libpq's, in seconds", "[config
   CHECK(must_config("sqlite:///a.db?connect_timeout=250ms").connect_timeout == 250ms);
 }
 
+TEST_CASE("a libpq keyword/value connection string configures PostgreSQL like a URL", "[config]") {
+  auto cfg = must_config("host=db.example port=5433 dbname=app user=me password='se cr\\'et' "
+                         "sslmode=disable pool_size=4 pool_timeout = 2s connect_timeout=7");
+  CHECK(cfg.engine == engine_kind::postgresql);
+  CHECK(cfg.pool_size == 4);
+  CHECK(cfg.pool_timeout == std::chrono::seconds(2));
+  CHECK(cfg.connect_timeout == std::chrono::seconds(7));
+  CHECK(cfg.display == "postgresql://me@db.example:5433/app");
+  // libpq gets its keywords, quoted again; cafdb's options stay out.
+  CHECK(contains(cfg.conninfo, "password='se cr\\'et'"));
+  CHECK(contains(cfg.conninfo, "sslmode='disable'"));
+  CHECK_FALSE(contains(cfg.conninfo, "pool_size"));
+  CHECK_FALSE(contains(cfg.redacted_url(), "se cr"));
+  // The same from the environment, and as a replica.
+  auto replica =
+      must_config("postgresql://db/app?read_url=" + std::string{"host%3Dreplica%20dbname%3Dapp"});
+  CHECK(contains(replica.read_conninfo, "host='replica'"));
+  // Unknown keys are refused with the known ones; SQLite's mode has no place here.
+  auto unknown = error_of(config_from_url("host=db dbnmae=app"));
+  CHECK(contains(unknown, "'dbnmae'"));
+  CHECK(contains(unknown, "pool_size"));
+  CHECK(contains(error_of(config_from_url("host=db mode=rw")), "SQLite"));
+  CHECK(contains(error_of(config_from_url("host=db pool_size=0")), "pool_size"));
+  CHECK(contains(error_of(config_from_url("host")), "no scheme"));
+}
+
 TEST_CASE("a malformed PostgreSQL URL never shows its password", "[config]") {
   for (std::string url : {
            "postgresql://u:hunter2@[::1/db",             // libpq quotes the whole URL
@@ -288,7 +314,11 @@ TEST_CASE("a malformed PostgreSQL URL never shows its password", "[config]") {
            "postgresql://u:hunter2@db:99999/app",          //
            "user:hunter2@db://app",                        // no scheme
            "postgresql://u:hunter2@db/app\n",              // a control character
-           "host=db password=hunter2",                     // libpq keyword/value string
+           "host=db password='hunter2",                    // connection string: no closing quote
+           "host=db password=hun ter2",                    //   a space in an unquoted password
+           "host=db password=hun ter2=x",                  //   ... that reads as a key
+           "host=db password=hunter2 sslmode=nope",        //
+           "host=db password=hunter2 connect_timeout=x",   //
            "sqlite:///u:hunter2@db/app?pool_size=x",       // a changed scheme
            "postgresql://db/app?user=me?password=hunter2", // a second '?'
            "postgresql://db/app?password=hun&ter2=1",      // '&' in a query password
