@@ -1070,6 +1070,9 @@ outcome<config> postgres_from_conninfo(const std::string& text) {
                         "; write key=value pairs separated by spaces, quoting values with "
                         "spaces as key='a value'");
   };
+  for (unsigned char ch : text)
+    if ((ch < 0x20 && !std::isspace(ch)) || ch == 0x7F)
+      return fail("it contains a control character; remove it");
   std::vector<std::pair<std::string, std::string>> libpq, ours;
   std::string secret_before;
   size_t i = 0;
@@ -1091,7 +1094,8 @@ outcome<config> postgres_from_conninfo(const std::string& text) {
     ++i;
     skip_space();
     std::string val;
-    if (i < text.size() && text[i] == '\'') {
+    bool quoted = i < text.size() && text[i] == '\'';
+    if (quoted) {
       ++i;
       bool closed = false;
       for (; i < text.size(); ++i) {
@@ -1123,7 +1127,8 @@ outcome<config> postgres_from_conninfo(const std::string& text) {
     if (is_cafdb_option(key) && key != "connect_timeout") {
       ours.emplace_back(key, val);
     } else if (pq_keywords().all.count(key)) {
-      if (pq_keywords().secret.count(key) && secret_before.empty())
+      // An unquoted secret ends at the first space: what follows may be its rest.
+      if (pq_keywords().secret.count(key) && secret_before.empty() && !quoted)
         secret_before = key;
       libpq.emplace_back(key, val);
     } else {
@@ -1284,6 +1289,10 @@ outcome<config> config_from_url(const std::string& url) {
                         "sqlite::memory:, postgresql://user:password@host:5432/dbname or a libpq "
                         "connection string (host=... dbname=...)");
   };
+  // A libpq connection string starts with a keyword and '=' (a URL with its scheme); it
+  // may hold a URL (read_url='postgresql://...') and line breaks.
+  if (looks_like_conninfo(url))
+    return postgres_from_conninfo(url);
   // A control character cannot be meant, and a NUL would cut the URL short in C APIs.
   for (unsigned char ch : url)
     if (ch < 0x20 || ch == 0x7F)
@@ -1313,8 +1322,6 @@ outcome<config> config_from_url(const std::string& url) {
     return postgres_from_url(url);
   } else if (url.rfind("sqlite:", 0) == 0) {
     return malformed("an SQLite URL needs three slashes before the path");
-  } else if (url.find("://") == npos && looks_like_conninfo(url)) {
-    return postgres_from_conninfo(url);
   } else if (url.find("://") == npos) {
     return malformed("no scheme");
   } else {

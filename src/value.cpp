@@ -8,6 +8,21 @@
 
 namespace cafdb {
 
+namespace {
+
+// The shortest decimal text that reads back as `x` exactly.
+std::string shortest(double x) {
+  if (std::isnan(x))
+    return "NaN";
+  if (std::isinf(x))
+    return x > 0 ? "Infinity" : "-Infinity";
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), x);
+  return ec == std::errc{} ? std::string(buf, end) : std::string{};
+}
+
+} // namespace
+
 std::string to_string(value_type x) {
   switch (x) {
   case value_type::null:
@@ -57,12 +72,10 @@ std::string value::as_text() const {
     return integer_ ? "true" : "false";
   case value_type::integer:
     return std::to_string(integer_);
-  case value_type::real: {
-    std::ostringstream out;
-    out.precision(17);
-    out << real_;
-    return out.str();
-  }
+  case value_type::real:
+    // Exact both ways, and as short as can be: 0.1 binds as "0.1", so a NUMERIC column on
+    // PostgreSQL stores 0.1, not 0.10000000000000001.
+    return shortest(real_);
   default:
     return bytes_;
   }
@@ -231,22 +244,17 @@ bool is_special_number(std::string_view text) {
   return text == "NaN" || text == "Infinity" || text == "-Infinity";
 }
 
-// The shortest decimal text that reads back as `x` exactly.
-std::string shortest(double x) {
-  if (std::isnan(x))
-    return "NaN";
-  if (std::isinf(x))
-    return x > 0 ? "Infinity" : "-Infinity";
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), x);
-  return ec == std::errc{} ? std::string(buf, end) : std::string{};
-}
-
 constexpr int64_t exact_double_limit = int64_t{1} << 53;
 
 } // namespace
 
 namespace detail {
+
+void throw_time_out_of_range() {
+  throw std::out_of_range("cafdb::value: the time point is outside cafdb::timestamp's range "
+                          "(1677-09-21 00:12:43.145224192 to 2262-04-11 23:47:16.854775807 UTC, "
+                          "nanoseconds in an int64)");
+}
 
 void throw_unsigned_out_of_range(unsigned long long x) {
   throw std::out_of_range("cafdb::value: the unsigned number " + std::to_string(x) +
@@ -510,16 +518,10 @@ std::string format_timestamp(timestamp x) {
   }
   auto date = civil_from_days(days);
   char buf[64];
-  if (fraction % 1000 == 0)
-    std::snprintf(buf, sizeof(buf), "%04lld-%02d-%02d %02lld:%02lld:%02lld.%06lldZ",
-                  static_cast<long long>(date.year), date.month, date.day,
-                  static_cast<long long>(of_day / 3600), static_cast<long long>(of_day / 60 % 60),
-                  static_cast<long long>(of_day % 60), static_cast<long long>(fraction / 1000));
-  else
-    std::snprintf(buf, sizeof(buf), "%04lld-%02d-%02d %02lld:%02lld:%02lld.%09lldZ",
-                  static_cast<long long>(date.year), date.month, date.day,
-                  static_cast<long long>(of_day / 3600), static_cast<long long>(of_day / 60 % 60),
-                  static_cast<long long>(of_day % 60), static_cast<long long>(fraction));
+  std::snprintf(buf, sizeof(buf), "%04lld-%02d-%02d %02lld:%02lld:%02lld.%09lldZ",
+                static_cast<long long>(date.year), date.month, date.day,
+                static_cast<long long>(of_day / 3600), static_cast<long long>(of_day / 60 % 60),
+                static_cast<long long>(of_day % 60), static_cast<long long>(fraction));
   return buf;
 }
 
@@ -594,15 +596,25 @@ outcome<timestamp> parse_timestamp(std::string_view text) {
   }
   if (pos != text.size())
     return bad_time("it is not a date and time in the form " + form);
-  // A time_point counts nanoseconds in an int64: about 1677-09-21 to 2262-04-11.
+  // A time_point counts nanoseconds in an int64: from -2^63 ns (1677-09-21
+  // 00:12:43.145224192) to 2^63 - 1 ns (2262-04-11 23:47:16.854775807).
   auto days = days_from_civil(year, month, day);
   auto seconds = days * seconds_per_day + hour * 3600 + minute * 60 + second - offset;
-  constexpr int64_t lowest = std::numeric_limits<int64_t>::min() / ns_per_second + 1;
-  constexpr int64_t highest = std::numeric_limits<int64_t>::max() / ns_per_second - 1;
-  if (seconds < lowest || seconds > highest)
-    return bad_time("it is outside a time_point's range (1677-09-22 to 2262-04-10)");
-  return timestamp{std::chrono::duration_cast<timestamp::duration>(
-      std::chrono::nanoseconds{seconds * ns_per_second + fraction})};
+  constexpr int64_t lowest_second = std::numeric_limits<int64_t>::min() / ns_per_second - 1;
+  constexpr int64_t highest_second = std::numeric_limits<int64_t>::max() / ns_per_second;
+  constexpr int64_t lowest_fraction =
+      std::numeric_limits<int64_t>::min() % ns_per_second + ns_per_second;
+  constexpr int64_t highest_fraction = std::numeric_limits<int64_t>::max() % ns_per_second;
+  if (seconds < lowest_second || seconds > highest_second ||
+      (seconds == lowest_second && fraction < lowest_fraction) ||
+      (seconds == highest_second && fraction > highest_fraction))
+    return bad_time("it is outside a time_point's range (1677-09-21 00:12:43.145224192 to "
+                    "2262-04-11 23:47:16.854775807 UTC)");
+  // Below zero, (seconds + 1) * 1e9 stays in range where seconds * 1e9 would not (the
+  // lowest second).
+  auto ns = seconds >= 0 ? seconds * ns_per_second + fraction
+                         : (seconds + 1) * ns_per_second + (fraction - ns_per_second);
+  return timestamp{std::chrono::duration_cast<timestamp::duration>(std::chrono::nanoseconds{ns})};
 }
 
 } // namespace cafdb

@@ -36,7 +36,9 @@ class session;
 
 /// A blocking facade for code that is not an actor. Each call waits for its reply,
 /// at most `request_timeout` (zero or less: no limit; any duration, even
-/// timespan::max(), means what it says). Thread-compatible: use one client per thread.
+/// timespan::max(), means what it says). Thread-safe: calls from many threads at once
+/// each wait on their own (a `session` it opens belongs to one thread at a time). For
+/// code that must not block a thread per request, see cafdb/async.hpp.
 class client {
  public:
   client(caf::actor_system& sys, database_actor db,

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cctype>
+#include <cmath>
 #include <cstring>
 #include <iterator>
 #include <thread>
@@ -414,6 +415,13 @@ outcome<done> sqlite_driver::bind_slots(sqlite3_stmt* stmt, const value* params,
       rc = sqlite3_bind_int64(stmt, i, param.as_int());
       break;
     case value_type::real:
+      // SQLite stores a NaN as NULL: refused, not changed.
+      if (std::isnan(param.as_double()))
+        return db_error{errc::invalid_argument,
+                        "parameter $" + std::to_string(slots[static_cast<size_t>(i - 1)] + 1) +
+                            " is NaN, which SQLite would store as NULL; bind NULL (nullptr) if "
+                            "that is what it means",
+                        "", ""};
       rc = sqlite3_bind_double(stmt, i, param.as_double());
       break;
     case value_type::text:

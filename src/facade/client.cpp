@@ -3,19 +3,16 @@
 
 #include "cafdb/database.hpp"
 #include "cafdb/settled.hpp"
+#include "facade/requests.hpp"
 #include "timeouts.hpp"
 
 namespace cafdb {
 
 namespace {
 
-int64_t milliseconds(caf::timespan span) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
-}
-
-/// One request, one answer. CAF's own errors never reach the caller: the caller's
-/// timeout becomes `request_timeout`, and a receiver that is gone becomes `gone`.
-/// The timeout leaves CAF's clock with the answer (see cafdb/settled.hpp).
+/// One request, one answer. CAF's own errors never reach the caller (see
+/// facade::caller_error). The timeout leaves CAF's clock with the answer (see
+/// cafdb/settled.hpp).
 template <class T, class Handle, class... Ts>
 caf::expected<T> ask_or(caf::scoped_actor& self, const Handle& dest, caf::timespan timeout,
                         const caf::error& gone, Ts&&... xs) {
@@ -27,24 +24,13 @@ caf::expected<T> ask_or(caf::scoped_actor& self, const Handle& dest, caf::timesp
   forget_timeout(self.ptr(), id);
   if (out)
     return out;
-  if (out.error() == caf::sec::request_timeout)
-    return make_error(errc::request_timeout,
-                      "no answer within the client's request timeout (" +
-                          std::to_string(milliseconds(timeout)) +
-                          " ms); the request may still complete: check before retrying a write, "
-                          "or raise the timeout");
-  if (out.error() == caf::sec::request_receiver_down)
-    return gone;
-  return out;
+  return facade::caller_error(std::move(out.error()), timeout, gone);
 }
 
 template <class T, class Handle, class... Ts>
 caf::expected<T> ask(caf::scoped_actor& self, const Handle& dest, caf::timespan timeout,
                      Ts&&... xs) {
-  // What a request to a database that is gone answers (built once, not per request).
-  static const auto gone = make_error(
-      errc::shutting_down, "the database has stopped (or was never started); start a new one");
-  return ask_or<T>(self, dest, timeout, gone, std::forward<Ts>(xs)...);
+  return ask_or<T>(self, dest, timeout, facade::database_gone(), std::forward<Ts>(xs)...);
 }
 
 caf::error as_error(caf::expected<caf::ok_atom> x) {
@@ -133,7 +119,33 @@ caf::expected<schema_def> client::reflect() {
 
 // -- operations ----------------------------------------------------------------------
 
-namespace {
+namespace facade {
+
+const caf::error& database_gone() {
+  static const auto gone = make_error(
+      errc::shutting_down, "the database has stopped (or was never started); start a new one");
+  return gone;
+}
+
+const caf::error& session_gone() {
+  static const auto gone =
+      make_error(errc::session_closed, "the session has ended (closed, idle timeout, or the "
+                                       "database stopped); open a new one");
+  return gone;
+}
+
+caf::error caller_error(caf::error err, caf::timespan timeout, const caf::error& gone) {
+  if (err == caf::sec::request_timeout)
+    return make_error(
+        errc::request_timeout,
+        "no answer within the client's request timeout (" +
+            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
+            " ms); the request may still complete: check before retrying a write, or raise the "
+            "timeout");
+  if (err == caf::sec::request_receiver_down)
+    return gone;
+  return err;
+}
 
 operation query_op(op_kind kind, std::vector<statement> stmts, session_options options) {
   operation op;
@@ -155,7 +167,10 @@ operation table_op(op_kind kind, const std::string& table, const nlohmann::json*
   return op;
 }
 
-} // namespace
+} // namespace facade
+
+using facade::query_op;
+using facade::table_op;
 
 caf::expected<nlohmann::json> client::run(operation op) {
   caf::scoped_actor self{*sys_};
@@ -269,10 +284,7 @@ template <class T, class... Ts>
 caf::expected<T> session::call(Ts&&... xs) {
   if (!owner_ || !actor_)
     return make_error(errc::session_closed, "this session object was closed or moved from");
-  static const auto closed =
-      make_error(errc::session_closed, "the session has ended (closed, idle timeout, or the "
-                                       "database stopped); open a new one");
-  return ask_or<T>(*owner_, actor_, timeout_, closed, std::forward<Ts>(xs)...);
+  return ask_or<T>(*owner_, actor_, timeout_, facade::session_gone(), std::forward<Ts>(xs)...);
 }
 
 caf::expected<result_set> session::exec(statement stmt) {

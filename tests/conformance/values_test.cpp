@@ -2,6 +2,7 @@
 // get<T>() exactly, at the edges of each type: int64 limits, NULL, empty text and blobs,
 // 30-digit numerics, timestamps before 1970 and after 2038; and what each engine makes of
 // its own values (PostgreSQL's numeric sums, timestamptz, date; SQLite's CURRENT_TIMESTAMP).
+#include <cmath>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -129,6 +130,43 @@ TEMPLATE_TEST_CASE_METHOD(values_fixture,
   CHECK_FALSE(back.template get<int64_t>());
   auto negative = fx.round_trip("d", decimal{"-0.000000000000000000000000000001"});
   CHECK(fx.template must_get<decimal>(negative).str() == "-0.000000000000000000000000000001");
+}
+
+TEMPLATE_TEST_CASE_METHOD(values_fixture,
+                          "bound timestamps order and compare in SQL as the time points do",
+                          "[values]", sqlite_backend, pg_backend) {
+  auto& fx = *this;
+  // Within one microsecond on SQLite (text, compared character by character); a
+  // microsecond apart on PostgreSQL, which keeps microseconds.
+  auto first = utc(1704110400, 123456);
+  auto second = first + (is_pg<TestType> ? microseconds{1} : microseconds{0}) + nanoseconds{789};
+  fx.round_trip("ts", second);
+  fx.round_trip("ts", first);
+  auto ordered = fx.must_exec({"SELECT ts FROM v WHERE ts IS NOT NULL ORDER BY ts"});
+  REQUIRE(ordered.size() == 2);
+  CHECK(fx.template must_get<timestamp>(ordered.rows[0][0]) == first);
+  auto later = fx.must_exec({"SELECT count(*) AS n FROM v WHERE ts > $1", {first}});
+  CHECK(*later.template get<int64_t>(0, "n") == 1);
+}
+
+TEMPLATE_TEST_CASE_METHOD(values_fixture, "a double binds as its shortest exact text", "[values]",
+                          sqlite_backend, pg_backend) {
+  auto& fx = *this;
+  // Into a numeric (PostgreSQL) or text column, 0.1 stays 0.1, not 0.10000000000000001.
+  auto back = fx.round_trip("d", 0.1);
+  CHECK(fx.template must_get<double>(back) == 0.1);
+  if constexpr (is_pg<TestType>)
+    CHECK(fx.template must_get<std::string>(back) == "0.1");
+}
+
+TEST_CASE_METHOD(values_fixture<sqlite_backend>,
+                 "SQLite: a NaN parameter is refused, not stored as NULL", "[values][sqlite]") {
+  auto nan = cli->exec({"INSERT INTO v (id, r) VALUES (1, $1)", {std::nan("")}});
+  REQUIRE_FALSE(nan);
+  INFO(render(nan.error()));
+  CHECK(is(nan.error(), errc::invalid_argument));
+  CHECK(describe(nan.error()).message.find("$1 is NaN") != std::string::npos);
+  CHECK(count("v") == 0);
 }
 
 TEST_CASE_METHOD(values_fixture<pg_backend>,

@@ -293,6 +293,15 @@ TEST_CASE("a libpq keyword/value connection string configures PostgreSQL like a 
   CHECK(contains(error_of(config_from_url("host=db mode=rw")), "SQLite"));
   CHECK(contains(error_of(config_from_url("host=db pool_size=0")), "pool_size"));
   CHECK(contains(error_of(config_from_url("host")), "no scheme"));
+  // A replica as a URL inside the string; line breaks and tabs separate like spaces.
+  auto with_url = must_config("host=db read_url='postgresql://r:pw@replica/app'\tdbname=app\n");
+  CHECK(contains(with_url.read_conninfo, "host='replica'"));
+  CHECK(contains(with_url.conninfo, "dbname='app'"));
+  CHECK(contains(error_of(config_from_url(std::string{"host=db\x01"})), "control character"));
+  // After a quoted password the next key is certain, so an unknown one is named.
+  auto after_quoted = error_of(config_from_url("password='pw' bogus=1"));
+  CHECK(contains(after_quoted, "'bogus'"));
+  CHECK(contains(after_quoted, "pool_size"));
 }
 
 TEST_CASE("a malformed PostgreSQL URL never shows its password", "[config]") {

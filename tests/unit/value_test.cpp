@@ -144,8 +144,20 @@ TEST_CASE("parameters from C++ types", "[values]") {
   CHECK(value{std::optional<std::string>{"x"}} == value{"x"});
   CHECK(value{std::nullopt}.is_null());
   CHECK(value{static_cast<const char*>(nullptr)}.is_null());
-  CHECK(value{utc(0)} == value{"1970-01-01 00:00:00.000000Z"});
-  CHECK(value{time_point_cast<seconds>(utc(86400))} == value{"1970-01-02 00:00:00.000000Z"});
+  CHECK(value{utc(0)} == value{"1970-01-01 00:00:00.000000000Z"});
+  // A time point of another precision outside timestamp's range throws instead of
+  // wrapping around to another date.
+  using millis = time_point<system_clock, milliseconds>;
+  CHECK_THROWS_AS(value{millis{milliseconds{32503680000000}}}, std::out_of_range); // year 3000
+  using whole_seconds = time_point<system_clock, seconds>;
+  using real_seconds = time_point<system_clock, duration<double>>;
+  CHECK_THROWS_AS(value(whole_seconds{seconds{-11644473600}}), std::out_of_range); // year 1601
+  CHECK_THROWS_AS(value(real_seconds{duration<double>{1.5e10}}), std::out_of_range);
+  CHECK(value{millis{milliseconds{1500}}} == value{"1970-01-01 00:00:01.500000000Z"});
+  // Reals bind as their shortest exact text.
+  CHECK(value{0.1}.as_text() == "0.1");
+  CHECK(value{1e300}.as_text() == "1e+300");
+  CHECK(value{time_point_cast<seconds>(utc(86400))} == value{"1970-01-02 00:00:00.000000000Z"});
 }
 
 TEST_CASE("timestamps: formatted as UTC text, parsed from what the engines print", "[values]") {
@@ -155,14 +167,14 @@ TEST_CASE("timestamps: formatted as UTC text, parsed from what the engines print
     const char* text;
   };
   sample samples[] = {
-      {utc(0), "1970-01-01 00:00:00.000000Z"},
-      {utc(-1, 500000), "1969-12-31 23:59:59.500000Z"},
-      {utc(-2208988800), "1900-01-01 00:00:00.000000Z"},
-      {utc(951782400), "2000-02-29 00:00:00.000000Z"},
-      {utc(2147483648, 1), "2038-01-19 03:14:08.000001Z"},
-      {utc(4102444800), "2100-01-01 00:00:00.000000Z"},
-      {utc(-9214560000), "1678-01-01 00:00:00.000000Z"},
-      {utc(9214646399, 999999), "2261-12-31 23:59:59.999999Z"},
+      {utc(0), "1970-01-01 00:00:00.000000000Z"},
+      {utc(-1, 500000), "1969-12-31 23:59:59.500000000Z"},
+      {utc(-2208988800), "1900-01-01 00:00:00.000000000Z"},
+      {utc(951782400), "2000-02-29 00:00:00.000000000Z"},
+      {utc(2147483648, 1), "2038-01-19 03:14:08.000001000Z"},
+      {utc(4102444800), "2100-01-01 00:00:00.000000000Z"},
+      {utc(-9214560000), "1678-01-01 00:00:00.000000000Z"},
+      {utc(9214646399, 999999), "2261-12-31 23:59:59.999999000Z"},
   };
   for (auto& s : samples) {
     INFO(s.text);
@@ -172,6 +184,17 @@ TEST_CASE("timestamps: formatted as UTC text, parsed from what the engines print
     CHECK(*back == s.at);
   }
   CHECK(format_timestamp(utc(0) + nanoseconds{7}) == "1970-01-01 00:00:00.000000007Z");
+  // Fixed width: the texts sort as the time points do (SQLite compares them as text).
+  auto earlier = format_timestamp(utc(1704110400, 123456));
+  auto later = format_timestamp(utc(1704110400, 123456) + nanoseconds{789});
+  CHECK(earlier < later);
+  // The whole range, to the nanosecond, both ways; one past it is refused.
+  CHECK(format_timestamp(timestamp::min()) == "1677-09-21 00:12:43.145224192Z");
+  CHECK(format_timestamp(timestamp::max()) == "2262-04-11 23:47:16.854775807Z");
+  CHECK(*parse_timestamp(format_timestamp(timestamp::min())) == timestamp::min());
+  CHECK(*parse_timestamp(format_timestamp(timestamp::max())) == timestamp::max());
+  CHECK_FALSE(parse_timestamp("1677-09-21 00:12:43.145224191Z"));
+  CHECK_FALSE(parse_timestamp("2262-04-11 23:47:16.854775808Z"));
   CHECK(*parse_timestamp("1970-01-01 00:00:00.000000007Z") == utc(0) + nanoseconds{7});
 
   // PostgreSQL's forms: timestamptz with an offset (hours, minutes, even seconds for old

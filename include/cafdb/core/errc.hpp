@@ -68,7 +68,9 @@ std::string to_string(failure_kind x);
 /// A failure as a plain value: what CAF-free code returns instead of throwing.
 struct db_error {
   errc code = errc::none;
-  /// What went wrong and what to do about it; never contains secrets.
+  /// What went wrong and what to do about it. Never holds credentials (passwords,
+  /// connection strings); a server's error may quote the data a statement sent
+  /// (PostgreSQL's DETAIL names a duplicate key's value), as the server's own log does.
   std::string message;
   /// The driver's own code: a SQLSTATE or an SQLite result code name, else empty.
   std::string driver_code;

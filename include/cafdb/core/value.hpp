@@ -31,14 +31,15 @@ std::string to_string(value_type x);
 using blob = std::vector<std::uint8_t>;
 
 /// A point in time, UTC. As a parameter it binds as ISO 8601 text in UTC
-/// (`2026-12-02 12:35:50.123456Z`), which PostgreSQL's timestamptz and timestamp take and
+/// (`2026-12-02 12:35:50.123456000Z`), which PostgreSQL's timestamptz and timestamp take and
 /// SQLite stores as text its date functions read. Reading one (`get<timestamp>()`)
 /// accepts what PostgreSQL prints for timestamptz, timestamp and date, and what SQLite's
 /// CURRENT_TIMESTAMP stores; a time without a zone is UTC.
 using timestamp = std::chrono::system_clock::time_point;
 
-/// Formats `x` the way cafdb binds it: `YYYY-MM-DD HH:MM:SS.ffffffZ` (nine fraction
-/// digits when `x` has sub-microsecond digits; PostgreSQL keeps microseconds).
+/// Formats `x` the way cafdb binds it: `YYYY-MM-DD HH:MM:SS.fffffffffZ`, always nine
+/// fraction digits, so that the texts of two time points compare as the time points do
+/// (SQLite compares them as text). PostgreSQL keeps microseconds.
 std::string format_timestamp(timestamp x);
 
 /// Parses ISO 8601 text as PostgreSQL and SQLite print it (see `timestamp`).
@@ -79,6 +80,21 @@ constexpr bool is_sql_integer =
 // integer both engines store.
 [[noreturn]] void throw_unsigned_out_of_range(unsigned long long x);
 
+[[noreturn]] void throw_time_out_of_range();
+
+// `since_epoch` as a timestamp, or std::out_of_range if it does not fit (a plain
+// time_point_cast would wrap around silently).
+template <class Rep, class Period>
+timestamp checked_time_point(std::chrono::duration<Rep, Period> since_epoch) {
+  using wide = std::chrono::duration<long double, std::nano>;
+  auto ns = std::chrono::duration_cast<wide>(since_epoch).count();
+  // Both limits are exact in a long double; a NaN fails both comparisons.
+  if (!(ns >= static_cast<long double>(std::numeric_limits<int64_t>::min()) &&
+        ns <= static_cast<long double>(std::numeric_limits<int64_t>::max())))
+    throw_time_out_of_range();
+  return timestamp{std::chrono::duration_cast<timestamp::duration>(since_epoch)};
+}
+
 } // namespace detail
 
 /// One SQL value: null, bool, int64, double, text or blob. JSON, numeric, dates and
@@ -112,10 +128,11 @@ class value {
   value(std::string x) : type_(value_type::text), bytes_(std::move(x)) {}
   value(std::string_view x) : type_(value_type::text), bytes_(x) {}
   value(const blob& x) : type_(value_type::blob), bytes_(x.begin(), x.end()) {}
-  /// A time point binds as UTC text (see `timestamp`).
+  /// A time point binds as UTC text (see `timestamp`). One outside `timestamp`'s range
+  /// (about 1677 to 2262) throws std::out_of_range instead of wrapping around.
   template <class Duration>
   value(std::chrono::time_point<std::chrono::system_clock, Duration> x)
-      : value(format_timestamp(std::chrono::time_point_cast<timestamp::duration>(x))) {}
+      : value(format_timestamp(detail::checked_time_point(x.time_since_epoch()))) {}
   value(const decimal& x) : value(x.str()) {}
   /// `std::nullopt` binds NULL, anything else what the contained value binds.
   template <class T>
