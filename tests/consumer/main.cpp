@@ -2,6 +2,7 @@
 // start the runtime on SQLite, wait for readiness, write in a transaction, read it back.
 //
 //   consumer <sqlite-url>       exits 0 and prints "consumer ok" when all of it worked
+#include <cafdb/async.hpp>
 #include <cafdb/database.hpp>
 
 #include <iostream>
@@ -56,6 +57,16 @@ int main(int argc, char** argv) {
   }
   if (rows->size() != 1) {
     std::cerr << "consumer: expected one row, read " << rows->size() << "\n";
+    return 1;
+  }
+  // The asynchronous API from the installed headers too.
+  cafdb::async_client async_db{rt.system(), rt.database()};
+  auto counted = async_db.exec({"SELECT count(*) AS n FROM notes"}).future().get();
+  if (!counted)
+    return fail("async count", counted.error());
+  auto n = counted->get<int64_t>(0, "n");
+  if (!n || *n < 1) {
+    std::cerr << "consumer: the async count read no notes\n";
     return 1;
   }
   std::cout << "consumer ok\n";
