@@ -66,7 +66,7 @@ class async_session;
 /// `client`, answering an `async_result`. Copyable and thread-safe: it holds only the
 /// actor system, the database handle and the timeout. Each request waits at most
 /// `request_timeout` (zero or less: no limit) and then answers `request_timeout`.
-class async_client {
+class async_client : public detail::client_base {
  public:
   async_client(caf::actor_system& sys, database_actor db,
                caf::timespan request_timeout = std::chrono::minutes(10));
@@ -120,15 +120,6 @@ class async_client {
   async_result<caf::expected<readiness_snapshot>> subscribe(caf::actor subscriber);
   /// Stops the database gracefully: open sessions roll back.
   async_result<caf::error> stop();
-
-  database_actor handle() const { return db_; }
-  caf::actor_system& system() const { return *sys_; }
-  caf::timespan request_timeout() const { return timeout_; }
-
- private:
-  caf::actor_system* sys_;
-  database_actor db_;
-  caf::timespan timeout_;
 };
 
 /// A session for asynchronous code, owned by this object: when it is destroyed (or

@@ -34,12 +34,32 @@ database_actor spawn_database(caf::actor_system& sys, config cfg);
 
 class session;
 
+namespace detail {
+
+/// What the blocking and the asynchronous facades hold: the actor system, the database
+/// and the caller's own timeout (zero or less: no limit).
+class client_base {
+ public:
+  database_actor handle() const { return db_; }
+  caf::actor_system& system() const { return *sys_; }
+  caf::timespan request_timeout() const { return timeout_; }
+
+ protected:
+  client_base(caf::actor_system& sys, database_actor db, caf::timespan request_timeout);
+
+  caf::actor_system* sys_;
+  database_actor db_;
+  caf::timespan timeout_;
+};
+
+} // namespace detail
+
 /// A blocking facade for code that is not an actor. Each call waits for its reply,
 /// at most `request_timeout` (zero or less: no limit; any duration, even
 /// timespan::max(), means what it says). Thread-safe: calls from many threads at once
 /// each wait on their own (a `session` it opens belongs to one thread at a time). For
 /// code that must not block a thread per request, see cafdb/async.hpp.
-class client {
+class client : public detail::client_base {
  public:
   client(caf::actor_system& sys, database_actor db,
          caf::timespan request_timeout = std::chrono::minutes(10));
@@ -129,15 +149,6 @@ class client {
 
   /// Stops the database gracefully: open sessions roll back.
   caf::error stop();
-
-  database_actor handle() const { return db_; }
-  caf::actor_system& system() const { return *sys_; }
-  caf::timespan request_timeout() const { return timeout_; }
-
- private:
-  caf::actor_system* sys_;
-  database_actor db_;
-  caf::timespan timeout_;
 };
 
 /// A session for plain code. Its destructor rolls back an open transaction and

@@ -69,16 +69,12 @@ ask_json(caf::actor_system* sys, const database_actor& db, caf::timespan timeout
   }};
 }
 
-caf::timespan client_timeout(caf::timespan request_timeout) {
-  return request_timeout.count() > 0 ? bounded(request_timeout) : no_limit;
-}
-
 } // namespace
 
 // -- async_client -----------------------------------------------------------------
 
 async_client::async_client(caf::actor_system& sys, database_actor db, caf::timespan request_timeout)
-    : sys_(&sys), db_(std::move(db)), timeout_(client_timeout(request_timeout)) {}
+    : client_base(sys, std::move(db), request_timeout) {}
 
 async_result<caf::expected<readiness_snapshot>> async_client::await_ready(caf::timespan timeout) {
   timeout = bounded(timeout);

@@ -42,9 +42,13 @@ caf::error as_error(caf::expected<caf::ok_atom> x) {
 // -- client ---------------------------------------------------------------------
 
 // A timeout of zero or less is no limit of the client's own.
-client::client(caf::actor_system& sys, database_actor db, caf::timespan request_timeout)
+detail::client_base::client_base(caf::actor_system& sys, database_actor db,
+                                 caf::timespan request_timeout)
     : sys_(&sys), db_(std::move(db)),
       timeout_(request_timeout.count() > 0 ? bounded(request_timeout) : no_limit) {}
+
+client::client(caf::actor_system& sys, database_actor db, caf::timespan request_timeout)
+    : client_base(sys, std::move(db), request_timeout) {}
 
 caf::expected<readiness_snapshot> client::await_ready(caf::timespan timeout) {
   caf::scoped_actor self{*sys_};
