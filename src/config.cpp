@@ -233,6 +233,9 @@ outcome<int64_t> read_int(const std::string& key, const json& in, int64_t min, i
 // number here meant milliseconds; neither reading is safe to guess.
 db_error unitless_duration(const std::string& key, const json& in) {
   std::string number = in.is_string() ? trim(in.get_ref<const std::string&>()) : in.dump();
+  if (!number.empty() && number[0] == '-')
+    return config_error("option '" + key + "' must not be negative, got " + describe(in) +
+                        ": write a duration with a unit, e.g. 30s or 250ms");
   return config_error("option '" + key + "' needs a unit, got " + describe(in) + ": write " +
                       number + "s for seconds or " + number +
                       "ms for milliseconds (units: ms, s, m, h)");
@@ -1299,6 +1302,11 @@ outcome<config> config_from_url(const std::string& url) {
       return malformed("it contains a control character; percent-encode it or remove it");
   if (url == "sqlite::memory:" || url == "sqlite://" || url == "sqlite:///:memory:") {
     cfg.path = ":memory:";
+  } else if (url.rfind("sqlite::memory:?", 0) == 0) {
+    cfg.path = ":memory:";
+    query = url.substr(16);
+    if (query.find('?') != npos)
+      return malformed("a second '?': percent-encode '?' in a query value as %3F");
   } else if (url.rfind("sqlite:///", 0) == 0) {
     // Without this, a PostgreSQL URL given the sqlite scheme by mistake would pass
     // with "user:password@host/db" as a file path, and parts of it would show.

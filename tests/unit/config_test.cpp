@@ -461,6 +461,14 @@ TEST_CASE("a duration without a unit is refused, and the error says how to write
   auto text = error_of(
       config_from_json(nlohmann::json{{"url", "sqlite::memory:"}, {"idle_timeout", " 1.5 "}}));
   CHECK(contains(text, "1.5ms"));
+  // A negative number is not told to become "-1s", which is refused too.
+  auto negative = error_of(config_from_url("sqlite:///a.db?statement_timeout=-1"));
+  CHECK(contains(negative, "must not be negative"));
+  CHECK_FALSE(contains(negative, "-1s"));
+  // An in-memory database takes options like a file does.
+  auto memory = must_config("sqlite::memory:?pool_size=1&pool_timeout=2s");
+  CHECK(memory.in_memory());
+  CHECK(memory.pool_timeout == std::chrono::seconds(2));
   unset_database_variables();
   ::setenv("CAFDB_URL", "sqlite::memory:", 1);
   ::setenv("CAFDB_POOL_TIMEOUT", "30", 1);
