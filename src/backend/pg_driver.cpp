@@ -844,6 +844,18 @@ outcome<pg_driver::prepared> pg_driver::prepare_checked(const statement& stmt) {
                         std::to_string(stmt.params.size()) +
                         " parameter(s) were given; pass exactly one value per placeholder",
                     "", ""};
+  // A blob travels as binary bytea. Where the server reads the placeholder as another
+  // type (`SELECT $1`: text), it would take the bytes as that type, silently.
+  for (size_t i = 0; i < stmt.params.size(); ++i)
+    if (stmt.params[i].type() == value_type::blob && prep->signature[i] != bytea_oid) {
+      std::string type = type_name(prep->signature[i]);
+      return db_error{errc::invalid_argument,
+                      "parameter $" + std::to_string(i + 1) + " is a blob, but PostgreSQL reads $" +
+                          std::to_string(i + 1) + " as " + (type.empty() ? "another type" : type) +
+                          " here; write $" + std::to_string(i + 1) +
+                          "::bytea (or bind it to a bytea column)",
+                      "", ""};
+    }
   return prep;
 }
 

@@ -193,6 +193,15 @@ TEST_CASE_METHOD(values_fixture<pg_backend>,
   CHECK(*row.get<timestamp>("d") == utc(-616896000));
   CHECK(*row.get<timestamp>("ts") == utc(4102488000));
   CHECK(*row.get<timestamp>("tz") == utc(946665000));
+  // A blob where PostgreSQL reads text is refused, not sent as text; with ::bytea it works.
+  blob bytes{0, 1, 255};
+  auto untyped = cli->exec({"SELECT $1", {bytes}});
+  REQUIRE_FALSE(untyped);
+  INFO(render(untyped.error()));
+  CHECK(is(untyped.error(), errc::invalid_argument));
+  CHECK(describe(untyped.error()).message.find("$1::bytea") != std::string::npos);
+  auto typed = must_exec({"SELECT $1::bytea AS b", {bytes}});
+  CHECK(*typed.get<blob>(0, "b") == bytes);
   // infinity has no time point: refused, not a wrong time.
   auto infinite = must_exec({"SELECT 'infinity'::timestamptz"});
   CHECK_FALSE(infinite.rows[0][0].get<timestamp>());
