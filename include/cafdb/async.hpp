@@ -20,12 +20,25 @@
 
 namespace cafdb {
 
+namespace detail {
+
+/// True while this thread runs an async callback: a blocking cafdb call here would hold
+/// a scheduler thread until an answer that may need that very thread.
+bool in_async_callback() noexcept;
+
+/// The answer of a blocking call made inside an async callback.
+caf::error blocking_in_callback();
+
+} // namespace detail
+
 /// An answer on its way. Use it once: `.then(fn)`, `.future()` or `.get()`. Dropping it
 /// unused sends nothing.
 ///
 /// `fn` runs on a cafdb thread: keep it short and never wait in it for another cafdb
-/// answer (a blocking `client` call or `future.get()` in a callback can starve the
-/// scheduler). An exception that leaves `fn` ends only that request's actor.
+/// answer: with every scheduler thread waiting, nothing would answer. A blocking
+/// `client` or `session` call and `get()` made inside a callback answer
+/// `invalid_argument` at once instead; `future().get()` cannot be caught, so don't.
+/// An exception that leaves `fn` ends only that request's actor.
 template <class Answer>
 class [[nodiscard]] async_result {
  public:
@@ -53,8 +66,14 @@ class [[nodiscard]] async_result {
     return out;
   }
 
-  /// Sends the request and waits for the answer (what the blocking client does).
-  Answer get() && { return std::move(*this).future().get(); }
+  /// Sends the request and waits for the answer (what the blocking client does). Inside
+  /// an async callback it sends nothing and answers `invalid_argument` at once: waiting
+  /// there could stop the database (see above).
+  Answer get() && {
+    if (detail::in_async_callback())
+      return Answer{detail::blocking_in_callback()};
+    return std::move(*this).future().get();
+  }
 
  private:
   std::function<void(callback)> start_;
@@ -80,6 +99,17 @@ class async_client : public detail::client_base {
                                                                 session_options options = {});
   async_result<caf::expected<result_set>> exec_many(bulk_statement bulk,
                                                     session_options options = {});
+
+  /// The work of an asynchronous transaction: starts requests on the session and answers
+  /// when they are done (an error means roll back).
+  using transaction_body = std::function<async_result<caf::error>(async_session&)>;
+
+  /// `client::in_transaction` without blocking: opens a session, begins (with `tx`),
+  /// runs `fn`, commits when `fn` answers no error and rolls back when it answers one;
+  /// answers `fn`'s error or the commit's. If `fn` throws, the transaction rolls back and
+  /// the answer is `transaction_failed` naming the exception.
+  async_result<caf::error> in_transaction(transaction_body fn, session_options options = {},
+                                          tx_options tx = {});
 
   async_result<caf::error> create_all();
   async_result<caf::error> create_all(schema_def schema);
@@ -124,9 +154,11 @@ class async_client : public detail::client_base {
 
 /// A session for asynchronous code, owned by this object: when it is destroyed (or
 /// `close` answers), the session rolls back what is open and ends, as a blocking
-/// `session` does. Move-only. Requests may come from any thread; a session runs them
-/// one after another in the order they arrive, so send a transaction's next statement
-/// from the previous one's callback (or after its future is ready).
+/// `session` does. Move-only. Requests may come from any thread. The session runs them
+/// one after another: those sent from one thread in the order they were sent (when
+/// `.then`, `.future` or `.get` was called), so `begin`, statements and `commit` may all
+/// be sent before the first answer comes. Requests in flight when the object is
+/// destroyed still answer; then the session rolls back what is open and ends.
 class async_session {
  public:
   async_session(async_session&&) noexcept = default;

@@ -2,6 +2,8 @@
 // that sends it, hands the answer to the caller's callback and quits. No thread waits.
 #include "cafdb/async.hpp"
 
+#include <exception>
+#include <optional>
 #include <type_traits>
 
 #include <caf/all.hpp>
@@ -10,9 +12,95 @@
 #include "facade/requests.hpp"
 #include "timeouts.hpp"
 
+namespace cafdb::detail {
+
+// The actor that owns an async_session's session (see async_client::open_session).
+struct session_owner_state {
+  static inline const char* name = "cafdb.async_session_owner";
+  /// Requests sent to the session and not answered yet.
+  int outstanding = 0;
+  /// The session has ended: quit once nothing is outstanding.
+  bool session_gone = false;
+  /// The owner keeps itself alive until it quits (a closing job, or the session's end):
+  /// its async_session lets go of it before the last answers have come.
+  caf::actor keep_alive;
+};
+
+using session_owner = caf::stateful_actor<session_owner_state>*;
+
+// Work for a session's owner actor: a request to send to the session. The owner sends
+// the jobs it is given in the order they came, so a session sees one thread's calls in
+// the order they were made. A job dropped unrun (its owner ended first) answers with
+// `dropped`, so no answer is ever lost.
+class session_job {
+ public:
+  session_job(std::function<void(session_owner)> run, std::function<void()> dropped)
+      : run_(std::move(run)), dropped_(std::move(dropped)) {}
+  session_job(session_job&&) noexcept = default;
+  session_job& operator=(session_job&&) noexcept = default;
+  session_job(const session_job&) = delete;
+  session_job& operator=(const session_job&) = delete;
+  ~session_job() {
+    if (dropped_)
+      dropped_();
+  }
+
+  void run(session_owner owner) {
+    dropped_ = nullptr;
+    run_(owner);
+  }
+
+ private:
+  std::function<void(session_owner)> run_;
+  std::function<void()> dropped_;
+};
+
+} // namespace cafdb::detail
+
+// Local only: a session's owner lives in the same process as its async_session.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<cafdb::detail::session_job>)
+
 namespace cafdb {
 
+namespace detail {
+
 namespace {
+
+thread_local bool running_callback = false;
+
+} // namespace
+
+bool in_async_callback() noexcept {
+  return running_callback;
+}
+
+caf::error blocking_in_callback() {
+  return make_error(errc::invalid_argument,
+                    "a blocking cafdb call (client, session or async_result::get) inside an "
+                    "async callback would hold a cafdb thread until an answer that may need "
+                    "that thread; start the request with .then() and go on in its callback");
+}
+
+} // namespace detail
+
+namespace {
+
+using detail::session_job;
+
+// Runs a caller's callback, marking the thread (see detail::in_async_callback).
+template <class F, class Answer>
+void deliver(F& done, Answer&& answer) {
+  auto outer = std::exchange(detail::running_callback, true);
+  done(std::forward<Answer>(answer));
+  detail::running_callback = outer;
+}
+using detail::session_owner;
+
+// A request the owner sent has its answer: the owner may go if the session has ended.
+void settle(session_owner self) {
+  if (--self->state.outstanding == 0 && self->state.session_gone)
+    self->quit();
+}
 
 // What a caller gets for a reply of type T: `ok_atom` replies become a plain error.
 template <class T>
@@ -44,14 +132,79 @@ async_result<answer_of<T>> ask_async(caf::actor_system* sys, Handle dest, caf::t
           self->request(dest, timeout, xs...),
           [self, done](T& x) {
             self->quit();
-            done(as_answer(std::move(x)));
+            deliver(done, as_answer(std::move(x)));
           },
           [self, done, timeout, gone](caf::error& err) {
             self->quit();
-            done(answer{facade::caller_error(std::move(err), timeout, gone)});
+            deliver(done, answer{facade::caller_error(std::move(err), timeout, gone)});
           });
     });
   }};
+}
+
+// Hands a request for `session` to its owner, which sends it after every earlier one.
+template <class T, class... Ts>
+async_result<answer_of<T>> ask_in_order(const caf::actor& owner, const session_actor& session,
+                                        caf::timespan timeout, Ts... xs) {
+  using answer = answer_of<T>;
+  using callback = typename async_result<answer>::callback;
+  return async_result<answer>{[=](callback done) {
+    if (!owner || !session) {
+      done(answer{facade::session_gone()});
+      return;
+    }
+    auto job = std::make_shared<session_job>(
+        [=](session_owner self) {
+          ++self->state.outstanding;
+          then_settled(
+              self->request(session, timeout, xs...),
+              [self, done](T& x) {
+                settle(self);
+                deliver(done, as_answer(std::move(x)));
+              },
+              [self, done, timeout](caf::error& err) {
+                settle(self);
+                deliver(done, answer{facade::caller_error(std::move(err), timeout,
+                                                          facade::session_gone())});
+              });
+        },
+        [done] { done(answer{facade::session_gone()}); });
+    caf::anon_send(owner, std::move(job));
+  }};
+}
+
+// The job that ends a session's owner: closes the session (rolling back what is open)
+// after every request sent before it, then the owner quits. Answers to those requests
+// reach the owner first: the session answers in order.
+std::shared_ptr<session_job> closing_job(const session_actor& session, caf::timespan timeout,
+                                         std::function<void(caf::error)> done) {
+  auto finish = std::make_shared<std::function<void(caf::error)>>(std::move(done));
+  auto answer = [finish](caf::error err) {
+    if (*finish)
+      deliver(*finish, std::move(err));
+  };
+  return std::make_shared<session_job>(
+      [=](session_owner self) {
+        // Outstanding like any request: the owner goes once every answer is handed on,
+        // whatever comes first (the session's down message may overtake this answer).
+        ++self->state.outstanding;
+        then_settled(
+            self->request(session, timeout, caf::close_atom::value),
+            [self, answer](caf::ok_atom) {
+              self->state.session_gone = true;
+              settle(self);
+              answer(caf::error{});
+            },
+            [self, answer, timeout](caf::error& err) {
+              self->state.session_gone = true;
+              settle(self);
+              auto out = facade::caller_error(std::move(err), timeout, facade::session_gone());
+              if (is(out, errc::session_closed))
+                out = caf::error{}; // closing twice is fine
+              answer(std::move(out));
+            });
+      },
+      [answer] { answer(caf::error{}); });
 }
 
 // The JSON operations answer text; the caller gets it parsed.
@@ -93,19 +246,31 @@ async_result<caf::expected<async_session>> async_client::open_session(session_op
       return;
     }
     // The actor that asks for the session owns it: the session watches its requester and
-    // rolls back when it ends. It lives until the async_session ends it.
-    sys->spawn([=](caf::event_based_actor* self) -> caf::behavior {
+    // rolls back when it ends. It sends the session's requests in the order it is given
+    // them, and lives until the async_session ends it (a closing job) or the session
+    // ends (the database stopped): never past the actor system.
+    sys->spawn([=](session_owner self) -> caf::behavior {
+      self->state.keep_alive = caf::actor_cast<caf::actor>(self);
       then_settled(
           self->request(db, timeout, caf::open_atom::value, options),
           [self, done, sys, timeout](session_actor& actor) {
-            done(answer{
-                async_session{*sys, caf::actor_cast<caf::actor>(self), std::move(actor), timeout}});
+            self->monitor(actor);
+            deliver(done, answer{async_session{*sys, caf::actor_cast<caf::actor>(self),
+                                               std::move(actor), timeout}});
           },
           [self, done, timeout](caf::error& err) {
             self->quit();
-            done(answer{facade::caller_error(std::move(err), timeout, facade::database_gone())});
+            deliver(done,
+                    answer{facade::caller_error(std::move(err), timeout, facade::database_gone())});
           });
-      return {[](caf::ok_atom) {}};
+      // Requests in flight when the session ends still answer (with errors) before the
+      // owner goes.
+      self->set_down_handler([self](caf::down_msg&) {
+        self->state.session_gone = true;
+        if (self->state.outstanding == 0)
+          self->quit();
+      });
+      return {[self](const std::shared_ptr<session_job>& job) { job->run(self); }};
     });
   }};
 }
@@ -127,6 +292,48 @@ async_result<caf::expected<result_set>> async_client::exec_many(bulk_statement b
                                                                 session_options options) {
   return ask_async<result_set>(sys_, db_, timeout_, facade::database_gone(), exec_many_atom::value,
                                std::move(bulk), std::move(options));
+}
+
+async_result<caf::error> async_client::in_transaction(transaction_body fn, session_options options,
+                                                      tx_options tx) {
+  using callback = async_result<caf::error>::callback;
+  auto db = *this;
+  return async_result<caf::error>{[=](callback done) mutable {
+    db.open_session(options).then([=](caf::expected<async_session> opened) {
+      if (!opened) {
+        done(std::move(opened.error()));
+        return;
+      }
+      // Shared along the chain; the last step drops it, which ends the session.
+      auto s = std::make_shared<async_session>(std::move(*opened));
+      s->begin(tx).then([=](caf::error began) {
+        if (began) {
+          done(std::move(began));
+          return;
+        }
+        auto finish = [=](caf::error err) {
+          if (err)
+            s->rollback().then([=](caf::error) { done(err); });
+          else
+            s->commit().then([=](caf::error committed) { done(std::move(committed)); });
+        };
+        std::optional<async_result<caf::error>> work;
+        try {
+          work.emplace(fn(*s));
+        } catch (const std::exception& e) {
+          finish(make_error(errc::transaction_failed,
+                            std::string{"in_transaction: the body threw ("} + e.what() +
+                                "); the transaction was rolled back"));
+          return;
+        } catch (...) {
+          finish(make_error(errc::transaction_failed,
+                            "in_transaction: the body threw; the transaction was rolled back"));
+          return;
+        }
+        std::move(*work).then(finish);
+      });
+    });
+  }};
 }
 
 async_result<caf::error> async_client::create_all() {
@@ -270,84 +477,89 @@ async_session::~async_session() {
 }
 
 void async_session::end_owner() {
-  // The session sees its owner end and rolls back what is open (its down handler).
-  if (owner_)
-    caf::anon_send_exit(owner_, caf::exit_reason::user_shutdown);
+  // The owner closes the session (rolling back what is open) after the requests sent
+  // before, and quits.
+  if (owner_ && actor_)
+    caf::anon_send(owner_, closing_job(actor_, timeout_, nullptr));
   owner_ = nullptr;
   actor_ = nullptr;
 }
 
 async_result<caf::expected<result_set>> async_session::exec(statement stmt) {
-  return ask_async<result_set>(sys_, actor_, timeout_, facade::session_gone(), exec_atom::value,
-                               std::move(stmt));
+  return ask_in_order<result_set>(owner_, actor_, timeout_, exec_atom::value, std::move(stmt));
 }
 
 async_result<caf::expected<std::vector<result_set>>>
 async_session::transact(std::vector<statement> stmts) {
-  return ask_async<std::vector<result_set>>(sys_, actor_, timeout_, facade::session_gone(),
-                                            transact_atom::value, std::move(stmts));
+  return ask_in_order<std::vector<result_set>>(owner_, actor_, timeout_, transact_atom::value,
+                                               std::move(stmts));
 }
 
 async_result<caf::expected<result_set>> async_session::exec_many(bulk_statement bulk) {
-  return ask_async<result_set>(sys_, actor_, timeout_, facade::session_gone(),
-                               exec_many_atom::value, std::move(bulk));
+  return ask_in_order<result_set>(owner_, actor_, timeout_, exec_many_atom::value, std::move(bulk));
 }
 
 async_result<caf::error> async_session::begin() {
-  return ask_async<caf::ok_atom>(sys_, actor_, timeout_, facade::session_gone(), begin_atom::value);
+  return ask_in_order<caf::ok_atom>(owner_, actor_, timeout_, begin_atom::value);
 }
 
 async_result<caf::error> async_session::begin(const tx_options& options) {
-  return ask_async<caf::ok_atom>(sys_, actor_, timeout_, facade::session_gone(), begin_atom::value,
-                                 options);
+  return ask_in_order<caf::ok_atom>(owner_, actor_, timeout_, begin_atom::value, options);
 }
 
 async_result<caf::error> async_session::commit() {
-  return ask_async<caf::ok_atom>(sys_, actor_, timeout_, facade::session_gone(),
-                                 commit_atom::value);
+  return ask_in_order<caf::ok_atom>(owner_, actor_, timeout_, commit_atom::value);
 }
 
 async_result<caf::error> async_session::rollback() {
-  return ask_async<caf::ok_atom>(sys_, actor_, timeout_, facade::session_gone(),
-                                 rollback_atom::value);
+  return ask_in_order<caf::ok_atom>(owner_, actor_, timeout_, rollback_atom::value);
 }
 
 async_result<caf::error> async_session::savepoint(const std::string& name) {
-  return ask_async<caf::ok_atom>(sys_, actor_, timeout_, facade::session_gone(),
-                                 savepoint_atom::value, name);
+  return ask_in_order<caf::ok_atom>(owner_, actor_, timeout_, savepoint_atom::value, name);
 }
 
 async_result<caf::error> async_session::release(const std::string& name) {
-  return ask_async<caf::ok_atom>(sys_, actor_, timeout_, facade::session_gone(),
-                                 release_atom::value, name);
+  return ask_in_order<caf::ok_atom>(owner_, actor_, timeout_, release_atom::value, name);
 }
 
 async_result<caf::error> async_session::rollback_to(const std::string& name) {
-  return ask_async<caf::ok_atom>(sys_, actor_, timeout_, facade::session_gone(),
-                                 rollback_to_atom::value, name);
+  return ask_in_order<caf::ok_atom>(owner_, actor_, timeout_, rollback_to_atom::value, name);
 }
 
 async_result<caf::expected<session_info>> async_session::info() {
-  return ask_async<session_info>(sys_, actor_, timeout_, facade::session_gone(),
-                                 caf::get_atom::value);
+  return ask_in_order<session_info>(owner_, actor_, timeout_, caf::get_atom::value);
 }
 
 async_result<caf::error> async_session::close() {
-  // From here on this object is closed; the owner ends once the close is answered (or,
-  // if the result is dropped unsent, when its last reference goes).
-  auto owner = std::exchange(owner_, nullptr);
-  auto actor = std::exchange(actor_, nullptr);
-  auto sys = sys_;
-  auto timeout = timeout_;
-  return async_result<caf::error>{[=](async_result<caf::error>::callback done) {
-    ask_async<caf::ok_atom>(sys, actor, timeout, facade::session_gone(), caf::close_atom::value)
-        .then([owner, done](caf::error err) {
-          if (owner)
-            caf::anon_send_exit(owner, caf::exit_reason::user_shutdown);
-          if (is(err, errc::session_closed))
-            err = caf::error{}; // closing twice is fine
-          done(std::move(err));
-        });
+  // From here on this object is closed. The close is sent when the result is used, and
+  // if it is dropped unused, then: the session ends either way.
+  struct pending_close {
+    caf::actor owner;
+    session_actor session;
+    caf::timespan timeout{};
+    bool sent = false;
+    pending_close() = default;
+    pending_close(const pending_close&) = delete;
+    pending_close& operator=(const pending_close&) = delete;
+    ~pending_close() {
+      if (!sent && owner)
+        caf::anon_send(owner, closing_job(session, timeout, nullptr));
+    }
+  };
+  // Built in place: a copy's destructor would send a close of its own.
+  auto pending = std::make_shared<pending_close>();
+  pending->owner = std::exchange(owner_, nullptr);
+  pending->session = std::exchange(actor_, nullptr);
+  pending->timeout = timeout_;
+  return async_result<caf::error>{[pending](async_result<caf::error>::callback done) {
+    if (!pending->owner || !pending->session) {
+      done(caf::error{}); // closed already: closing twice is fine
+      return;
+    }
+    pending->sent = true;
+    caf::anon_send(pending->owner,
+                   closing_job(pending->session, pending->timeout, std::move(done)));
   }};
 }
 

@@ -1,6 +1,7 @@
 // The blocking facade: one request, one reply, each bounded by a timeout.
 #include <caf/all.hpp>
 
+#include "cafdb/async.hpp"
 #include "cafdb/database.hpp"
 #include "cafdb/settled.hpp"
 #include "facade/requests.hpp"
@@ -16,6 +17,9 @@ namespace {
 template <class T, class Handle, class... Ts>
 caf::expected<T> ask_or(caf::scoped_actor& self, const Handle& dest, caf::timespan timeout,
                         const caf::error& gone, Ts&&... xs) {
+  // Waiting here inside an async callback could hold the thread its answer needs.
+  if (detail::in_async_callback())
+    return detail::blocking_in_callback();
   caf::expected<T> out{caf::error{}};
   auto handle = self->request(dest, timeout, std::forward<Ts>(xs)...);
   auto id = handle.id();

@@ -184,3 +184,118 @@ TEST_CASE_METHOD(async_database, "one blocking client serves many threads at onc
     t.join();
   CHECK(wrong == 0);
 }
+
+TEST_CASE_METHOD(async_database,
+                 "async in_transaction commits on success, rolls back on an error or a throw",
+                 "[async]") {
+  auto insert = [](const char* body) {
+    return [body](async_session& s) {
+      return async_result<caf::error>{[&s, body](async_result<caf::error>::callback done) {
+        s.exec({"INSERT INTO notes (body) VALUES ($1)", {body}})
+            .then([done](caf::expected<result_set> r) {
+              done(r ? caf::error{} : std::move(r.error()));
+            });
+      }};
+    };
+  };
+  auto committed = must_wait(adb.in_transaction(insert("committed")).future());
+  INFO(render(committed));
+  CHECK_FALSE(committed);
+  CHECK(count("notes") == 1);
+  // The second insert breaks UNIQUE: the error is the answer, and nothing stays.
+  auto twice = [&](async_session& s) {
+    return async_result<caf::error>{[&s](async_result<caf::error>::callback done) {
+      s.exec({"INSERT INTO notes (body) VALUES ('a')"}).then([&s, done](caf::expected<result_set>) {
+        s.exec({"INSERT INTO notes (body) VALUES ('a')"}).then([done](caf::expected<result_set> r) {
+          done(r ? caf::error{} : std::move(r.error()));
+        });
+      });
+    }};
+  };
+  auto failed = must_wait(adb.in_transaction(twice).future());
+  CHECK(is(failed, errc::constraint_violation));
+  CHECK(count("notes") == 1);
+  auto thrown = must_wait(adb.in_transaction([](async_session& s) -> async_result<caf::error> {
+                               static_cast<void>(s.exec({"INSERT INTO notes (body) VALUES ('t')"}));
+                               throw std::runtime_error("boom");
+                             })
+                              .future());
+  INFO(render(thrown));
+  CHECK(is(thrown, errc::transaction_failed));
+  CHECK(describe(thrown).message.find("boom") != std::string::npos);
+  CHECK(count("notes") == 1);
+  // Options the engine cannot honour: refused before fn runs.
+  tx_options deferrable;
+  deferrable.deferrable = true;
+  bool ran = false;
+  auto refused = must_wait(adb.in_transaction(
+                                  [&ran](async_session&) {
+                                    ran = true;
+                                    return async_result<caf::error>{
+                                        [](async_result<caf::error>::callback done) { done({}); }};
+                                  },
+                                  session_options{}, deferrable)
+                               .future());
+  CHECK(is(refused, errc::invalid_argument));
+  CHECK_FALSE(ran);
+}
+
+TEST_CASE_METHOD(async_database,
+                 "an async session runs one thread's calls in the order they were made, even "
+                 "when none waits for the one before",
+                 "[async]") {
+  auto s = must_wait(adb.open_session().future());
+  REQUIRE(s);
+  // begin, 300 inserts and commit all sent at once, then every answer awaited.
+  auto began = s->begin().future();
+  std::vector<std::future<caf::expected<result_set>>> inserts;
+  for (int i = 0; i < 300; ++i)
+    inserts.push_back(
+        s->exec({"INSERT INTO notes (body) VALUES ($1)", {"n" + std::to_string(i)}}).future());
+  auto committed = s->commit().future();
+  CHECK_FALSE(must_wait(std::move(began)));
+  for (auto& f : inserts)
+    CHECK(must_wait(std::move(f)));
+  auto commit_answer = must_wait(std::move(committed));
+  INFO(render(commit_answer));
+  CHECK_FALSE(commit_answer);
+  // In call order: the ids rise with the numbers in the bodies.
+  auto rows = must_exec({"SELECT body FROM notes ORDER BY id"});
+  REQUIRE(rows.size() == 300);
+  bool ordered = true;
+  for (size_t i = 0; i < rows.size(); ++i)
+    ordered = ordered && *rows.get<std::string>(i, "body") == "n" + std::to_string(i);
+  CHECK(ordered);
+  // Dropping the session with requests in flight: each still answers.
+  auto last = s->exec({"SELECT count(*) FROM notes"}).future();
+  { auto gone = std::move(*s); }
+  CHECK(must_wait(std::move(last)));
+  // Calls on the moved-from object answer session_closed at once.
+  CHECK(is(must_wait(s->commit().future()), errc::session_closed));
+}
+
+TEST_CASE_METHOD(async_database,
+                 "a blocking call inside an async callback is refused at once instead of "
+                 "stopping the database",
+                 "[async]") {
+  // As many callbacks as scheduler threads, each trying to wait: without the check
+  // they would all wait for answers that need one of those threads.
+  auto workers = static_cast<int>(test_worker_count()) + 2;
+  std::atomic<int> refused{0};
+  std::atomic<int> left{workers};
+  std::promise<void> all;
+  for (int i = 0; i < workers; ++i)
+    adb.exec({"SELECT 1"}).then([&](caf::expected<result_set>) {
+      auto nested = adb.exec({"SELECT 2"}).get();
+      auto blocking = cli->exec({"SELECT 3"});
+      if (!nested && is(nested.error(), errc::invalid_argument) && !blocking &&
+          is(blocking.error(), errc::invalid_argument))
+        ++refused;
+      if (--left == 0)
+        all.set_value();
+    });
+  REQUIRE(all.get_future().wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  CHECK(refused == workers);
+  // The database still answers.
+  CHECK(must_wait(adb.exec({"SELECT 4"}).future()));
+}
