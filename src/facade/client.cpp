@@ -143,13 +143,15 @@ const caf::error& session_gone() {
 }
 
 caf::error caller_error(caf::error err, caf::timespan timeout, const caf::error& gone) {
-  if (err == caf::sec::request_timeout)
-    return make_error(
-        errc::request_timeout,
-        "no answer within the client's request timeout (" +
-            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
-            " ms); the request may still complete: check before retrying a write, or raise the "
-            "timeout");
+  if (err == caf::sec::request_timeout) {
+    // Milliseconds, unless that would read "0 ms".
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
+    auto shown = ms > 0 ? std::to_string(ms) + " ms" : std::to_string(timeout.count()) + " ns";
+    return make_error(errc::request_timeout,
+                      "no answer within the client's request timeout (" + shown +
+                          "); the request may still complete: check before retrying a write, or "
+                          "raise the timeout");
+  }
   if (err == caf::sec::request_receiver_down)
     return gone;
   return err;
