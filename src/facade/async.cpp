@@ -127,18 +127,22 @@ async_result<answer_of<T>> ask_async(caf::actor_system* sys, Handle dest, caf::t
       done(answer{gone});
       return;
     }
-    sys->spawn([=](caf::event_based_actor* self) {
-      then_settled(
-          self->request(dest, timeout, xs...),
-          [self, done](T& x) {
-            self->quit();
-            deliver(done, as_answer(std::move(x)));
-          },
-          [self, done, timeout, gone](caf::error& err) {
-            self->quit();
-            deliver(done, answer{facade::caller_error(std::move(err), timeout, gone)});
-          });
-    });
+    // One spawn argument, unused: CAF 0.17 starts an actor function without arguments
+    // through a null tuple (UBSan reports it).
+    sys->spawn(
+        [=](caf::event_based_actor* self, int) {
+          then_settled(
+              self->request(dest, timeout, xs...),
+              [self, done](T& x) {
+                self->quit();
+                deliver(done, as_answer(std::move(x)));
+              },
+              [self, done, timeout, gone](caf::error& err) {
+                self->quit();
+                deliver(done, answer{facade::caller_error(std::move(err), timeout, gone)});
+              });
+        },
+        0);
   }};
 }
 
@@ -249,29 +253,32 @@ async_result<caf::expected<async_session>> async_client::open_session(session_op
     // rolls back when it ends. It sends the session's requests in the order it is given
     // them, and lives until the async_session ends it (a closing job) or the session
     // ends (the database stopped): never past the actor system.
-    sys->spawn([=](session_owner self) -> caf::behavior {
-      self->state.keep_alive = caf::actor_cast<caf::actor>(self);
-      then_settled(
-          self->request(db, timeout, caf::open_atom::value, options),
-          [self, done, sys, timeout](session_actor& actor) {
-            self->monitor(actor);
-            deliver(done, answer{async_session{*sys, caf::actor_cast<caf::actor>(self),
-                                               std::move(actor), timeout}});
-          },
-          [self, done, timeout](caf::error& err) {
-            self->quit();
-            deliver(done,
-                    answer{facade::caller_error(std::move(err), timeout, facade::database_gone())});
+    // One spawn argument, unused (see ask_async).
+    sys->spawn(
+        [=](session_owner self, int) -> caf::behavior {
+          self->state.keep_alive = caf::actor_cast<caf::actor>(self);
+          then_settled(
+              self->request(db, timeout, caf::open_atom::value, options),
+              [self, done, sys, timeout](session_actor& actor) {
+                self->monitor(actor);
+                deliver(done, answer{async_session{*sys, caf::actor_cast<caf::actor>(self),
+                                                   std::move(actor), timeout}});
+              },
+              [self, done, timeout](caf::error& err) {
+                self->quit();
+                deliver(done, answer{facade::caller_error(std::move(err), timeout,
+                                                          facade::database_gone())});
+              });
+          // Requests in flight when the session ends still answer (with errors) before the
+          // owner goes.
+          self->set_down_handler([self](caf::down_msg&) {
+            self->state.session_gone = true;
+            if (self->state.outstanding == 0)
+              self->quit();
           });
-      // Requests in flight when the session ends still answer (with errors) before the
-      // owner goes.
-      self->set_down_handler([self](caf::down_msg&) {
-        self->state.session_gone = true;
-        if (self->state.outstanding == 0)
-          self->quit();
-      });
-      return {[self](const std::shared_ptr<session_job>& job) { job->run(self); }};
-    });
+          return {[self](const std::shared_ptr<session_job>& job) { job->run(self); }};
+        },
+        0);
   }};
 }
 
