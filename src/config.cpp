@@ -1076,7 +1076,10 @@ outcome<config> postgres_from_conninfo(const std::string& text) {
   for (unsigned char ch : text)
     if ((ch < 0x20 && !std::isspace(ch)) || ch == 0x7F)
       return fail("it contains a control character; remove it");
-  std::vector<std::pair<std::string, std::string>> libpq, ours;
+  bool url_like = text.find('@') != std::string::npos;
+  std::vector<std::pair<std::string, std::string>> libpq;
+  // cafdb's options, and whether a message may show their value.
+  std::vector<std::tuple<std::string, std::string, bool>> ours;
   std::string secret_before;
   size_t i = 0;
   auto skip_space = [&] {
@@ -1088,8 +1091,17 @@ outcome<config> postgres_from_conninfo(const std::string& text) {
     while (i < text.size() && text[i] != '=' && !std::isspace(static_cast<unsigned char>(text[i])))
       ++i;
     auto key = text.substr(key_start, i - key_start);
-    auto named = [&] {
-      return secret_before.empty() ? in_quotes(key) : "a key after " + secret_before;
+    // A key shows only if it looks like one: in text with an '@' (a URL without its
+    // scheme, user:password@host) or after an unquoted secret it may hold a password.
+    bool key_shown =
+        secret_before.empty() && !url_like && std::all_of(key.begin(), key.end(), [](char ch) {
+          return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
+        });
+    auto named = [&]() -> std::string {
+      if (key_shown)
+        return in_quotes(key);
+      return secret_before.empty() ? "a key (not shown: it may hold part of a password)"
+                                   : "a key after " + secret_before;
     };
     skip_space();
     if (i >= text.size() || text[i] != '=')
@@ -1123,25 +1135,34 @@ outcome<config> postgres_from_conninfo(const std::string& text) {
     }
     if (key.empty())
       return fail("a value has no key before its '='");
+    // user:password@host in a value other than a secret's or a replica URL's: a URL
+    // without its scheme, read as keywords. Its parts would show in messages and in the
+    // display.
+    if (auto colon = val.find(':'); !pq_keywords().secret.count(key) && key != "read_url" &&
+                                    colon != npos && val.find('@', colon) != npos)
+      return fail("a value looks like user:password@host (a URL without its scheme?); write "
+                  "the URL with postgresql:// in front, or the parts as key=value pairs");
     if (key == "url")
       return config_error("option 'url' cannot be set inside a connection string");
     if (key == "mode")
       return fail("option 'mode' (rw, rwc) is SQLite's: a PostgreSQL connection does not take it");
     if (is_cafdb_option(key) && key != "connect_timeout") {
-      ours.emplace_back(key, val);
+      // Not after an unquoted secret (it may be the secret's rest), and not with an '@'
+      // (then the text may be a URL without its scheme, user:password@host).
+      bool shown = secret_before.empty() && !url_like;
+      ours.emplace_back(key, val, shown);
     } else if (pq_keywords().all.count(key)) {
       // An unquoted secret ends at the first space: what follows may be its rest.
       if (pq_keywords().secret.count(key) && secret_before.empty() && !quoted)
         secret_before = key;
       libpq.emplace_back(key, val);
     } else {
-      return secret_before.empty()
-                 ? fail("unknown key " + in_quotes(key) +
-                        ": neither a libpq keyword (host, dbname, sslmode, ...) nor a cafdb "
-                        "option (" +
-                        known_keys() + ")" + case_hint(key))
-                 : fail("an unknown key after " + secret_before +
-                        ": if that value holds a space, quote it");
+      if (!secret_before.empty())
+        return fail("an unknown key after " + secret_before +
+                    ": if that value holds a space, quote it");
+      return fail("unknown " + (key_shown ? "key " + in_quotes(key) + case_hint(key) : named()) +
+                  ": neither a libpq keyword (host, dbname, sslmode, ...) nor a cafdb option (" +
+                  known_keys() + ")");
     }
   }
   if (libpq.empty() && ours.empty())
@@ -1150,11 +1171,18 @@ outcome<config> postgres_from_conninfo(const std::string& text) {
   cfg.url = text;
   if (auto set = set_postgres_endpoint(cfg, libpq); !set)
     return fail(set.error().message);
+  // With an '@' anywhere, any value may hold a piece of a password (a mangled URL read
+  // as keywords): the display names none of them.
+  if (url_like)
+    cfg.display = "postgresql://***";
   if (auto followed = follow_connect_timeout(cfg); !followed)
     return followed.error();
-  for (auto& [key, val] : ours)
+  for (auto& [key, val, shown] : ours)
     if (auto applied = apply_option(cfg, key, json(val)); !applied)
-      return applied.error();
+      return shown ? applied.error()
+                   : fail("option '" + key +
+                          "' has a value it does not take (not shown: it may hold part of a "
+                          "password)");
   return cfg;
 }
 
@@ -1303,6 +1331,9 @@ outcome<config> config_from_url(const std::string& url) {
   if (url == "sqlite::memory:" || url == "sqlite://" || url == "sqlite:///:memory:") {
     cfg.path = ":memory:";
   } else if (url.rfind("sqlite::memory:?", 0) == 0) {
+    if (url.find('@') != npos) // as below: the text may not be an SQLite URL at all
+      return malformed("an SQLite URL has no user name or password: percent-encode '@' in a "
+                       "query value as %40");
     cfg.path = ":memory:";
     query = url.substr(16);
     if (query.find('?') != npos)
@@ -1529,7 +1560,7 @@ outcome<config> config_from_env(const std::string& dotenv_path) {
     return std::nullopt;
   };
   if (auto unknown = unknown_cafdb_variable(*dotenv))
-    return config_error("unknown variable " + *unknown +
+    return config_error("unknown variable " + printable(*unknown, npos) +
                         ": cafdb reads CAFDB_URL (or DATABASE_URL) and CAFDB_ followed by an "
                         "option's name in capitals (" +
                         env_names() + ")" + env_hint(*unknown));

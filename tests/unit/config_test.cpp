@@ -328,6 +328,8 @@ TEST_CASE("a malformed PostgreSQL URL never shows its password", "[config]") {
            "host=db password=hun ter2=x",                  //   ... that reads as a key
            "host=db password=hunter2 sslmode=nope",        //
            "host=db password=hunter2 connect_timeout=x",   //
+           "log_level=x:hunter2@db/app",                   // a URL without its scheme
+           "password=hun ter2 pool_size=ter2",             // an option after a secret
            "sqlite:///u:hunter2@db/app?pool_size=x",       // a changed scheme
            "postgresql://db/app?user=me?password=hunter2", // a second '?'
            "postgresql://db/app?password=hun&ter2=1",      // '&' in a query password
@@ -525,6 +527,14 @@ TEST_CASE("an unknown CAFDB_ variable is refused with the list of known ones", "
   }
   CHECK(contains(error_of(config_from_env(dir.file("app.env"))),
                  "unknown variable CAFDB_MAX_OVERFLOWS"));
+  // A name that is not UTF-8 shows escaped: messages travel as JSON (the fuzzer found it).
+  {
+    std::ofstream out{dir.file("bytes.env")};
+    out << "CAFDB_URL=sqlite::memory:\nCAFDB_P\xe5OL=2\n";
+  }
+  auto bytes = error_of(config_from_env(dir.file("bytes.env")));
+  CHECK(contains(bytes, "CAFDB_P\\xe5OL"));
+  CHECK(dumps_as_json(bytes));
   // Known ones pass.
   ::setenv("CAFDB_POOL_SIZE", "4", 1);
   auto fine = config_from_env();
