@@ -980,6 +980,17 @@ outcome<size_t> check_postgres_url(const std::string& url) {
         return fail("an IPv6 address has no closing ']'");
       if (close == p + 1)
         return fail("the IPv6 address between '[' and ']' is empty");
+      // Only what an IPv6 address and its %zone (an interface name) hold: a ']' further
+      // on, past a '/' or a '?', would make the query start where libpq does not see it.
+      bool zone = false;
+      for (auto i = p + 1; i < close; ++i) {
+        auto ch = static_cast<unsigned char>(url[i]);
+        zone = zone || ch == '%';
+        bool fits = zone ? (std::isalnum(ch) || std::strchr("%-_.", ch) != nullptr)
+                         : (std::isxdigit(ch) || ch == ':' || ch == '.');
+        if (!fits)
+          return fail("the IPv6 address between '[' and ']' holds a character no address has");
+      }
       p = close + 1;
       if (p < end && std::strchr(":/?,", url[p]) == nullptr)
         return fail("after an IPv6 address's ']' comes " + in_quotes(std::string(1, url[p])) +

@@ -304,6 +304,11 @@ TEST_CASE("a libpq keyword/value connection string configures PostgreSQL like a 
   CHECK(contains(after_quoted, "pool_size"));
 }
 
+TEST_CASE("an IPv6 host may carry its zone", "[config]") {
+  CHECK(must_config("postgresql://[fe80::1%25eth0]:5432/app").display ==
+        "postgresql://[fe80::1%eth0]:5432/app");
+}
+
 TEST_CASE("a malformed PostgreSQL URL never shows its password", "[config]") {
   for (std::string url : {
            "postgresql://u:hunter2@[::1/db",             // libpq quotes the whole URL
@@ -328,6 +333,7 @@ TEST_CASE("a malformed PostgreSQL URL never shows its password", "[config]") {
            "host=db password=hun ter2=x",                  //   ... that reads as a key
            "host=db password=hunter2 sslmode=nope",        //
            "host=db password=hunter2 connect_timeout=x",   //
+           "postgresql://[::1?x&password=hunter2]/app",    // a ']' past the query's '?'
            "log_level=x:hunter2@db/app",                   // a URL without its scheme
            "password=hun ter2 pool_size=ter2",             // an option after a secret
            "sqlite:///u:hunter2@db/app?pool_size=x",       // a changed scheme
