@@ -27,12 +27,15 @@ run_consumer() { # name, cmake arguments...
 }
 
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
-# Nothing from the private core (src/) or the actors is installed.
-if find "$work/prefix" -path '*/include/*' -name '*.hpp' | grep -v '/include/cafdb/' | grep -q .; then
+# Nothing from the private core (src/) or the actors is installed. Outputs are read
+# whole, never piped into `grep -q`: with pipefail, the writer's SIGPIPE when grep stops
+# early fails the pipeline (exit 141) whether or not it matched.
+headers="$(find "$work/prefix" -path '*/include/*' -name '*.hpp')"
+if grep -v '/include/cafdb/' <<<"$headers" | grep . >/dev/null; then
   echo "headers installed outside include/cafdb/"; exit 1
 fi
 for private in pool_model.hpp driver.hpp engine.hpp session/transitions.hpp; do
-  if find "$work/prefix" -path "*$private" | grep -q .; then
+  if [ -n "$(find "$work/prefix" -path "*$private")" ]; then
     echo "a private header is installed: $private"; exit 1
   fi
 done
@@ -42,7 +45,8 @@ PKG_CONFIG_PATH="$(dirname "$(find "$work/prefix" -name cafdb.pc)")" \
 
 (cd "$build" && cpack -G DEB -B "$work/deb" >/dev/null)
 deb="$(find "$work/deb" -maxdepth 1 -name 'libcafdb-dev_*.deb')"
-dpkg-deb --info "$deb" | grep -q "Package: libcafdb-dev"
+info="$(dpkg-deb --info "$deb")"
+grep -q "Package: libcafdb-dev" <<<"$info" || { echo "the .deb is not libcafdb-dev"; exit 1; }
 dpkg-deb -x "$deb" "$work/debroot"
 run_consumer deb -DCAFDB_CONSUMER=package -DCMAKE_PREFIX_PATH="$work/debroot/usr"
 
