@@ -867,8 +867,8 @@ TEST_CASE("stop on SQLite cancels reads running in place on borrowed handles", "
       // A reader that opens its session only as stop() begins is refused there: its
       // answer is that refusal.
       auto s = own.open_session(ro);
-      answers[i] = s ? s->exec({sqlite_backend::endless_sql})
-                     : caf::expected<result_set>{s.error()};
+      answers[i] =
+          s ? s->exec({sqlite_backend::endless_sql}) : caf::expected<result_set>{s.error()};
     });
   REQUIRE(eventually([&] { return in_place() >= before + 1; }));
   auto started = std::chrono::steady_clock::now();
