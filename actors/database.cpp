@@ -46,9 +46,9 @@
 #include "actors/schema.hpp"
 #include "actors/session.hpp"
 #include "actors/setup.hpp"
-#include "backend/read_handles.hpp"
 #include "cafdb/error.hpp"
 #include "log.hpp"
+#include "pool/in_place_shelf.hpp"
 #include "session/read_router.hpp"
 #include "timeouts.hpp"
 
@@ -92,9 +92,10 @@ struct database_state {
   /// When the next idle sweep is due (invariant 6); `armed` while a tick is on its way.
   caf::timestamp sweep_due;
   bool sweep_armed = false;
-  /// Reader handles that read-only sessions borrow to read in place (SQLite file
-  /// databases with read_in_place), else null.
-  std::shared_ptr<read_handles> handles;
+  /// The SQLite reader pool's in-place shelf, where read-only sessions borrow
+  /// connections to read in place (read_in_place), else null. The database keeps it
+  /// across engine restarts; each writer engine fills it anew.
+  std::shared_ptr<pool::in_place_shelf> shelf;
   std::deque<caf::timestamp> restart_times;
   int32_t restarts = 0;
   uint64_t next_id = 1;
@@ -112,8 +113,8 @@ struct database_state {
       entry.second.deliver(err);
     for (auto& session : sessions)
       caf::anon_send(session.actor, shutdown_atom::value, true);
-    if (handles)
-      handles->cancel_for_shutdown();
+    if (shelf)
+      shelf->cancel_for_shutdown();
     for (auto& entry : engines)
       caf::anon_send_exit(entry.second, caf::exit_reason::user_shutdown);
     if (setup)
@@ -222,7 +223,7 @@ void spawn_session_for(database_pointer self, caf::strong_actor_ptr client, sess
   auto role = options.read_only && st.engines.count(engine_role::reader) ? engine_role::reader
                                                                          : engine_role::writer;
   auto session = spawn_session(self->system(), st.engines[role], std::move(client),
-                               std::move(options), st.cfg, one_shot, st.handles);
+                               std::move(options), st.cfg, one_shot, st.shelf);
   self->monitor(session);
   auto idle = one_shot ? caf::timespan{0} : idle_timeout_of(options, *st.cfg);
   st.sessions.push_back(open_session{session, role, idle});
@@ -341,7 +342,8 @@ std::vector<engine_actor> engine_list(const database_state& st) {
 
 engine_actor start_engine(database_pointer self, engine_role role) {
   auto& st = self->state;
-  auto engine = spawn_engine(self->system(), role, st.cfg, st.factory(role), self);
+  auto engine = spawn_engine(self->system(), role, st.cfg, st.factory(role), self,
+                             role == engine_role::writer ? st.shelf : nullptr);
   self->monitor(engine);
   st.engines[role] = engine;
   return engine;
@@ -532,15 +534,11 @@ database_actor::behavior_type database_behavior(database_pointer self,
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.factory = std::move(factory);
-  // Reads in place borrow reader handles; the read router sizes them
-  // (src/session/read_router.hpp).
+  // Reads in place borrow connections from the reader pool's shelf; the read router
+  // sizes it (src/session/read_router.hpp).
   auto reads = read_router::plan(*st.cfg, self->system().scheduler().num_workers());
-  if (reads.handles > 0) {
-    auto open = [drivers = st.factory(engine_role::writer)] {
-      return drivers(connection_role::reader);
-    };
-    st.handles = std::make_shared<read_handles>(open, reads.handles);
-  }
+  if (reads.shelf > 0)
+    st.shelf = std::make_shared<pool::in_place_shelf>(reads.shelf);
   st.log = log::get("database");
   st.log->info("starting database {}", st.cfg->redacted_url());
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -645,10 +643,8 @@ database_actor::behavior_type database_behavior(database_pointer self,
         report.pending = static_cast<int32_t>(st.held.size());
         report.restarts = st.restarts;
         report.subscribers = static_cast<int32_t>(st.subscribers.size());
-        if (st.handles) {
-          report.read_handles = static_cast<int32_t>(st.handles->open_count());
-          report.reads_in_place = static_cast<int64_t>(st.handles->lent_count());
-        }
+        if (st.shelf)
+          report.reads_in_place = static_cast<int64_t>(st.shelf->loans());
         collect_stats(self, st.stopping ? std::vector<engine_actor>{} : engine_list(st),
                       std::move(report), rp);
         return rp;
@@ -697,11 +693,11 @@ database_actor::behavior_type database_behavior(database_pointer self,
         for (auto& session : st.sessions)
           self->send(session.actor, shutdown_atom::value, true);
         // Sessions busy in a statement hear of it only when it ends: cancel those,
-        // and the reads sessions run in place on borrowed handles.
+        // and the reads sessions run in place on borrowed connections.
         for (auto& entry : st.engines)
           self->send(entry.second, shutdown_atom::value);
-        if (st.handles)
-          st.handles->cancel_for_shutdown();
+        if (st.shelf)
+          st.shelf->cancel_for_shutdown();
         self->delayed_send(self, caf::timespan{st.cfg->connect_timeout}, stop_now_atom::value);
       },
       [=](stop_now_atom) {

@@ -21,6 +21,14 @@
 //   down: publishes degraded with the server's error; idle connections are closed,
 //         waiters and new checkouts get `unavailable` at once.
 //
+// Reading in place is the reader pool's other access mode (SQLite file databases): the
+// model sends connections that come free to the in-place shelf up to its target, and
+// sessions borrow them there without a message. The engine takes a shelved connection
+// back when a checkout finds no idle one (before opening another), when queued work
+// finds no other and the pool is at max, when it passes
+// pool_recycle or its actor dies, and when the engine loses its server; a borrower that
+// gives back a recalled or unusable connection tells the engine (shelf_atom).
+//
 // Autocommit reads (read_atom) take no lease: the engine runs them itself. A read that
 // finds an idle connection goes out at once; reads that find none queue, and the next
 // connection to come free takes up to max_read_batch of them in one message (one
@@ -58,6 +66,7 @@
 #include "log.hpp"
 #include "pool/health.hpp"
 #include "pool/housekeeping.hpp"
+#include "pool/in_place_shelf.hpp"
 #include "pool/pool_model.hpp"
 #include "session/read_router.hpp"
 
@@ -125,6 +134,10 @@ struct engine_state {
   caf::timestamp last_stats_log;
   std::mt19937_64 random{std::random_device{}()};
   std::shared_ptr<spdlog::logger> log;
+  /// The reader pool's in-place shelf and that pool's index (SQLite file databases with
+  /// read_in_place), else null.
+  std::shared_ptr<pool::in_place_shelf> shelf;
+  size_t shelf_pool = 0;
 
   /// Refuses what waits and cancels what runs: every connection thread then ends
   /// within its driver's grace, whatever the server or the network does (cancel()
@@ -162,6 +175,10 @@ struct engine_state {
               make_error(errc::shutting_down, "the engine stopped while this read was running"));
     for (auto& [slot, m] : members)
       caf::anon_send_exit(m.connection, caf::exit_reason::user_shutdown);
+    // No session borrows a connection of this engine any more; lent ones close when
+    // given back.
+    if (shelf)
+      shelf->attach(nullptr);
   }
 };
 
@@ -175,8 +192,10 @@ int64_t ms(caf::timespan span) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
 }
 
-engine_pool make_pool(std::string name, connection_role role, int size, int max, int min_idle) {
-  return engine_pool{pool_model{pool::pool_limits{std::move(name), size, max, min_idle}}, role};
+engine_pool make_pool(std::string name, connection_role role, int size, int max, int min_idle,
+                      int shelf = 0) {
+  return engine_pool{pool_model{pool::pool_limits{std::move(name), size, max, min_idle, shelf}},
+                     role};
 }
 
 size_t pool_for(const engine_state& st, bool read_only) {
@@ -340,6 +359,9 @@ void carry_out(engine_pointer self, size_t index, pool_model::release& r) {
   case to::closed:
     close_member(self, slot);
     return;
+  case to::shelf:
+    st.shelf->put(slot, st.members.at(slot).drv);
+    return;
   }
 }
 
@@ -361,11 +383,10 @@ void carry_out(engine_pointer self, size_t index, pool_model::queue_progress& pr
     start_ping(self, index, slot);
 }
 
-// A connection in an unknown state: never reused (docs/architecture.md, rule 4).
-void discard(engine_pointer self, size_t index, slot_id slot, const char* why) {
+// A connection that left its pool in an unknown state is closed and replaced.
+void replace_discarded(engine_pointer self, size_t index, slot_id slot, const char* why) {
   auto& st = self->state;
   auto& p = st.pools[index];
-  p.model.discard(slot);
   st.log->warn("discarding a {} connection: {}", p.model.name(), why);
   close_member(self, slot);
   // The replacement doubles as a probe: if the server is gone, opening it fails and
@@ -373,6 +394,40 @@ void discard(engine_pointer self, size_t index, slot_id slot, const char* why) {
   if (p.model.wants_probe(st.health.down()))
     open_connection(self, index, open_purpose::fill);
   refill(self, index);
+}
+
+// A connection in an unknown state: never reused (docs/architecture.md, rule 4).
+void discard(engine_pointer self, size_t index, slot_id slot, const char* why) {
+  self->state.pools[index].model.discard(slot);
+  replace_discarded(self, index, slot, why);
+}
+
+// Takes shelved connections back from the shelf: those on it now are placed at once;
+// lent ones come back when given back (shelf_atom).
+void recall_shelved(engine_pointer self, const std::vector<slot_id>& slots) {
+  auto& st = self->state;
+  auto& p = st.pools[st.shelf_pool];
+  for (auto slot : slots) {
+    if (!st.shelf->recall(slot))
+      continue;
+    auto r = p.model.unshelve(slot, now(), st.health.down());
+    carry_out(self, st.shelf_pool, r);
+  }
+}
+
+// Queued work that no other connection will serve takes shelved ones back.
+void recall_for_work(engine_pointer self, size_t index) {
+  auto& st = self->state;
+  if (!st.shelf || index != st.shelf_pool)
+    return;
+  auto& p = st.pools[index];
+  auto wanted = p.model.shelf_wanted_back();
+  if (wanted == 0)
+    return;
+  for (auto slot : st.shelf->recall_some(static_cast<size_t>(wanted))) {
+    auto r = p.model.unshelve(slot, now(), st.health.down());
+    carry_out(self, index, r);
+  }
 }
 
 void schedule_reconnect(engine_pointer self) {
@@ -395,6 +450,8 @@ void mark_down(engine_pointer self, const caf::error& err) {
     // Idle connections to a lost server are dead: close them now, not at their next use.
     for (auto slot : p.model.close_idle())
       close_member(self, slot);
+    if (st.shelf && &p == &st.pools[st.shelf_pool])
+      recall_shelved(self, p.model.shelved());
     auto [checkouts, reads] = p.model.take_waiting();
     for (auto& w : checkouts)
       w.payload.promise.deliver(refusal);
@@ -659,8 +716,12 @@ void on_connection_down(engine_pointer self, slot_id slot, const caf::error& why
   auto& st = self->state;
   auto index = st.members.at(slot).pool_index;
   auto& p = st.pools[index];
-  if (!p.model.slot_died(slot))
+  if (!p.model.slot_died(slot)) {
+    // Shelved: the dead slot is discarded as it comes off the shelf.
+    if (st.shelf && index == st.shelf_pool && p.model.state_of(slot) == pool::slot_state::shelved)
+      recall_shelved(self, {slot});
     return;
+  }
   st.log->warn("an idle {} connection went down ({}): replacing it", p.model.name(),
                to_string(why));
   close_member(self, slot);
@@ -690,6 +751,17 @@ void housekeeping(engine_pointer self) {
     auto& p = st.pools[index];
     close_members(self, p.model.sweep_idle(t, pool::duration{cfg.idle_timeout}),
                   "pool_recycle reached or idle past idle_timeout");
+    if (st.shelf && index == st.shelf_pool) {
+      recall_shelved(self, p.model.shelved_to_recall(t));
+      // Shelved connections no session borrowed for idle_timeout shrink the pool too.
+      auto spare = p.model.spare_for_reaping();
+      if (cfg.idle_timeout.count() > 0 && spare > 0) {
+        auto unused = st.shelf->take_unused(cfg.idle_timeout, static_cast<size_t>(spare));
+        for (auto slot : unused)
+          p.model.retire_shelved(slot);
+        close_members(self, unused, "idle past idle_timeout");
+      }
+    }
     refill(self, index);
     auto watch = p.model.watch_leases(t, pool::duration{cfg.leak_threshold},
                                       pool::duration{cfg.lease_timeout});
@@ -730,6 +802,13 @@ pool_stats stats_of(const engine_state& st, size_t index) {
   out.total = m.total();
   out.idle = m.idle_count();
   out.in_use = m.in_use();
+  if (st.shelf && index == st.shelf_pool) {
+    // Shelved connections are idle until a session borrows one.
+    out.in_place = m.count(pool::slot_state::shelved);
+    auto lent = std::min(static_cast<int32_t>(st.shelf->lent()), out.in_place);
+    out.idle += out.in_place - lent;
+    out.in_use += lent;
+  }
   out.opening = m.count(pool::slot_state::opening);
   out.pinging = m.count(pool::slot_state::pinging);
   out.returning = m.count(pool::slot_state::returning);
@@ -756,7 +835,8 @@ pool_stats stats_of(const engine_state& st, size_t index) {
 
 engine_actor::behavior_type engine_behavior(engine_pointer self, engine_role role,
                                             std::shared_ptr<const config> cfg,
-                                            driver_factory factory, database_actor db) {
+                                            driver_factory factory, database_actor db,
+                                            std::shared_ptr<pool::in_place_shelf> shelf) {
   auto& st = self->state;
   st.role = role;
   st.cfg = std::move(cfg);
@@ -768,8 +848,19 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, engine_role rol
     st.pools.push_back(make_pool("shared", connection_role::shared, 1, 1, 0));
   } else if (c.engine == engine_kind::sqlite) {
     st.pools.push_back(make_pool("writer", connection_role::writer, 1, 1, 0));
+    auto shelved = shelf ? static_cast<int>(shelf->target()) : 0;
     st.pools.push_back(make_pool("reader", connection_role::reader, c.pool_size,
-                                 c.pool_size + c.max_overflow, c.min_idle));
+                                 c.pool_size + c.max_overflow, c.min_idle, shelved));
+    if (shelf) {
+      st.shelf = std::move(shelf);
+      st.shelf_pool = st.pools.size() - 1;
+      // Called on a borrower's thread: a message, to an engine that may be gone.
+      st.shelf->attach(
+          [engine = caf::actor_cast<caf::actor_addr>(self)](slot_id slot, bool usable) {
+            if (auto to = caf::actor_cast<engine_actor>(engine))
+              caf::anon_send(to, shelf_atom::value, slot, usable);
+          });
+    }
   } else {
     // PostgreSQL: one pool; the reader engine's connections refuse writes.
     bool reader = st.role == engine_role::reader;
@@ -821,6 +912,13 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, engine_role rol
         // The common case answers directly: an idle connection that needs no ping.
         auto taken = model.take_idle(t, ping_after(st));
         close_members(self, taken.retired, "pool_recycle reached");
+        if (taken.what == pool_model::idle_take::found::none && st.shelf && index == st.shelf_pool)
+          if (auto shelved = st.shelf->take_available()) {
+            // One pool: a connection on the shelf serves a checkout before a new one opens.
+            model.take_shelved(*shelved);
+            taken.what = pool_model::idle_take::found::ready;
+            taken.slot = *shelved;
+          }
         if (taken.what == pool_model::idle_take::found::ready) {
           model.grant(taken.slot, id, holder_of(holder), t, std::move(terms), caf::timespan{0});
           return lease{id, connection_of(st, taken.slot)};
@@ -836,6 +934,7 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, engine_role rol
         if (taken.what == pool_model::idle_take::found::needs_ping)
           start_ping(self, index, taken.slot); // serves the queue when it answers
         refill(self, index);
+        recall_for_work(self, index);
         return rp;
       },
       [=](read_atom, statement& stmt, caf::timespan wait,
@@ -859,6 +958,7 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, engine_role rol
                             t, ping_after(st), false);
         carry_out(self, index, progress);
         refill(self, index);
+        recall_for_work(self, index);
         // Still queued (no idle connection, or one being pinged): it may time out. One
         // timer serves every queued read (a timer per read costs the clock thread a
         // wake-up each): it is moved only when this read expires before it.
@@ -896,6 +996,22 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, engine_role rol
           return;
         }
         // Not found: reclaimed already (its holder went down first).
+      },
+      [=](shelf_atom, uint64_t slot, bool usable) {
+        // A shelved connection came back from its borrower: recalled, or unusable.
+        auto& st = self->state;
+        if (!st.shelf)
+          return;
+        auto& p = st.pools[st.shelf_pool];
+        if (!p.model.contains(slot) || p.model.state_of(slot) != pool::slot_state::shelved)
+          return;
+        if (usable) {
+          auto r = p.model.unshelve(slot, now(), st.health.down());
+          carry_out(self, st.shelf_pool, r);
+          return;
+        }
+        p.model.shelf_lost(slot);
+        replace_discarded(self, st.shelf_pool, slot, "a read in place left it in an unknown state");
       },
       [=](stats_atom) {
         auto& st = self->state;
@@ -964,8 +1080,9 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, engine_role rol
 
 engine_actor spawn_engine(caf::actor_system& sys, engine_role role,
                           std::shared_ptr<const config> cfg, driver_factory factory,
-                          database_actor db) {
-  return sys.spawn(engine_behavior, role, std::move(cfg), std::move(factory), std::move(db));
+                          database_actor db, std::shared_ptr<pool::in_place_shelf> shelf) {
+  return sys.spawn(engine_behavior, role, std::move(cfg), std::move(factory), std::move(db),
+                   std::move(shelf));
 }
 
 std::string to_string(engine_role x) {

@@ -17,8 +17,8 @@
 //
 // Autocommit requests (from idle or in_doubt) take a lease and give it back; a
 // read-only session's exec is a read, routed by src/session/read_router.hpp: in place
-// on a borrowed SQLite reader handle (read_in_place), else the engine runs it without
-// a lease (run_read).
+// on a SQLite reader connection borrowed from the pool's shelf (read_in_place), else the
+// engine runs it without a lease (run_read).
 //
 // Stop: a graceful shutdown (from the database's stop) closes an idle session at once;
 // a session in a transaction is `draining`: it serves its client until the transaction
@@ -45,7 +45,7 @@
 //    deadline (the engine cancels it on the server and drains the connection), broken
 //    when the connection's state is unknown (a request to it failed at the CAF level).
 // 5. The only blocking call is a read in place (read_in_place): bounded by the request
-//    deadline, and by read_handles' capacity (all scheduler threads but one).
+//    deadline, and by the in-place shelf's size (all scheduler threads but one).
 #include "actors/session.hpp"
 #include "cafdb/settled.hpp"
 
@@ -57,9 +57,9 @@
 #include <caf/all.hpp>
 
 #include "backend/driver.hpp"
-#include "backend/read_handles.hpp"
 #include "cafdb/error.hpp"
 #include "log.hpp"
+#include "pool/in_place_shelf.hpp"
 #include "session/read_router.hpp"
 #include "session/transitions.hpp"
 #include "timeouts.hpp"
@@ -90,8 +90,8 @@ struct session_state {
   caf::timestamp last_request;
   uint64_t requests = 0;
   uint64_t requests_checked = 0;
-  /// Reader handles to read in place (SQLite file databases), or null.
-  std::shared_ptr<read_handles> handles;
+  /// The reader pool's in-place shelf (SQLite file databases), or null.
+  std::shared_ptr<pool::in_place_shelf> shelf;
   std::shared_ptr<spdlog::logger> log;
   std::shared_ptr<spdlog::logger> sql_log;
 
@@ -387,41 +387,42 @@ void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, 
           });
 }
 
-/// A read on a borrowed reader handle, here in the session: no message to the engine
-/// or a connection. Nothing when no handle is free: the caller sends the read to the
-/// engine instead. The handle's deadline keeps this thread blocked no longer than the
-/// request's deadline.
+/// A read on a reader connection borrowed from the pool's in-place shelf, here in the
+/// session: no message to the engine or a connection. Nothing when none is free: the
+/// caller sends the read to the engine instead. The connection's deadline keeps this
+/// thread blocked no longer than the request's deadline.
 std::optional<outcome<result_set>> read_in_place(session_state& st, const statement& stmt) {
-  if (!st.handles)
+  if (!st.shelf)
     return std::nullopt;
-  auto handle = st.handles->borrow();
-  if (!handle)
+  auto lent = st.shelf->borrow();
+  if (!lent)
     return std::nullopt;
-  handle->set_deadline(std::chrono::steady_clock::now() + request_deadline(st));
-  log::echo(*st.sql_log, *st.cfg, stmt, *handle);
-  auto rows = handle->execute(stmt);
-  handle->set_deadline(std::chrono::steady_clock::time_point::max());
+  auto& conn = *lent.handle;
+  conn.set_deadline(std::chrono::steady_clock::now() + request_deadline(st));
+  log::echo(*st.sql_log, *st.cfg, stmt, conn);
+  auto rows = conn.execute(stmt);
+  conn.set_deadline(std::chrono::steady_clock::time_point::max());
   bool usable =
       rows || (rows.error().code != errc::connection_lost &&
                rows.error().code != errc::unavailable && rows.error().code != errc::internal_error);
-  // State is checked, not assumed: a read must leave no transaction open on a handle
-  // that the next reader borrows. Such a handle is closed, not lent again.
-  if (handle->in_transaction()) {
+  // State is checked, not assumed: a read must leave no transaction open on a
+  // connection that the next reader borrows. Such a connection is closed, not lent again.
+  if (conn.in_transaction()) {
     usable = false;
     rows = db_error{errc::invalid_argument,
                     "the read left a transaction open (transaction control inside the SQL?); "
                     "nothing it did was kept",
                     "", ""};
   }
-  // A handle whose session the read changed (a pragma, a temporary table) is closed
+  // A connection whose session the read changed (a pragma, a temporary table) is closed
   // too: nothing of one reader reaches the next.
-  usable = usable && !handle->session_changed();
-  if (!rows && rows.error().code == errc::statement_timeout && handle->stopping())
+  usable = usable && !conn.session_changed();
+  if (!rows && rows.error().code == errc::statement_timeout && conn.stopping())
     rows = db_error{errc::shutting_down,
                     "the database is stopping (shutdown_timeout passed): the read was "
                     "cancelled",
                     rows.error().driver_code, rows.error().driver_message};
-  st.handles->give_back(std::move(handle), usable);
+  st.shelf->give_back(std::move(lent), usable);
   return rows;
 }
 
@@ -562,10 +563,10 @@ std::optional<caf::error> check_savepoint_name(const std::string& name) {
 session_actor::behavior_type session_behavior(session_pointer self, engine_actor engine,
                                               caf::strong_actor_ptr client, session_options options,
                                               std::shared_ptr<const config> cfg, bool one_shot,
-                                              std::shared_ptr<read_handles> handles) {
+                                              std::shared_ptr<pool::in_place_shelf> shelf) {
   auto& st = self->state;
   st.engine = std::move(engine);
-  st.handles = std::move(handles);
+  st.shelf = std::move(shelf);
   st.client = caf::actor_cast<caf::actor_addr>(client);
   st.options = std::move(options);
   st.cfg = std::move(cfg);
@@ -591,7 +592,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         auto rp = self->make_response_promise<result_set>();
         auto& st = self->state;
         auto path = read_router::route(st.options.read_only, st.phase, st.held.has_value(),
-                                       st.handles != nullptr);
+                                       st.shelf != nullptr);
         if (path == read_router::read_path::in_place) {
           if (auto rows = read_in_place(st, stmt)) {
             settle_read(self, *rows ? sm::outcome::ok : sm::outcome::refused);
@@ -603,7 +604,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
               close_and_quit(self, "one-shot request done");
             return rp;
           }
-          path = read_router::read_path::engine_read; // every handle is lent
+          path = read_router::read_path::engine_read; // none on the shelf
         }
         if (path == read_router::read_path::engine_read) {
           run_read(self, rp, std::move(stmt));
@@ -806,9 +807,9 @@ caf::timespan idle_timeout_of(const session_options& options, const config& cfg)
 session_actor spawn_session(caf::actor_system& sys, engine_actor engine,
                             caf::strong_actor_ptr client, session_options options,
                             std::shared_ptr<const config> cfg, bool one_shot,
-                            std::shared_ptr<read_handles> handles) {
+                            std::shared_ptr<pool::in_place_shelf> shelf) {
   return sys.spawn(session_behavior, std::move(engine), std::move(client), std::move(options),
-                   std::move(cfg), one_shot, std::move(handles));
+                   std::move(cfg), one_shot, std::move(shelf));
 }
 
 } // namespace cafdb

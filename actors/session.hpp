@@ -10,16 +10,18 @@
 
 namespace cafdb {
 
-class read_handles;
+namespace pool {
+class in_place_shelf;
+} // namespace pool
 
 /// Spawns a session bound to `client` (it rolls back and closes when the client goes
 /// down). With `one_shot`, it closes itself after its first `exec` or `transact`. With
-/// `handles`, a read-only session runs its autocommit reads in place on a borrowed
-/// reader handle whenever one is free.
+/// `shelf`, a read-only session runs its autocommit reads in place on a reader
+/// connection it borrows there whenever one is free.
 session_actor spawn_session(caf::actor_system& sys, engine_actor engine,
                             caf::strong_actor_ptr client, session_options options,
                             std::shared_ptr<const config> cfg, bool one_shot,
-                            std::shared_ptr<read_handles> handles = nullptr);
+                            std::shared_ptr<pool::in_place_shelf> shelf = nullptr);
 
 /// How long a session may stay without a request before it closes (zero: never):
 /// its own option, else the configured session_idle_timeout.

@@ -60,6 +60,9 @@ using engine_actor = caf::typed_actor<
     caf::replies_to<read_atom, statement, caf::timespan, caf::timespan>::with<result_set>,
     // Pool counters. Runs in: engine.
     caf::replies_to<stats_atom>::with<std::vector<pool_stats>>,
+    // From a session's thread: a connection of the in-place shelf came back from its
+    // borrower, recalled (usable) or in an unknown state (false). Runs in: engine.
+    caf::reacts_to<shelf_atom, uint64_t, bool>,
     // Internal: a queued checkout reached its deadline.
     caf::reacts_to<expire_atom, uint64_t>,
     // Internal: the earliest deadline of the queued reads has come.

@@ -73,7 +73,10 @@ struct pool_stats {
   int32_t opening = 0;   ///< Being opened.
   int32_t pinging = 0;   ///< Being checked by pool_pre_ping.
   int32_t returning = 0; ///< Back from a holder, being reset or drained before reuse.
-  int32_t waiting = 0;   ///< Checkouts and reads queued.
+  /// On the in-place shelf (SQLite readers that sessions borrow to read in place),
+  /// counted in idle or, while lent, in_use.
+  int32_t in_place = 0;
+  int32_t waiting = 0; ///< Checkouts and reads queued.
   int64_t checkouts = 0;
   int64_t timeouts = 0;
   int64_t discarded = 0;     ///< Connections thrown away in an unknown state.
@@ -94,9 +97,10 @@ struct pool_stats {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pool_stats& x) {
   return f(caf::meta::type_name("cafdb::pool_stats"), x.engine, x.pool, x.size, x.max, x.total,
-           x.idle, x.in_use, x.opening, x.pinging, x.returning, x.waiting, x.checkouts, x.timeouts,
-           x.discarded, x.opened, x.cancelled, x.reconnects, x.recycled, x.ping_failures,
-           x.server_full, x.leaks, x.reclaimed, x.wait_p50_us, x.wait_p95_us, x.wait_p99_us);
+           x.idle, x.in_use, x.opening, x.pinging, x.returning, x.in_place, x.waiting, x.checkouts,
+           x.timeouts, x.discarded, x.opened, x.cancelled, x.reconnects, x.recycled,
+           x.ping_failures, x.server_full, x.leaks, x.reclaimed, x.wait_p50_us, x.wait_p95_us,
+           x.wait_p99_us);
 }
 
 /// The whole picture, as `status` answers it. Contains no secrets.
@@ -109,9 +113,8 @@ struct status_report {
   int32_t sessions = 0; ///< Open session actors.
   int32_t pending = 0;  ///< Requests waiting for readiness.
   int32_t restarts = 0; ///< Child restarts since start.
-  /// SQLite reader handles open for reads in place (read_in_place), and the reads that
-  /// ran on them since start; the reader pool's figures are in `pools`.
-  int32_t read_handles = 0;
+  /// Reads that sessions ran in place on borrowed SQLite reader connections since
+  /// start (read_in_place); the reader pool's figures, its shelf included, are in `pools`.
   int64_t reads_in_place = 0;
   int32_t subscribers = 0; ///< Actors subscribed to readiness events.
 };
@@ -119,7 +122,7 @@ struct status_report {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, status_report& x) {
   return f(caf::meta::type_name("cafdb::status_report"), x.state, x.components, x.pools, x.url,
-           x.sessions, x.pending, x.restarts, x.read_handles, x.reads_in_place, x.subscribers);
+           x.sessions, x.pending, x.restarts, x.reads_in_place, x.subscribers);
 }
 
 } // namespace cafdb

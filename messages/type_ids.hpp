@@ -45,6 +45,7 @@ CAF_ADD_ATOM(cafdb, cafdb, ping_atom, "ping")
 CAF_ADD_ATOM(cafdb, cafdb, revoke_atom, "revoke")
 CAF_ADD_ATOM(cafdb, cafdb, tick_atom, "tick")
 CAF_ADD_ATOM(cafdb, cafdb, read_atom, "read")
+CAF_ADD_ATOM(cafdb, cafdb, shelf_atom, "shelf")
 
 // -- atoms: lifecycle and readiness ------------------------------------------
 

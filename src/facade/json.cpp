@@ -46,11 +46,11 @@ struct field_collector {
 
 // The JSON names of pool_stats' fields, in the order of its inspect().
 constexpr const char* pool_stats_names[] = {
-    "engine",    "pool",       "size",        "max",           "total",
-    "idle",      "in_use",     "opening",     "pinging",       "returning",
-    "waiting",   "checkouts",  "timeouts",    "discarded",     "opened",
-    "cancelled", "reconnects", "recycled",    "ping_failures", "server_full",
-    "leaks",     "reclaimed",  "wait_p50_us", "wait_p95_us",   "wait_p99_us"};
+    "engine",      "pool",          "size",        "max",       "total",     "idle",
+    "in_use",      "opening",       "pinging",     "returning", "in_place",  "waiting",
+    "checkouts",   "timeouts",      "discarded",   "opened",    "cancelled", "reconnects",
+    "recycled",    "ping_failures", "server_full", "leaks",     "reclaimed", "wait_p50_us",
+    "wait_p95_us", "wait_p99_us"};
 
 } // namespace
 
@@ -76,15 +76,10 @@ void to_json(nlohmann::json& out, const pool_stats& x) {
 }
 
 void to_json(nlohmann::json& out, const status_report& x) {
-  out = nlohmann::json{{"state", to_string(x.state)},
-                       {"url", x.url},
-                       {"components", x.components},
-                       {"pools", x.pools},
-                       {"sessions", x.sessions},
-                       {"pending", x.pending},
-                       {"restarts", x.restarts},
-                       {"read_handles", x.read_handles},
-                       {"reads_in_place", x.reads_in_place},
+  out = nlohmann::json{{"state", to_string(x.state)}, {"url", x.url},
+                       {"components", x.components},  {"pools", x.pools},
+                       {"sessions", x.sessions},      {"pending", x.pending},
+                       {"restarts", x.restarts},      {"reads_in_place", x.reads_in_place},
                        {"subscribers", x.subscribers}};
 }
 

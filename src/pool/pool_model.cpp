@@ -16,6 +16,8 @@ const char* to_string(slot_state state) {
     return "pinging";
   case slot_state::returning:
     return "returning";
+  case slot_state::shelved:
+    return "shelved";
   }
   return "unknown";
 }

@@ -20,16 +20,27 @@
 //   reading   ── finish_batch, overdue_batches ──────► returning
 //   returning ── release_slot (reset ok, answered) ──► placed
 //   returning ── discard (state unknown) ────────────► gone
+//   shelved   ── unshelve (recalled, or back) ───────► placed
+//   shelved   ── take_shelved (for a checkout) ──────► returning ── grant ──► leased
+//   shelved   ── shelf_lost (unusable) ──────────────► gone
+//   shelved   ── retire_shelved (idle_timeout) ──────► gone
 //
 // "Placed" is the one decision (release_slot, the ping and open outcomes, serve_queue)
 // of where a connection that came free goes: retired (pool_recycle), discarded (its
 // actor died), the next queued reads (a batch: reading), the next queued checkout (a
-// lease: leased), closed (above pool_size, or the engine is down) or idle.
+// lease: leased), closed (above pool_size, or the engine is down), the in-place shelf
+// (below its target: shelved) or idle.
+//
+// Shelved slots are the pool's connections in its other access mode, reading in place:
+// sessions borrow them from the shelf (in_place_shelf.hpp) without asking the engine,
+// so the model knows them only as shelved, lent or not. The engine takes one back for
+// a checkout that finds no idle connection (take_shelved), and (unshelve) when work
+// waits and the pool may open no more, when it expires, or when its borrower reports it.
 //
 // Invariants (check_invariants; asserted after every transition in debug and
 // sanitizer builds):
-// 1. total = opening + idle + leased + reading + pinging + returning = slots, and
-//    total <= max.
+// 1. total = opening + idle + leased + reading + pinging + returning + shelved = slots,
+//    total <= max, and shelved <= the shelf's target.
 // 2. The idle list holds exactly the idle slots, once each.
 // 3. Every lease names a leased slot and every leased slot has one lease; every running
 //    batch names a reading slot and every reading slot has one batch.
@@ -57,8 +68,8 @@
 
 namespace cafdb::pool {
 
-enum class slot_state : uint8_t { opening, idle, leased, reading, pinging, returning };
-constexpr size_t slot_state_count = 6;
+enum class slot_state : uint8_t { opening, idle, leased, reading, pinging, returning, shelved };
+constexpr size_t slot_state_count = 7;
 
 const char* to_string(slot_state state);
 
@@ -68,6 +79,8 @@ struct pool_limits {
   int size = 1;
   int max = 1;
   int min_idle = 0;
+  /// Connections to put on the in-place shelf; 0: the pool reads in place not at all.
+  int shelf = 0;
 };
 
 /// What a lease was granted for.
@@ -145,6 +158,8 @@ class pool_model {
       discarded,
       /// Above pool_size, or the engine is down: the engine closes it.
       closed,
+      /// Below the shelf's target: the engine puts it on the shelf (shelved).
+      shelf,
     } where = to::idle;
     /// The connection that came free.
     slot_id slot = 0;
@@ -517,6 +532,74 @@ class pool_model {
     return out;
   }
 
+  // -- the in-place shelf ---------------------------------------------------------
+
+  /// How many shelved connections the engine should take back for queued work: the
+  /// work no idle, opening or pinged connection will serve, when the pool may open no
+  /// more.
+  int shelf_wanted_back() const {
+    if (can_open() || !idle_.empty())
+      return 0;
+    auto unserved = waiting_units() - count(slot_state::opening) - count(slot_state::pinging);
+    return std::clamp(unserved, 0, count(slot_state::shelved));
+  }
+
+  /// A shelved connection is the engine's again (recalled while available, or its
+  /// borrower gave it back after a recall): placed like any that came free.
+  release unshelve(slot_id slot, time_point now, bool down) {
+    expect_state(slot, slot_state::shelved, "unshelve");
+    set_state(slot, slot_state::returning);
+    return release_slot(slot, now, down);
+  }
+
+  /// A checkout that found no idle connection takes a shelved one the engine took off
+  /// the shelf: `returning` until granted, like one take_idle found ready.
+  void take_shelved(slot_id slot) {
+    expect_state(slot, slot_state::shelved, "take_shelved");
+    set_state(slot, slot_state::returning);
+    check();
+  }
+
+  /// A shelved connection's borrower found it unusable: it leaves (counted as
+  /// discarded); the engine closes it.
+  void shelf_lost(slot_id slot) {
+    expect_state(slot, slot_state::shelved, "shelf_lost");
+    counters_.discarded += 1;
+    remove(slot);
+    check();
+  }
+
+  /// A shelved connection no one borrowed for idle_timeout leaves (counted as
+  /// recycled); the engine closes it. How many may leave: spare_for_reaping.
+  void retire_shelved(slot_id slot) {
+    expect_state(slot, slot_state::shelved, "retire_shelved");
+    require(total() > limits_.min_idle, "retire_shelved: the pool is at min_idle");
+    counters_.recycled += 1;
+    remove(slot);
+    check();
+  }
+
+  /// How many connections idle_timeout may still close without going below min_idle.
+  int spare_for_reaping() const { return std::max(0, total() - limits_.min_idle); }
+
+  /// Shelved connections past pool_recycle, or whose actor died: the engine recalls them.
+  std::vector<slot_id> shelved_to_recall(time_point now) const {
+    std::vector<slot_id> out;
+    for (auto& [slot, entry] : slots_)
+      if (entry.state == slot_state::shelved && (entry.dead || now >= entry.expires))
+        out.push_back(slot);
+    return out;
+  }
+
+  /// Every shelved connection (the engine lost its server or stops).
+  std::vector<slot_id> shelved() const {
+    std::vector<slot_id> out;
+    for (auto& [slot, entry] : slots_)
+      if (entry.state == slot_state::shelved)
+        out.push_back(slot);
+    return out;
+  }
+
   // -- housekeeping -------------------------------------------------------------
 
   /// Idle connections past pool_recycle, or idle past `idle_timeout` while the pool is
@@ -590,6 +673,9 @@ class pool_model {
              std::to_string(sum);
     if (total() > limits_.max)
       return "(1) total " + std::to_string(total()) + " exceeds max " + std::to_string(limits_.max);
+    if (count(slot_state::shelved) > limits_.shelf)
+      return "(1) " + std::to_string(count(slot_state::shelved)) +
+             " shelved slots exceed the shelf's target " + std::to_string(limits_.shelf);
     if (static_cast<int>(idle_.size()) != count(slot_state::idle))
       return "(2) the idle list holds " + std::to_string(idle_.size()) + " slots, " +
              std::to_string(count(slot_state::idle)) + " are idle";
@@ -724,6 +810,9 @@ class pool_model {
     } else if (total() > limits_.size || down) {
       remove(slot);
       out.where = release::to::closed;
+    } else if (count(slot_state::shelved) < limits_.shelf) {
+      set_state(slot, slot_state::shelved);
+      out.where = release::to::shelf;
     } else {
       entry.idle_since = now;
       set_state(slot, slot_state::idle);

@@ -1,5 +1,7 @@
 #include "session/read_router.hpp"
 
+#include <algorithm>
+
 namespace cafdb::read_router {
 
 read_plan plan(const config& cfg, size_t workers) {
@@ -10,7 +12,10 @@ read_plan plan(const config& cfg, size_t workers) {
   if (cfg.read_in_place) {
     // All scheduler threads but one, so that the engine, the writer's sessions and the
     // database always have one to run on; none is left to lend to reader connections.
-    out.handles = workers > 1 ? workers - 1 : 1;
+    // They are connections of the reader pool, so never more than it may open.
+    auto threads = workers > 1 ? workers - 1 : 1;
+    auto pool_max = static_cast<size_t>(std::max(1, cfg.pool_size + cfg.max_overflow));
+    out.shelf = std::min(threads, pool_max);
     return out;
   }
   // A point read costs a few microseconds and a hop to another thread more: reader
@@ -31,13 +36,13 @@ std::string to_string(read_path x) {
   return "unknown";
 }
 
-read_path route(bool read_only, session_phase phase, bool holds_lease, bool handles) {
+read_path route(bool read_only, session_phase phase, bool holds_lease, bool shelf) {
   // Inside a transaction (or holding a lease for any other reason) the read belongs to
   // that connection: its snapshot, its locks.
   bool autocommit = phase != session_phase::in_tx && phase != session_phase::failed;
   if (!read_only || !autocommit || holds_lease)
     return read_path::leased;
-  return handles ? read_path::in_place : read_path::engine_read;
+  return shelf ? read_path::in_place : read_path::engine_read;
 }
 
 } // namespace cafdb::read_router

@@ -844,7 +844,7 @@ TEST_CASE("SQLite: a write waiting for another process's lock ends with its requ
   sqlite3_close(other);
 }
 
-TEST_CASE("stop on SQLite cancels reads running in place on borrowed handles", "[trust]") {
+TEST_CASE("stop on SQLite cancels reads running in place on borrowed connections", "[trust]") {
   temp_dir dir;
   auto cfg = stopping_in_a_second(dir);
   cfg.connect_timeout = std::chrono::milliseconds(1000);
@@ -854,8 +854,11 @@ TEST_CASE("stop on SQLite cancels reads running in place on borrowed handles", "
     auto report = fx.cli->status();
     return report ? report->reads_in_place : int64_t{0};
   };
+  // The first read opens the reader pool's connection; the pool shelves it for reads
+  // in place.
+  REQUIRE(fx.read_as_new_client({"SELECT 1"}, std::chrono::seconds(5)));
   auto before = in_place();
-  constexpr int readers = 2; // read handles: all scheduler threads but one
+  constexpr int readers = 2; // one reads in place, one through the engine
   std::vector<caf::expected<result_set>> answers(readers, caf::error{});
   std::vector<std::thread> threads;
   for (int i = 0; i < readers; ++i)

@@ -116,19 +116,24 @@ TEST_CASE("SQLite: read-only sessions read in place and see the latest commit", 
       auto write = reader->exec({"INSERT INTO t VALUES (9)"});
       REQUIRE(!write);
       CHECK(is(write.error(), errc::read_only_violation));
-      // In place, none of it went through the reader pool; status counts it.
-      CHECK(fx.stats("reader").checkouts == (in_place ? 0 : 4));
+      // In place, only the first read went through the engine: it opened the reader
+      // pool's connection, which the pool then put on its shelf for the others.
+      auto reader_pool = fx.stats("reader");
+      CHECK(reader_pool.checkouts == (in_place ? 1 : 4));
+      CHECK(reader_pool.total == 1); // one at a time: one connection, in either mode
+      CHECK(reader_pool.in_place == (in_place ? 1 : 0));
       auto status = fx.cli->status();
       REQUIRE(status);
-      CHECK(status->reads_in_place == (in_place ? 4 : 0));
-      CHECK(status->read_handles == (in_place ? 1 : 0)); // one at a time: one handle
+      CHECK(status->reads_in_place == (in_place ? 3 : 0));
     }
   }
 }
 
-TEST_CASE("SQLite: a read in place past its deadline stops, and its handle serves again",
+TEST_CASE("SQLite: a read in place past its deadline stops, and its connection serves again",
           "[pool][read]") {
   file_database fx;
+  // The first read opens the reader pool's connection; the pool shelves it.
+  REQUIRE(fx.read_as_new_client({"SELECT 1"}, std::chrono::seconds(5)));
   auto slow = fx.read_as_new_client({sqlite_backend::endless_sql}, std::chrono::milliseconds(300));
   REQUIRE(!slow);
   INFO(text(slow.error()));
@@ -136,20 +141,157 @@ TEST_CASE("SQLite: a read in place past its deadline stops, and its handle serve
   auto quick = fx.read_as_new_client({"SELECT 42"}, std::chrono::seconds(5));
   REQUIRE(quick);
   CHECK(quick->rows.at(0).at(0) == value{42});
-  CHECK(fx.stats("reader").checkouts == 0); // both ran in place
+  auto reader = fx.stats("reader");
+  CHECK(reader.checkouts == 1); // both ran in place
+  CHECK(reader.discarded == 0);
+  CHECK(reader.in_place == 1);
 }
 
-TEST_CASE("SQLite: long reads on every handle and reader connection leave the runtime serving",
+namespace {
+
+config shelf_config(const temp_dir& dir, int pool_size) {
+  auto cfg = file_config(dir);
+  cfg.read_in_place = true;
+  cfg.pool_size = pool_size;
+  cfg.max_overflow = 0;
+  cfg.pool_timeout = std::chrono::milliseconds(2000);
+  return cfg;
+}
+
+int64_t reads_in_place(database_fixture& fx) {
+  auto report = fx.cli->status();
+  REQUIRE(report);
+  return report->reads_in_place;
+}
+
+} // namespace
+
+TEST_CASE("SQLite: reads in place use the reader pool's own connections: pool_size bounds both "
+          "modes",
+          "[pool][read]") {
+  temp_dir dir;
+  database_fixture fx{shelf_config(dir, 2)};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+  fx.must_exec({"INSERT INTO t VALUES (7)"});
+  // Many readers at once, each its own session: some read in place, some through the
+  // engine, and together they never have more than pool_size reader connections.
+  constexpr int threads = 6;
+  constexpr int reads_each = 40;
+  std::vector<int> failures(threads, 0);
+  std::vector<std::thread> running;
+  for (int i = 0; i < threads; ++i)
+    running.emplace_back([&, i] {
+      for (int n = 0; n < reads_each; ++n) {
+        auto rows = fx.read_as_new_client({"SELECT x FROM t"}, std::chrono::seconds(10));
+        if (!rows || rows->rows.at(0).at(0).as_int() != 7)
+          failures[i] += 1;
+      }
+    });
+  for (auto& t : running)
+    t.join();
+  for (int i = 0; i < threads; ++i)
+    CHECK(failures[i] == 0);
+  auto reader = fx.stats("reader");
+  CHECK(reader.opened <= 2);
+  CHECK(reader.total <= 2);
+  CHECK(reader.in_place >= 1);
+  CHECK(reader.in_use == 0);
+  CHECK(reader.discarded == 0);
+  CHECK(reads_in_place(fx) > 0);
+  CHECK(reads_in_place(fx) + reader.checkouts == threads * reads_each);
+}
+
+TEST_CASE("SQLite: work that needs a lease takes back the connection the shelf holds when the "
+          "pool is full",
+          "[pool][read]") {
+  temp_dir dir;
+  database_fixture fx{shelf_config(dir, 1)};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+  REQUIRE(fx.read_as_new_client({"SELECT 1"}, std::chrono::seconds(5)));
+  auto reader = fx.stats("reader");
+  REQUIRE(reader.total == 1);
+  REQUIRE(reader.in_place == 1); // the pool's only connection is on the shelf
+  // A read-only transaction needs a lease: without a recall it would wait for
+  // pool_timeout and fail.
+  session_options ro;
+  ro.read_only = true;
+  auto s = fx.cli->open_session(ro);
+  REQUIRE(s);
+  auto began = s->begin();
+  INFO((began ? text(began) : std::string{"ok"}));
+  REQUIRE(!began);
+  auto rows = s->exec({"SELECT count(*) FROM t"});
+  REQUIRE(rows);
+  reader = fx.stats("reader");
+  CHECK(reader.in_use == 1);
+  CHECK(reader.in_place == 0);
+  CHECK(reader.total == 1);
+  REQUIRE(!s->commit());
+  // Free again, it goes back on the shelf and serves reads in place.
+  auto before = reads_in_place(fx);
+  REQUIRE(fx.read_as_new_client({"SELECT 2"}, std::chrono::seconds(5)));
+  CHECK(reads_in_place(fx) == before + 1);
+  reader = fx.stats("reader");
+  CHECK(reader.in_place == 1);
+  CHECK(reader.timeouts == 0);
+  // Lent to a long read in place when the lease is asked for: the connection is
+  // recalled, comes back to the engine when the read ends, and serves the lease.
+  std::thread long_read([&] {
+    auto r = fx.read_as_new_client({sqlite_backend::endless_sql}, std::chrono::milliseconds(800));
+    CHECK(!r);
+  });
+  REQUIRE(eventually([&] { return reads_in_place(fx) == before + 2; }));
+  auto waiting = fx.cli->open_session(ro);
+  REQUIRE(waiting);
+  auto took = waiting->begin(); // waits for the long read's end, not for pool_timeout
+  long_read.join();
+  INFO((took ? text(took) : std::string{"ok"}));
+  REQUIRE(!took);
+  CHECK(fx.stats("reader").in_place == 0);
+  REQUIRE(!waiting->rollback());
+  reader = fx.stats("reader");
+  CHECK(reader.in_place == 1);
+  CHECK(reader.timeouts == 0);
+  CHECK(reader.discarded == 0);
+}
+
+TEST_CASE("SQLite: a connection a read in place left changed is discarded and replaced",
+          "[pool][read]") {
+  temp_dir dir;
+  database_fixture fx{shelf_config(dir, 2)};
+  fx.require_ready();
+  REQUIRE(fx.read_as_new_client({"SELECT 1"}, std::chrono::seconds(5)));
+  REQUIRE(fx.stats("reader").in_place == 1);
+  auto before = reads_in_place(fx);
+  // Runs in place and changes the connection's session: it must not reach the next reader.
+  auto changed = fx.read_as_new_client({"PRAGMA cache_size = 123"}, std::chrono::seconds(5));
+  INFO((changed ? std::string{"ok"} : text(changed.error())));
+  CHECK(reads_in_place(fx) == before + 1);
+  REQUIRE(eventually([&] { return fx.stats("reader").discarded == 1; }));
+  // The next readers never see the changed setting.
+  for (int i = 0; i < 4; ++i) {
+    auto size = fx.read_as_new_client({"PRAGMA cache_size"}, std::chrono::seconds(5));
+    REQUIRE(size);
+    CHECK(size->rows.at(0).at(0).as_int() != 123);
+  }
+  auto reader = fx.stats("reader");
+  CHECK(reader.total <= 2);
+  CHECK(reader.in_place == 1);
+}
+
+TEST_CASE("SQLite: long reads on every reader connection leave the runtime serving",
           "[pool][read]") {
   // Reads in place, and readers on the scheduler, block scheduler threads, but never all
-  // of them: with every reader handle and connection stuck in a long read, the engine,
+  // of them: with every reader connection stuck in a long read, the engine,
   // the writer and the sessions still run, and every read stops at its deadline.
   for (bool in_place : {true, false}) {
     DYNAMIC_SECTION("read_in_place = " << in_place) {
       temp_dir dir;
       auto cfg = file_config(dir);
       cfg.read_in_place = in_place;
-      // More readers than in-place handles (all scheduler threads but one), whatever
+      // More readers than the shelf holds (all scheduler threads but one), whatever
       // the machine's thread count, so that some reads go to the reader pool.
       const int workers = static_cast<int>(test_worker_count());
       const int readers = std::max(8, workers + 1);
@@ -162,11 +304,12 @@ TEST_CASE("SQLite: long reads on every handle and reader connection leave the ru
       fx.require_ready();
       fx.must_exec({"CREATE TABLE t (x INTEGER)"});
       REQUIRE(eventually([&] { return fx.stats("reader").idle == readers; }));
-      // In place, the first reads take the handles (all scheduler threads but one); the
-      // rest go to the reader pool.
-      int handles = in_place ? static_cast<int>(fx.sys.scheduler().num_workers()) - 1 : 0;
-      REQUIRE(handles < readers);
-      int pooled = readers - handles;
+      // In place, the first reads take the shelved connections (all scheduler threads
+      // but one); the rest go through the engine.
+      int shelved = in_place ? static_cast<int>(fx.sys.scheduler().num_workers()) - 1 : 0;
+      REQUIRE(shelved < readers);
+      CHECK(fx.stats("reader").in_place == shelved);
+      int pooled = readers - shelved;
 
       // Catch2 assertions stay on this thread: the others only store their answers.
       std::vector<caf::expected<result_set>> answers(readers, caf::error{});
@@ -176,7 +319,8 @@ TEST_CASE("SQLite: long reads on every handle and reader connection leave the ru
           answers[i] =
               fx.read_as_new_client({sqlite_backend::endless_sql}, std::chrono::seconds(3));
         });
-      bool all_running = eventually([&] { return fx.stats("reader").in_use == pooled; });
+      // Lent shelved connections count as in use, like the engine's.
+      bool all_running = eventually([&] { return fx.stats("reader").in_use == readers; });
 
       // Served while every reader is busy: a write, a count on the writer, the stats.
       // (No REQUIRE before the joins: a failed one would leave the threads running.)

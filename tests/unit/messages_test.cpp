@@ -94,7 +94,8 @@ TEST_CASE("messages survive a binary round trip", "[messages]") {
   CHECK(ev.state == readiness_state::failed);
   CHECK(ev.attempt == 3);
   status_report report;
-  report.pools.push_back(pool_stats{"writer", "reader", 4, 8, 3, 1, 2, 0, 0, 0, 0, 10, 1, 0, 3, 2});
+  report.pools.push_back(
+      pool_stats{"writer", "reader", 4, 8, 3, 1, 2, 0, 0, 0, 0, 0, 10, 1, 0, 3, 2});
   auto back = round_trip(sys, report);
   REQUIRE(back.pools.size() == 1);
   CHECK(back.pools[0].in_use == 2);
@@ -265,6 +266,7 @@ TEST_CASE("the status JSON carries every pool_stats field, under its own name", 
   set(stats.opening);
   set(stats.pinging);
   set(stats.returning);
+  set(stats.in_place);
   set(stats.waiting);
   set(stats.checkouts);
   set(stats.timeouts);
@@ -283,18 +285,20 @@ TEST_CASE("the status JSON carries every pool_stats field, under its own name", 
   status_report report;
   report.pools.push_back(stats);
   auto j = nlohmann::json(report)["pools"][0];
-  CHECK(j.size() == 25);
+  CHECK(j.size() == 26);
   CHECK(j["engine"] == "writer");
   CHECK(j["pool"] == "shared");
   CHECK(j["size"] == 1);
   CHECK(j["returning"] == 8);
-  CHECK(j["reconnects"] == 15);
-  CHECK(j["recycled"] == 16);
-  CHECK(j["ping_failures"] == 17);
-  CHECK(j["server_full"] == 18);
-  CHECK(j["leaks"] == 19);
-  CHECK(j["reclaimed"] == 20);
-  CHECK(j["wait_p50_us"] == 21);
-  CHECK(j["wait_p95_us"] == 22);
-  CHECK(j["wait_p99_us"] == 23);
+  CHECK(j["in_place"] == 9);
+  CHECK(j["waiting"] == 10);
+  CHECK(j["reconnects"] == 16);
+  CHECK(j["recycled"] == 17);
+  CHECK(j["ping_failures"] == 18);
+  CHECK(j["server_full"] == 19);
+  CHECK(j["leaks"] == 20);
+  CHECK(j["reclaimed"] == 21);
+  CHECK(j["wait_p50_us"] == 22);
+  CHECK(j["wait_p95_us"] == 23);
+  CHECK(j["wait_p99_us"] == 24);
 }

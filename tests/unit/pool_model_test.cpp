@@ -29,8 +29,8 @@ using found = model::idle_take::found;
 const time_point t0 = time_point{} + std::chrono::hours(24 * 365 * 50);
 const time_point forever = time_point::max();
 
-model make(int size, int max, int min_idle = 0) {
-  return model{pool_limits{"test", size, max, min_idle}};
+model make(int size, int max, int min_idle = 0, int shelf = 0) {
+  return model{pool_limits{"test", size, max, min_idle, shelf}};
 }
 
 // Opens a connection in slot `slot` and lets the model place it.
@@ -472,13 +472,132 @@ TEST_CASE("pool model: losing the server closes idle connections and empties the
   REQUIRE_SOUND(m);
 }
 
+TEST_CASE("pool model: connections that come free fill the in-place shelf up to its target, "
+          "then idle",
+          "[pool_model]") {
+  auto m = make(3, 3, 0, 2);
+  CHECK(open(m, 1).where == to::shelf);
+  CHECK(open(m, 2).where == to::shelf);
+  CHECK(open(m, 3).where == to::idle);
+  CHECK(m.count(slot_state::shelved) == 2);
+  CHECK(m.idle_count() == 1);
+  CHECK(m.total() == 3);
+  CHECK(m.in_use() == 0);
+  REQUIRE_SOUND(m);
+  // Queued work goes to connections that come free before the shelf does.
+  auto progress = m.enqueue(read(10), t0, std::nullopt, false);
+  REQUIRE(progress.released.size() == 1);
+  CHECK(progress.released[0].where == to::reads);
+  auto batch = m.finish_batch(progress.released[0].batch_id);
+  REQUIRE(batch);
+  CHECK(m.release_slot(batch->slot, t0, false).where == to::idle); // the shelf is full
+  REQUIRE_SOUND(m);
+}
+
+TEST_CASE("pool model: work that finds no connection and no room takes shelved ones back",
+          "[pool_model]") {
+  auto m = make(2, 2, 0, 2);
+  open(m, 1);
+  open(m, 2);
+  CHECK(m.shelf_wanted_back() == 0); // nothing waits
+  m.enqueue(waiter(10), t0, std::nullopt, false);
+  m.enqueue(read(11), t0, std::nullopt, false);
+  REQUIRE_SOUND(m);
+  CHECK(m.shelf_wanted_back() == 2); // a checkout and a batch of reads
+  // The engine recalled slot 1 from the shelf: it serves the first waiting work.
+  auto r = m.unshelve(1, t0, false);
+  CHECK(r.where == to::waiter); // checkouts and reads take turns, the checkout first
+  CHECK(m.shelf_wanted_back() == 1);
+  auto r2 = m.unshelve(2, t0, false);
+  CHECK(r2.where == to::reads);
+  CHECK(m.shelf_wanted_back() == 0);
+  REQUIRE_SOUND(m);
+  // Once free again, they go back to the shelf.
+  auto info = m.checkin(10);
+  REQUIRE(info);
+  CHECK(m.release_slot(info->slot, t0, false).where == to::shelf);
+  // With room to open, waiting work opens a connection instead of recalling.
+  auto roomy = make(2, 3, 0, 2);
+  open(roomy, 1);
+  open(roomy, 2);
+  roomy.enqueue(waiter(20), t0, std::nullopt, false);
+  CHECK(roomy.shelf_wanted_back() == 0);
+  CHECK(roomy.wanted_openings(t0, false) == 1);
+}
+
+TEST_CASE("pool model: a checkout takes a shelved connection the engine took off the shelf",
+          "[pool_model]") {
+  auto m = make(2, 2, 0, 1);
+  open(m, 1);
+  CHECK(m.take_idle(t0, std::nullopt).what == found::none);
+  m.take_shelved(1);
+  REQUIRE_SOUND(m);
+  m.grant(1, 50, 7, t0, {"session 'a'", false}, 0ns);
+  CHECK(m.in_use() == 1);
+  CHECK(m.count(slot_state::shelved) == 0);
+  auto info = m.checkin(50);
+  REQUIRE(info);
+  CHECK(m.release_slot(1, t0, false).where == to::shelf);
+  REQUIRE_SOUND(m);
+}
+
+TEST_CASE("pool model: shelved connections retire at pool_recycle, are discarded when their "
+          "actor died or their borrower found them unusable",
+          "[pool_model]") {
+  auto m = make(3, 3, 0, 3);
+  open(m, 1, t0, t0 + 10s);
+  open(m, 2);
+  open(m, 3);
+  CHECK(m.shelved_to_recall(t0).empty());
+  CHECK(m.shelved_to_recall(t0 + 10s) == std::vector<slot_id>{1});
+  CHECK(m.unshelve(1, t0 + 10s, false).where == to::retired);
+  CHECK(m.counters().recycled == 1);
+  CHECK_FALSE(m.slot_died(2)); // shelved: marked, recalled by the engine
+  CHECK(m.shelved_to_recall(t0) == std::vector<slot_id>{2});
+  CHECK(m.unshelve(2, t0, false).where == to::discarded);
+  m.shelf_lost(3);
+  CHECK(m.counters().discarded == 2);
+  CHECK(m.total() == 0);
+  REQUIRE_SOUND(m);
+  // idle_timeout retires shelved connections down to min_idle.
+  auto r = make(3, 3, 1, 3);
+  open(r, 1);
+  open(r, 2);
+  CHECK(r.spare_for_reaping() == 1);
+  r.retire_shelved(1);
+  CHECK(r.spare_for_reaping() == 0);
+  CHECK(r.counters().recycled == 1);
+  REQUIRE_SOUND(r);
+  // Down, a recalled connection closes; shelved() names every shelved slot.
+  auto d = make(2, 2, 0, 2);
+  open(d, 1);
+  open(d, 2);
+  auto all = d.shelved();
+  std::sort(all.begin(), all.end());
+  CHECK(all == std::vector<slot_id>{1, 2});
+  CHECK(d.unshelve(1, t0, true).where == to::closed);
+  REQUIRE_SOUND(d);
+}
+
+TEST_CASE("pool model: above pool_size a connection that comes free closes rather than shelve",
+          "[pool_model]") {
+  auto m = make(1, 2, 0, 2);
+  open(m, 1);
+  m.enqueue(waiter(10), t0, std::nullopt, false);
+  CHECK(open(m, 2).where == to::waiter); // an overflow connection
+  auto info = m.checkin(10);
+  REQUIRE(info);
+  CHECK(m.release_slot(info->slot, t0, false).where == to::closed); // 2 > pool_size 1
+  REQUIRE_SOUND(m);
+}
+
 TEST_CASE("pool model: a long random walk through every transition keeps every invariant",
           "[pool_model]") {
   // The engine's calls in any order the actor could make them: each step picks a
   // transition that is legal in the current state. The invariants are checked after
   // every step, and the books balance at the end.
   std::mt19937_64 random{GENERATE(1u, 2u, 3u, 42u)};
-  auto m = make(4, 6, 1);
+  auto m = make(4, 6, 1, 2);
   std::map<slot_id, slot_state> known;
   uint64_t next = 1;
   auto t = t0;
@@ -493,17 +612,20 @@ TEST_CASE("pool model: a long random walk through every transition keeps every i
       return std::nullopt;
     return candidates[random() % candidates.size()];
   };
+  auto placed = [&](const model::release& r) {
+    if (r.where == to::waiter)
+      answered += 1;
+    else if (r.where == to::reads)
+      answered += static_cast<int>(m.find_batch(r.batch_id)->reads.size());
+  };
   auto track = [&](model::queue_progress& progress) {
     for (auto& r : progress.released)
-      if (r.where == to::waiter)
-        answered += 1;
-      else if (r.where == to::reads)
-        answered += static_cast<int>(m.find_batch(r.batch_id)->reads.size());
+      placed(r);
   };
   for (int step = 0; step < 20'000; ++step) {
     t += std::chrono::milliseconds(random() % 50);
     auto ping = random() % 2 ? std::optional<duration>{200ms} : std::nullopt;
-    auto op = random() % 14;
+    auto op = random() % 15;
     switch (op) {
     case 0:
       if (m.can_open()) {
@@ -514,9 +636,7 @@ TEST_CASE("pool model: a long random walk through every transition keeps every i
     case 1:
       if (auto slot = pick(slot_state::opening)) {
         auto r = m.open_succeeded(*slot, t, false);
-        answered += r.where == to::waiter ? 1 : 0;
-        if (r.where == to::reads)
-          answered += static_cast<int>(m.find_batch(r.batch_id)->reads.size());
+        placed(r);
       }
       break;
     case 2:
@@ -552,9 +672,7 @@ TEST_CASE("pool model: a long random walk through every transition keeps every i
     case 7:
       if (auto slot = pick(slot_state::returning)) {
         auto r = m.release_slot(*slot, t, random() % 20 == 0);
-        answered += r.where == to::waiter ? 1 : 0;
-        if (r.where == to::reads)
-          answered += static_cast<int>(m.find_batch(r.batch_id)->reads.size());
+        placed(r);
       } else if (auto pinged = pick(slot_state::pinging)) {
         auto progress = random() % 3 == 0 ? m.ping_failed(*pinged, t, ping, false)
                                           : m.ping_answered(*pinged, t, ping, false);
@@ -590,6 +708,22 @@ TEST_CASE("pool model: a long random walk through every transition keeps every i
       if (random() % 50 == 0) {
         m.close_idle();
         m.take_waiting();
+      }
+      break;
+    case 14:
+      // The in-place shelf: recalled for work or at pool_recycle, or found unusable.
+      if (auto slot = pick(slot_state::shelved)) {
+        if (random() % 4 == 0) {
+          m.shelf_lost(*slot);
+        } else if (random() % 4 == 0 && m.spare_for_reaping() > 0) {
+          m.retire_shelved(*slot);
+        } else if (random() % 4 == 0) {
+          m.take_shelved(*slot); // for a checkout
+          m.grant(*slot, next++, random() % 4, t, {}, 0ns);
+        } else {
+          auto r = m.unshelve(*slot, t, random() % 20 == 0);
+          placed(r);
+        }
       }
       break;
     }

@@ -238,19 +238,23 @@ TEST_CASE("read router: reads in place and lent scheduler threads exclude each o
   auto file = cafdb::test::must_config("sqlite:///tmp/cafdb-router-test.db");
   // Reads in place: all scheduler threads but one, none lent to reader connections.
   auto in_place = plan(file, 8);
-  CHECK(in_place.handles == 7);
+  CHECK(in_place.shelf == 7);
   CHECK(in_place.lendable_threads == 0);
-  CHECK(plan(file, 1).handles == 1);
+  CHECK(plan(file, 1).shelf == 1);
+  // The shelf holds connections of the reader pool: never more than its max.
+  file.pool_size = 2;
+  file.max_overflow = 1;
+  CHECK(plan(file, 8).shelf == 3);
   // Without: half the threads may run reader connections.
   file.read_in_place = false;
   auto pooled = plan(file, 8);
-  CHECK(pooled.handles == 0);
+  CHECK(pooled.shelf == 0);
   CHECK(pooled.lendable_threads == 4);
   // PostgreSQL and :memory: neither read in place nor lend threads.
   for (auto url : {"postgresql://u@127.0.0.1:1/db", "sqlite::memory:"}) {
     INFO(url);
     auto p = plan(cafdb::test::must_config(url), 8);
-    CHECK(p.handles == 0);
+    CHECK(p.shelf == 0);
     CHECK(p.lendable_threads == 0);
   }
 }

@@ -1,0 +1,134 @@
+// Reading in place: the access mode of a SQLite reader pool in which a session borrows a
+// connection and runs an autocommit read on its own thread, with no message to the
+// engine or the connection (docs/benchmarks.md). The shelf holds the connections the
+// pool has put out for this mode; the pool model counts them as `shelved` slots, so one
+// pool_size bounds every reader connection, and recycling, discarding and stats treat
+// them like the others.
+//
+// An entry's life (the engine puts, recalls and learns of returns; sessions borrow):
+//
+//   put ──► available ── borrow ──► lent ── give_back, usable ─────────► available
+//              │                     │  ── give_back, unusable ─────────► gone, reported
+//              │ recall: true        │ recall: false (marked)
+//              ▼                     ▼ ── give_back (any) ──────────────► gone, reported
+//           the engine's        recalled
+//
+// "Reported" means the engine's `returned` callback runs (outside the lock, on the
+// borrower's thread): the slot is the engine's again, usable or not.
+//
+// Thread-safe (one mutex, never held across a read, a callback or a connection's
+// close). Invariants (1 and 3 checked after every change in debug and sanitizer builds):
+// 1. Every entry holds a connection and is available or lent; only a lent one can be
+//    recalled; no more entries than the target.
+// 2. While stopping, nothing is lent out anew.
+// 3. Entries of an earlier owner (before `attach`) are lent already: never lent again,
+//    never reported.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "backend/driver.hpp"
+#include "pool/read_batching.hpp"
+
+namespace cafdb::pool {
+
+class in_place_shelf {
+ public:
+  /// The engine learns that a shelved slot came back through its borrower: recalled
+  /// while lent, or found unusable (`usable` false: close it).
+  using returned_fn = std::function<void(slot_id slot, bool usable)>;
+
+  /// A borrowed connection: give it back with give_back, exactly once.
+  struct loan {
+    slot_id slot = 0;
+    std::shared_ptr<driver> handle;
+    /// Which entry: slot ids restart with each engine, keys never repeat.
+    uint64_t key = 0;
+    explicit operator bool() const { return handle != nullptr; }
+  };
+
+  /// At most `target` connections on the shelf (the read router's plan).
+  explicit in_place_shelf(size_t target) : target_(target) {}
+
+  size_t target() const { return target_; }
+
+  // -- the engine's side ----------------------------------------------------------
+
+  /// A new engine owns the shelf: the previous engine's entries leave (available ones
+  /// at once, lent ones when given back, unreported).
+  void attach(returned_fn returned);
+
+  /// Puts a connection of the pool on the shelf.
+  void put(slot_id slot, std::shared_ptr<driver> handle);
+
+  /// Takes `slot` back: true when it was available (the engine has it now); false when
+  /// it is lent (it is reported when given back) or not on the shelf.
+  bool recall(slot_id slot);
+
+  /// idle_timeout: takes back up to `n` available connections that no one borrowed for
+  /// `unused_for` (the engine closes them), the longest unused first.
+  std::vector<slot_id> take_unused(std::chrono::nanoseconds unused_for, size_t n);
+
+  /// For a checkout that found no idle connection: the least recently used available
+  /// connection, taken back; nullopt when none is available.
+  std::optional<slot_id> take_available();
+
+  /// For work queued in the engine: recalls up to `n` connections, available ones first
+  /// (returned: the engine has them now), then lent ones (reported when given back);
+  /// lent ones recalled earlier count towards `n`.
+  std::vector<slot_id> recall_some(size_t n);
+
+  // -- the sessions' side ---------------------------------------------------------
+
+  /// An available connection, lent out; empty when none is (the caller sends its read
+  /// to the engine instead: no one waits here) or the database is stopping.
+  loan borrow();
+
+  /// Returns a loan; `usable` false (its state is unknown) takes it off the shelf.
+  void give_back(loan lent, bool usable);
+
+  /// The database is stopping: every lent connection's statement is cancelled
+  /// (driver::cancel_for_shutdown, which never blocks) and nothing more is lent.
+  void cancel_for_shutdown();
+
+  // -- counts -----------------------------------------------------------------------
+
+  size_t available() const;
+  size_t lent() const;
+  /// Loans since start.
+  uint64_t loans() const;
+
+ private:
+  struct entry {
+    uint64_t key = 0;
+    slot_id slot = 0;
+    std::shared_ptr<driver> handle;
+    bool lent = false;
+    /// Recalled while lent: reported when given back.
+    bool recalled = false;
+    /// When it was put on the shelf or last given back.
+    std::chrono::steady_clock::time_point since;
+  };
+
+  void check() const;
+
+  const size_t target_;
+  mutable std::mutex mtx_;
+  /// The current owner's entries, available ones last-used last (taken first).
+  std::vector<entry> entries_;
+  /// An earlier owner's entries still lent: dropped when given back, never reported.
+  std::vector<entry> orphans_;
+  returned_fn returned_;
+  uint64_t next_key_ = 1;
+  uint64_t loans_ = 0;
+  bool stopping_ = false;
+};
+
+} // namespace cafdb::pool
