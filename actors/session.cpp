@@ -62,6 +62,7 @@
 #include "pool/in_place_shelf.hpp"
 #include "session/read_router.hpp"
 #include "session/transitions.hpp"
+#include "sql_text.hpp"
 #include "timeouts.hpp"
 #include "tx_begin.hpp"
 
@@ -591,8 +592,11 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
           return *err;
         auto rp = self->make_response_promise<result_set>();
         auto& st = self->state;
-        auto path = read_router::route(st.options.read_only, st.phase, st.held.has_value(),
-                                       st.shelf != nullptr);
+        read_router::read_request request{st.options.read_only, st.phase, st.held.has_value(),
+                                          false};
+        request.changes_session =
+            st.options.read_only && session_changes(stmt.sql, st.cfg->engine) != 0;
+        auto path = read_router::route(request, st.shelf != nullptr);
         if (path == read_router::read_path::in_place) {
           if (auto rows = read_in_place(st, stmt)) {
             settle_read(self, *rows ? sm::outcome::ok : sm::outcome::refused);

@@ -82,8 +82,11 @@ class sql_scanner {
   /// With `backslash_strings`, '...' literals take backslash escapes too (PostgreSQL
   /// with standard_conforming_strings off, which any session can SET).
   /// With `operators`, "=", "(", "." and "," are tokens too. With `names`, a quoted
-  /// name is a word too (its text, lower case: `"set_config"` reads as set_config), and
-  /// a PostgreSQL U&"..." name, whose escapes can spell anything, reads as "u&".
+  /// name is a word too (its text, lower case: `"set_config"` reads as set_config), a
+  /// PostgreSQL U&"..." name, whose escapes can spell anything, reads as "u&", and a
+  /// SQLite '...' literal is a word marked by its quote ('query_only reads as
+  /// "'query_only"): SQLite takes a literal where a name is expected (PRAGMA
+  /// 'query_only' = 0, CREATE TABLE 'temp'.t).
   sql_scanner(const std::string& sql, engine_kind dialect, bool backslash_strings,
               bool operators = false, bool names = false)
       : sql_(sql), dialect_(dialect), backslash_strings_(backslash_strings), operators_(operators),
@@ -109,6 +112,13 @@ class sql_scanner {
         for (auto& ch : text)
           ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
         return text.empty() ? std::string{"\"\""} : text;
+      } else if (names_ && c == '\'' && sqlite()) {
+        auto start = pos_;
+        skip_quoted('\'', false);
+        auto text = sql_.substr(start, pos_ > start + 1 ? pos_ - start - 1 : 1);
+        for (auto& ch : text)
+          ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        return text;
       } else if (c == '\'' || c == '"' || (c == '`' && sqlite()) || (c == '[' && sqlite())) {
         skip_quoted(c == '[' ? ']' : c, c == '\'' && backslash_strings_);
       } else if (c == '$' && postgres() && dollar_tag()) {
@@ -321,9 +331,21 @@ bool one_of(const std::string& word, std::initializer_list<const char*> words) {
   return false;
 }
 
+/// A name as SQLite reads it: a '...' literal in a name's place is that name.
+std::string unquoted(const std::string& word) {
+  return !word.empty() && word.front() == '\'' ? word.substr(1) : word;
+}
+
+/// A schema whose objects are temporary: they last as long as the connection.
+bool temp_schema(const std::string& name, bool pg) {
+  if (pg)
+    return name == "pg_temp" || name.rfind("pg_temp_", 0) == 0;
+  return unquoted(name) == "temp";
+}
+
 /// SQLite pragmas that only read: running them changes nothing.
 bool reading_pragma(const std::string& name) {
-  return one_of(name,
+  return one_of(unquoted(name),
                 {"table_info", "table_xinfo", "table_list", "index_list", "index_info",
                  "index_xinfo", "foreign_key_list", "foreign_key_check", "integrity_check",
                  "quick_check", "database_list", "collation_list", "function_list", "module_list",
@@ -369,6 +391,9 @@ unsigned statement_changes(const std::vector<std::string>& words, engine_kind di
   }
   if (pg && first == "declare" && word == "hold")
     return session_cursors;
+  // CREATE ... temp.name (pg_temp.name): a temporary object named by its schema.
+  if (first == "create" && n >= 3 && word == "." && temp_schema(words[n - 2], pg))
+    return session_temp_objects;
   // CREATE [OR REPLACE] [GLOBAL|LOCAL] TEMP[ORARY] ..., up to the kind of object.
   if (first == "create" && n <= 5 && one_of(word, {"temp", "temporary"})) {
     for (size_t i = 1; i + 1 < n; ++i)
@@ -417,7 +442,8 @@ std::optional<std::string> escape_read(const std::string& sql, engine_kind diale
     if (++words == 1)
       first = token;
     if (dialect == engine_kind::sqlite) {
-      if (token == "query_only")
+      // PRAGMA 'query_only' names it too; a literal elsewhere is only text.
+      if (token == "query_only" || (first == "pragma" && token == "'query_only"))
         return std::string{"query_only"};
       continue;
     }

@@ -704,11 +704,13 @@ void sqlite_driver::set_deadline(std::chrono::steady_clock::time_point deadline)
     return;
   // Every 1000 virtual machine steps (microseconds): a point select rarely gets there.
   // A non-zero answer interrupts the statement (SQLITE_INTERRUPT: statement_timeout).
+  // The stop is checked too: SQLite forgets a sqlite3_interrupt that lands before a
+  // statement starts (cancel_for_shutdown racing a read that is about to run).
   sqlite3_progress_handler(
       db, 1000,
       [](void* self) -> int {
         auto& driver = *static_cast<sqlite_driver*>(self);
-        return std::chrono::steady_clock::now() >= driver.deadline_ ? 1 : 0;
+        return driver.stopping() || std::chrono::steady_clock::now() >= driver.deadline_ ? 1 : 0;
       },
       this);
   deadline_watched_ = true;

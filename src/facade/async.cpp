@@ -114,9 +114,26 @@ answer_of<T> as_answer(T&& x) {
     return answer_of<std::decay_t<T>>{std::forward<T>(x)};
 }
 
+// Sends `xs...` to `dest` from `self`, then runs `settled` and gives the answer to the
+// callback; CAF's errors become cafdb's (facade::caller_error, `gone` when `dest` went).
+template <class T, class Self, class Handle, class Settled, class... Ts>
+void request_answer(Self self, const Handle& dest, caf::timespan timeout, const caf::error& gone,
+                    typename async_result<answer_of<T>>::callback done, Settled settled, Ts... xs) {
+  using answer = answer_of<T>;
+  then_settled(
+      self->request(dest, timeout, xs...),
+      [done, settled](T& x) {
+        settled();
+        deliver(done, as_answer(std::move(x)));
+      },
+      [done, settled, timeout, gone](caf::error& err) {
+        settled();
+        deliver(done, answer{facade::caller_error(std::move(err), timeout, gone)});
+      });
+}
+
 // Sends `xs...` to `dest` from an actor of its own and gives the answer to the
-// callback; CAF's errors become cafdb's (facade::caller_error), a missing `dest`
-// answers `gone` at once.
+// callback; a missing `dest` answers `gone` at once.
 template <class T, class Handle, class... Ts>
 async_result<answer_of<T>> ask_async(caf::actor_system* sys, Handle dest, caf::timespan timeout,
                                      const caf::error& gone, Ts... xs) {
@@ -131,16 +148,8 @@ async_result<answer_of<T>> ask_async(caf::actor_system* sys, Handle dest, caf::t
     // through a null tuple (UBSan reports it).
     sys->spawn(
         [=](caf::event_based_actor* self, int) {
-          then_settled(
-              self->request(dest, timeout, xs...),
-              [self, done](T& x) {
-                self->quit();
-                deliver(done, as_answer(std::move(x)));
-              },
-              [self, done, timeout, gone](caf::error& err) {
-                self->quit();
-                deliver(done, answer{facade::caller_error(std::move(err), timeout, gone)});
-              });
+          request_answer<T>(
+              self, dest, timeout, gone, done, [self] { self->quit(); }, xs...);
         },
         0);
   }};
@@ -160,17 +169,9 @@ async_result<answer_of<T>> ask_in_order(const caf::actor& owner, const session_a
     auto job = std::make_shared<session_job>(
         [=](session_owner self) {
           ++self->state.outstanding;
-          then_settled(
-              self->request(session, timeout, xs...),
-              [self, done](T& x) {
-                settle(self);
-                deliver(done, as_answer(std::move(x)));
-              },
-              [self, done, timeout](caf::error& err) {
-                settle(self);
-                deliver(done, answer{facade::caller_error(std::move(err), timeout,
-                                                          facade::session_gone())});
-              });
+          request_answer<T>(
+              self, session, timeout, facade::session_gone(), done, [self] { settle(self); },
+              xs...);
         },
         [done] { done(answer{facade::session_gone()}); });
     caf::anon_send(owner, std::move(job));

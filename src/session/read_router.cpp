@@ -13,7 +13,11 @@ read_plan plan(const config& cfg, size_t workers) {
     // All scheduler threads but one, so that the engine, the writer's sessions and the
     // database always have one to run on; none is left to lend to reader connections.
     // They are connections of the reader pool, so never more than it may open.
-    auto threads = workers > 1 ? workers - 1 : 1;
+    // With one thread there is none to spare: a read in place would stop the database
+    // until its deadline.
+    if (workers <= 1)
+      return out;
+    auto threads = workers - 1;
     auto pool_max = static_cast<size_t>(std::max(1, cfg.pool_size + cfg.max_overflow));
     out.shelf = std::min(threads, pool_max);
     return out;
@@ -36,11 +40,15 @@ std::string to_string(read_path x) {
   return "unknown";
 }
 
-read_path route(bool read_only, session_phase phase, bool holds_lease, bool shelf) {
+read_path route(const read_request& request, bool shelf) {
   // Inside a transaction (or holding a lease for any other reason) the read belongs to
   // that connection: its snapshot, its locks.
-  bool autocommit = phase != session_phase::in_tx && phase != session_phase::failed;
-  if (!read_only || !autocommit || holds_lease)
+  bool autocommit = request.phase != session_phase::in_tx && request.phase != session_phase::failed;
+  if (!request.read_only || !autocommit || request.holds_lease)
+    return read_path::leased;
+  // A read that changes its connection's session gets a connection of its own, reset
+  // before anyone else uses it: in a batch, the reads after it would see the change.
+  if (request.changes_session)
     return read_path::leased;
   return shelf ? read_path::in_place : read_path::engine_read;
 }

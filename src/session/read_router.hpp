@@ -46,9 +46,19 @@ enum class read_path : uint8_t { in_place, engine_read, leased };
 
 std::string to_string(read_path x);
 
-/// The path of one exec request of a session: `read_only` session, its `phase`,
-/// whether it holds a lease, and whether its reader pool has a shelf. A session routed
-/// in place that finds no connection on the shelf takes the engine read instead.
-read_path route(bool read_only, session_phase phase, bool holds_lease, bool shelf);
+/// One exec request of a session, as the router sees it.
+struct read_request {
+  bool read_only = false;
+  session_phase phase = session_phase::idle;
+  bool holds_lease = false;
+  /// The SQL changes the connection's session (a setting, a pragma, a temporary
+  /// object, ATTACH: session_changes in sql_text.hpp).
+  bool changes_session = false;
+};
+
+/// The path of one exec request; `shelf`: its reader pool has an in-place shelf. A
+/// session routed in place that finds no connection on the shelf takes the engine read
+/// instead.
+read_path route(const read_request& request, bool shelf);
 
 } // namespace cafdb::read_router

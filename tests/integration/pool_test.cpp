@@ -158,6 +158,14 @@ config shelf_config(const temp_dir& dir, int pool_size) {
   return cfg;
 }
 
+/// A ready SQLite file database with table t, reading in place, without overflow.
+struct shelf_pool : with_temp_dir, database_fixture {
+  explicit shelf_pool(int pool_size) : database_fixture(shelf_config(dir, pool_size)) {
+    require_ready();
+    must_exec({"CREATE TABLE t (x INTEGER)"});
+  }
+};
+
 int64_t reads_in_place(database_fixture& fx) {
   auto report = fx.cli->status();
   REQUIRE(report);
@@ -169,10 +177,7 @@ int64_t reads_in_place(database_fixture& fx) {
 TEST_CASE("SQLite: reads in place use the reader pool's own connections: pool_size bounds both "
           "modes",
           "[pool][read]") {
-  temp_dir dir;
-  database_fixture fx{shelf_config(dir, 2)};
-  fx.require_ready();
-  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+  shelf_pool fx{2};
   fx.must_exec({"INSERT INTO t VALUES (7)"});
   // Many readers at once, each its own session: some read in place, some through the
   // engine, and together they never have more than pool_size reader connections.
@@ -205,10 +210,7 @@ TEST_CASE("SQLite: reads in place use the reader pool's own connections: pool_si
 TEST_CASE("SQLite: work that needs a lease takes back the connection the shelf holds when the "
           "pool is full",
           "[pool][read]") {
-  temp_dir dir;
-  database_fixture fx{shelf_config(dir, 1)};
-  fx.require_ready();
-  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+  shelf_pool fx{1};
   REQUIRE(fx.read_as_new_client({"SELECT 1"}, std::chrono::seconds(5)));
   auto reader = fx.stats("reader");
   REQUIRE(reader.total == 1);
@@ -257,28 +259,143 @@ TEST_CASE("SQLite: work that needs a lease takes back the connection the shelf h
   CHECK(reader.discarded == 0);
 }
 
-TEST_CASE("SQLite: a connection a read in place left changed is discarded and replaced",
+TEST_CASE("SQLite: a read that changes its session takes a connection of its own, never the "
+          "shelf's",
           "[pool][read]") {
-  temp_dir dir;
-  database_fixture fx{shelf_config(dir, 2)};
-  fx.require_ready();
+  shelf_pool fx{2};
   REQUIRE(fx.read_as_new_client({"SELECT 1"}, std::chrono::seconds(5)));
   REQUIRE(fx.stats("reader").in_place == 1);
   auto before = reads_in_place(fx);
-  // Runs in place and changes the connection's session: it must not reach the next reader.
   auto changed = fx.read_as_new_client({"PRAGMA cache_size = 123"}, std::chrono::seconds(5));
   INFO((changed ? std::string{"ok"} : text(changed.error())));
-  CHECK(reads_in_place(fx) == before + 1);
-  REQUIRE(eventually([&] { return fx.stats("reader").discarded == 1; }));
-  // The next readers never see the changed setting.
+  REQUIRE(changed);
+  CHECK(reads_in_place(fx) == before); // leased, and reset before anyone else used it
+  // The next readers never see the changed setting, in place or not.
   for (int i = 0; i < 4; ++i) {
     auto size = fx.read_as_new_client({"PRAGMA cache_size"}, std::chrono::seconds(5));
     REQUIRE(size);
     CHECK(size->rows.at(0).at(0).as_int() != 123);
   }
+  CHECK(reads_in_place(fx) == before + 4);
   auto reader = fx.stats("reader");
   CHECK(reader.total <= 2);
   CHECK(reader.in_place == 1);
+  CHECK(reader.discarded == 0);
+}
+
+TEST_CASE("SQLite: a PRAGMA name in quotes neither lifts read-only protection nor reaches the "
+          "next session",
+          "[pool][read]") {
+  // Found from outside: SQLite takes a '...' literal as a PRAGMA's name, and such a
+  // statement passed both the read-only check and the session-change check.
+  shelf_pool fx{1};
+  REQUIRE(fx.read_as_new_client({"SELECT 1"}, std::chrono::seconds(5)));
+  session_options ro;
+  ro.read_only = true;
+  auto s1 = fx.cli->open_session(ro);
+  auto s2 = fx.cli->open_session(ro);
+  REQUIRE(s1);
+  REQUIRE(s2);
+  auto cache_size = [&](session& s) {
+    auto r = s.exec({"PRAGMA cache_size"});
+    REQUIRE(r);
+    return r->rows.at(0).at(0).as_int();
+  };
+  auto standard = cache_size(*s2);
+  REQUIRE(standard != 7);
+  REQUIRE(s1->exec({"PRAGMA 'cache_size' = 7"}));
+  CHECK(cache_size(*s2) == standard);
+  REQUIRE(s1->exec({"PRAGMA main.'cache_size' = 9"}));
+  CHECK(cache_size(*s2) == standard);
+  auto lift = s1->exec({"PRAGMA 'query_only' = 0"});
+  REQUIRE_FALSE(lift);
+  CHECK(is(lift.error(), errc::read_only_violation));
+  auto write = s2->exec({"INSERT INTO t VALUES (666)"});
+  REQUIRE_FALSE(write);
+  CHECK(is(write.error(), errc::read_only_violation));
+  CHECK(fx.count("t") == 0);
+  // A writer's temporary table named by a quoted schema goes with its session too.
+  auto w1 = fx.cli->open_session(session_options{});
+  REQUIRE(w1);
+  REQUIRE(w1->exec({"CREATE TABLE 'temp'.leak (a)"}));
+  auto w2 = fx.cli->open_session(session_options{});
+  REQUIRE(w2);
+  auto seen = w2->exec({"SELECT count(*) FROM temp.sqlite_master WHERE name = 'leak'"});
+  REQUIRE(seen);
+  CHECK(seen->rows.at(0).at(0).as_int() == 0);
+}
+
+TEST_CASE("SQLite: a read that changes its connection's session is never batched with the "
+          "next reader's",
+          "[pool][read]") {
+  // Found from outside: reads queued together ran on one connection, and the second saw
+  // the first one's PRAGMA.
+  for (bool in_place : {true, false}) {
+    DYNAMIC_SECTION("read_in_place = " << in_place) {
+      temp_dir dir;
+      auto cfg = shelf_config(dir, 1);
+      cfg.read_in_place = in_place;
+      database_fixture fx{cfg};
+      fx.require_ready();
+      session_options ro;
+      ro.read_only = true;
+      auto a = fx.cli->open_session(ro);
+      auto b = fx.cli->open_session(ro);
+      REQUIRE(a);
+      REQUIRE(b);
+      auto standard = b->exec({"PRAGMA cache_size"});
+      REQUIRE(standard);
+      // The pool's one connection is busy in a long read, so the next two wait.
+      std::thread busy([&] {
+        CHECK(!fx.read_as_new_client({sqlite_backend::endless_sql}, std::chrono::seconds(1)));
+      });
+      REQUIRE(eventually([&] { return fx.stats("reader").in_use == 1; }));
+      caf::expected<result_set> changed{caf::error{}};
+      caf::expected<result_set> seen{caf::error{}};
+      std::thread first([&] { changed = a->exec({"PRAGMA cache_size = 11"}); });
+      bool queued_first = eventually([&] { return fx.stats("reader").waiting == 1; });
+      std::thread second([&] { seen = b->exec({"PRAGMA cache_size"}); });
+      bool queued_both = eventually([&] { return fx.stats("reader").waiting == 2; });
+      busy.join();
+      first.join();
+      second.join();
+      CHECK(queued_first);
+      CHECK(queued_both);
+      REQUIRE(changed);
+      REQUIRE(seen);
+      CHECK(seen->rows.at(0).at(0) == standard->rows.at(0).at(0));
+    }
+  }
+}
+
+TEST_CASE("SQLite: with one scheduler thread no read runs in place, and a long read stops "
+          "nothing else",
+          "[pool][read]") {
+  // Found from outside: one thread was lent to reads in place, so a long read held the
+  // whole database until its deadline.
+  temp_dir dir;
+  database_fixture fx{shelf_config(dir, 2), 1};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+  REQUIRE(fx.read_as_new_client({"SELECT 1"}, std::chrono::seconds(5)));
+  CHECK(fx.stats("reader").in_place == 0);
+  std::thread slow([&] {
+    CHECK(!fx.read_as_new_client({sqlite_backend::endless_sql}, std::chrono::seconds(20)));
+  });
+  REQUIRE(eventually([&] { return fx.stats("reader").in_use == 1; }));
+  // Answered while the read runs (the client's own timeout is 30 s; the read's 20 s).
+  auto started = std::chrono::steady_clock::now();
+  fx.must_exec({"INSERT INTO t VALUES (1)"});
+  auto status = fx.cli->status();
+  auto took = std::chrono::steady_clock::now() - started;
+  CHECK(status);
+  CHECK(took < std::chrono::seconds(10));
+  auto reads = fx.cli->status();
+  REQUIRE(reads);
+  CHECK(reads->reads_in_place == 0);
+  // The read ends at its deadline; stop() would cancel it sooner, so end it that way.
+  REQUIRE_FALSE(fx.cli->stop());
+  slow.join();
 }
 
 TEST_CASE("SQLite: long reads on every reader connection leave the runtime serving",

@@ -14,6 +14,7 @@
 
 #include "actors/engine.hpp"
 #include "log.hpp"
+#include "pool/in_place_shelf.hpp"
 #include "support/fake_driver.hpp"
 #include "support/fixture.hpp"
 
@@ -27,12 +28,14 @@ struct coordinator_config : caf::actor_system_config {
 };
 
 struct coordinator_fixture {
-  explicit coordinator_fixture(config c) {
+  /// With `shelf`, the engine's SQLite reader pool reads in place through it.
+  explicit coordinator_fixture(config c, std::shared_ptr<pool::in_place_shelf> shelf = nullptr) {
     c.log_level = "off";
     log::configure(c); // the database would; there is none here
     cfg = std::make_shared<const config>(std::move(c));
     // No database: the engine's readiness events go nowhere (a send to no actor).
-    engine = spawn_engine(sys, engine_role::writer, cfg, fake_factory(script), database_actor{});
+    engine = spawn_engine(sys, engine_role::writer, cfg, fake_factory(script), database_actor{},
+                          std::move(shelf));
   }
 
   ~coordinator_fixture() {
@@ -84,11 +87,13 @@ struct coordinator_fixture {
     answer<caf::ok_atom>();
   }
 
-  pool_stats stats() {
+  /// The statistics of the engine's pool `index` (a SQLite engine has two: the writer
+  /// and the reader pool).
+  pool_stats stats(size_t index = 0) {
     self->send(engine, stats_atom::value);
     auto all = answer<std::vector<pool_stats>>();
-    REQUIRE(all.size() == 1);
-    auto& s = all[0];
+    REQUIRE(all.size() > index);
+    auto& s = all[index];
     // What a user can check from outside: every connection is in one state.
     CHECK(s.total == s.idle + s.in_use + s.opening + s.pinging + s.returning);
     return s;

@@ -23,6 +23,11 @@ database_fixture::database_fixture(config cfg) {
   cli = std::make_unique<client>(sys, db, 30s);
 }
 
+database_fixture::database_fixture(config cfg, size_t workers) : sys_cfg(workers) {
+  db = spawn_database(sys, std::move(cfg));
+  cli = std::make_unique<client>(sys, db, 30s);
+}
+
 database_fixture::~database_fixture() {
   if (auto err = cli->stop())
     caf::anon_send_exit(db, caf::exit_reason::kill);
@@ -90,9 +95,11 @@ size_t test_worker_count() {
   return n;
 }
 
-system_config::system_config() {
+system_config::system_config() : system_config(test_worker_count()) {}
+
+system_config::system_config(size_t workers) {
   add_types(*this);
-  set("scheduler.max-threads", test_worker_count());
+  set("scheduler.max-threads", workers);
 }
 
 config must_config(const std::string& url) {

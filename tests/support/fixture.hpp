@@ -35,6 +35,8 @@ config file_config(const temp_dir& dir, const std::string& name = "test.db");
 /// many workers as a larger one would start (scripts/test.sh runs a build with 16).
 struct system_config : caf::actor_system_config {
   system_config();
+  /// Exactly `workers` scheduler threads, whatever CAFDB_TEST_WORKERS says.
+  explicit system_config(size_t workers);
 };
 
 /// The scheduler's worker count in the tests' actor systems: CAFDB_TEST_WORKERS, or
@@ -44,6 +46,8 @@ size_t test_worker_count();
 /// An actor system plus one database on `url` (options applied on top).
 struct database_fixture {
   explicit database_fixture(config cfg);
+  /// On a scheduler of exactly `workers` threads.
+  database_fixture(config cfg, size_t workers);
   ~database_fixture();
 
   /// Waits until ready; fails the test if that takes longer than 10 s.

@@ -98,3 +98,80 @@ TEST_CASE("coordinator: a lost server takes the engine down, and it reconnects w
   CHECK(s.discarded == 1);
   CHECK(t.calls() == std::vector<std::string>{"open", "open", "open", "open"});
 }
+
+namespace {
+
+/// A SQLite engine (the scripted driver stands in for SQLite) whose reader pool has one
+/// connection and an in-place shelf for it.
+config sqlite_pool_of_one() {
+  auto c = must_config("sqlite:///tmp/cafdb-coordinator-never-opened.db");
+  c.pool_size = 1;
+  c.max_overflow = 0;
+  return c;
+}
+
+constexpr size_t reader_pool = 1;
+
+/// Runs one read through the engine: the reader pool opens its connection for it, and
+/// the pool puts it on the shelf.
+void fill_shelf(engine_under_test& t) {
+  t.self->send(t.engine, read_atom::value, statement{"SELECT 1"}, caf::timespan{0},
+               caf::timespan{std::chrono::seconds(1)});
+  t.answer<result_set>();
+}
+
+} // namespace
+
+TEST_CASE("coordinator: a shelved connection its borrower found unusable is discarded and "
+          "replaced on the shelf",
+          "[coordinator]") {
+  auto shelf = std::make_shared<pool::in_place_shelf>(1);
+  engine_under_test t{sqlite_pool_of_one(), shelf};
+  fill_shelf(t);
+  REQUIRE(shelf->available() == 1);
+  CHECK(t.stats(reader_pool).in_place == 1);
+  CHECK(t.stats(reader_pool).idle == 1);
+  auto lent = shelf->borrow();
+  REQUIRE(lent);
+  CHECK(t.stats(reader_pool).in_use == 1);
+  shelf->give_back(std::move(lent), false); // tells the engine (shelf_atom)
+  t.sched.run();
+  auto s = t.stats(reader_pool);
+  CHECK(s.discarded == 1);
+  CHECK(s.opened == 2); // the replacement, which went on the shelf
+  CHECK(s.total == 1);
+  CHECK(s.in_place == 1);
+  CHECK(shelf->available() == 1);
+}
+
+TEST_CASE("coordinator: a checkout on a full pool takes the shelved connection, at once when it "
+          "is free and when its borrower gives it back when it is lent",
+          "[coordinator]") {
+  auto shelf = std::make_shared<pool::in_place_shelf>(1);
+  engine_under_test t{sqlite_pool_of_one(), shelf};
+  fill_shelf(t);
+  auto read_only = checkout();
+  read_only.read_only = true;
+  // Free on the shelf: taken back for the checkout at once.
+  t.self->send(t.engine, checkout_atom::value, read_only);
+  auto first = t.answer<lease>();
+  CHECK(shelf->available() == 0);
+  CHECK(t.stats(reader_pool).in_place == 0);
+  t.self->send(t.engine, checkin_atom::value, first.id, connection_condition::clean);
+  t.sched.run();
+  REQUIRE(shelf->available() == 1); // free again: back on the shelf
+  // Lent to a read in place: the checkout waits, and gets the connection when the
+  // borrower gives it back (it is recalled, not lent again).
+  auto lent = shelf->borrow();
+  REQUIRE(lent);
+  t.self->send(t.engine, checkout_atom::value, read_only);
+  CHECK_FALSE(t.answered());
+  shelf->give_back(std::move(lent), true);
+  auto second = t.answer<lease>();
+  CHECK(second.connection == first.connection);
+  CHECK(shelf->available() == 0);
+  auto s = t.stats(reader_pool);
+  CHECK(s.in_use == 1);
+  CHECK(s.opened == 1);
+  CHECK(s.timeouts == 0);
+}

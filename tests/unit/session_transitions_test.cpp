@@ -215,18 +215,23 @@ TEST_CASE("session transitions: happenings", "[session_model]") {
 TEST_CASE("read router: only an autocommit exec of a read-only session is a read",
           "[session_model]") {
   using cafdb::read_router::read_path;
+  using cafdb::read_router::read_request;
   using cafdb::read_router::route;
   for (auto phase : all_phases) {
     INFO(to_string(phase));
     // A read-write session always leases.
-    CHECK(route(false, phase, false, true) == read_path::leased);
+    CHECK(route(read_request{false, phase, false, false}, true) == read_path::leased);
     // A lease held (a transaction) keeps the read on its connection.
-    CHECK(route(true, phase, true, true) == read_path::leased);
+    CHECK(route(read_request{true, phase, true, false}, true) == read_path::leased);
+    // A read that changes its connection's session gets a connection of its own: in
+    // place or batched, it would reach the next reader.
+    CHECK(route(read_request{true, phase, false, true}, true) == read_path::leased);
+    CHECK(route(read_request{true, phase, false, true}, false) == read_path::leased);
     if (open(phase)) {
-      CHECK(route(true, phase, false, true) == read_path::leased);
+      CHECK(route(read_request{true, phase, false, false}, true) == read_path::leased);
     } else {
-      CHECK(route(true, phase, false, true) == read_path::in_place);
-      CHECK(route(true, phase, false, false) == read_path::engine_read);
+      CHECK(route(read_request{true, phase, false, false}, true) == read_path::in_place);
+      CHECK(route(read_request{true, phase, false, false}, false) == read_path::engine_read);
     }
   }
   CHECK(to_string(read_path::engine_read) == "engine_read");
@@ -240,7 +245,9 @@ TEST_CASE("read router: reads in place and lent scheduler threads exclude each o
   auto in_place = plan(file, 8);
   CHECK(in_place.shelf == 7);
   CHECK(in_place.lendable_threads == 0);
-  CHECK(plan(file, 1).shelf == 1);
+  // With one scheduler thread there is none to spare for reads in place.
+  CHECK(plan(file, 1).shelf == 0);
+  CHECK(plan(file, 2).shelf == 1);
   // The shelf holds connections of the reader pool: never more than its max.
   file.pool_size = 2;
   file.max_overflow = 1;

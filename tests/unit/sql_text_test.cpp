@@ -138,6 +138,17 @@ TEST_CASE("statements that change the session beyond their transaction are found
   CHECK(changes("DETACH x", lite) == session_pragmas);
   CHECK(changes("CREATE TEMP TABLE x (a)", lite) == session_temp_objects);
   CHECK(changes("CREATE TEMPORARY VIEW v AS SELECT 1", lite) == session_temp_objects);
+  // SQLite takes a '...' literal where a name belongs (found from outside: these
+  // reached the next reader).
+  CHECK(changes("PRAGMA 'cache_size' = 7", lite) == session_pragmas);
+  CHECK(changes("PRAGMA main.'cache_size' = 9", lite) == session_pragmas);
+  CHECK(changes("PRAGMA 'cache_size'(7)", lite) == session_pragmas);
+  // A temporary object named by its schema.
+  CHECK(changes("CREATE TABLE temp.x (a)", lite) == session_temp_objects);
+  CHECK(changes("CREATE TABLE 'temp'.x (a)", lite) == session_temp_objects);
+  CHECK(changes("CREATE VIEW \"temp\".v AS SELECT 1", lite) == session_temp_objects);
+  CHECK(changes("CREATE TABLE pg_temp.x (a int)", pg) == session_temp_objects);
+  CHECK(changes("CREATE TABLE pg_temp_3.x (a int)", pg) == session_temp_objects);
 }
 
 TEST_CASE("statements that end with their transaction, or only read, change no session",
@@ -164,6 +175,12 @@ TEST_CASE("statements that end with their transaction, or only read, change no s
   CHECK(changes("SELECT 'PRAGMA foreign_keys = OFF'", lite) == 0);
   CHECK(changes("CREATE TABLE temp (a)", lite) == 0);
   CHECK(changes("SET search_path = x", lite) == 0);
+  CHECK(changes("PRAGMA 'table_info'('t')", lite) == 0);
+  CHECK(changes("PRAGMA 'cache_size'", lite) == 0);
+  CHECK(changes("SELECT 'temp'.x FROM t", lite) == 0);
+  CHECK(changes("INSERT INTO t VALUES ('temp')", lite) == 0);
+  CHECK(changes("CREATE TABLE main.x (a)", lite) == 0);
+  CHECK(changes("CREATE TABLE public.x (a int)", pg) == 0);
 }
 
 TEST_CASE("what would lift a read-only session's protection is found", "[sql_text]") {
@@ -190,6 +207,12 @@ TEST_CASE("what would lift a read-only session's protection is found", "[sql_tex
   CHECK(escape("PRAGMA [query_only] = 0", lite) == "query_only");
   CHECK(escape("PRAGMA `query_only` = 0", lite) == "query_only");
   CHECK(escape("SELECT 'query_only'", lite).empty());
+  // SQLite takes a '...' literal as a PRAGMA's name (found from outside: it turned
+  // read-only sessions into writers).
+  CHECK(escape("PRAGMA 'query_only' = 0", lite) == "query_only");
+  CHECK(escape("PRAGMA main.'QUERY_ONLY' = 0", lite) == "query_only");
+  CHECK(escape("PRAGMA 'query_only'(0)", lite) == "query_only");
+  CHECK(escape("SELECT x FROM t WHERE y = 'query_only'", lite).empty());
   CHECK(escape("SELECT read, write FROM t", pg).empty());
   CHECK(escape("SELECT x FROM t", pg).empty());
 }
