@@ -127,6 +127,18 @@ struct run_clock {
   std::atomic<phase> now{phase::warmup};
   /// Operations finished in any phase, for the progress line.
   std::atomic<uint64_t> completed{0};
+  /// The process's CPU time (user + system, every thread) in the measured interval.
+  double cpu_seconds = 0;
+
+  /// The process's CPU time so far, in seconds.
+  static double process_cpu_seconds() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    auto seconds = [](const timeval& t) {
+      return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+    };
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+  }
 
   /// Runs warm-up and the measured interval, printing a progress line to stderr once a
   /// second unless `quiet`. Returns the measured interval's length in seconds.
@@ -151,8 +163,10 @@ struct run_clock {
     tick("warm-up", clock::now() + warmup);
     now = phase::measuring;
     auto start = clock::now();
+    auto cpu_start = process_cpu_seconds();
     tick("measuring", start + duration);
     now = phase::stopped;
+    cpu_seconds = process_cpu_seconds() - cpu_start;
     auto seconds = std::chrono::duration<double>(clock::now() - start).count();
     if (!quiet)
       std::fprintf(stderr, "\n");
@@ -195,10 +209,12 @@ inline double percentile(const std::vector<uint32_t>& sorted, double p) {
   return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
 }
 
-/// The summary every bench program prints: throughput and latency percentiles.
+/// The summary every bench program prints: throughput, latency percentiles, and the
+/// process's CPU time per operation (`cpu_seconds` of the measured interval: all of the
+/// program's threads, the database server's processes not included).
 inline nlohmann::json summarize(const std::string& program, const std::string& workload,
                                 std::vector<tally>& tallies, double seconds,
-                                nlohmann::json settings) {
+                                nlohmann::json settings, double cpu_seconds) {
   std::vector<uint32_t> all;
   uint64_t operations = 0, rows = 0;
   nlohmann::json errors = nlohmann::json::object();
@@ -227,6 +243,7 @@ inline nlohmann::json summarize(const std::string& program, const std::string& w
       {"errors", errors},
       {"error_count", error_count},
       {"peak_rss_mib", static_cast<double>(peak_rss_kib()) / 1024.0},
+      {"cpu_us_per_op", operations > 0 ? cpu_seconds * 1e6 / static_cast<double>(operations) : 0.0},
   };
   return out;
 }
@@ -242,9 +259,11 @@ inline void print(const nlohmann::json& summary, bool json) {
               summary["workload"].get<std::string>().c_str(), summary["ops_per_s"].get<double>(),
               summary["rows_per_s"].get<double>(), summary["seconds"].get<double>(),
               static_cast<unsigned long long>(summary["operations"].get<uint64_t>()));
-  std::printf("  latency p50 %.0f us, p95 %.0f us, p99 %.0f us; peak RSS %.1f MiB\n",
-              summary["p50_us"].get<double>(), summary["p95_us"].get<double>(),
-              summary["p99_us"].get<double>(), summary["peak_rss_mib"].get<double>());
+  std::printf(
+      "  latency p50 %.0f us, p95 %.0f us, p99 %.0f us; peak RSS %.1f MiB; CPU %.1f us/op\n",
+      summary["p50_us"].get<double>(), summary["p95_us"].get<double>(),
+      summary["p99_us"].get<double>(), summary["peak_rss_mib"].get<double>(),
+      summary["cpu_us_per_op"].get<double>());
   std::printf("  settings %s\n", summary["settings"].dump().c_str());
   if (summary["error_count"].get<uint64_t>() > 0)
     std::printf("  errors %s\n", summary["errors"].dump().c_str());

@@ -122,7 +122,9 @@ int main(int argc, char** argv) {
                                {"shared_middle", opt.shared},
                                {"messages_per_request", 2 * opt.depth},
                                {"workers", sys.scheduler().num_workers()}};
-    bench::print(bench::summarize("caf_floor", "roundtrip", tallies, seconds, settings), opt.json);
+    bench::print(
+        bench::summarize("caf_floor", "roundtrip", tallies, seconds, settings, clock.cpu_seconds),
+        opt.json);
   }
   return 0;
 }

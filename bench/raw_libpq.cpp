@@ -88,8 +88,9 @@ int main(int argc, char** argv) {
   double seconds = clock.run(opt);
   for (auto& t : threads)
     t.join();
-  auto summary = bench::summarize("raw_libpq", "select", tallies, seconds,
-                                  {{"engine", "postgresql"}, {"threads", opt.threads}});
+  auto summary =
+      bench::summarize("raw_libpq", "select", tallies, seconds,
+                       {{"engine", "postgresql"}, {"threads", opt.threads}}, clock.cpu_seconds);
   bench::print(summary, opt.json);
   return summary["error_count"].get<uint64_t>() == 0 && summary["operations"].get<uint64_t>() > 0
              ? 0

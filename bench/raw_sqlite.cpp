@@ -156,7 +156,8 @@ int main(int argc, char** argv) {
   nlohmann::json settings = {{"engine", "sqlite"}, {"threads", threads}, {"scale", opt.scale}};
   if (insert)
     settings["rows_per_transaction"] = opt.rows;
-  auto summary = bench::summarize("raw_sqlite", opt.workload, tallies, seconds, settings);
+  auto summary =
+      bench::summarize("raw_sqlite", opt.workload, tallies, seconds, settings, clock.cpu_seconds);
   bench::print(summary, opt.json);
   return summary["error_count"].get<uint64_t>() == 0 && summary["operations"].get<uint64_t>() > 0
              ? 0

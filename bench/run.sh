@@ -57,6 +57,7 @@ run_json() { # name field command...
   line="$("$@" --json --quiet --duration "$duration" --warmup "$warmup")"
   echo "$line" >> "$json_log"
   record "$name" "$(echo "$line" | json_field "$field")"
+  record "$name.cpu" "$(echo "$line" | json_field cpu_us_per_op)"
 }
 run_pgbench() { # name pgbench-args...
   local name="$1"
@@ -74,15 +75,35 @@ for run in $(seq "$runs"); do
     --clients 8 --pool-size 1 --scale "$scale"
   run_json pg_select_cafdb_pool8 ops_per_s "$bin/cafdb_bench" --url "$pg" --workload select \
     --clients 8 --pool-size 8 --scale "$scale"
+  # The other ways an application calls cafdb, with the pool a user would choose.
+  for path in actor-oneshot client-session client-exec; do
+    run_json "pg_select_$path" ops_per_s "$bin/cafdb_bench" --url "$pg" --workload select \
+      --clients 8 --pool-size 8 --scale "$scale" --path "$path"
+  done
+  run_json pg_select_raw_1 ops_per_s "$bin/raw_libpq" --url "$pg" --threads 1 --scale "$scale"
+  run_json pg_select_client_exec_1 ops_per_s "$bin/cafdb_bench" --url "$pg" --workload select \
+    --clients 1 --pool-size 1 --scale "$scale" --path client-exec
   run_pgbench pg_tpcb_pgbench
   run_json pg_tpcb_cafdb ops_per_s "$bin/cafdb_bench" --url "$pg" --workload tpcb \
     --clients 8 --pool-size 8 --scale "$scale"
+  for path in actor-oneshot client-exec; do
+    run_json "pg_tpcb_$path" ops_per_s "$bin/cafdb_bench" --url "$pg" --workload tpcb \
+      --clients 8 --pool-size 8 --scale "$scale" --path "$path"
+  done
   run_json sqlite_select_raw ops_per_s "$bin/raw_sqlite" --path "$work/bench.db" \
     --workload select --threads 4 --scale "$scale"
   run_json sqlite_select_cafdb ops_per_s "$bin/cafdb_bench" --url "$sqlite" --workload select \
     --clients 4 --pool-size 1 --scale "$scale"
   run_json sqlite_select_cafdb_pool4 ops_per_s "$bin/cafdb_bench" --url "$sqlite" \
     --workload select --clients 4 --pool-size 4 --scale "$scale"
+  for path in actor-oneshot client-session client-exec; do
+    run_json "sqlite_select_$path" ops_per_s "$bin/cafdb_bench" --url "$sqlite" \
+      --workload select --clients 4 --pool-size 4 --scale "$scale" --path "$path"
+  done
+  run_json sqlite_select_raw_1 ops_per_s "$bin/raw_sqlite" --path "$work/bench.db" \
+    --workload select --threads 1 --scale "$scale"
+  run_json sqlite_select_client_session_1 ops_per_s "$bin/cafdb_bench" --url "$sqlite" \
+    --workload select --clients 1 --pool-size 1 --scale "$scale" --path client-session
   run_json sqlite_insert_raw rows_per_s "$bin/raw_sqlite" --path "$work/bench.db" \
     --workload insert --rows "$insert_rows" --scale "$scale"
   run_json sqlite_insert_cafdb rows_per_s "$bin/cafdb_bench" --url "$sqlite" --workload insert \
@@ -106,22 +127,38 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print v[i
 med() { echo "${figures[$1]}" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 row() { # what peer peer-name cafdb target
-  printf "| %-34s | %-28s | %12.0f | %12.0f | %5s× | ≥ %s× |\n" "$1" "$3" "$(med "$2")" \
-    "$(med "$4")" "$(ratio "$(med "$4")" "$(med "$2")")" "$5"
+  local peer_cpu cafdb_cpu
+  peer_cpu="$(med "$2.cpu")"
+  cafdb_cpu="$(med "$4.cpu")"
+  printf "| %-38s | %-28s | %12.0f | %12.0f | %5s× | ≥ %s× | %6s | %6s |\n" "$1" "$3" "$(med "$2")" \
+    "$(med "$4")" "$(ratio "$(med "$4")" "$(med "$2")")" "$5" "${peer_cpu:--}" "${cafdb_cpu:--}"
 }
 
 echo
 echo "Medians of $runs runs of ${BENCH_DURATION:-10} s; scale $scale; $(nproc) cores. cafdb pools: 1 connection for"
 echo "the PostgreSQL point selects (reads of all clients batched), 8 for TPC-B, 1 writer for SQLite"
 echo "inserts; SQLite point selects run in place in the sessions (read_in_place), the pool takes the rest."
-echo "| comparison                         | peer                         |  peer ops/s  | cafdb ops/s  | ratio | target |"
-echo "|---|---|---:|---:|---:|---:|"
-row "PostgreSQL point select, 8 clients" pg_select_pgbench "pgbench -S -M prepared -c 8" pg_select_cafdb 1.0
-row "  the same, cafdb pool 8" pg_select_pgbench "pgbench -S -M prepared -c 8" pg_select_cafdb_pool8 "-"
-row "PostgreSQL point select, 8 clients" pg_select_raw "raw libpq, 8 threads" pg_select_cafdb "-"
-row "PostgreSQL TPC-B-like, 8 clients" pg_tpcb_pgbench "pgbench -M prepared -c 8" pg_tpcb_cafdb 1.0
-row "SQLite point select, 4 clients" sqlite_select_raw "raw sqlite3, 4 threads" sqlite_select_cafdb 0.5
-row "  the same, cafdb pool 4" sqlite_select_raw "raw sqlite3, 4 threads" sqlite_select_cafdb_pool4 "-"
+echo "Paths: actor-session (an actor with its own session), actor-oneshot (an actor sending exec_atom"
+echo "to the database), client-session (a thread with a blocking session), client-exec (a thread"
+echo "calling client::exec). CPU: the program's own CPU time per request, µs (pgbench: not measured)."
+echo "| comparison                             | peer                         |  peer ops/s  | cafdb ops/s  | ratio | target | peer CPU | cafdb CPU |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|"
+row "PostgreSQL point select, 8 clients" pg_select_pgbench "pgbench -S -M prepared -c 8" pg_select_cafdb "-"
+row "  actor-session, pool 8" pg_select_pgbench "pgbench -S -M prepared -c 8" pg_select_cafdb_pool8 1.0
+row "  actor-oneshot, pool 8" pg_select_pgbench "pgbench -S -M prepared -c 8" pg_select_actor-oneshot 1.0
+row "  client-session, pool 8" pg_select_pgbench "pgbench -S -M prepared -c 8" pg_select_client-session 1.0
+row "  client-exec, pool 8" pg_select_pgbench "pgbench -S -M prepared -c 8" pg_select_client-exec 1.0
+row "PostgreSQL point select, 8 clients" pg_select_raw "raw libpq, 8 threads" pg_select_cafdb_pool8 "-"
+row "PostgreSQL point select, 1 client-exec" pg_select_raw_1 "raw libpq, 1 thread" pg_select_client_exec_1 0.9
+row "PostgreSQL TPC-B-like, 8 clients" pg_tpcb_pgbench "pgbench -M prepared -c 8" pg_tpcb_cafdb 1.1
+row "  actor-oneshot" pg_tpcb_pgbench "pgbench -M prepared -c 8" pg_tpcb_actor-oneshot 1.1
+row "  client-exec" pg_tpcb_pgbench "pgbench -M prepared -c 8" pg_tpcb_client-exec 1.1
+row "SQLite point select, 4 clients, pool 1" sqlite_select_raw "raw sqlite3, 4 threads" sqlite_select_cafdb "-"
+row "  actor-session, pool 4" sqlite_select_raw "raw sqlite3, 4 threads" sqlite_select_cafdb_pool4 0.7
+row "  actor-oneshot, pool 4" sqlite_select_raw "raw sqlite3, 4 threads" sqlite_select_actor-oneshot 0.5
+row "  client-session, pool 4" sqlite_select_raw "raw sqlite3, 4 threads" sqlite_select_client-session 0.7
+row "  client-exec, pool 4" sqlite_select_raw "raw sqlite3, 4 threads" sqlite_select_client-exec 0.5
+row "SQLite point select, 1 client-session" sqlite_select_raw_1 "raw sqlite3, 1 thread" sqlite_select_client_session_1 0.5
 row "SQLite bulk insert (rows/s)" sqlite_insert_raw "raw prepared insert" sqlite_insert_cafdb 0.8
 row "  the same, one transact of INSERTs" sqlite_insert_raw "raw prepared insert" sqlite_insert_cafdb_transact "-"
 row "PostgreSQL select, $many_clients clients, pool 16" pg_select_16 "cafdb, 16 clients" pg_select_many 0.9
