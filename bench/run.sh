@@ -124,7 +124,7 @@ run_json pg_select_many ops_per_s "$bin/cafdb_bench" --url "$pg" --workload sele
 many_line="$(tail -1 "$json_log")"
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-med() { echo "${figures[$1]}" | median; }
+med() { echo "${figures[$1]:-}" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 row() { # what peer peer-name cafdb target
   local peer_cpu cafdb_cpu
