@@ -60,9 +60,11 @@ run_json() { # name field command...
   record "$name.cpu" "$(echo "$line" | json_field cpu_us_per_op)"
 }
 run_pgbench() { # name pgbench-args...
-  local name="$1"
+  local name="$1" tps
   shift
-  record "$name" "$("$pgbench" "$@" -M prepared -c 8 -j 2 -T "$duration" "$pg" 2>/dev/null | pgbench_tps)"
+  tps="$("$pgbench" "$@" -M prepared -c 8 -j 2 -T "$duration" "$pg" 2>/dev/null | pgbench_tps)"
+  echo "{\"program\":\"pgbench\",\"case\":\"$name\",\"ops_per_s\":$tps}" >> "$json_log"
+  record "$name" "$tps"
 }
 
 for run in $(seq "$runs"); do
@@ -123,7 +125,7 @@ run_json pg_select_many ops_per_s "$bin/cafdb_bench" --url "$pg" --workload sele
   --clients "$many_clients" --pool-size 16 --scale "$scale" --pool-timeout 30000
 many_line="$(tail -1 "$json_log")"
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 med() { echo "${figures[$1]:-}" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 row() { # what peer peer-name cafdb target
