@@ -35,7 +35,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-pg_cluster_start --no-standby
+pg_cluster_start --no-standby --durable
 pg="$CAFDB_TEST_PG_URL"
 sqlite="sqlite:///$work/bench.db" # four slashes: an absolute path
 pgbench="$CAFDB_TEST_PG_BIN/pgbench"
@@ -128,12 +128,16 @@ many_line="$(tail -1 "$json_log")"
 median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 med() { echo "${figures[$1]:-}" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+cpu() { # name: the median CPU µs per request, one decimal, or – when not measured
+  local v
+  v="$(med "$1.cpu")"
+  if [ -n "$v" ]; then printf "%.1f" "$v"; else printf "–"; fi
+}
 row() { # what peer peer-name cafdb target
-  local peer_cpu cafdb_cpu
-  peer_cpu="$(med "$2.cpu")"
-  cafdb_cpu="$(med "$4.cpu")"
-  printf "| %-38s | %-28s | %12.0f | %12.0f | %5s× | ≥ %s× | %6s | %6s |\n" "$1" "$3" "$(med "$2")" \
-    "$(med "$4")" "$(ratio "$(med "$4")" "$(med "$2")")" "$5" "${peer_cpu:--}" "${cafdb_cpu:--}"
+  local target="–"
+  [ "$5" != "-" ] && target="≥ $5×"
+  printf "| %-38s | %-28s | %12.0f | %12.0f | %5s× | %6s | %6s | %6s |\n" "$1" "$3" "$(med "$2")" \
+    "$(med "$4")" "$(ratio "$(med "$4")" "$(med "$2")")" "$target" "$(cpu "$2")" "$(cpu "$4")"
 }
 
 echo

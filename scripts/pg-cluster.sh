@@ -3,7 +3,9 @@
 #
 #   source scripts/pg-cluster.sh
 #   pg_cluster_start      # exports CAFDB_TEST_PG_URL and CAFDB_TEST_PG_READ_URL
-#   pg_cluster_start --no-standby   # the primary only (bench/run.sh)
+#   pg_cluster_start --no-standby   # the primary only
+#   pg_cluster_start --no-standby --durable   # with fsync on (bench/run.sh: benchmarks
+#                                             # run at the server's default durability)
 #   ...
 #   pg_cluster_stop       # always: stops both servers and removes their files
 #
@@ -49,8 +51,17 @@ pg_cluster_stop() {
 }
 
 pg_cluster_start() {
-  local bin password primary_port standby_port standby=1
-  [ "${1:-}" = "--no-standby" ] && standby=0
+  local bin password primary_port standby_port standby=1 fsync=off arg
+  for arg in "$@"; do
+    case "$arg" in
+    --no-standby) standby=0 ;;
+    --durable) fsync=on ;;
+    *)
+      echo "pg-cluster: unknown option $arg" >&2
+      return 1
+      ;;
+    esac
+  done
   bin="$(_pg_bin)"
   if [ -z "$bin" ]; then
     echo "pg-cluster: PostgreSQL server binaries not found (apt-get install postgresql)" >&2
@@ -74,7 +85,7 @@ pg_cluster_start() {
 listen_addresses = '127.0.0.1'
 port = $primary_port
 unix_socket_directories = '$pg_cluster_dir'
-fsync = off
+fsync = $fsync
 max_connections = 200
 wal_level = replica
 max_wal_senders = 5

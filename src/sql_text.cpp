@@ -391,8 +391,9 @@ unsigned statement_changes(const std::vector<std::string>& words, engine_kind di
   }
   if (pg && first == "declare" && word == "hold")
     return session_cursors;
-  // CREATE ... temp.name (pg_temp.name): a temporary object named by its schema.
-  if (first == "create" && n >= 3 && word == "." && temp_schema(words[n - 2], pg))
+  // CREATE ... temp.name (pg_temp.name): a temporary object named by its schema, which
+  // comes by the eighth word (CREATE UNIQUE INDEX IF NOT EXISTS temp.i).
+  if (first == "create" && n >= 3 && n <= 8 && word == "." && temp_schema(words[n - 2], pg))
     return session_temp_objects;
   // CREATE [OR REPLACE] [GLOBAL|LOCAL] TEMP[ORARY] ..., up to the kind of object.
   if (first == "create" && n <= 5 && one_of(word, {"temp", "temporary"})) {

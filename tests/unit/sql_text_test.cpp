@@ -180,6 +180,8 @@ TEST_CASE("statements that end with their transaction, or only read, change no s
   CHECK(changes("SELECT 'temp'.x FROM t", lite) == 0);
   CHECK(changes("INSERT INTO t VALUES ('temp')", lite) == 0);
   CHECK(changes("CREATE TABLE main.x (a)", lite) == 0);
+  CHECK(changes("CREATE TABLE IF NOT EXISTS temp.x (a)", lite) == session_temp_objects);
+  CHECK(changes("CREATE TABLE copy AS SELECT a, b, c, d FROM temp.x", lite) == 0);
   CHECK(changes("CREATE TABLE public.x (a int)", pg) == 0);
 }
 
