@@ -4,10 +4,12 @@
 // pool saturation, and an SQLite lock held past busy_timeout.
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <libpq-fe.h>
@@ -103,10 +105,28 @@ TEST_CASE("the server stops and restarts under 50 clients: typed errors, degrade
   auto finish = [&] {
     stop = true;
     for (auto& t : clients)
-      t.join();
+      if (t.joinable())
+        t.join();
+  };
+  // A failed REQUIRE below leaves through an exception: the clients stop first.
+  struct on_exit {
+    std::function<void()> fn;
+    ~on_exit() { fn(); }
+  } joined{finish};
+  auto outcome = [&] {
+    std::lock_guard<std::mutex> guard{log.mtx};
+    std::ostringstream out;
+    out << log.acknowledged.size() << " acknowledged;";
+    for (auto& [code, n] : log.errors)
+      out << " " << (code.empty() ? "untyped" : code) << " x" << n;
+    return out.str();
   };
 
-  REQUIRE(log.wait_for_acks(200, std::chrono::seconds(30)));
+  // Load, not throughput, is what this test needs: a slow or busy machine (CI runs
+  // tests two at a time) gets a minute to commit the first 50 transactions.
+  bool loaded = log.wait_for_acks(50, std::chrono::seconds(60));
+  INFO("before the outage: " << outcome());
+  REQUIRE(loaded);
   server.stop_immediate();
   bool degraded = await_event(watcher, "database", readiness_state::degraded, 15s);
   auto status = fx.cli->status();
@@ -117,7 +137,7 @@ TEST_CASE("the server stops and restarts under 50 clients: typed errors, degrade
   bool served = eventually([&] { return static_cast<bool>(fx.cli->exec({"SELECT 1"})); }, 5s);
   auto recovery = steady::now() - restarted;
   auto acks_after_restart = log.acks();
-  bool progressing = log.wait_for_acks(acks_after_restart + 100, std::chrono::seconds(30));
+  bool progressing = log.wait_for_acks(acks_after_restart + 50, std::chrono::seconds(60));
   finish();
 
   CHECK(degraded);
@@ -127,14 +147,13 @@ TEST_CASE("the server stops and restarts under 50 clients: typed errors, degrade
   INFO("recovered in " << std::chrono::duration_cast<std::chrono::milliseconds>(recovery).count()
                        << " ms");
   CHECK(served);
+  INFO("after the restart: " << outcome());
   CHECK(progressing);
   // Every client got an answer in time, and every error was a typed cafdb error.
   CHECK(log.slowest < call_timeout);
   INFO((log.untyped.empty() ? std::string{} : log.untyped.front()));
   CHECK(log.untyped.empty());
   CHECK(log.errors.size() >= 1); // the outage was seen
-  for (auto& [code, n] : log.errors)
-    INFO(code << ": " << n);
 
   // The ledger: every acknowledged transaction is there whole; no transaction is there
   // in part (an unacknowledged one may be there whole: its COMMIT reached the server).
