@@ -3,7 +3,6 @@
 
 #include "cafdb/async.hpp"
 #include "cafdb/database.hpp"
-#include "cafdb/settled.hpp"
 #include "facade/requests.hpp"
 #include "timeouts.hpp"
 
@@ -12,8 +11,11 @@ namespace cafdb {
 namespace {
 
 /// One request, one answer. CAF's own errors never reach the caller (see
-/// facade::caller_error). The timeout leaves CAF's clock with the answer (see
-/// cafdb/settled.hpp).
+/// facade::caller_error). The caller's thread waits on its own mailbox with a deadline
+/// instead of giving CAF a request timeout: a timeout on CAF's clock costs two wake-ups
+/// of the clock's thread per call (set, then cancel), as much as the request itself
+/// (docs/benchmarks.md). A late answer is left in the mailbox of `self`, which skips it
+/// (its request id matches no later call).
 template <class T, class Handle, class... Ts>
 caf::expected<T> ask_or(caf::scoped_actor& self, const Handle& dest, caf::timespan timeout,
                         const caf::error& gone, Ts&&... xs) {
@@ -21,11 +23,17 @@ caf::expected<T> ask_or(caf::scoped_actor& self, const Handle& dest, caf::timesp
   if (detail::in_async_callback())
     return detail::blocking_in_callback();
   caf::expected<T> out{caf::error{}};
-  auto handle = self->request(dest, timeout, std::forward<Ts>(xs)...);
-  auto id = handle.id();
-  handle.receive([&](T& value) { out = std::move(value); },
-                 [&](caf::error& err) { out = std::move(err); });
-  forget_timeout(self.ptr(), id);
+  auto handle = self->request(dest, caf::infinite, std::forward<Ts>(xs)...);
+  auto on_value = [&](T& value) { out = std::move(value); };
+  auto on_error = [&](caf::error& err) { out = std::move(err); };
+  if (timeout >= no_limit) {
+    handle.receive(on_value, on_error);
+  } else {
+    caf::blocking_actor::accept_one_cond one;
+    self->varargs_receive(
+        one, handle.id(), on_value, on_error,
+        caf::after(timeout) >> [&] { out = caf::make_error(caf::sec::request_timeout); });
+  }
   if (out)
     return out;
   return facade::caller_error(std::move(out.error()), timeout, gone);

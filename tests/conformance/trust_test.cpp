@@ -567,6 +567,31 @@ TEMPLATE_TEST_CASE_METHOD(trust,
 }
 
 TEMPLATE_TEST_CASE_METHOD(trust,
+                          "a session call past the caller's timeout: the late answer never "
+                          "reaches a later call",
+                          "[trust]", sqlite_backend, pg_backend) {
+  client hasty{this->sys, this->db, std::chrono::milliseconds(100)};
+  session_options opts;
+  opts.request_timeout = std::chrono::milliseconds(400); // the session cancels it then
+  auto s = hasty.open_session(opts);
+  REQUIRE(s);
+  auto slow = s->exec({TestType::endless_sql});
+  REQUIRE(!slow);
+  CHECK(is(slow.error(), errc::request_timeout));
+  // The session answers the endless statement late (its own deadline): that answer
+  // lands in the caller's mailbox while or after later calls wait, and must not be
+  // taken for theirs.
+  REQUIRE(eventually([&] { return static_cast<bool>(s->exec({"SELECT 1"})); }));
+  for (int i = 2; i < 40; ++i) {
+    auto r = s->exec({"SELECT " + std::to_string(i)});
+    INFO((r ? std::string{} : render(r.error())));
+    REQUIRE(r);
+    CHECK(r->rows.at(0).at(0).as_int() == i);
+  }
+  CHECK_FALSE(s->close());
+}
+
+TEMPLATE_TEST_CASE_METHOD(trust,
                           "actors that send their own requests get cafdb errors through "
                           "as_cafdb_error",
                           "[trust]", sqlite_backend, pg_backend) {
