@@ -366,8 +366,18 @@ void settle_read(session_pointer self, sm::outcome result) {
 /// An autocommit read of a read-only session: the engine runs it on any reader
 /// connection, batched with other sessions' reads when they wait together. The session
 /// holds no lease for it, so nothing of the connection's state is its to settle.
-void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, statement stmt) {
+void run_leased(session_pointer self, caf::typed_response_promise<result_set> rp, statement stmt);
+
+/// `may_write`: the statement comes from a read-write session and no reader connection
+/// could check it (read_path::in_place_if_read with none free on the shelf). A reader
+/// connection is query_only: a write there is refused with read_only_violation before
+/// it changes anything, and then runs on a leased (writer) connection instead.
+void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, statement stmt,
+              bool may_write) {
   auto& st = self->state;
+  std::optional<statement> again;
+  if (may_write)
+    again = stmt;
   // No timer of our own: the engine answers every read (its invariant 4: pool_timeout
   // at `wait`, statement_timeout at `deadline`, shutting_down if it quits). A timer per
   // read woke CAF's clock thread twice per statement (docs/benchmarks.md).
@@ -382,6 +392,10 @@ void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, 
           },
           [=](caf::error& err) mutable {
             settle_read(self, sm::outcome::refused);
+            if (again && is(err, errc::read_only_violation)) {
+              run_leased(self, rp, std::move(*again));
+              return;
+            }
             rp.deliver(explain_engine_failure(err, "a read"));
             if (self->state.one_shot)
               close_and_quit(self, "one-shot request failed");
@@ -392,13 +406,22 @@ void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, 
 /// session: no message to the engine or a connection. Nothing when none is free: the
 /// caller sends the read to the engine instead. The connection's deadline keeps this
 /// thread blocked no longer than the request's deadline.
-std::optional<outcome<result_set>> read_in_place(session_state& st, const statement& stmt) {
+/// `verify`: the statement comes from a read-write session and runs only if SQLite
+/// says it changes nothing (read_path::in_place_if_read); else nothing, with
+/// `may_write` set: it belongs on the writer.
+std::optional<outcome<result_set>> read_in_place(session_state& st, const statement& stmt,
+                                                 bool verify, bool& may_write) {
   if (!st.shelf)
     return std::nullopt;
   auto lent = st.shelf->borrow();
   if (!lent)
     return std::nullopt;
   auto& conn = *lent.handle;
+  if (verify && !conn.certainly_reads(stmt.sql)) {
+    st.shelf->give_back_unused(std::move(lent)); // preparing changed nothing
+    may_write = true;
+    return std::nullopt;
+  }
   conn.set_deadline(std::chrono::steady_clock::now() + request_deadline(st));
   log::echo(*st.sql_log, *st.cfg, stmt, conn);
   auto rows = conn.execute(stmt);
@@ -526,6 +549,13 @@ void run_batch(session_pointer self, caf::typed_response_promise<Result> rp, exe
   });
 }
 
+/// One statement on a leased connection (the writer, or any in a transaction).
+void run_leased(session_pointer self, caf::typed_response_promise<result_set> rp, statement stmt) {
+  run_batch(self, rp,
+            exec_request{{std::move(stmt)}, batch_mode::plain, self->state.options.read_only, {}},
+            [](std::vector<result_set>&& results) { return std::move(results.front()); });
+}
+
 /// Sends a transaction command; `on_ok` updates the savepoints, the transition table
 /// the phase and the lease.
 template <class OnOk>
@@ -594,11 +624,15 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         auto& st = self->state;
         read_router::read_request request{st.options.read_only, st.phase, st.held.has_value(),
                                           false};
+        // Only a path without a lease can be changed by it (and only SQLite's
+        // reader pool has a shelf): a leased connection is reset after its session.
         request.changes_session =
-            st.options.read_only && session_changes(stmt.sql, st.cfg->engine) != 0;
+            (st.options.read_only || st.shelf) && session_changes(stmt.sql, st.cfg->engine) != 0;
         auto path = read_router::route(request, st.shelf != nullptr);
-        if (path == read_router::read_path::in_place) {
-          if (auto rows = read_in_place(st, stmt)) {
+        bool verify = path == read_router::read_path::in_place_if_read;
+        bool may_write = false;
+        if (path == read_router::read_path::in_place || verify) {
+          if (auto rows = read_in_place(st, stmt, verify, may_write)) {
             settle_read(self, *rows ? sm::outcome::ok : sm::outcome::refused);
             if (*rows)
               rp.deliver(std::move(**rows));
@@ -608,16 +642,18 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
               close_and_quit(self, "one-shot request done");
             return rp;
           }
-          path = read_router::read_path::engine_read; // none on the shelf
+          // A statement that may write goes to the writer. With none free on the shelf,
+          // the reader pool runs it (and a write there comes back to the writer).
+          if (may_write)
+            path = read_router::read_path::leased;
+          else
+            path = read_router::read_path::engine_read;
         }
         if (path == read_router::read_path::engine_read) {
-          run_read(self, rp, std::move(stmt));
+          run_read(self, rp, std::move(stmt), verify);
           return rp;
         }
-        run_batch(
-            self, rp,
-            exec_request{{std::move(stmt)}, batch_mode::plain, self->state.options.read_only, {}},
-            [](std::vector<result_set>&& results) { return std::move(results.front()); });
+        run_leased(self, rp, std::move(stmt));
         return rp;
       },
       [=](transact_atom, std::vector<statement>& stmts) -> caf::result<std::vector<result_set>> {

@@ -49,6 +49,8 @@ struct options : bench::run_options {
   bool init = false;
   bool init_only = false;
   bool per_statement = false;
+  /// Calls with default session options (read-write), as the README's first example.
+  bool default_options = false;
 };
 
 struct client_state {
@@ -84,10 +86,10 @@ std::vector<cafdb::statement> tpcb_statements(std::mt19937_64& rng, const option
 }
 
 /// The session options of a workload: point selects are reads (on SQLite they go to
-/// the reader pool).
+/// the reader pool), unless the run asks for the defaults.
 cafdb::session_options session_for(const options& opt) {
   cafdb::session_options session;
-  session.read_only = opt.kind == workload::select;
+  session.read_only = opt.kind == workload::select && !opt.default_options;
   return session;
 }
 
@@ -313,6 +315,8 @@ int run(const options& opt) {
     settings["rows_per_transaction"] = opt.rows;
   if (opt.kind == workload::insert)
     settings["insert_as"] = opt.per_statement ? "transact" : "exec_many";
+  if (opt.kind == workload::select)
+    settings["session"] = opt.default_options ? "default" : "read_only";
   auto summary =
       bench::summarize("cafdb", opt.workload_name, tallies, seconds, settings, clock.cpu_seconds);
   bench::print(summary, opt.json);
@@ -360,6 +364,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--per-statement", opt.per_statement,
                "insert: one transact of single-row INSERTs instead of one exec_many");
+  app.add_flag("--default-options", opt.default_options,
+               "select: call with default (read-write) session options, as the README does");
   app.add_flag("--init", opt.init, "(Re)create and fill pgbench's tables at --scale first");
   app.add_flag("--init-only", opt.init_only, "With --init: fill the tables, then exit");
   opt.add_run_options(app);

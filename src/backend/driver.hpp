@@ -119,6 +119,14 @@ class driver {
   /// every request; drivers only talk to the server when the mode changes.
   virtual outcome<done> set_read_only(bool read_only) = 0;
 
+  /// True when `sql` is one statement that certainly changes nothing in the database,
+  /// so that a reader connection may run it; false when the driver cannot tell.
+  /// Prepares the statement (the driver may cache it) but runs nothing.
+  virtual bool certainly_reads(const std::string& sql) {
+    (void)sql;
+    return false;
+  }
+
   /// From now on a statement still running at `deadline` is cancelled (it fails with
   /// statement_timeout, as `cancel()` does, if the server confirms it);
   /// `time_point::max()` lifts the limit. The driver checks it on its own thread: no

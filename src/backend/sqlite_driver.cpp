@@ -563,6 +563,12 @@ outcome<sqlite_driver::prepared*> sqlite_driver::prepare_single(const std::strin
   return nullptr;
 }
 
+bool sqlite_driver::certainly_reads(const std::string& sql) {
+  auto prepared = prepare_single(sql);
+  return prepared && *prepared && (*prepared)->changes == 0 &&
+         sqlite3_stmt_readonly((*prepared)->stmt) != 0;
+}
+
 outcome<result_set> sqlite_driver::execute(const statement& request) {
   if (!in_transaction()) // an autocommit statement commits: check before
     if (auto file = check_file(); !file)

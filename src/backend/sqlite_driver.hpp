@@ -53,6 +53,8 @@ class sqlite_driver final : public driver {
   bool in_transaction() const override;
   outcome<done> reset_session() override;
   std::string describe() const override;
+  /// SQLite itself tells: sqlite3_stmt_readonly of the prepared statement.
+  bool certainly_reads(const std::string& sql) override;
 
  protected:
   void interrupt() noexcept override;

@@ -149,6 +149,16 @@ void in_place_shelf::give_back(loan lent, bool usable) {
     report(lent.slot, usable);
 }
 
+void in_place_shelf::give_back_unused(loan lent) {
+  if (!lent)
+    return;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    loans_ -= 1;
+  }
+  give_back(std::move(lent), true);
+}
+
 void in_place_shelf::cancel_for_shutdown() {
   std::lock_guard<std::mutex> guard{mtx_};
   stopping_ = true;

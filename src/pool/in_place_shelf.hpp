@@ -94,6 +94,10 @@ class in_place_shelf {
   /// Returns a loan; `usable` false (its state is unknown) takes it off the shelf.
   void give_back(loan lent, bool usable);
 
+  /// Returns a loan its borrower did not use (the statement might write: it goes to the
+  /// writer instead); it does not count as a loan.
+  void give_back_unused(loan lent);
+
   /// The database is stopping: every lent connection's statement is cancelled
   /// (driver::cancel_for_shutdown, which never blocks) and nothing more is lent.
   void cancel_for_shutdown();
@@ -102,7 +106,7 @@ class in_place_shelf {
 
   size_t available() const;
   size_t lent() const;
-  /// Loans since start.
+  /// Loans since start, those given back unused not counted.
   uint64_t loans() const;
 
  private:

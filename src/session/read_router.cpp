@@ -32,6 +32,8 @@ std::string to_string(read_path x) {
   switch (x) {
   case read_path::in_place:
     return "in_place";
+  case read_path::in_place_if_read:
+    return "in_place_if_read";
   case read_path::engine_read:
     return "engine_read";
   case read_path::leased:
@@ -44,12 +46,16 @@ read_path route(const read_request& request, bool shelf) {
   // Inside a transaction (or holding a lease for any other reason) the read belongs to
   // that connection: its snapshot, its locks.
   bool autocommit = request.phase != session_phase::in_tx && request.phase != session_phase::failed;
-  if (!request.read_only || !autocommit || request.holds_lease)
+  if (!autocommit || request.holds_lease)
     return read_path::leased;
   // A read that changes its connection's session gets a connection of its own, reset
   // before anyone else uses it: in a batch, the reads after it would see the change.
   if (request.changes_session)
     return read_path::leased;
+  // What a read-write session sends may write: only the prepared statement can tell
+  // that it does not, and only SQLite's reader connections ask it (the shelf).
+  if (!request.read_only)
+    return shelf ? read_path::in_place_if_read : read_path::leased;
   return shelf ? read_path::in_place : read_path::engine_read;
 }
 

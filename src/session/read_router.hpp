@@ -7,6 +7,16 @@
 //                from the pool's shelf (pool/in_place_shelf.hpp): client -> session ->
 //                client. Bounded by the request deadline, and by the shelf's size: all
 //                scheduler threads but one, and never more than the pool's max.
+//   in place if it reads
+//                a read-write session's autocommit exec (one-shot exec included) on a
+//                SQLite file database: it borrows a reader connection from the shelf,
+//                and SQLite says whether the prepared statement changes nothing
+//                (sqlite3_stmt_readonly). If it does, it reads in place like the above,
+//                on a reader connection, which sees every commit before it (WAL);
+//                if not, it is leased on the writer. With no connection free on the
+//                shelf it takes the engine read: reader connections are query_only, so
+//                a write there is refused before it changes anything and then runs
+//                leased on the writer.
 //   engine read  a read-only session's autocommit exec otherwise (and when no handle is
 //                free): the engine runs it on any connection of its reader pool,
 //                batched with other reads that wait at the same time. No lease.
@@ -42,7 +52,7 @@ struct read_plan {
 /// The plan for `cfg` on a scheduler of `workers` threads.
 read_plan plan(const config& cfg, size_t workers);
 
-enum class read_path : uint8_t { in_place, engine_read, leased };
+enum class read_path : uint8_t { in_place, in_place_if_read, engine_read, leased };
 
 std::string to_string(read_path x);
 
@@ -58,7 +68,8 @@ struct read_request {
 
 /// The path of one exec request; `shelf`: its reader pool has an in-place shelf. A
 /// session routed in place that finds no connection on the shelf takes the engine read
-/// instead.
+/// instead, as does one routed in place if it reads (a write refused there goes to a
+/// lease); one whose statement may write takes the lease.
 read_path route(const read_request& request, bool shelf);
 
 } // namespace cafdb::read_router

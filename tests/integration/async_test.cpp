@@ -155,14 +155,24 @@ TEST_CASE_METHOD(async_database,
                  "a dropped async_result sends nothing, and finished requests leave no actor "
                  "behind",
                  "[async]") {
-  auto baseline = sys.registry().running();
+  // The pools' connections are long-lived actors, and the reads below may open more:
+  // they are not counted.
+  auto others = [&] {
+    auto report = cli->status();
+    REQUIRE(report);
+    int64_t connections = 0;
+    for (auto& pool : report->pools)
+      connections += pool.total;
+    return static_cast<int64_t>(sys.registry().running()) - connections;
+  };
+  auto baseline = others();
   static_cast<void>(adb.exec({"INSERT INTO notes (body) VALUES ('never')"}));
   std::vector<std::future<caf::expected<result_set>>> answers;
   for (int i = 0; i < 500; ++i)
     answers.push_back(adb.exec({"SELECT $1", {i}}).future());
   for (auto& f : answers)
     REQUIRE(must_wait(std::move(f)));
-  CHECK(eventually([&] { return sys.registry().running() <= baseline; }));
+  CHECK(eventually([&] { return others() <= baseline; }));
   CHECK(count("notes") == 0);
 }
 

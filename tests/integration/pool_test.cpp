@@ -102,6 +102,12 @@ TEST_CASE("SQLite: read-only sessions read in place and see the latest commit", 
       database_fixture fx{cfg};
       fx.require_ready();
       fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+      // In place, that write was first tried on the reader pool (nothing on its shelf
+      // yet): its connection is shelved now, and the writer kept the table.
+      auto setup = fx.stats("reader");
+      auto status = fx.cli->status();
+      REQUIRE(status);
+      auto reads_before = status->reads_in_place;
       session_options ro;
       ro.read_only = true;
       auto reader = fx.cli->open_session(ro);
@@ -113,20 +119,103 @@ TEST_CASE("SQLite: read-only sessions read in place and see the latest commit", 
         REQUIRE(n);
         CHECK(n->rows.at(0).at(0).as_int() == i); // each read is a fresh snapshot
       }
+      // In place, no read went through the engine.
+      auto reader_pool = fx.stats("reader");
+      CHECK(reader_pool.checkouts - setup.checkouts == (in_place ? 0 : 3));
+      CHECK(reader_pool.total == 1); // one at a time: one connection, in either mode
+      CHECK(reader_pool.in_place == (in_place ? 1 : 0));
+      status = fx.cli->status();
+      REQUIRE(status);
+      CHECK(status->reads_in_place - reads_before == (in_place ? 3 : 0));
       auto write = reader->exec({"INSERT INTO t VALUES (9)"});
       REQUIRE(!write);
       CHECK(is(write.error(), errc::read_only_violation));
-      // In place, only the first read went through the engine: it opened the reader
-      // pool's connection, which the pool then put on its shelf for the others.
-      auto reader_pool = fx.stats("reader");
-      CHECK(reader_pool.checkouts == (in_place ? 1 : 4));
-      CHECK(reader_pool.total == 1); // one at a time: one connection, in either mode
-      CHECK(reader_pool.in_place == (in_place ? 1 : 0));
-      auto status = fx.cli->status();
-      REQUIRE(status);
-      CHECK(status->reads_in_place == (in_place ? 3 : 0));
+      CHECK(fx.count("t") == 3);
     }
   }
+}
+
+TEST_CASE("SQLite: a read-write call's autocommit read runs in place; anything that may write "
+          "goes to the writer and is kept",
+          "[pool][read]") {
+  temp_dir dir;
+  database_fixture fx{file_config(dir)};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+  auto in_place = [&] { return fx.cli->status()->reads_in_place; };
+  auto writer_checkouts = [&] { return fx.stats("writer").checkouts; };
+  auto one_shot_count = [&] {
+    auto n = fx.cli->exec({"SELECT count(*) FROM t"}); // read-write options
+    INFO((n ? std::string{"ok"} : text(n.error())));
+    REQUIRE(n);
+    return n->rows.at(0).at(0).as_int();
+  };
+  CHECK(one_shot_count() == 0); // the reader pool's first read opens it and shelves it
+  auto reads_before = in_place();
+  auto checkouts_before = writer_checkouts();
+  CHECK(one_shot_count() == 0);
+  CHECK(in_place() == reads_before + 1);
+  CHECK(writer_checkouts() == checkouts_before); // the writer never saw the read
+
+  // Each of these may write: none runs in place, each is kept, and the read after it
+  // (in place) sees it.
+  const std::vector<std::string> writes = {
+      "INSERT INTO t VALUES (1)", "WITH v(x) AS (SELECT 2) INSERT INTO t SELECT x FROM v",
+      "INSERT INTO t VALUES (3) RETURNING x",
+      "SELECT 1; INSERT INTO t VALUES (4)", // a read first, then a write
+  };
+  int64_t expected = 0;
+  for (auto& sql : writes) {
+    INFO(sql);
+    reads_before = in_place();
+    checkouts_before = writer_checkouts();
+    auto done = fx.cli->exec({sql});
+    INFO((done ? std::string{"ok"} : text(done.error())));
+    REQUIRE(done);
+    CHECK(in_place() == reads_before);
+    CHECK(writer_checkouts() > checkouts_before);
+    expected += 1;
+    CHECK(one_shot_count() == expected);
+  }
+
+  // A pragma that writes the file's header, then read back in place.
+  REQUIRE(fx.cli->exec({"PRAGMA user_version = 7"}));
+  auto version = fx.cli->exec({"PRAGMA user_version"});
+  REQUIRE(version);
+  CHECK(version->rows.at(0).at(0).as_int() == 7);
+
+  // A schema change under the reader's cached statement: the next read sees the new
+  // column, not the old shape.
+  auto before = fx.cli->exec({"SELECT * FROM t"});
+  REQUIRE(before);
+  CHECK(before->columns.size() == 1);
+  REQUIRE(fx.cli->exec({"ALTER TABLE t ADD COLUMN y TEXT DEFAULT 'new'"}));
+  reads_before = in_place();
+  auto after = fx.cli->exec({"SELECT * FROM t"});
+  REQUIRE(after);
+  CHECK(in_place() == reads_before + 1);
+  REQUIRE(after->columns.size() == 2);
+  CHECK(after->rows.at(0).at(1) == value{std::string{"new"}});
+
+  // An open read-write session reads in place between its own writes and sees them.
+  auto s = fx.cli->open_session();
+  REQUIRE(s);
+  REQUIRE(s->exec({"INSERT INTO t (x) VALUES (5)"}));
+  reads_before = in_place();
+  auto n = s->exec({"SELECT count(*) FROM t"});
+  REQUIRE(n);
+  CHECK(n->rows.at(0).at(0).as_int() == expected + 1);
+  CHECK(in_place() == reads_before + 1);
+  // Inside its transaction it reads on its own connection: its uncommitted row.
+  REQUIRE(!s->begin());
+  REQUIRE(s->exec({"INSERT INTO t (x) VALUES (6)"}));
+  reads_before = in_place();
+  n = s->exec({"SELECT count(*) FROM t"});
+  REQUIRE(n);
+  CHECK(n->rows.at(0).at(0).as_int() == expected + 2);
+  CHECK(in_place() == reads_before);
+  REQUIRE(!s->rollback());
+  CHECK(one_shot_count() == expected + 1);
 }
 
 TEST_CASE("SQLite: a read in place past its deadline stops, and its connection serves again",
@@ -179,6 +268,10 @@ TEST_CASE("SQLite: reads in place use the reader pool's own connections: pool_si
           "[pool][read]") {
   shelf_pool fx{2};
   fx.must_exec({"INSERT INTO t VALUES (7)"});
+  // Setting up may have used the reader pool (a write first tried there, then kept by
+  // the writer): only the reads below are counted.
+  auto reads_before = reads_in_place(fx);
+  auto checkouts_before = fx.stats("reader").checkouts;
   // Many readers at once, each its own session: some read in place, some through the
   // engine, and together they never have more than pool_size reader connections.
   constexpr int threads = 6;
@@ -203,8 +296,9 @@ TEST_CASE("SQLite: reads in place use the reader pool's own connections: pool_si
   CHECK(reader.in_place >= 1);
   CHECK(reader.in_use == 0);
   CHECK(reader.discarded == 0);
-  CHECK(reads_in_place(fx) > 0);
-  CHECK(reads_in_place(fx) + reader.checkouts == threads * reads_each);
+  CHECK(reads_in_place(fx) > reads_before);
+  CHECK(reads_in_place(fx) - reads_before + reader.checkouts - checkouts_before ==
+        threads * reads_each);
 }
 
 TEST_CASE("SQLite: work that needs a lease takes back the connection the shelf holds when the "

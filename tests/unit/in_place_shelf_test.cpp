@@ -32,6 +32,28 @@ std::shared_ptr<driver> connection() {
 
 } // namespace
 
+TEST_CASE("in-place shelf: a loan given back unused stays on the shelf and is not counted",
+          "[pool_model]") {
+  in_place_shelf shelf{1};
+  reports r;
+  shelf.attach(r.callback());
+  shelf.put(3, connection());
+  auto lent = shelf.borrow();
+  REQUIRE(lent);
+  shelf.give_back_unused(std::move(lent));
+  CHECK(shelf.available() == 1);
+  CHECK(shelf.loans() == 0);
+  // Recalled while lent, an unused loan is reported usable: the engine keeps it.
+  lent = shelf.borrow();
+  REQUIRE(lent);
+  CHECK_FALSE(shelf.recall(3));
+  shelf.give_back_unused(std::move(lent));
+  CHECK(shelf.available() == 0);
+  REQUIRE(r.seen.size() == 1);
+  CHECK(r.seen[0] == std::make_pair(slot_id{3}, true));
+  CHECK(shelf.loans() == 0);
+}
+
 TEST_CASE("in-place shelf: a connection is lent, given back and lent again", "[pool_model]") {
   in_place_shelf shelf{2};
   reports r;

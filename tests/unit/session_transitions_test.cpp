@@ -212,15 +212,21 @@ TEST_CASE("session transitions: happenings", "[session_model]") {
 
 // The read router: which path each exec takes, and how the reads of a database are
 // planned from its configuration.
-TEST_CASE("read router: only an autocommit exec of a read-only session is a read",
+TEST_CASE("read router: an autocommit exec reads in place; a read-write session's only if "
+          "it reads",
           "[session_model]") {
   using cafdb::read_router::read_path;
   using cafdb::read_router::read_request;
   using cafdb::read_router::route;
   for (auto phase : all_phases) {
     INFO(to_string(phase));
-    // A read-write session always leases.
-    CHECK(route(read_request{false, phase, false, false}, true) == read_path::leased);
+    // A read-write session leases, unless SQLite's reader connection finds that its
+    // autocommit statement changes nothing.
+    CHECK(route(read_request{false, phase, false, false}, false) == read_path::leased);
+    CHECK(route(read_request{false, phase, true, false}, true) == read_path::leased);
+    CHECK(route(read_request{false, phase, false, true}, true) == read_path::leased);
+    CHECK(route(read_request{false, phase, false, false}, true) ==
+          (open(phase) ? read_path::leased : read_path::in_place_if_read));
     // A lease held (a transaction) keeps the read on its connection.
     CHECK(route(read_request{true, phase, true, false}, true) == read_path::leased);
     // A read that changes its connection's session gets a connection of its own: in
@@ -235,6 +241,7 @@ TEST_CASE("read router: only an autocommit exec of a read-only session is a read
     }
   }
   CHECK(to_string(read_path::engine_read) == "engine_read");
+  CHECK(to_string(read_path::in_place_if_read) == "in_place_if_read");
 }
 
 TEST_CASE("read router: reads in place and lent scheduler threads exclude each other",

@@ -116,9 +116,12 @@ struct config {
   /// True if start-up has schema work to do (migrations or declared tables).
   bool has_schema_work() const { return !migrations_dir.empty() || !schema.empty(); }
 
-  /// SQLite file databases: a read-only session runs an autocommit read itself, on a
-  /// reader handle it borrows, instead of sending it to the engine's reader pool
-  /// (docs/architecture.md). Off: every read goes through the reader pool.
+  /// SQLite file databases: a session runs an autocommit read itself, on a reader
+  /// handle it borrows, instead of sending it to the engine's reader pool
+  /// (docs/architecture.md). A read-write session's statement (one-shot `exec`
+  /// included) runs there only if SQLite says it changes nothing; anything else goes
+  /// to the writer. Off: read-only sessions read through the reader pool, and a
+  /// read-write session's statements all go to the writer.
   bool read_in_place = true;
 
   /// Start-up keeps retrying (until setup_timeout) failures that retrying cannot fix by
