@@ -216,6 +216,21 @@ TEST_CASE("SQLite: a read-write call's autocommit read runs in place; anything t
   CHECK(in_place() == reads_before);
   REQUIRE(!s->rollback());
   CHECK(one_shot_count() == expected + 1);
+
+  // A temp table lasts for its transaction (docs/protocol.md), and reads of it stay on
+  // the transaction's connection; after it, no reader ever has it.
+  REQUIRE(!s->begin());
+  REQUIRE(s->exec({"CREATE TEMP TABLE scratch (v INTEGER)"}));
+  auto put = s->exec({"INSERT INTO scratch VALUES (41), (42)"});
+  INFO((put ? std::string{"ok"} : text(put.error())));
+  REQUIRE(put);
+  auto scratch = s->exec({"SELECT max(v) FROM scratch"});
+  REQUIRE(scratch);
+  CHECK(scratch->rows.at(0).at(0).as_int() == 42);
+  REQUIRE(!s->commit());
+  auto gone = fx.cli->exec({"SELECT max(v) FROM scratch"});
+  REQUIRE(!gone);
+  CHECK(is(gone.error(), errc::syntax_error));
 }
 
 TEST_CASE("SQLite: a read in place past its deadline stops, and its connection serves again",
