@@ -39,6 +39,8 @@
 #include <map>
 #include <optional>
 
+#include <atomic>
+
 #include <caf/all.hpp>
 
 #include "actors/engine.hpp"
@@ -96,6 +98,9 @@ struct database_state {
   /// connections to read in place (read_in_place), else null. The database keeps it
   /// across engine restarts; each writer engine fills it anew.
   std::shared_ptr<pool::in_place_shelf> shelf;
+  /// Whether one-shot requests are served now (ready, not stopping): the blocking
+  /// clients that read in place on their own threads (in_place_atom) look here first.
+  std::shared_ptr<std::atomic<bool>> serving = std::make_shared<std::atomic<bool>>(false);
   std::deque<caf::timestamp> restart_times;
   int32_t restarts = 0;
   uint64_t next_id = 1;
@@ -286,6 +291,7 @@ void recompute(database_pointer self) {
   if (next == st.state)
     return;
   st.state = next;
+  st.serving->store(next == readiness_state::ready && !st.stopping);
   st.log->info("database is {}", to_string(next));
   auto snap = snapshot(st);
   broadcast(self, snap.components.front());
@@ -457,6 +463,7 @@ void finish_stop(database_pointer self) {
   if (st.operations)
     self->send_exit(st.operations, caf::exit_reason::user_shutdown);
   st.state = readiness_state::stopped;
+  st.serving->store(false);
   broadcast(self, snapshot(st).components.front());
   for (auto& rp : st.stop_promises)
     rp.deliver(caf::ok_atom::value);
@@ -631,6 +638,11 @@ database_actor::behavior_type database_behavior(database_pointer self,
         self->delayed_send(self, wait, expire_atom::value, id);
         return rp;
       },
+      [=](in_place_atom) -> in_place_access {
+        // The shelf outlives engine restarts (each writer engine fills it anew) and is
+        // stopped with the database: a client holding it borrows nothing after that.
+        return in_place_access{self->state.shelf, self->state.cfg, self->state.serving};
+      },
       [=](status_atom) -> caf::result<status_report> {
         auto& st = self->state;
         auto rp = self->make_response_promise<status_report>();
@@ -662,6 +674,7 @@ database_actor::behavior_type database_behavior(database_pointer self,
         if (st.stopping)
           return rp;
         st.stopping = true;
+        st.serving->store(false);
         st.log->info("stopping: {} open session(s)", st.sessions.size());
         recompute(self);
         auto held = std::move(st.held);

@@ -60,6 +60,7 @@
 #include "cafdb/error.hpp"
 #include "log.hpp"
 #include "pool/in_place_shelf.hpp"
+#include "session/in_place_read.hpp"
 #include "session/read_router.hpp"
 #include "session/transitions.hpp"
 #include "sql_text.hpp"
@@ -368,16 +369,8 @@ void settle_read(session_pointer self, sm::outcome result) {
 /// holds no lease for it, so nothing of the connection's state is its to settle.
 void run_leased(session_pointer self, caf::typed_response_promise<result_set> rp, statement stmt);
 
-/// `may_write`: the statement comes from a read-write session and no reader connection
-/// could check it (read_path::in_place_if_read with none free on the shelf). A reader
-/// connection is query_only: a write there is refused with read_only_violation before
-/// it changes anything, and then runs on a leased (writer) connection instead.
-void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, statement stmt,
-              bool may_write) {
+void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, statement stmt) {
   auto& st = self->state;
-  std::optional<statement> again;
-  if (may_write)
-    again = stmt;
   // No timer of our own: the engine answers every read (its invariant 4: pool_timeout
   // at `wait`, statement_timeout at `deadline`, shutting_down if it quits). A timer per
   // read woke CAF's clock thread twice per statement (docs/benchmarks.md).
@@ -392,10 +385,6 @@ void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, 
           },
           [=](caf::error& err) mutable {
             settle_read(self, sm::outcome::refused);
-            if (again && is(err, errc::read_only_violation)) {
-              run_leased(self, rp, std::move(*again));
-              return;
-            }
             rp.deliver(explain_engine_failure(err, "a read"));
             if (self->state.one_shot)
               close_and_quit(self, "one-shot request failed");
@@ -403,51 +392,16 @@ void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, 
 }
 
 /// A read on a reader connection borrowed from the pool's in-place shelf, here in the
-/// session: no message to the engine or a connection. Nothing when none is free: the
-/// caller sends the read to the engine instead. The connection's deadline keeps this
-/// thread blocked no longer than the request's deadline.
-/// `verify`: the statement comes from a read-write session and runs only if SQLite
-/// says it changes nothing (read_path::in_place_if_read); else nothing, with
-/// `may_write` set: it belongs on the writer.
+/// session: no message to the engine or a connection (session/in_place_read.hpp).
+/// Nothing when none is free, or when `verify` (a read-write session's statement,
+/// read_path::in_place_if_read) finds that SQLite cannot promise it changes nothing:
+/// the caller sends it on. The connection's deadline keeps this thread blocked no
+/// longer than the request's deadline.
 std::optional<outcome<result_set>> read_in_place(session_state& st, const statement& stmt,
-                                                 bool verify, bool& may_write) {
+                                                 bool verify) {
   if (!st.shelf)
     return std::nullopt;
-  auto lent = st.shelf->borrow();
-  if (!lent)
-    return std::nullopt;
-  auto& conn = *lent.handle;
-  if (verify && !conn.certainly_reads(stmt.sql)) {
-    st.shelf->give_back_unused(std::move(lent)); // preparing changed nothing
-    may_write = true;
-    return std::nullopt;
-  }
-  conn.set_deadline(std::chrono::steady_clock::now() + request_deadline(st));
-  log::echo(*st.sql_log, *st.cfg, stmt, conn);
-  auto rows = conn.execute(stmt);
-  conn.set_deadline(std::chrono::steady_clock::time_point::max());
-  bool usable =
-      rows || (rows.error().code != errc::connection_lost &&
-               rows.error().code != errc::unavailable && rows.error().code != errc::internal_error);
-  // State is checked, not assumed: a read must leave no transaction open on a
-  // connection that the next reader borrows. Such a connection is closed, not lent again.
-  if (conn.in_transaction()) {
-    usable = false;
-    rows = db_error{errc::invalid_argument,
-                    "the read left a transaction open (transaction control inside the SQL?); "
-                    "nothing it did was kept",
-                    "", ""};
-  }
-  // A connection whose session the read changed (a pragma, a temporary table) is closed
-  // too: nothing of one reader reaches the next.
-  usable = usable && !conn.session_changed();
-  if (!rows && rows.error().code == errc::statement_timeout && conn.stopping())
-    rows = db_error{errc::shutting_down,
-                    "the database is stopping (shutdown_timeout passed): the read was "
-                    "cancelled",
-                    rows.error().driver_code, rows.error().driver_message};
-  st.shelf->give_back(std::move(lent), usable);
-  return rows;
+  return in_place::read(*st.shelf, *st.cfg, *st.sql_log, stmt, request_deadline(st), verify).rows;
 }
 
 /// While draining, a session whose transaction has ended closes (after its answer went
@@ -630,9 +584,8 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
             (st.options.read_only || st.shelf) && session_changes(stmt.sql, st.cfg->engine) != 0;
         auto path = read_router::route(request, st.shelf != nullptr);
         bool verify = path == read_router::read_path::in_place_if_read;
-        bool may_write = false;
         if (path == read_router::read_path::in_place || verify) {
-          if (auto rows = read_in_place(st, stmt, verify, may_write)) {
+          if (auto rows = read_in_place(st, stmt, verify)) {
             settle_read(self, *rows ? sm::outcome::ok : sm::outcome::refused);
             if (*rows)
               rp.deliver(std::move(**rows));
@@ -642,15 +595,12 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
               close_and_quit(self, "one-shot request done");
             return rp;
           }
-          // A statement that may write goes to the writer. With none free on the shelf,
-          // the reader pool runs it (and a write there comes back to the writer).
-          if (may_write)
-            path = read_router::read_path::leased;
-          else
-            path = read_router::read_path::engine_read;
+          // None free on the shelf: a read goes to the reader pool; a read-write
+          // session's statement to the writer, which never waits behind readers.
+          path = verify ? read_router::read_path::leased : read_router::read_path::engine_read;
         }
         if (path == read_router::read_path::engine_read) {
-          run_read(self, rp, std::move(stmt), verify);
+          run_read(self, rp, std::move(stmt));
           return rp;
         }
         run_leased(self, rp, std::move(stmt));

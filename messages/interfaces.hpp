@@ -145,6 +145,8 @@ using database_actor = caf::typed_actor<
     // Answers when ready, or `not_ready` after the given time.
     caf::replies_to<await_atom, caf::timespan>::with<readiness_snapshot>,
     caf::replies_to<status_atom>::with<status_report>,
+    // Local only: what the blocking client needs to read in place on its own thread.
+    caf::replies_to<in_place_atom>::with<in_place_access>,
     // The declared schema (config `schema_file`), or the given one: create / drop.
     caf::replies_to<create_all_atom>::with<caf::ok_atom>,
     caf::replies_to<create_all_atom, schema_def>::with<caf::ok_atom>,

@@ -1,19 +1,27 @@
 // Pool protocol between sessions, engines and connections.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/error.hpp>
 #include <caf/meta/type_name.hpp>
 #include <caf/timestamp.hpp>
 
+#include "cafdb/core/config.hpp"
 #include "cafdb/core/errc.hpp"
 #include "session.hpp"
 #include "values.hpp"
 
 namespace cafdb {
+
+namespace pool {
+class in_place_shelf;
+}
 
 /// A session asks its engine for a connection.
 struct checkout_request {
@@ -100,4 +108,17 @@ typename Inspector::result_type inspect(Inspector& f, read_outcome& x) {
   return f(caf::meta::type_name("cafdb::read_outcome"), x.result, x.error);
 }
 
+/// What the blocking client needs to read in place itself, on its caller's thread,
+/// when the database lives in its process (database `in_place_atom`): the SQLite reader
+/// pool's shelf (null when there is none), the database's configuration, and whether
+/// the database serves one-shot requests now (ready and not stopping). Never leaves
+/// the process: it holds pointers, and is not serialized.
+struct in_place_access {
+  std::shared_ptr<pool::in_place_shelf> shelf;
+  std::shared_ptr<const config> cfg;
+  std::shared_ptr<const std::atomic<bool>> serving;
+};
+
 } // namespace cafdb
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafdb::in_place_access)

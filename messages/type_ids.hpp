@@ -51,6 +51,7 @@ CAF_ADD_ATOM(cafdb, cafdb, shelf_atom, "shelf")
 
 CAF_ADD_ATOM(cafdb, cafdb, await_atom, "await")
 CAF_ADD_ATOM(cafdb, cafdb, status_atom, "status")
+CAF_ADD_ATOM(cafdb, cafdb, in_place_atom, "inplace")
 CAF_ADD_ATOM(cafdb, cafdb, stop_atom, "stop")
 CAF_ADD_ATOM(cafdb, cafdb, shutdown_atom, "shutdown")
 CAF_ADD_ATOM(cafdb, cafdb, retry_atom, "retry")

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -35,6 +36,10 @@ database_actor spawn_database(caf::actor_system& sys, config cfg);
 class session;
 
 namespace detail {
+
+/// What the blocking client learns once from its database to read in place on the
+/// caller's thread (src/facade/client.cpp); shared by a client's copies.
+struct in_place_route;
 
 /// What the blocking and the asynchronous facades hold: the actor system, the database
 /// and the caller's own timeout (zero or less: no limit).
@@ -149,6 +154,16 @@ class client : public detail::client_base {
 
   /// Stops the database gracefully: open sessions roll back.
   caf::error stop();
+
+ private:
+  /// A SQLite file database in this process: `exec` of an autocommit read runs on the
+  /// caller's thread, on a reader connection borrowed from the reader pool (as a
+  /// session does, docs/architecture.md). Nothing when it cannot: the request goes
+  /// to the database.
+  std::optional<caf::expected<result_set>> exec_in_place(const statement& stmt,
+                                                         const session_options& options);
+
+  std::shared_ptr<detail::in_place_route> in_place_;
 };
 
 /// A session for plain code. Its destructor rolls back an open transaction and

@@ -101,6 +101,22 @@ bool writes_rowid(const std::string& sql) {
   return word == "insert" || word == "replace";
 }
 
+// Calls a function that answers the connection's own state (last_insert_rowid(),
+// changes(), total_changes()): on a reader connection it would answer that one's.
+// Errs towards yes (a name in a literal counts too): the statement then stays on
+// the writer, where it ran before reads went in place.
+bool reads_connection_state(const std::string& sql) {
+  auto text = to_lower(sql);
+  if (text.find("last_insert_rowid") != std::string::npos)
+    return true;
+  for (auto at = text.find("changes"); at != std::string::npos; at = text.find("changes", at + 1)) {
+    auto next = text.find_first_not_of(" \t\r\n", at + 7);
+    if (next != std::string::npos && text[next] == '(')
+      return true;
+  }
+  return false;
+}
+
 // A column declared BOOLEAN or BOOL (any case): SQLite keeps the declared type,
 // though it stores the values as integers.
 bool declares_boolean(const char* decl) {
@@ -348,6 +364,7 @@ outcome<sqlite_driver::prepared*> sqlite_driver::prepare(const std::string& sql)
   result.cached = !result.has_tail;
   result.inserts = writes_rowid(sql);
   result.changes = session_changes(sql, engine_kind::sqlite);
+  result.connection_state = reads_connection_state(sql);
   session_changes_ |= result.changes;
   if (!result.cached) {
     uncached_ = std::move(result);
@@ -565,7 +582,7 @@ outcome<sqlite_driver::prepared*> sqlite_driver::prepare_single(const std::strin
 
 bool sqlite_driver::certainly_reads(const std::string& sql) {
   auto prepared = prepare_single(sql);
-  return prepared && *prepared && (*prepared)->changes == 0 &&
+  return prepared && *prepared && (*prepared)->changes == 0 && !(*prepared)->connection_state &&
          sqlite3_stmt_readonly((*prepared)->stmt) != 0;
 }
 

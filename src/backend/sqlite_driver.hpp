@@ -76,6 +76,8 @@ class sqlite_driver final : public driver {
     bool inserts = false;
     /// What running it changes in the session (session_changes).
     unsigned changes = 0;
+    /// It asks the connection's own state (last_insert_rowid(), changes()).
+    bool connection_state = false;
     /// parameter_slots, worked out once for a cached statement; they fit exactly
     /// `parameters` values (any other count is checked, and refused, anew).
     std::vector<int> slots;

@@ -1,9 +1,15 @@
 // The blocking facade: one request, one reply, each bounded by a timeout.
+#include <algorithm>
+#include <mutex>
+
 #include <caf/all.hpp>
 
 #include "cafdb/async.hpp"
 #include "cafdb/database.hpp"
 #include "facade/requests.hpp"
+#include "log.hpp"
+#include "session/in_place_read.hpp"
+#include "session/read_router.hpp"
 #include "timeouts.hpp"
 
 namespace cafdb {
@@ -59,8 +65,66 @@ detail::client_base::client_base(caf::actor_system& sys, database_actor db,
     : sys_(&sys), db_(std::move(db)),
       timeout_(request_timeout.count() > 0 ? bounded(request_timeout) : no_limit) {}
 
+namespace detail {
+
+struct in_place_route {
+  std::once_flag asked;
+  /// A null shelf: this client never reads in place (not SQLite, read_in_place off,
+  /// or a database in another process).
+  in_place_access access;
+  std::shared_ptr<spdlog::logger> sql_log;
+};
+
+} // namespace detail
+
 client::client(caf::actor_system& sys, database_actor db, caf::timespan request_timeout)
-    : client_base(sys, std::move(db), request_timeout) {}
+    : client_base(sys, std::move(db), request_timeout),
+      in_place_(std::make_shared<detail::in_place_route>()) {}
+
+std::optional<caf::expected<result_set>> client::exec_in_place(const statement& stmt,
+                                                               const session_options& options) {
+  // The request path answers these as it must (an async callback is refused there).
+  if (detail::in_async_callback() || !db_ || !in_place_)
+    return std::nullopt;
+  auto& route = *in_place_;
+  std::call_once(route.asked, [&] {
+    if (db_->node() != sys_->node())
+      return; // the shelf's connections live in the database's process
+    caf::scoped_actor self{*sys_};
+    auto access = ask<in_place_access>(self, db_, std::chrono::seconds(10), in_place_atom::value);
+    if (!access || !access->shelf)
+      return;
+    route.access = std::move(*access);
+    route.sql_log = log::get("sql");
+  });
+  // Not serving (starting, degraded, stopping): the database answers as it must.
+  if (!route.access.shelf || !route.access.serving->load(std::memory_order_relaxed) ||
+      !in_place::may_read_in_place(stmt.sql, options.read_only))
+    return std::nullopt;
+  read_router::read_request request{options.read_only, session_phase::idle, false, false};
+  auto path = read_router::route(request, true);
+  bool verify = path == read_router::read_path::in_place_if_read;
+  if (path != read_router::read_path::in_place && !verify)
+    return std::nullopt;
+  // The session's request deadline (actors/session.cpp), and never past the caller's.
+  auto& cfg = *route.access.cfg;
+  caf::timespan deadline = options.request_timeout.count() > 0
+                               ? bounded(options.request_timeout)
+                               : caf::timespan{cfg.statement_timeout} + std::chrono::seconds(1);
+  bool callers_bound = timeout_ < deadline;
+  deadline = std::min(deadline, timeout_);
+  auto tried = in_place::read(*route.access.shelf, cfg, *route.sql_log, stmt, deadline, verify);
+  if (!tried.rows)
+    return std::nullopt; // none free, or it may write: the database decides
+  if (*tried.rows)
+    return caf::expected<result_set>{std::move(**tried.rows)};
+  // Stopped at the caller's own timeout: the answer a request past it gets (the read
+  // is cancelled too, where a request's would go on until its own deadline).
+  if (callers_bound && tried.rows->error().code == errc::statement_timeout)
+    return caf::expected<result_set>{facade::caller_error(
+        caf::make_error(caf::sec::request_timeout), timeout_, facade::database_gone())};
+  return caf::expected<result_set>{to_caf_error(std::move(tried.rows->error()))};
+}
 
 caf::expected<readiness_snapshot> client::await_ready(caf::timespan timeout) {
   caf::scoped_actor self{*sys_};
@@ -78,6 +142,8 @@ caf::expected<session> client::open_session(session_options options) {
 }
 
 caf::expected<result_set> client::exec(statement stmt, session_options options) {
+  if (auto rows = exec_in_place(stmt, options))
+    return std::move(*rows);
   caf::scoped_actor self{*sys_};
   return ask<result_set>(self, db_, timeout_, exec_atom::value, std::move(stmt),
                          std::move(options));

@@ -13,10 +13,10 @@
 //                and SQLite says whether the prepared statement changes nothing
 //                (sqlite3_stmt_readonly). If it does, it reads in place like the above,
 //                on a reader connection, which sees every commit before it (WAL);
-//                if not, it is leased on the writer. With no connection free on the
-//                shelf it takes the engine read: reader connections are query_only, so
-//                a write there is refused before it changes anything and then runs
-//                leased on the writer.
+//                if not, or if no connection is free on the shelf, it is leased on the
+//                writer: a statement that may write never waits behind readers, nor
+//                runs inside the reader pool's batches (VACUUM cannot). The reader pool
+//                opens one shelf connection at start for that reason.
 //   engine read  a read-only session's autocommit exec otherwise (and when no handle is
 //                free): the engine runs it on any connection of its reader pool,
 //                batched with other reads that wait at the same time. No lease.
@@ -68,8 +68,8 @@ struct read_request {
 
 /// The path of one exec request; `shelf`: its reader pool has an in-place shelf. A
 /// session routed in place that finds no connection on the shelf takes the engine read
-/// instead, as does one routed in place if it reads (a write refused there goes to a
-/// lease); one whose statement may write takes the lease.
+/// instead; one routed in place if it reads takes the lease instead, as it does when
+/// its statement may write.
 read_path route(const read_request& request, bool shelf);
 
 } // namespace cafdb::read_router

@@ -173,7 +173,9 @@ TEMPLATE_TEST_CASE_METHOD(fresh_dir,
     return !info && is(info.error(), errc::session_closed);
   }));
   // The open transaction goes on and commits; then its session closes.
-  REQUIRE(finisher->exec({"INSERT INTO s VALUES (2)"}));
+  auto second = finisher->exec({"INSERT INTO s VALUES (2)"});
+  INFO((second ? std::string{"ok"} : text(second.error())));
+  REQUIRE(second);
   REQUIRE(!finisher->commit());
   CHECK(eventually([&] {
     auto info = finisher->info();
