@@ -545,7 +545,7 @@ database_actor::behavior_type database_behavior(database_pointer self,
   // sizes it (src/session/read_router.hpp).
   auto reads = read_router::plan(*st.cfg, self->system().scheduler().num_workers());
   if (reads.shelf > 0)
-    st.shelf = std::make_shared<pool::in_place_shelf>(reads.shelf);
+    st.shelf = std::make_shared<pool::in_place_shelf>(reads.shelf, reads.scheduler_borrowers);
   st.log = log::get("database");
   st.log->info("starting database {}", st.cfg->redacted_url());
   self->set_down_handler([=](caf::down_msg& dm) {

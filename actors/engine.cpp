@@ -849,13 +849,16 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, engine_role rol
   } else if (c.engine == engine_kind::sqlite) {
     st.pools.push_back(make_pool("writer", connection_role::writer, 1, 1, 0));
     auto shelved = shelf ? static_cast<int>(shelf->target()) : 0;
-    // The shelf never starts empty (its first connection is kept like min_idle's): a
-    // read-write session reads in place only on a connection it finds there, and
-    // never waits for a reader (session/read_router.hpp). Read-only sessions' reads
-    // through the engine open more, up to the shelf's target.
+    // Reading in place, a borrower only finds what is on the shelf, and a read-write
+    // session or a blocking client that finds nothing there never waits for a reader
+    // (session/read_router.hpp): a pool opened on demand would stay small. So the pool
+    // opens pool_size connections at start (HikariCP's default minimumIdle) when it
+    // never closes idle ones anyway (no idle_timeout), else at least one.
+    auto keep = c.min_idle;
+    if (shelved > 0)
+      keep = std::max(keep, c.idle_timeout.count() == 0 ? c.pool_size : 1);
     st.pools.push_back(make_pool("reader", connection_role::reader, c.pool_size,
-                                 c.pool_size + c.max_overflow,
-                                 std::max(c.min_idle, std::min(shelved, 1)), shelved));
+                                 c.pool_size + c.max_overflow, keep, shelved));
     if (shelf) {
       st.shelf = std::move(shelf);
       st.shelf_pool = st.pools.size() - 1;

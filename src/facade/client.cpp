@@ -113,7 +113,8 @@ std::optional<caf::expected<result_set>> client::exec_in_place(const statement& 
                                : caf::timespan{cfg.statement_timeout} + std::chrono::seconds(1);
   bool callers_bound = timeout_ < deadline;
   deadline = std::min(deadline, timeout_);
-  auto tried = in_place::read(*route.access.shelf, cfg, *route.sql_log, stmt, deadline, verify);
+  auto tried =
+      in_place::read(*route.access.shelf, cfg, *route.sql_log, stmt, deadline, verify, true);
   if (!tried.rows)
     return std::nullopt; // none free, or it may write: the database decides
   if (*tried.rows)

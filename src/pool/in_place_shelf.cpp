@@ -97,9 +97,10 @@ std::optional<slot_id> in_place_shelf::take_available() {
   return slot;
 }
 
-in_place_shelf::loan in_place_shelf::borrow() {
+in_place_shelf::loan in_place_shelf::borrow(borrower who) {
   std::lock_guard<std::mutex> guard{mtx_};
-  if (stopping_)
+  bool scheduler = who == borrower::scheduler;
+  if (stopping_ || (scheduler && scheduler_lent_ >= scheduler_limit_))
     return {};
   // The most recently given back first: its pages are warmest.
   auto i = std::find_if(entries_.rbegin(), entries_.rend(), [](const entry& e) { return !e.lent; });
@@ -107,8 +108,10 @@ in_place_shelf::loan in_place_shelf::borrow() {
     return {};
   i->lent = true;
   loans_ += 1;
+  if (scheduler)
+    scheduler_lent_ += 1;
   check();
-  return loan{i->slot, i->handle, i->key};
+  return loan{i->slot, i->handle, i->key, scheduler};
 }
 
 void in_place_shelf::give_back(loan lent, bool usable) {
@@ -117,6 +120,8 @@ void in_place_shelf::give_back(loan lent, bool usable) {
   returned_fn report;
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    if (lent.scheduler)
+      scheduler_lent_ -= 1;
     auto orphan = std::find_if(orphans_.begin(), orphans_.end(),
                                [&](const entry& e) { return e.key == lent.key; });
     if (orphan != orphans_.end()) {
@@ -200,6 +205,11 @@ void in_place_shelf::check() const {
       fail("(3) an earlier owner's entry is available");
   if (entries_.size() > target_)
     fail("(1) more entries than the shelf's target");
+  auto lent =
+      std::count_if(entries_.begin(), entries_.end(), [](const entry& e) { return e.lent; });
+  if (scheduler_lent_ > scheduler_limit_ ||
+      scheduler_lent_ > static_cast<size_t>(lent) + orphans_.size())
+    fail("(2) more loans to scheduler threads than the limit, or than loans");
 #endif
 }
 

@@ -20,7 +20,10 @@
 // close). Invariants (1 and 3 checked after every change in debug and sanitizer builds):
 // 1. Every entry holds a connection and is available or lent; only a lent one can be
 //    recalled; no more entries than the target.
-// 2. While stopping, nothing is lent out anew.
+// 2. While stopping, nothing is lent out anew. At most `scheduler_limit` connections
+//    are lent to borrowers on scheduler threads (sessions): a read in place blocks its
+//    thread, and the engine and the database must always have one to run on. Callers on
+//    threads of their own (the blocking client) may borrow every entry.
 // 3. Entries of an earlier owner (before `attach`) are lent already: never lent again,
 //    never reported.
 #pragma once
@@ -51,11 +54,19 @@ class in_place_shelf {
     std::shared_ptr<driver> handle;
     /// Which entry: slot ids restart with each engine, keys never repeat.
     uint64_t key = 0;
+    /// Lent to a borrower on a scheduler thread (counted against scheduler_limit).
+    bool scheduler = true;
     explicit operator bool() const { return handle != nullptr; }
   };
 
-  /// At most `target` connections on the shelf (the read router's plan).
-  explicit in_place_shelf(size_t target) : target_(target) {}
+  /// Who borrows: a session on a scheduler thread, or a caller on a thread of its own.
+  enum class borrower { scheduler, own_thread };
+
+  /// At most `target` connections on the shelf, at most `scheduler_limit` of them lent
+  /// to scheduler threads at once (the read router's plan).
+  in_place_shelf(size_t target, size_t scheduler_limit)
+      : target_(target), scheduler_limit_(scheduler_limit) {}
+  explicit in_place_shelf(size_t target) : in_place_shelf(target, target) {}
 
   size_t target() const { return target_; }
 
@@ -89,7 +100,7 @@ class in_place_shelf {
 
   /// An available connection, lent out; empty when none is (the caller sends its read
   /// to the engine instead: no one waits here) or the database is stopping.
-  loan borrow();
+  loan borrow(borrower who = borrower::scheduler);
 
   /// Returns a loan; `usable` false (its state is unknown) takes it off the shelf.
   void give_back(loan lent, bool usable);
@@ -124,6 +135,9 @@ class in_place_shelf {
   void check() const;
 
   const size_t target_;
+  const size_t scheduler_limit_;
+  /// Loans to scheduler threads now.
+  size_t scheduler_lent_ = 0;
   mutable std::mutex mtx_;
   /// The current owner's entries, available ones last-used last (taken first).
   std::vector<entry> entries_;

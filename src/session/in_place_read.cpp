@@ -8,8 +8,10 @@
 namespace cafdb::in_place {
 
 attempt read(pool::in_place_shelf& shelf, const config& cfg, spdlog::logger& sql_log,
-             const statement& stmt, std::chrono::nanoseconds deadline, bool verify) {
-  auto lent = shelf.borrow();
+             const statement& stmt, std::chrono::nanoseconds deadline, bool verify,
+             bool own_thread) {
+  auto lent = shelf.borrow(own_thread ? pool::in_place_shelf::borrower::own_thread
+                                      : pool::in_place_shelf::borrower::scheduler);
   if (!lent)
     return {std::nullopt, declined::none_free};
   auto& conn = *lent.handle;

@@ -44,9 +44,11 @@ struct attempt {
   declined why = declined::none_free;
 };
 
-/// Runs `stmt` on a connection borrowed from `shelf`, bounded by `deadline` from now.
+/// Runs `stmt` on a connection borrowed from `shelf`, bounded by `deadline` from now;
+/// `own_thread`: the caller runs on a thread of its own, not on the scheduler.
 attempt read(pool::in_place_shelf& shelf, const config& cfg, spdlog::logger& sql_log,
-             const statement& stmt, std::chrono::nanoseconds deadline, bool verify);
+             const statement& stmt, std::chrono::nanoseconds deadline, bool verify,
+             bool own_thread = false);
 
 /// Whether text sent as a statement could take the in-place path at all: false for
 /// what the session refuses (NUL, transaction control, a read-only session's escape)

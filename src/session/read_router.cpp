@@ -19,7 +19,8 @@ read_plan plan(const config& cfg, size_t workers) {
       return out;
     auto threads = workers - 1;
     auto pool_max = static_cast<size_t>(std::max(1, cfg.pool_size + cfg.max_overflow));
-    out.shelf = std::min(threads, pool_max);
+    out.shelf = pool_max;
+    out.scheduler_borrowers = std::min(threads, pool_max);
     return out;
   }
   // A point read costs a few microseconds and a hop to another thread more: reader

@@ -40,10 +40,12 @@ namespace cafdb::read_router {
 
 /// How one database serves its reads, decided once from its configuration.
 struct read_plan {
-  /// Reader-pool connections that the pool puts on its shelf for sessions to borrow
-  /// and read in place; 0: no reads in place (PostgreSQL, `:memory:`, or
-  /// `read_in_place=false`).
+  /// Reader-pool connections that the pool puts on its shelf to be borrowed for reads
+  /// in place; 0: no reads in place (PostgreSQL, `:memory:`, or `read_in_place=false`).
   size_t shelf = 0;
+  /// Of those, how many sessions may hold at once: each blocks a scheduler thread.
+  /// Blocking clients read on their own threads and may borrow every one.
+  size_t scheduler_borrowers = 0;
   /// Reader-pool connections that may run on scheduler threads instead of threads of
   /// their own; 0 when reads in place may already hold those threads.
   size_t lendable_threads = 0;

@@ -32,6 +32,33 @@ std::shared_ptr<driver> connection() {
 
 } // namespace
 
+TEST_CASE("in-place shelf: scheduler threads borrow up to their limit, callers on threads of "
+          "their own every connection",
+          "[pool_model]") {
+  in_place_shelf shelf{3, 1};
+  reports r;
+  shelf.attach(r.callback());
+  for (slot_id slot : {1, 2, 3})
+    shelf.put(slot, connection());
+  auto session = shelf.borrow(); // a session, on a scheduler thread
+  REQUIRE(session);
+  CHECK_FALSE(shelf.borrow(in_place_shelf::borrower::scheduler)); // the limit: one
+  auto client_a = shelf.borrow(in_place_shelf::borrower::own_thread);
+  auto client_b = shelf.borrow(in_place_shelf::borrower::own_thread);
+  REQUIRE(client_a);
+  REQUIRE(client_b);
+  CHECK_FALSE(shelf.borrow(in_place_shelf::borrower::own_thread)); // none left
+  shelf.give_back(std::move(client_a), true);
+  CHECK_FALSE(shelf.borrow()); // a free connection, but the scheduler's one is lent
+  shelf.give_back(std::move(session), true);
+  auto again = shelf.borrow();
+  REQUIRE(again);
+  shelf.give_back_unused(std::move(again));
+  shelf.give_back(std::move(client_b), true);
+  CHECK(shelf.available() == 3);
+  CHECK(shelf.loans() == 3);
+}
+
 TEST_CASE("in-place shelf: a loan given back unused stays on the shelf and is not counted",
           "[pool_model]") {
   in_place_shelf shelf{1};

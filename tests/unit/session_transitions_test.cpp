@@ -249,16 +249,23 @@ TEST_CASE("read router: reads in place and lent scheduler threads exclude each o
   using cafdb::read_router::plan;
   auto file = cafdb::test::must_config("sqlite:///tmp/cafdb-router-test.db");
   // Reads in place: all scheduler threads but one, none lent to reader connections.
+  // Every reader connection may sit on the shelf; sessions may hold all scheduler
+  // threads but one.
+  file.pool_size = 10;
+  file.max_overflow = 2;
   auto in_place = plan(file, 8);
-  CHECK(in_place.shelf == 7);
+  CHECK(in_place.shelf == 12);
+  CHECK(in_place.scheduler_borrowers == 7);
   CHECK(in_place.lendable_threads == 0);
   // With one scheduler thread there is none to spare for reads in place.
   CHECK(plan(file, 1).shelf == 0);
-  CHECK(plan(file, 2).shelf == 1);
+  CHECK(plan(file, 1).scheduler_borrowers == 0);
+  CHECK(plan(file, 2).scheduler_borrowers == 1);
   // The shelf holds connections of the reader pool: never more than its max.
   file.pool_size = 2;
   file.max_overflow = 1;
   CHECK(plan(file, 8).shelf == 3);
+  CHECK(plan(file, 8).scheduler_borrowers == 3);
   // Without: half the threads may run reader connections.
   file.read_in_place = false;
   auto pooled = plan(file, 8);
