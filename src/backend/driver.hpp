@@ -119,9 +119,11 @@ class driver {
   /// every request; drivers only talk to the server when the mode changes.
   virtual outcome<done> set_read_only(bool read_only) = 0;
 
-  /// True when `sql` is one statement that certainly changes nothing in the database,
-  /// so that a reader connection may run it; false when the driver cannot tell.
-  /// Prepares the statement (the driver may cache it) but runs nothing.
+  /// True when `sql` is one statement that certainly changes nothing, in the database
+  /// or in the connection's session, holds no transaction control and asks nothing of
+  /// the connection's own state, so that any reader connection may run it; false when
+  /// the driver cannot tell. Prepares the statement (the driver may cache it, and what
+  /// it learns with it) but runs nothing.
   virtual bool certainly_reads(const std::string& sql) {
     (void)sql;
     return false;

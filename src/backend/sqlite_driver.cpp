@@ -365,6 +365,7 @@ outcome<sqlite_driver::prepared*> sqlite_driver::prepare(const std::string& sql)
   result.inserts = writes_rowid(sql);
   result.changes = session_changes(sql, engine_kind::sqlite);
   result.connection_state = reads_connection_state(sql);
+  result.transaction_control = transaction_control(sql, engine_kind::sqlite).has_value();
   session_changes_ |= result.changes;
   if (!result.cached) {
     uncached_ = std::move(result);
@@ -581,9 +582,22 @@ outcome<sqlite_driver::prepared*> sqlite_driver::prepare_single(const std::strin
 }
 
 bool sqlite_driver::certainly_reads(const std::string& sql) {
+  // Some PRAGMAs act when they are prepared, not when they run (PRAGMA query_only = 0
+  // would lift a reader's protection right here): none is prepared to ask, and text
+  // that reads as changing something is not prepared unless it was before (then the
+  // cache holds what was learned).
+  if (leading_keyword(sql) == "pragma")
+    return false;
+  bool known = (last_ && last_->first == sql) || cache_.count(sql) != 0;
+  if (!known && (session_changes(sql, engine_kind::sqlite) != 0 ||
+                 transaction_control(sql, engine_kind::sqlite) || reads_connection_state(sql)))
+    return false;
   auto prepared = prepare_single(sql);
-  return prepared && *prepared && (*prepared)->changes == 0 && !(*prepared)->connection_state &&
-         sqlite3_stmt_readonly((*prepared)->stmt) != 0;
+  if (!prepared || !*prepared)
+    return false;
+  auto& p = **prepared;
+  return p.changes == 0 && !p.connection_state && !p.transaction_control &&
+         sqlite3_stmt_readonly(p.stmt) != 0;
 }
 
 outcome<result_set> sqlite_driver::execute(const statement& request) {

@@ -78,6 +78,9 @@ class sqlite_driver final : public driver {
     unsigned changes = 0;
     /// It asks the connection's own state (last_insert_rowid(), changes()).
     bool connection_state = false;
+    /// Transaction control anywhere in its text (transaction_control), which SQLite
+    /// calls read-only.
+    bool transaction_control = false;
     /// parameter_slots, worked out once for a cached statement; they fit exactly
     /// `parameters` values (any other count is checked, and refused, anew).
     std::vector<int> slots;

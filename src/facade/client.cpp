@@ -97,15 +97,20 @@ std::optional<caf::expected<result_set>> client::exec_in_place(const statement& 
     route.access = std::move(*access);
     route.sql_log = log::get("sql");
   });
-  // Not serving (starting, degraded, stopping): the database answers as it must.
+  // Not serving (starting, degraded, stopping): the database answers as it must. Text
+  // with a NUL: the session refuses it.
   if (!route.access.shelf || !route.access.serving->load(std::memory_order_relaxed) ||
-      !in_place::may_read_in_place(stmt.sql, options.read_only))
+      stmt.sql.find('\0') != std::string::npos)
     return std::nullopt;
   read_router::read_request request{options.read_only, session_phase::idle, false, false};
   auto path = read_router::route(request, true);
-  bool verify = path == read_router::read_path::in_place_if_read;
-  if (path != read_router::read_path::in_place && !verify)
+  if (path != read_router::read_path::in_place && path != read_router::read_path::in_place_if_read)
     return std::nullopt;
+  // Always verified, read-only calls too: what the prepared statement learned (no
+  // write, no session change, no transaction control) is cached with it, where the
+  // session's checks read the text anew each time. Anything else goes to the database,
+  // which answers it as before (a write in a read-only call: read_only_violation).
+  constexpr bool verify = true;
   // The session's request deadline (actors/session.cpp), and never past the caller's.
   auto& cfg = *route.access.cfg;
   caf::timespan deadline = options.request_timeout.count() > 0
@@ -119,11 +124,14 @@ std::optional<caf::expected<result_set>> client::exec_in_place(const statement& 
     return std::nullopt; // none free, or it may write: the database decides
   if (*tried.rows)
     return caf::expected<result_set>{std::move(**tried.rows)};
-  // Stopped at the caller's own timeout: the answer a request past it gets (the read
-  // is cancelled too, where a request's would go on until its own deadline).
+  // Stopped at the caller's own timeout: the code a request past it gets, but this read
+  // was cancelled, where a request's goes on until its own deadline.
   if (callers_bound && tried.rows->error().code == errc::statement_timeout)
-    return caf::expected<result_set>{facade::caller_error(
-        caf::make_error(caf::sec::request_timeout), timeout_, facade::database_gone())};
+    return caf::expected<result_set>{make_error(
+        errc::request_timeout, "no answer within the client's request timeout (" +
+                                   facade::shown_timeout(timeout_) +
+                                   "); the read was cancelled and changed nothing: raise the "
+                                   "timeout, or make the read cheaper")};
   return caf::expected<result_set>{to_caf_error(std::move(tried.rows->error()))};
 }
 
@@ -217,16 +225,18 @@ const caf::error& session_gone() {
   return gone;
 }
 
+std::string shown_timeout(caf::timespan timeout) {
+  // Milliseconds, unless that would read "0 ms".
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
+  return ms > 0 ? std::to_string(ms) + " ms" : std::to_string(timeout.count()) + " ns";
+}
+
 caf::error caller_error(caf::error err, caf::timespan timeout, const caf::error& gone) {
-  if (err == caf::sec::request_timeout) {
-    // Milliseconds, unless that would read "0 ms".
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
-    auto shown = ms > 0 ? std::to_string(ms) + " ms" : std::to_string(timeout.count()) + " ns";
+  if (err == caf::sec::request_timeout)
     return make_error(errc::request_timeout,
-                      "no answer within the client's request timeout (" + shown +
+                      "no answer within the client's request timeout (" + shown_timeout(timeout) +
                           "); the request may still complete: check before retrying a write, or "
                           "raise the timeout");
-  }
   if (err == caf::sec::request_receiver_down)
     return gone;
   return err;

@@ -25,6 +25,9 @@ const caf::error& session_gone();
 /// (naming `timeout`), a receiver that is gone becomes `gone`, the rest stays.
 caf::error caller_error(caf::error err, caf::timespan timeout, const caf::error& gone);
 
+/// A timeout as a message shows it: milliseconds, or nanoseconds below one.
+std::string shown_timeout(caf::timespan timeout);
+
 /// The JSON operations that run statements (count, paginate, read_*, execute_*).
 operation query_op(op_kind kind, std::vector<statement> stmts, session_options options);
 

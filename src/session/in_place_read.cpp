@@ -3,7 +3,6 @@
 #include "backend/driver.hpp"
 #include "log.hpp"
 #include "pool/in_place_shelf.hpp"
-#include "sql_text.hpp"
 
 namespace cafdb::in_place {
 
@@ -45,15 +44,6 @@ attempt read(pool::in_place_shelf& shelf, const config& cfg, spdlog::logger& sql
                     rows.error().driver_code, rows.error().driver_message};
   shelf.give_back(std::move(lent), usable);
   return {std::move(rows), declined::none_free};
-}
-
-bool may_read_in_place(const std::string& sql, bool read_only) {
-  constexpr auto dialect = engine_kind::sqlite;
-  if (sql.find('\0') != std::string::npos || transaction_control(sql, dialect))
-    return false;
-  if (read_only && read_only_escape(sql, dialect))
-    return false;
-  return session_changes(sql, dialect) == 0;
 }
 
 } // namespace cafdb::in_place

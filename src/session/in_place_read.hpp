@@ -50,9 +50,4 @@ attempt read(pool::in_place_shelf& shelf, const config& cfg, spdlog::logger& sql
              const statement& stmt, std::chrono::nanoseconds deadline, bool verify,
              bool own_thread = false);
 
-/// Whether text sent as a statement could take the in-place path at all: false for
-/// what the session refuses (NUL, transaction control, a read-only session's escape)
-/// and for what changes the connection's session (a pragma, a temporary table).
-bool may_read_in_place(const std::string& sql, bool read_only);
-
 } // namespace cafdb::in_place

@@ -300,6 +300,34 @@ TEST_CASE("SQLite: a read-write call never waits for a reader: writes and VACUUM
   CHECK(own->rows.at(0).at(1).as_int() == 1);
 }
 
+TEST_CASE("SQLite: checking whether a statement reads never runs it: a PRAGMA that acts when "
+          "prepared never reaches a reader",
+          "[pool][read]") {
+  // Found by the suite: asking SQLite whether a statement writes means preparing it,
+  // and `PRAGMA query_only = 0` acts while it is prepared. Prepared on a reader by a
+  // read-write client's exec, it lifted that reader's protection.
+  temp_dir dir;
+  auto cfg = file_config(dir);
+  database_fixture fx{cfg};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+  for (auto* sql : {"PRAGMA query_only = 0", "PRAGMA query_only = OFF", "pragma QUERY_ONLY=false",
+                    "PRAGMA foreign_keys = OFF"})
+    fx.must_exec({sql}); // on the writer, whose session is reset after
+  session_options ro;
+  ro.read_only = true;
+  // Every reader connection, several times over: none lets a write through.
+  for (int i = 0; i < 3 * cfg.pool_size; ++i) {
+    auto write = fx.cli->exec({"INSERT INTO t VALUES (1)"}, ro);
+    REQUIRE(!write);
+    CHECK(is(write.error(), errc::read_only_violation));
+    auto keys = fx.cli->exec({"SELECT 1 FROM pragma_foreign_keys WHERE foreign_keys = 1"});
+    REQUIRE(keys);
+    CHECK(keys->rows.size() == 1);
+  }
+  CHECK(fx.count("t") == 0);
+}
+
 TEST_CASE("SQLite: a read in place past its deadline stops, and its connection serves again",
           "[pool][read]") {
   file_database fx;
