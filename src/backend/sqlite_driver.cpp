@@ -303,10 +303,21 @@ outcome<done> sqlite_driver::reset_session() {
     return attached.error();
   for (auto& row : attached->rows)
     sql += "DETACH " + quote_identifier(row.at(0).as_text()) + ";";
+  // The connection's own settings back to SQLite's defaults (found from outside: they
+  // reached the next request on the one shared connection).
+  sql += "PRAGMA case_sensitive_like = 0; PRAGMA reverse_unordered_selects = 0;"
+         "PRAGMA recursive_triggers = 0; PRAGMA automatic_index = 1;"
+         "PRAGMA cache_size = -2000;" // SQLite's default (SQLITE_DEFAULT_CACHE_SIZE)
+         "PRAGMA defer_foreign_keys = 0; PRAGMA ignore_check_constraints = 0;"
+         "PRAGMA legacy_alter_table = 0; PRAGMA temp_store = 0; PRAGMA cell_size_check = 0;"
+         "PRAGMA locking_mode = NORMAL;";
   sql += "PRAGMA foreign_keys = ON;";
   sql += read_only_ ? "PRAGMA query_only = ON;" : "PRAGMA query_only = OFF;";
   if (auto undone = run_statements_of(sql); !undone)
     return undone.error();
+  // PRAGMA busy_timeout replaces the busy handler that keeps lock waits within the
+  // request's deadline.
+  sqlite3_busy_handler(db_.load(), &sqlite_driver::on_busy, this);
   return done{};
 }
 

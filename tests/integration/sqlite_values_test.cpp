@@ -22,3 +22,54 @@ TEST_CASE_METHOD(file_database, "SQLite: values of every type survive a round tr
   auto swapped = must_exec({"SELECT $2 || $1 || $2", {"a", "b"}});
   CHECK(swapped.rows[0][0] == value{"bab"});
 }
+
+TEST_CASE("SQLite: a connection setting changed by one request never reaches the next, in "
+          "memory or in a file",
+          "[trust][sqlite]") {
+  // Found from outside: on `sqlite::memory:` (one shared connection, never reopened)
+  // these stuck to the connection for every later request.
+  const std::vector<std::pair<std::string, std::string>> changes = {
+      {"reverse_unordered_selects", "1"},
+      {"recursive_triggers", "1"},
+      {"automatic_index", "0"},
+      {"cache_size", "5"},
+      {"busy_timeout", "1"},
+      {"defer_foreign_keys", "1"},
+      {"ignore_check_constraints", "1"},
+      {"legacy_alter_table", "1"},
+      {"temp_store", "2"},
+      {"cell_size_check", "1"},
+  };
+  for (bool in_memory : {true, false}) {
+    // Named by kind, not by path: a section named after a fresh temp dir is a new
+    // section on every run of the test case, which Catch2 then runs forever.
+    DYNAMIC_SECTION((in_memory ? "in memory" : "in a file")) {
+      temp_dir dir;
+      auto url = in_memory ? std::string{"sqlite::memory:"} : "sqlite:///" + dir.file("s.db");
+      auto cfg = must_config(url);
+      cfg.log_level = "off";
+      database_fixture fx{cfg};
+      fx.require_ready();
+      auto read = [&](const std::string& sql) {
+        auto r = fx.cli->exec({sql});
+        INFO(sql << ": " << (r ? std::string{"ok"} : text(r.error())));
+        REQUIRE(r);
+        REQUIRE(r->rows.size() == 1);
+        return r->rows.at(0).at(0).as_text();
+      };
+      for (auto& [name, value] : changes) {
+        INFO(name);
+        auto before = read("PRAGMA " + name);
+        fx.must_exec({"PRAGMA " + name + " = " + value});
+        CHECK(read("PRAGMA " + name) == before);
+      }
+      // A write-only setting: seen through what it changes.
+      fx.must_exec({"PRAGMA case_sensitive_like = 1"});
+      CHECK(read("SELECT 'a' LIKE 'A'") == "1");
+      // Lock waits still end at the request's deadline, not at busy_timeout's.
+      fx.must_exec({"CREATE TABLE IF NOT EXISTS t (x)"});
+      fx.must_exec({"INSERT INTO t VALUES (1)"});
+      CHECK(read("SELECT count(*) FROM t") == "1");
+    }
+  }
+}
