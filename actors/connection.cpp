@@ -146,65 +146,6 @@ bool open_after(const tx_command& cmd) {
   return cmd.op != tx_op::commit && cmd.op != tx_op::rollback;
 }
 
-/// Invariant 5: compares the connection's real transaction state with `expected` after
-/// a request. On a mismatch the request fails: a transaction left open is rolled back
-/// now; one that was ended behind the session may have committed.
-std::optional<db_error> check_transaction_state(driver& drv, bool expected) {
-  bool open = drv.in_transaction();
-  if (open == expected)
-    return std::nullopt;
-  if (open) {
-    auto rolled_back = drv.rollback();
-    if (!rolled_back || drv.in_transaction())
-      return db_error{errc::connection_lost,
-                      "the request left a transaction open and it could not be rolled back; "
-                      "the connection is discarded",
-                      "", ""};
-    return db_error{errc::invalid_argument,
-                    "the request left a transaction open (transaction control inside the SQL?); "
-                    "it was rolled back and nothing it did was kept. Use the session's begin / "
-                    "commit messages",
-                    "", ""};
-  }
-  return db_error{errc::commit_in_doubt,
-                  "the request ended the session's transaction behind its back (transaction "
-                  "control inside the SQL?): it may or may not have been committed; check "
-                  "before retrying, and roll the session back",
-                  "", ""};
-}
-
-/// Runs `request` with the driver cancelling it at `deadline` (zero: none). A
-/// statement the server confirms cancelled then says why, in cafdb's words; what it
-/// did is gone (an autocommit statement rolled back, its savepoint undone, or its
-/// transaction failed).
-template <class Request>
-auto within_deadline(driver& drv, caf::timespan deadline, bool in_savepoint, Request request) {
-  using clock = std::chrono::steady_clock;
-  if (deadline.count() <= 0)
-    return request();
-  auto until = clock::now() + std::chrono::duration_cast<clock::duration>(deadline);
-  drv.set_deadline(until);
-  auto out = request();
-  drv.set_deadline(clock::time_point::max());
-  if (clock::now() < until || drv.stopping())
-    return out;
-  // The driver cancelled it itself: nothing else will clear the cancel.
-  drv.clear_cancel();
-  if (!out && out.error().code == errc::statement_timeout) {
-    drv.count_deadline_cancel();
-    out.error().message =
-        "no answer within the request deadline (" +
-        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count()) +
-        " ms): the statement was cancelled on the server" +
-        (!drv.in_transaction() ? ", and nothing it did was kept"
-         : in_savepoint        ? ", and its savepoint undid it: the transaction goes on"
-                               : ", and its transaction failed: roll back") +
-        ". Raise request_timeout / statement_timeout, or make it cheaper [" + out.error().message +
-        "]";
-  }
-  return out;
-}
-
 /// Invariant 6: answers `request()`, after its transaction state was checked, and
 /// resets the session if it changed and no transaction is open (unless the holder
 /// asked to keep it: exec_request::keep_session).

@@ -227,8 +227,10 @@ void spawn_session_for(database_pointer self, caf::strong_actor_ptr client, sess
   // Read-only sessions use the reader engine when there is one.
   auto role = options.read_only && st.engines.count(engine_role::reader) ? engine_role::reader
                                                                          : engine_role::writer;
+  // Sessions run on the scheduler: only a shelf they may borrow from is theirs.
+  auto shelf = st.shelf && st.shelf->scheduler_limit() > 0 ? st.shelf : nullptr;
   auto session = spawn_session(self->system(), st.engines[role], std::move(client),
-                               std::move(options), st.cfg, one_shot, st.shelf);
+                               std::move(options), st.cfg, one_shot, std::move(shelf));
   self->monitor(session);
   auto idle = one_shot ? caf::timespan{0} : idle_timeout_of(options, *st.cfg);
   st.sessions.push_back(open_session{session, role, idle});
@@ -545,7 +547,10 @@ database_actor::behavior_type database_behavior(database_pointer self,
   // sizes it (src/session/read_router.hpp).
   auto reads = read_router::plan(*st.cfg, self->system().scheduler().num_workers());
   if (reads.shelf > 0)
-    st.shelf = std::make_shared<pool::in_place_shelf>(reads.shelf, reads.scheduler_borrowers);
+    st.shelf = std::make_shared<pool::in_place_shelf>(
+        reads.shelf, reads.scheduler_borrowers,
+        reads.shared_pool ? pool::in_place_shelf::pool_kind::shared
+                          : pool::in_place_shelf::pool_kind::readers);
   st.log = log::get("database");
   st.log->info("starting database {}", st.cfg->redacted_url());
   self->set_down_handler([=](caf::down_msg& dm) {

@@ -289,6 +289,7 @@ void close_member(engine_pointer self, slot_id slot) {
     return;
   auto& m = i->second;
   st.pools[m.pool_index].model.count_cancelled(m.drv->deadline_cancels());
+  st.pools[m.pool_index].model.count_ping_failures(m.drv->ping_failures());
   self->demonitor(m.connection.address());
   self->send_exit(m.connection, caf::exit_reason::user_shutdown);
   st.members.erase(i);
@@ -365,9 +366,23 @@ void carry_out(engine_pointer self, size_t index, pool_model::release& r) {
   }
 }
 
+// A shelf that starts empty (PostgreSQL's) opens once a blocking client wants it: idle
+// connections go there now, the others as they come free.
+void open_shelf_if_wanted(engine_state& st) {
+  if (!st.shelf || !st.shelf->wanted())
+    return;
+  auto& model = st.pools[st.shelf_pool].model;
+  auto target = static_cast<int>(st.shelf->target());
+  if (model.limits().shelf >= target)
+    return;
+  for (auto slot : model.open_shelf(target))
+    st.shelf->put(slot, st.members.at(slot).drv);
+}
+
 // A connection is free again (opened, reset, pinged, answered): the model decides.
 void give_back(engine_pointer self, size_t index, slot_id slot) {
   auto& st = self->state;
+  open_shelf_if_wanted(st);
   auto r = st.pools[index].model.release_slot(slot, now(), st.health.down());
   carry_out(self, index, r);
 }
@@ -746,6 +761,7 @@ void log_stats(engine_pointer self) {
 void housekeeping(engine_pointer self) {
   auto& st = self->state;
   auto& cfg = *st.cfg;
+  open_shelf_if_wanted(st);
   auto t = now();
   for (size_t index = 0; index < st.pools.size(); ++index) {
     auto& p = st.pools[index];
@@ -818,12 +834,16 @@ pool_stats stats_of(const engine_state& st, size_t index) {
   out.discarded = c.discarded;
   out.opened = c.opened;
   out.cancelled = c.cancelled;
+  out.ping_failures = c.ping_failures;
+  // What borrowers of the in-place shelf counted on open connections (a closed one's
+  // counts are the model's).
   for (auto& [slot, member] : st.members)
-    if (member.pool_index == index)
+    if (member.pool_index == index) {
       out.cancelled += member.drv->deadline_cancels();
+      out.ping_failures += member.drv->ping_failures();
+    }
   out.reconnects = c.reconnects;
   out.recycled = c.recycled;
-  out.ping_failures = c.ping_failures;
   out.server_full = c.server_full;
   out.leaks = c.leaks;
   out.reclaimed = c.reclaimed;
@@ -859,22 +879,23 @@ engine_actor::behavior_type engine_behavior(engine_pointer self, engine_role rol
       keep = std::max(keep, c.idle_timeout.count() == 0 ? c.pool_size : 1);
     st.pools.push_back(make_pool("reader", connection_role::reader, c.pool_size,
                                  c.pool_size + c.max_overflow, keep, shelved));
-    if (shelf) {
-      st.shelf = std::move(shelf);
-      st.shelf_pool = st.pools.size() - 1;
-      // Called on a borrower's thread: a message, to an engine that may be gone.
-      st.shelf->attach(
-          [engine = caf::actor_cast<caf::actor_addr>(self)](slot_id slot, bool usable) {
-            if (auto to = caf::actor_cast<engine_actor>(engine))
-              caf::anon_send(to, shelf_atom::value, slot, usable);
-          });
-    }
   } else {
-    // PostgreSQL: one pool; the reader engine's connections refuse writes.
+    // PostgreSQL: one pool; the reader engine's connections refuse writes. Its shelf
+    // (blocking clients run their calls on its connections) starts empty: it opens when
+    // the first client wants it (open_shelf_if_wanted).
     bool reader = st.role == engine_role::reader;
     st.pools.push_back(make_pool(reader ? "reader" : "shared",
                                  reader ? connection_role::reader : connection_role::shared,
                                  c.pool_size, c.pool_size + c.max_overflow, c.min_idle));
+  }
+  if (shelf) {
+    st.shelf = std::move(shelf);
+    st.shelf_pool = st.pools.size() - 1;
+    // Called on a borrower's thread: a message, to an engine that may be gone.
+    st.shelf->attach([engine = caf::actor_cast<caf::actor_addr>(self)](slot_id slot, bool usable) {
+      if (auto to = caf::actor_cast<engine_actor>(engine))
+        caf::anon_send(to, shelf_atom::value, slot, usable);
+    });
   }
   st.tick = pool::housekeeping_period(c);
   st.last_stats_log = now();

@@ -148,28 +148,11 @@ bool connection_unknown(const caf::error& err) {
 }
 
 // Whether a batch can change data: a read-only session's cannot, nor statements that
-// only read. What may have changed and may have committed is in doubt when its answer
-// never came. On PostgreSQL a SELECT (or VALUES) can call a function, or read a view
-// that calls one, that writes: only SHOW and TABLE certainly do not. SQLite's SQL
-// functions cannot write.
+// only read (may_change_data).
 bool may_write(const exec_request& req, engine_kind dialect) {
   if (req.read_only)
     return false;
-  auto writes = [dialect](const std::string& sql) {
-    auto word = leading_keyword(sql);
-    if (word == "show" || word == "table")
-      return false;
-    if (dialect == engine_kind::postgresql)
-      return true;
-    if (word == "with") { // a CTE leads a read or a write: look for the write
-      auto text = to_lower(sql);
-      for (auto verb : {"insert", "update", "delete", "merge", "replace"})
-        if (text.find(verb) != std::string::npos)
-          return true;
-      return false;
-    }
-    return word != "select" && word != "values";
-  };
+  auto writes = [dialect](const std::string& sql) { return may_change_data(sql, dialect); };
   if (req.bulk.row_count() > 0)
     return writes(req.bulk.sql);
   return std::any_of(req.statements.begin(), req.statements.end(),
@@ -401,7 +384,8 @@ std::optional<outcome<result_set>> read_in_place(session_state& st, const statem
                                                  bool verify) {
   if (!st.shelf)
     return std::nullopt;
-  return in_place::read(*st.shelf, *st.cfg, *st.sql_log, stmt, request_deadline(st), verify).rows;
+  return in_place::exec(*st.shelf, *st.cfg, *st.sql_log, stmt, request_deadline(st),
+                        in_place::how{verify, st.options.read_only, false});
 }
 
 /// While draining, a session whose transaction has ended closes (after its answer went
@@ -440,30 +424,11 @@ void check_idle(session_pointer self) {
     close_and_quit(self, "idle timeout");
 }
 
-// SQL the session refuses before it reaches a connection:
-// - a NUL character: the engines stop reading the text there, so another statement
-//   than the one checked would run ("DELETE FROM t\0 WHERE id = 2");
-// - transaction control, which belongs to the session's own messages, so that the
-//   session always knows whether a transaction is open. Every statement of a script
-//   is checked, not only the first: "SELECT 1; COMMIT" would commit behind its back;
-// - in a read-only session, anything that would lift the read-only protection.
+// SQL the session refuses before it reaches a connection (refused_sql: a NUL,
+// transaction control, a read-only session's escape).
 std::optional<caf::error> refuse_sql(const session_state& st, const std::string& sql) {
-  if (sql.find('\0') != std::string::npos)
-    return make_error(errc::invalid_argument,
-                      "the SQL text contains a NUL character, where the engine would stop "
-                      "reading it; remove it (values go in parameters)");
-  auto dialect = st.cfg->engine;
-  if (auto keyword = transaction_control(sql, dialect))
-    return make_error(errc::invalid_argument,
-                      *keyword +
-                          " cannot be sent as SQL (not even inside a script): it would change "
-                          "the transaction behind the session's back; use the session's begin / "
-                          "commit / rollback / savepoint / release messages, or transact");
-  if (st.options.read_only)
-    if (auto escape = read_only_escape(sql, dialect))
-      return make_error(errc::read_only_violation,
-                        *escape + " cannot be used in a read-only session: it would make the "
-                                  "session able to write; open a read-write session to write");
+  if (auto refused = refused_sql(sql, st.cfg->engine, st.options.read_only))
+    return to_caf_error(std::move(*refused));
   return std::nullopt;
 }
 

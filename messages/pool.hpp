@@ -108,9 +108,10 @@ typename Inspector::result_type inspect(Inspector& f, read_outcome& x) {
   return f(caf::meta::type_name("cafdb::read_outcome"), x.result, x.error);
 }
 
-/// What the blocking client needs to read in place itself, on its caller's thread,
-/// when the database lives in its process (database `in_place_atom`): the SQLite reader
-/// pool's shelf (null when there is none), the database's configuration, and whether
+/// What the blocking client needs to run a call in place itself, on its caller's
+/// thread, when the database lives in its process (database `in_place_atom`): the
+/// in-place shelf (SQLite's reader pool's, or PostgreSQL's one pool's; null when there
+/// is none), the database's configuration, and whether
 /// the database serves one-shot requests now (ready and not stopping). Never leaves
 /// the process: it holds pointers, and is not serialized.
 struct in_place_access {

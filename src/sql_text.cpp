@@ -490,4 +490,42 @@ unsigned session_changes(const std::string& sql, engine_kind dialect) {
   return changes;
 }
 
+bool may_change_data(const std::string& sql, engine_kind dialect) {
+  auto word = leading_keyword(sql);
+  if (word == "show" || word == "table")
+    return false;
+  if (dialect == engine_kind::postgresql)
+    return true;
+  if (word == "with") { // a CTE leads a read or a write: look for the write
+    auto text = to_lower(sql);
+    for (auto verb : {"insert", "update", "delete", "merge", "replace"})
+      if (text.find(verb) != std::string::npos)
+        return true;
+    return false;
+  }
+  return word != "select" && word != "values";
+}
+
+std::optional<db_error> refused_sql(const std::string& sql, engine_kind dialect, bool read_only) {
+  if (sql.find('\0') != std::string::npos)
+    return db_error{errc::invalid_argument,
+                    "the SQL text contains a NUL character, where the engine would stop "
+                    "reading it; remove it (values go in parameters)",
+                    "", ""};
+  if (auto keyword = transaction_control(sql, dialect))
+    return db_error{errc::invalid_argument,
+                    *keyword +
+                        " cannot be sent as SQL (not even inside a script): it would change "
+                        "the transaction behind the session's back; use the session's begin / "
+                        "commit / rollback / savepoint / release messages, or transact",
+                    "", ""};
+  if (read_only)
+    if (auto escape = read_only_escape(sql, dialect))
+      return db_error{errc::read_only_violation,
+                      *escape + " cannot be used in a read-only session: it would make the "
+                                "session able to write; open a read-write session to write",
+                      "", ""};
+  return std::nullopt;
+}
+
 } // namespace cafdb

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cafdb/core/config.hpp"
+#include "cafdb/core/errc.hpp"
 
 namespace cafdb {
 
@@ -67,5 +68,20 @@ std::optional<std::string> read_only_escape(const std::string& sql, engine_kind 
 /// The first word of the statement text (after blanks and comments), in lower case;
 /// words longer than 16 characters are cut there.
 std::string leading_keyword(const std::string& sql);
+
+/// Whether a statement can change data (what may have changed and may have committed
+/// is in doubt when its answer never came). On PostgreSQL a SELECT (or VALUES) can call
+/// a function, or read a view that calls one, that writes: only SHOW and TABLE certainly
+/// do not. SQLite's SQL functions cannot write.
+bool may_change_data(const std::string& sql, engine_kind dialect);
+
+/// SQL refused before it reaches a connection, with why and what to do:
+/// - a NUL character: the engines stop reading the text there, so another statement
+///   than the one checked would run ("DELETE FROM t\0 WHERE id = 2");
+/// - transaction control, which belongs to the session's own messages, so that the
+///   session always knows whether a transaction is open. Every statement of a script
+///   is checked, not only the first: "SELECT 1; COMMIT" would commit behind its back;
+/// - with `read_only`, anything that would lift the read-only protection.
+std::optional<db_error> refused_sql(const std::string& sql, engine_kind dialect, bool read_only);
 
 } // namespace cafdb

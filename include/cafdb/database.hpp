@@ -156,10 +156,10 @@ class client : public detail::client_base {
   caf::error stop();
 
  private:
-  /// A SQLite file database in this process: `exec` of an autocommit read runs on the
-  /// caller's thread, on a reader connection borrowed from the reader pool (as a
-  /// session does, docs/architecture.md). Nothing when it cannot: the request goes
-  /// to the database.
+  /// A database in this process: `exec` runs on the caller's thread, on a connection
+  /// borrowed from the pool's in-place shelf: an autocommit read on a SQLite reader
+  /// connection (as a session does), any autocommit statement on PostgreSQL
+  /// (docs/architecture.md). Nothing when it cannot: the request goes to the database.
   std::optional<caf::expected<result_set>> exec_in_place(const statement& stmt,
                                                          const session_options& options);
 

@@ -137,4 +137,28 @@ db_error driver::cancelled_error() {
                   "", ""};
 }
 
+std::optional<db_error> check_transaction_state(driver& drv, bool expected) {
+  bool open = drv.in_transaction();
+  if (open == expected)
+    return std::nullopt;
+  if (open) {
+    auto rolled_back = drv.rollback();
+    if (!rolled_back || drv.in_transaction())
+      return db_error{errc::connection_lost,
+                      "the request left a transaction open and it could not be rolled back; "
+                      "the connection is discarded",
+                      "", ""};
+    return db_error{errc::invalid_argument,
+                    "the request left a transaction open (transaction control inside the SQL?); "
+                    "it was rolled back and nothing it did was kept. Use the session's begin / "
+                    "commit messages",
+                    "", ""};
+  }
+  return db_error{errc::commit_in_doubt,
+                  "the request ended the session's transaction behind its back (transaction "
+                  "control inside the SQL?): it may or may not have been committed; check "
+                  "before retrying, and roll the session back",
+                  "", ""};
+}
+
 } // namespace cafdb

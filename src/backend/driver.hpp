@@ -175,6 +175,11 @@ class driver {
   void count_deadline_cancel() noexcept { deadline_cancels_.fetch_add(1); }
   int64_t deadline_cancels() const noexcept { return deadline_cancels_.load(); }
 
+  /// pool_pre_ping checks that found the connection dead, made by a caller that borrowed
+  /// it from the in-place shelf: counted there; read from any thread (statistics).
+  void count_ping_failure() noexcept { ping_failures_.fetch_add(1); }
+  int64_t ping_failures() const noexcept { return ping_failures_.load(); }
+
   /// A short description for logs: engine, target and role. Never contains secrets.
   virtual std::string describe() const = 0;
 
@@ -223,6 +228,7 @@ class driver {
   std::atomic<bool> cancel_requested_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> deadline_cancels_{0};
+  std::atomic<int64_t> ping_failures_{0};
 };
 
 /// Adds one run of a bulk statement to the sum of the runs before it: affected rows
@@ -234,5 +240,43 @@ using driver_factory = std::function<std::unique_ptr<driver>(connection_role)>;
 
 /// What to tell the user to do about an error: the second half of driver messages.
 const char* hint_for(errc code);
+
+/// Compares the connection's real transaction state with `expected` after a request
+/// (state is checked, not assumed). On a mismatch the request fails: a transaction left open is
+/// rolled back now; one that was ended behind the session may have committed.
+std::optional<db_error> check_transaction_state(driver& drv, bool expected);
+
+/// Runs `request` with the driver cancelling it at `deadline` (zero: none). A
+/// statement the server confirms cancelled then says why, in cafdb's words; what it
+/// did is gone (an autocommit statement rolled back, its savepoint undone, or its
+/// transaction failed).
+template <class Request>
+auto within_deadline(driver& drv, std::chrono::nanoseconds deadline, bool in_savepoint,
+                     Request request) {
+  using clock = std::chrono::steady_clock;
+  if (deadline.count() <= 0)
+    return request();
+  auto until = clock::now() + std::chrono::duration_cast<clock::duration>(deadline);
+  drv.set_deadline(until);
+  auto out = request();
+  drv.set_deadline(clock::time_point::max());
+  if (clock::now() < until || drv.stopping())
+    return out;
+  // The driver cancelled it itself: nothing else will clear the cancel.
+  drv.clear_cancel();
+  if (!out && out.error().code == errc::statement_timeout) {
+    drv.count_deadline_cancel();
+    out.error().message =
+        "no answer within the request deadline (" +
+        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count()) +
+        " ms): the statement was cancelled on the server" +
+        (!drv.in_transaction() ? ", and nothing it did was kept"
+         : in_savepoint        ? ", and its savepoint undid it: the transaction goes on"
+                               : ", and its transaction failed: roll back") +
+        ". Raise request_timeout / statement_timeout, or make it cheaper [" + out.error().message +
+        "]";
+  }
+  return out;
+}
 
 } // namespace cafdb

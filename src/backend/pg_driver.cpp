@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -634,16 +635,23 @@ outcome<done> pg_driver::open() {
   return setup;
 }
 
+namespace {
+
+// The settings the server reports to the client whenever they change (GUC_REPORT):
+// reading them costs no round trip.
+constexpr const char* reported_names[] = {"TimeZone",        "DateStyle",
+                                          "IntervalStyle",   "session_authorization",
+                                          "is_superuser",    "standard_conforming_strings",
+                                          "client_encoding", "default_transaction_read_only",
+                                          "application_name"};
+// default_transaction_read_only follows set_read_only: checked there.
+constexpr size_t read_only_index = 7;
+
+} // namespace
+
 std::vector<std::string> pg_driver::reported_settings() const {
-  // The settings the server reports to the client whenever they change (GUC_REPORT):
-  // reading them costs no round trip.
-  static const char* const names[] = {"TimeZone",        "DateStyle",
-                                      "IntervalStyle",   "session_authorization",
-                                      "is_superuser",    "standard_conforming_strings",
-                                      "client_encoding", "default_transaction_read_only",
-                                      "application_name"};
   std::vector<std::string> out;
-  for (auto name : names) {
+  for (auto name : reported_names) {
     auto value = conn_ ? PQparameterStatus(conn_, name) : nullptr;
     out.emplace_back(value ? value : "");
   }
@@ -653,13 +661,16 @@ std::vector<std::string> pg_driver::reported_settings() const {
 bool pg_driver::session_changed() const {
   if (session_changes_ != 0)
     return true;
-  auto now = reported_settings();
-  if (now.size() != started_with_.size())
+  if (started_with_.size() != std::size(reported_names))
     return false; // never set up
-  // default_transaction_read_only (index 7) follows set_read_only: checked there.
-  for (size_t i = 0; i < now.size(); ++i)
-    if (i != 7 && now[i] != started_with_[i])
+  // Asked after every request: compared in place, nothing allocated.
+  for (size_t i = 0; i < started_with_.size(); ++i) {
+    if (i == read_only_index)
+      continue;
+    auto value = conn_ ? PQparameterStatus(conn_, reported_names[i]) : nullptr;
+    if (started_with_[i] != (value ? value : ""))
       return true;
+  }
   return false;
 }
 

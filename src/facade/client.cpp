@@ -8,8 +8,9 @@
 #include "cafdb/database.hpp"
 #include "facade/requests.hpp"
 #include "log.hpp"
+#include "pool/in_place_shelf.hpp"
 #include "session/in_place_read.hpp"
-#include "session/read_router.hpp"
+#include "sql_text.hpp"
 #include "timeouts.hpp"
 
 namespace cafdb {
@@ -97,42 +98,44 @@ std::optional<caf::expected<result_set>> client::exec_in_place(const statement& 
     route.access = std::move(*access);
     route.sql_log = log::get("sql");
   });
-  // Not serving (starting, degraded, stopping): the database answers as it must. Text
-  // with a NUL: the session refuses it.
-  if (!route.access.shelf || !route.access.serving->load(std::memory_order_relaxed) ||
-      stmt.sql.find('\0') != std::string::npos)
+  // Not serving (starting, degraded, stopping): the database answers as it must.
+  if (!route.access.shelf || !route.access.serving->load(std::memory_order_relaxed))
     return std::nullopt;
-  read_router::read_request request{options.read_only, session_phase::idle, false, false};
-  auto path = read_router::route(request, true);
-  if (path != read_router::read_path::in_place && path != read_router::read_path::in_place_if_read)
-    return std::nullopt;
-  // Always verified, read-only calls too: what the prepared statement learned (no
-  // write, no session change, no transaction control) is cached with it, where the
-  // session's checks read the text anew each time. Anything else goes to the database,
-  // which answers it as before (a write in a read-only call: read_only_violation).
-  constexpr bool verify = true;
-  // The session's request deadline (actors/session.cpp), and never past the caller's.
+  auto& shelf = *route.access.shelf;
   auto& cfg = *route.access.cfg;
+  // SQLite: what the prepared statement learned (no write, no session change, no
+  // transaction control) is cached with it, so every call is verified, read-only ones
+  // too, and scans no text; anything else goes to the database, which answers it as
+  // before (a write in a read-only call: read_only_violation). PostgreSQL: the
+  // connection runs any statement; the text is checked as a session checks it.
+  bool shared = shelf.kind() == pool::in_place_shelf::pool_kind::shared;
+  if (shared) {
+    if (auto refused = refused_sql(stmt.sql, cfg.engine, options.read_only))
+      return caf::expected<result_set>{to_caf_error(std::move(*refused))};
+  } else if (stmt.sql.find('\0') != std::string::npos) {
+    return std::nullopt; // the session refuses it
+  }
+  // The session's request deadline (actors/session.cpp), and never past the caller's.
   caf::timespan deadline = options.request_timeout.count() > 0
                                ? bounded(options.request_timeout)
                                : caf::timespan{cfg.statement_timeout} + std::chrono::seconds(1);
   bool callers_bound = timeout_ < deadline;
   deadline = std::min(deadline, timeout_);
-  auto tried =
-      in_place::read(*route.access.shelf, cfg, *route.sql_log, stmt, deadline, verify, true);
-  if (!tried.rows)
+  auto rows = in_place::exec(shelf, cfg, *route.sql_log, stmt, deadline,
+                             in_place::how{!shared, options.read_only, true});
+  if (!rows)
     return std::nullopt; // none free, or it may write: the database decides
-  if (*tried.rows)
-    return caf::expected<result_set>{std::move(**tried.rows)};
-  // Stopped at the caller's own timeout: the code a request past it gets, but this read
-  // was cancelled, where a request's goes on until its own deadline.
-  if (callers_bound && tried.rows->error().code == errc::statement_timeout)
+  if (*rows)
+    return caf::expected<result_set>{std::move(**rows)};
+  // Stopped at the caller's own timeout: the code a request past it gets, but this
+  // statement was cancelled, where a request's goes on until its own deadline.
+  if (callers_bound && rows->error().code == errc::statement_timeout)
     return caf::expected<result_set>{make_error(
         errc::request_timeout, "no answer within the client's request timeout (" +
                                    facade::shown_timeout(timeout_) +
-                                   "); the read was cancelled and changed nothing: raise the "
-                                   "timeout, or make the read cheaper")};
-  return caf::expected<result_set>{to_caf_error(std::move(tried.rows->error()))};
+                                   "); the statement was cancelled and changed nothing: raise "
+                                   "the timeout, or make it cheaper")};
+  return caf::expected<result_set>{to_caf_error(std::move(rows->error()))};
 }
 
 caf::expected<readiness_snapshot> client::await_ready(caf::timespan timeout) {

@@ -97,13 +97,21 @@ std::optional<slot_id> in_place_shelf::take_available() {
   return slot;
 }
 
-in_place_shelf::loan in_place_shelf::borrow(borrower who) {
-  std::lock_guard<std::mutex> guard{mtx_};
+in_place_shelf::loan in_place_shelf::borrow(borrower who, uint64_t preferred) {
   bool scheduler = who == borrower::scheduler;
+  if (!scheduler && !wanted())
+    wanted_.store(true, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> guard{mtx_};
   if (stopping_ || (scheduler && scheduler_lent_ >= scheduler_limit_))
     return {};
-  // The most recently given back first: its pages are warmest.
-  auto i = std::find_if(entries_.rbegin(), entries_.rend(), [](const entry& e) { return !e.lent; });
+  // The caller's own from last time, else the most recently given back: its pages are
+  // warmest.
+  auto i = entries_.rend();
+  if (preferred != 0)
+    i = std::find_if(entries_.rbegin(), entries_.rend(),
+                     [&](const entry& e) { return e.key == preferred && !e.lent; });
+  if (i == entries_.rend())
+    i = std::find_if(entries_.rbegin(), entries_.rend(), [](const entry& e) { return !e.lent; });
   if (i == entries_.rend())
     return {};
   i->lent = true;
@@ -111,7 +119,7 @@ in_place_shelf::loan in_place_shelf::borrow(borrower who) {
   if (scheduler)
     scheduler_lent_ += 1;
   check();
-  return loan{i->slot, i->handle, i->key, scheduler};
+  return loan{i->slot, i->handle, i->key, scheduler, i->since};
 }
 
 void in_place_shelf::give_back(loan lent, bool usable) {

@@ -544,6 +544,23 @@ class pool_model {
     return std::clamp(unserved, 0, count(slot_state::shelved));
   }
 
+  /// A shelf that started empty opens (its first borrower on a thread of its own came:
+  /// in_place_shelf::wanted): from now on up to `target` connections that come free go
+  /// to it. The idle ones go now, and are returned for the engine to put there.
+  std::vector<slot_id> open_shelf(int target) {
+    require(target >= limits_.shelf, "open_shelf: the shelf's target only grows");
+    limits_.shelf = target;
+    std::vector<slot_id> out;
+    while (!idle_.empty() && count(slot_state::shelved) < limits_.shelf) {
+      auto slot = idle_.back();
+      idle_.pop_back();
+      set_state(slot, slot_state::shelved);
+      out.push_back(slot);
+    }
+    check();
+    return out;
+  }
+
   /// A shelved connection is the engine's again (recalled while available, or its
   /// borrower gave it back after a recall): placed like any that came free.
   release unshelve(slot_id slot, time_point now, bool down) {
@@ -652,6 +669,9 @@ class pool_model {
 
   /// Statements the engine cancelled on a connection past its request's deadline.
   void count_cancelled(int64_t n = 1) { counters_.cancelled += n; }
+  /// pool_pre_ping checks made by a connection's borrower (in_place_shelf) that found
+  /// it dead: counted with the engine's own when the connection closes.
+  void count_ping_failures(int64_t n) { counters_.ping_failures += n; }
 
   // -- invariants ---------------------------------------------------------------
 

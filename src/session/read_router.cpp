@@ -6,9 +6,19 @@ namespace cafdb::read_router {
 
 read_plan plan(const config& cfg, size_t workers) {
   read_plan out;
-  bool sqlite_file = cfg.engine == engine_kind::sqlite && !cfg.in_memory();
-  if (!sqlite_file)
-    return out; // PostgreSQL readers wait on the network: threads of their own
+  auto pool_max = static_cast<size_t>(std::max(1, cfg.pool_size + cfg.max_overflow));
+  if (cfg.engine == engine_kind::postgresql) {
+    // Connections wait on the network: threads of their own, and no session reads in
+    // place. A blocking client's call runs on its own thread anyway: there it may use a
+    // pooled connection itself. With a read replica, read-only calls belong to it: none.
+    if (cfg.read_in_place && cfg.read_url.empty()) {
+      out.shelf = pool_max;
+      out.shared_pool = true;
+    }
+    return out;
+  }
+  if (cfg.in_memory())
+    return out;
   if (cfg.read_in_place) {
     // All scheduler threads but one, so that the engine, the writer's sessions and the
     // database always have one to run on; none is left to lend to reader connections.
@@ -18,7 +28,6 @@ read_plan plan(const config& cfg, size_t workers) {
     if (workers <= 1)
       return out;
     auto threads = workers - 1;
-    auto pool_max = static_cast<size_t>(std::max(1, cfg.pool_size + cfg.max_overflow));
     out.shelf = pool_max;
     out.scheduler_borrowers = std::min(threads, pool_max);
     return out;

@@ -40,8 +40,8 @@ namespace cafdb::read_router {
 
 /// How one database serves its reads, decided once from its configuration.
 struct read_plan {
-  /// Reader-pool connections that the pool puts on its shelf to be borrowed for reads
-  /// in place; 0: no reads in place (PostgreSQL, `:memory:`, or `read_in_place=false`).
+  /// Connections that the pool puts on its shelf to be borrowed for statements in
+  /// place; 0: none (`:memory:`, a PostgreSQL read replica, or `read_in_place=false`).
   size_t shelf = 0;
   /// Of those, how many sessions may hold at once: each blocks a scheduler thread.
   /// Blocking clients read on their own threads and may borrow every one.
@@ -49,6 +49,11 @@ struct read_plan {
   /// Reader-pool connections that may run on scheduler threads instead of threads of
   /// their own; 0 when reads in place may already hold those threads.
   size_t lendable_threads = 0;
+  /// PostgreSQL: the shelf belongs to the one pool that runs everything, and only
+  /// blocking clients borrow from it (a session would block a scheduler thread on the
+  /// network). A borrower runs any autocommit statement there, reads and writes, as a
+  /// caller of a classic pool does; the shelf fills once the first one asks.
+  bool shared_pool = false;
 };
 
 /// The plan for `cfg` on a scheduler of `workers` threads.

@@ -1,9 +1,11 @@
 // PostgreSQL-specific behaviour against the throwaway server scripts/test.sh starts:
 // type mapping, SQLSTATE mapping, reader routing on a real streaming standby,
 // connection failures, server-side statement timeouts, secrets and env configuration.
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "backend/pg_driver.hpp"
 #include "cafdb/json.hpp"
@@ -394,4 +396,163 @@ TEST_CASE("DB_* variables and a .env file configure PostgreSQL, whatever the pas
     CHECK(who.rows.at(0).at(1) == value{"cafdb-kv"});
   }
   pg_admin("DROP ROLE IF EXISTS cafdb_special");
+}
+
+namespace {
+
+// Calls the blocking client ran on a pooled connection on its own thread so far.
+int64_t calls_in_place(database_fixture& fx) {
+  auto report = fx.cli->status();
+  REQUIRE(report);
+  return report->reads_in_place;
+}
+
+// The shelf fills once a blocking client asks for it: the first calls go through the
+// engine and leave their connection there.
+void await_shelf(database_fixture& fx) {
+  auto before = calls_in_place(fx);
+  REQUIRE(eventually([&] {
+    auto probe = fx.cli->exec({"SELECT 1"});
+    return probe && calls_in_place(fx) > before;
+  }));
+}
+
+} // namespace
+
+TEST_CASE_METHOD(pg_database,
+                 "PostgreSQL: a blocking client's call runs on a pooled connection on its own "
+                 "thread, and keeps every rule the engine's path keeps",
+                 "[pg][in_place]") {
+  must_exec({"CREATE TABLE placed (id int PRIMARY KEY, note text)"});
+  await_shelf(*this);
+
+  // A write runs in place and is committed: a session sees it.
+  auto before = calls_in_place(*this);
+  auto inserted = cli->exec({"INSERT INTO placed VALUES ($1, $2)", {value{1}, value{"one"}}});
+  INFO((inserted ? std::string{"ok"} : text(inserted.error())));
+  REQUIRE(inserted);
+  CHECK(inserted->affected_rows == 1);
+  CHECK(calls_in_place(*this) == before + 1);
+  auto s = cli->open_session(session_options{});
+  REQUIRE(s);
+  auto seen = s->exec({"SELECT note FROM placed WHERE id = 1"});
+  REQUIRE(seen);
+  CHECK(seen->rows.at(0).at(0) == value{std::string{"one"}});
+
+  // A read-only call is read-only on the connection, and the next read-write call on it
+  // is not: one connection serves both, one after the other.
+  session_options read_only;
+  read_only.read_only = true;
+  for (int round = 0; round < 3; ++round) {
+    auto refused = cli->exec({"INSERT INTO placed VALUES (2, 'two')"}, read_only);
+    REQUIRE(!refused);
+    INFO(text(refused.error()));
+    CHECK(is(refused.error(), errc::read_only_violation));
+    auto allowed = cli->exec({"UPDATE placed SET note = 'uno' WHERE id = 1"});
+    INFO((allowed ? std::string{"ok"} : text(allowed.error())));
+    REQUIRE(allowed);
+    CHECK(allowed->affected_rows == 1);
+  }
+  CHECK(count("placed") == 1);
+
+  // Transaction control, in a script too, and lifting read-only: refused, nothing ran.
+  for (auto sql : {"BEGIN", "SELECT 1; COMMIT", "COMMIT"}) {
+    INFO(sql);
+    auto refused = cli->exec({sql});
+    REQUIRE(!refused);
+    CHECK(is(refused.error(), errc::invalid_argument));
+  }
+  auto escape = cli->exec({"SET default_transaction_read_only = off"}, read_only);
+  REQUIRE(!escape);
+  CHECK(is(escape.error(), errc::read_only_violation));
+  auto no_nul = cli->exec({std::string{"DELETE FROM placed\0 WHERE id = 2", 33}});
+  REQUIRE(!no_nul);
+  CHECK(is(no_nul.error(), errc::invalid_argument));
+  CHECK(count("placed") == 1);
+
+  // A setting a call changes never reaches the next call, on any connection.
+  REQUIRE(cli->exec({"SET TimeZone = 'Pacific/Auckland'"}));
+  for (int i = 0; i < 6; ++i) {
+    auto zone = cli->exec({"SHOW TimeZone"});
+    REQUIRE(zone);
+    CHECK(zone->rows.at(0).at(0) == value{std::string{"UTC"}});
+  }
+  CHECK(stats("shared").discarded == 0);
+}
+
+TEST_CASE("PostgreSQL: a blocking call in place past its deadline is cancelled on the server, "
+          "and its connection serves the next call",
+          "[pg][in_place]") {
+  temp_dir dir;
+  auto cfg = pg_backend::make_config(dir);
+  cfg.pool_size = 1;
+  cfg.max_overflow = 0;
+  database_fixture fx{cfg};
+  fx.require_ready();
+  await_shelf(fx);
+  auto pid = fx.cli->exec({"SELECT pg_backend_pid()"});
+  REQUIRE(pid);
+  session_options options;
+  options.request_timeout = std::chrono::milliseconds(300);
+  auto before = calls_in_place(fx);
+  auto slow = fx.cli->exec({"SELECT pg_sleep(600) AS cafdb_in_place_probe"}, options);
+  REQUIRE(!slow);
+  INFO(text(slow.error()));
+  CHECK(is(slow.error(), errc::statement_timeout));
+  CHECK(calls_in_place(fx) == before + 1);
+  auto after = fx.cli->exec({"SELECT pg_backend_pid(), (SELECT count(*) FROM pg_stat_activity "
+                             "WHERE state = 'active' AND query LIKE '%AS cafdb_in_place_probe')"});
+  REQUIRE(after);
+  CHECK(after->rows.at(0).at(0).as_int() == pid->rows.at(0).at(0).as_int());
+  CHECK(after->rows.at(0).at(1).as_int() == 0);
+  CHECK(fx.stats("shared").cancelled == 1);
+
+  // The client's own timeout, shorter than the request's: request_timeout, and the
+  // statement was cancelled all the same.
+  client impatient{fx.sys, fx.db, std::chrono::milliseconds(300)};
+  auto cut = impatient.exec({"SELECT pg_sleep(600) AS cafdb_in_place_probe"});
+  REQUIRE(!cut);
+  INFO(text(cut.error()));
+  CHECK(is(cut.error(), errc::request_timeout));
+  auto quiet = fx.cli->exec({"SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND "
+                             "query LIKE '%AS cafdb_in_place_probe'"});
+  REQUIRE(quiet);
+  CHECK(quiet->rows.at(0).at(0).as_int() == 0);
+}
+
+TEST_CASE("PostgreSQL: a write in place whose connection dies is in doubt, and the pool "
+          "replaces the connection",
+          "[pg][in_place]") {
+  temp_dir dir;
+  auto cfg = pg_backend::make_config(dir);
+  cfg.pool_size = 1;
+  cfg.max_overflow = 0;
+  database_fixture fx{cfg};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE doubted (x int)"});
+  await_shelf(fx);
+  // The write runs on a thread of its own (which asserts nothing); this one kills the
+  // backend that runs it, once it runs, until the write has answered.
+  auto before = calls_in_place(fx);
+  std::atomic<bool> answered{false};
+  caf::expected<result_set> write{caf::error{}};
+  std::thread writer{[&] {
+    write = fx.cli->exec(
+        {"INSERT INTO doubted SELECT 1 FROM (SELECT pg_sleep(30)) AS cafdb_doubt_probe"});
+    answered = true;
+  }};
+  bool killed = eventually([&] {
+    pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'active' "
+             "AND query LIKE '%AS cafdb_doubt_probe'");
+    return answered.load();
+  });
+  writer.join();
+  REQUIRE(killed);
+  REQUIRE(!write);
+  INFO(text(write.error()));
+  CHECK(is(write.error(), errc::commit_in_doubt));
+  CHECK(calls_in_place(fx) == before + 1);
+  REQUIRE(eventually([&] { return static_cast<bool>(fx.cli->exec({"SELECT 1"})); }));
+  CHECK(fx.stats("shared").discarded >= 1);
+  CHECK(fx.count("doubted") == 0);
 }

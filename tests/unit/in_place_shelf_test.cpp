@@ -120,6 +120,45 @@ TEST_CASE("in-place shelf: the most recently given back is lent first", "[pool_m
   CHECK(shelf.borrow().slot == 2);
 }
 
+TEST_CASE("in-place shelf: a caller gets the connection it had last when that one is free",
+          "[pool_model]") {
+  in_place_shelf shelf{3};
+  shelf.attach(nullptr);
+  shelf.put(1, connection());
+  shelf.put(2, connection());
+  shelf.put(3, connection());
+  auto first = shelf.borrow(in_place_shelf::borrower::own_thread);
+  auto second = shelf.borrow(in_place_shelf::borrower::own_thread);
+  REQUIRE(first.slot == 3);
+  REQUIRE(second.slot == 2);
+  auto mine = first.key;
+  shelf.give_back(std::move(first), true);
+  shelf.give_back(std::move(second), true); // slot 2 is the most recently given back
+  // This caller's own is free: it gets it, not the most recently given back.
+  auto again = shelf.borrow(in_place_shelf::borrower::own_thread, mine);
+  CHECK(again.slot == 3);
+  // Its own is lent, or the key is unknown: the most recently given back.
+  auto fallback = shelf.borrow(in_place_shelf::borrower::own_thread, mine);
+  CHECK(fallback.slot == 2);
+  auto unknown = shelf.borrow(in_place_shelf::borrower::own_thread, 999);
+  CHECK(unknown.slot == 1);
+  shelf.give_back(std::move(again), true);
+  shelf.give_back(std::move(fallback), true);
+  shelf.give_back(std::move(unknown), true);
+}
+
+TEST_CASE("in-place shelf: only a caller on a thread of its own marks the shelf wanted",
+          "[pool_model]") {
+  in_place_shelf shelf{2, 1, in_place_shelf::pool_kind::shared};
+  shelf.attach(nullptr);
+  CHECK(shelf.kind() == in_place_shelf::pool_kind::shared);
+  CHECK_FALSE(shelf.wanted());
+  CHECK_FALSE(shelf.borrow(in_place_shelf::borrower::scheduler)); // empty
+  CHECK_FALSE(shelf.wanted());
+  CHECK_FALSE(shelf.borrow(in_place_shelf::borrower::own_thread)); // empty, but wanted now
+  CHECK(shelf.wanted());
+}
+
 TEST_CASE("in-place shelf: an unusable connection leaves and the engine hears of it",
           "[pool_model]") {
   in_place_shelf shelf{1};

@@ -494,6 +494,31 @@ TEST_CASE("pool model: connections that come free fill the in-place shelf up to 
   REQUIRE_SOUND(m);
 }
 
+TEST_CASE("pool model: a shelf that starts empty opens when wanted: idle connections go to it at "
+          "once, the others as they come free",
+          "[pool_model]") {
+  auto m = make(3, 3);
+  CHECK(open(m, 1).where == to::idle);
+  CHECK(open(m, 2).where == to::idle);
+  auto taken = m.take_idle(t0, std::nullopt); // one leased
+  REQUIRE(taken.what == found::ready);
+  m.grant(taken.slot, 100, 7, t0, {"session 'a'", false}, 0ns);
+  CHECK(m.count(slot_state::shelved) == 0);
+  auto moved = m.open_shelf(2);
+  REQUIRE_SOUND(m);
+  CHECK(moved.size() == 1);
+  CHECK(m.count(slot_state::shelved) == 1);
+  CHECK(m.idle_count() == 0);
+  CHECK(m.limits().shelf == 2);
+  // The third opens, and goes to the shelf; the shelf is full after it.
+  CHECK(open(m, 3).where == to::shelf);
+  CHECK(m.count(slot_state::shelved) == 2);
+  REQUIRE_SOUND(m);
+  // Opening again changes nothing.
+  CHECK(m.open_shelf(2).empty());
+  REQUIRE_SOUND(m);
+}
+
 TEST_CASE("pool model: work that finds no connection and no room takes shelved ones back",
           "[pool_model]") {
   auto m = make(2, 2, 0, 2);

@@ -271,11 +271,25 @@ TEST_CASE("read router: reads in place and lent scheduler threads exclude each o
   auto pooled = plan(file, 8);
   CHECK(pooled.shelf == 0);
   CHECK(pooled.lendable_threads == 4);
-  // PostgreSQL and :memory: neither read in place nor lend threads.
-  for (auto url : {"postgresql://u@127.0.0.1:1/db", "sqlite::memory:"}) {
-    INFO(url);
-    auto p = plan(cafdb::test::must_config(url), 8);
-    CHECK(p.shelf == 0);
-    CHECK(p.lendable_threads == 0);
-  }
+  // :memory: neither reads in place nor lends threads.
+  auto memory = plan(cafdb::test::must_config("sqlite::memory:"), 8);
+  CHECK(memory.shelf == 0);
+  CHECK(memory.lendable_threads == 0);
+  // PostgreSQL: the one pool's every connection may sit on the shelf, for blocking
+  // clients only (no session blocks a scheduler thread on the network); none with a
+  // read replica (read-only calls belong to it) or with read_in_place off.
+  auto pg = cafdb::test::must_config("postgresql://u@127.0.0.1:1/db");
+  pg.pool_size = 8;
+  pg.max_overflow = 2;
+  auto shared = plan(pg, 8);
+  CHECK(shared.shelf == 10);
+  CHECK(shared.shared_pool);
+  CHECK(shared.scheduler_borrowers == 0);
+  CHECK(shared.lendable_threads == 0);
+  CHECK(plan(pg, 1).shelf == 10);
+  auto replica = pg;
+  replica.read_url = "postgresql://u@127.0.0.1:2/db";
+  CHECK(plan(replica, 8).shelf == 0);
+  pg.read_in_place = false;
+  CHECK(plan(pg, 8).shelf == 0);
 }

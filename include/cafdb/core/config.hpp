@@ -120,8 +120,10 @@ struct config {
   /// handle it borrows, instead of sending it to the engine's reader pool
   /// (docs/architecture.md). A read-write session's statement (one-shot `exec`
   /// included) runs there only if SQLite says it changes nothing; anything else goes
-  /// to the writer. Off: read-only sessions read through the reader pool, and a
-  /// read-write session's statements all go to the writer.
+  /// to the writer. PostgreSQL without read_url: the blocking client's `exec` runs any
+  /// autocommit statement on a pooled connection on its own thread. Off: read-only
+  /// sessions read through the reader pool, a read-write session's statements all go to
+  /// the writer, and PostgreSQL calls go through the engine.
   bool read_in_place = true;
 
   /// Start-up keeps retrying (until setup_timeout) failures that retrying cannot fix by
