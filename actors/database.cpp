@@ -227,8 +227,8 @@ void spawn_session_for(database_pointer self, caf::strong_actor_ptr client, sess
   // Read-only sessions use the reader engine when there is one.
   auto role = options.read_only && st.engines.count(engine_role::reader) ? engine_role::reader
                                                                          : engine_role::writer;
-  // Sessions run on the scheduler: only a shelf they may borrow from is theirs.
-  auto shelf = st.shelf && st.shelf->scheduler_limit() > 0 ? st.shelf : nullptr;
+  // The writer's shelf: a read-only session with a reader engine (read_url) has none.
+  auto shelf = role == engine_role::writer ? st.shelf : nullptr;
   auto session = spawn_session(self->system(), st.engines[role], std::move(client),
                                std::move(options), st.cfg, one_shot, std::move(shelf));
   self->monitor(session);
@@ -646,7 +646,7 @@ database_actor::behavior_type database_behavior(database_pointer self,
       [=](in_place_atom) -> in_place_access {
         // The shelf outlives engine restarts (each writer engine fills it anew) and is
         // stopped with the database: a client holding it borrows nothing after that.
-        return in_place_access{self->state.shelf, self->state.cfg, self->state.serving};
+        return in_place_access{self->state.shelf, self->state.cfg, self->state.serving, nullptr};
       },
       [=](status_atom) -> caf::result<status_report> {
         auto& st = self->state;

@@ -92,8 +92,15 @@ struct session_state {
   caf::timestamp last_request;
   uint64_t requests = 0;
   uint64_t requests_checked = 0;
-  /// The reader pool's in-place shelf (SQLite file databases), or null.
+  /// The pool's in-place shelf, or null: the session reads in place itself only when
+  /// it may borrow on a scheduler thread (`reads_in_place`: SQLite file databases);
+  /// its blocking owner may on its own thread (in_place_atom, PostgreSQL too).
   std::shared_ptr<pool::in_place_shelf> shelf;
+  bool reads_in_place = false;
+  /// Shared with the blocking owner that runs autocommit calls in place: the session
+  /// says when it closed, the owner counts its calls (the idle clock).
+  std::shared_ptr<in_place::session_pulse> pulse = std::make_shared<in_place::session_pulse>();
+  uint64_t pulse_checked = 0;
   std::shared_ptr<spdlog::logger> log;
   std::shared_ptr<spdlog::logger> sql_log;
 
@@ -306,6 +313,7 @@ void with_lease(session_pointer self, Promise rp, F then) {
 template <class F>
 void end_session(session_pointer self, const char* why, F then) {
   auto& st = self->state;
+  st.pulse->closed = true;
   if (st.phase == session_phase::closed) {
     then();
     return;
@@ -382,7 +390,7 @@ void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, 
 /// longer than the request's deadline.
 std::optional<outcome<result_set>> read_in_place(session_state& st, const statement& stmt,
                                                  bool verify) {
-  if (!st.shelf)
+  if (!st.reads_in_place)
     return std::nullopt;
   return in_place::exec(*st.shelf, *st.cfg, *st.sql_log, stmt, request_deadline(st),
                         in_place::how{verify, st.options.read_only, false});
@@ -418,6 +426,12 @@ void check_idle(session_pointer self) {
     // A request came since the last sweep (it may have run longer than the idle
     // timeout itself): not idle yet.
     st.requests_checked = st.requests;
+    return;
+  }
+  if (auto calls = st.pulse->calls.load(); calls != st.pulse_checked) {
+    // The owner ran calls in place since the last sweep: the last one counts as now.
+    st.pulse_checked = calls;
+    st.last_request = caf::make_timestamp();
     return;
   }
   if (caf::make_timestamp() >= st.last_request + st.idle)
@@ -517,6 +531,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
   auto& st = self->state;
   st.engine = std::move(engine);
   st.shelf = std::move(shelf);
+  st.reads_in_place = st.shelf && st.shelf->scheduler_limit() > 0;
   st.client = caf::actor_cast<caf::actor_addr>(client);
   st.options = std::move(options);
   st.cfg = std::move(cfg);
@@ -545,9 +560,9 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
                                           false};
         // Only a path without a lease can be changed by it (and only SQLite's
         // reader pool has a shelf): a leased connection is reset after its session.
-        request.changes_session =
-            (st.options.read_only || st.shelf) && session_changes(stmt.sql, st.cfg->engine) != 0;
-        auto path = read_router::route(request, st.shelf != nullptr);
+        request.changes_session = (st.options.read_only || st.reads_in_place) &&
+                                  session_changes(stmt.sql, st.cfg->engine) != 0;
+        auto path = read_router::route(request, st.reads_in_place);
         bool verify = path == read_router::read_path::in_place_if_read;
         if (path == read_router::read_path::in_place || verify) {
           if (auto rows = read_in_place(st, stmt, verify)) {
@@ -732,6 +747,12 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
           settle(self, sm::next(st.phase, sm::happening::engine_replaced));
       },
       [=](tick_atom) { check_idle(self); }, // the database's idle sweep
+      [=](in_place_atom) -> in_place_access {
+        // Its owner runs autocommit calls in place only while the session is open and
+        // no transaction is: the owner knows, since it sends begin and commit.
+        auto& st = self->state;
+        return in_place_access{st.shelf, st.cfg, nullptr, st.pulse};
+      },
   };
 }
 

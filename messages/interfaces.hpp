@@ -90,6 +90,9 @@ using session_actor = caf::typed_actor<
     caf::replies_to<rollback_to_atom, std::string>::with<caf::ok_atom>,
     caf::replies_to<caf::close_atom>::with<caf::ok_atom>,
     caf::replies_to<caf::get_atom>::with<session_info>,
+    // From its blocking owner, in the same process: what it needs to run the session's
+    // autocommit calls in place (null shelf: it never does).
+    caf::replies_to<in_place_atom>::with<in_place_access>,
     // From the database's stop: close now if idle, else after the open transaction ends;
     // with `true` (shutdown_timeout passed): roll back and close now.
     caf::reacts_to<shutdown_atom, bool>,

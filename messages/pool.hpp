@@ -23,6 +23,10 @@ namespace pool {
 class in_place_shelf;
 }
 
+namespace in_place {
+struct session_pulse;
+}
+
 /// A session asks its engine for a connection.
 struct checkout_request {
   /// Read-only sessions use reader connections where the engine has them.
@@ -118,6 +122,9 @@ struct in_place_access {
   std::shared_ptr<pool::in_place_shelf> shelf;
   std::shared_ptr<const config> cfg;
   std::shared_ptr<const std::atomic<bool>> serving;
+  /// Asked of a session (session `in_place_atom`): what it shares with its blocking
+  /// owner; null from the database.
+  std::shared_ptr<in_place::session_pulse> pulse;
 };
 
 } // namespace cafdb

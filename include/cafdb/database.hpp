@@ -40,6 +40,8 @@ namespace detail {
 /// What the blocking client learns once from its database to read in place on the
 /// caller's thread (src/facade/client.cpp); shared by a client's copies.
 struct in_place_route;
+/// The same for a blocking session, learned from its session actor.
+struct session_route;
 
 /// What the blocking and the asynchronous facades hold: the actor system, the database
 /// and the caller's own timeout (zero or less: no limit).
@@ -200,14 +202,25 @@ class session {
 
  private:
   friend class client;
-  session(std::unique_ptr<caf::scoped_actor> owner, session_actor actor, caf::timespan timeout);
+  session(std::unique_ptr<caf::scoped_actor> owner, session_actor actor, caf::timespan timeout,
+          session_options options);
 
   template <class T, class... Ts>
   caf::expected<T> call(Ts&&... xs);
 
+  /// Like client::exec's: an autocommit call runs on the caller's thread, on a
+  /// connection borrowed from the pool's in-place shelf, while no transaction is open
+  /// and the session actor has answered every earlier call. Nothing when it cannot.
+  std::optional<caf::expected<result_set>> exec_in_place(const statement& stmt);
+  /// Notes whether a call ended at the caller's own timeout (the session actor may
+  /// still be running it: no call runs in place until it answers another).
+  template <class T>
+  T tracked(T answer);
+
   std::unique_ptr<caf::scoped_actor> owner_;
   session_actor actor_;
   caf::timespan timeout_{};
+  std::shared_ptr<detail::session_route> route_;
 };
 
 namespace detail {

@@ -76,11 +76,75 @@ struct in_place_route {
   std::shared_ptr<spdlog::logger> sql_log;
 };
 
+/// What a blocking session learns once from its session actor, and what it knows of
+/// the session's transaction from the calls it made.
+struct session_route {
+  session_options options;
+  bool asked = false;
+  /// A null shelf: this session never runs a call in place.
+  in_place_access access;
+  std::shared_ptr<spdlog::logger> sql_log;
+  /// A transaction may be open: begin was sent, and no commit or rollback succeeded
+  /// since (a failed commit or a revoked lease leave the session to say what it is).
+  bool maybe_in_tx = false;
+  /// A call ended at the caller's own timeout: the session actor may still run it, and
+  /// a call in place would overtake it. Until the actor answers a later call.
+  bool behind = false;
+};
+
 } // namespace detail
 
 client::client(caf::actor_system& sys, database_actor db, caf::timespan request_timeout)
     : client_base(sys, std::move(db), request_timeout),
       in_place_(std::make_shared<detail::in_place_route>()) {}
+
+namespace {
+
+/// Runs `stmt` in place on a connection of `access`'s shelf, on the caller's thread
+/// (session/in_place_read.hpp), with the request deadline a session would give it and
+/// never past the caller's `timeout`. Nothing when it cannot run there: the caller
+/// sends the request on.
+std::optional<caf::expected<result_set>>
+run_in_place(const in_place_access& access, spdlog::logger& sql_log, const statement& stmt,
+             const session_options& options, caf::timespan timeout) {
+  auto& shelf = *access.shelf;
+  auto& cfg = *access.cfg;
+  // SQLite: what the prepared statement learned (no write, no session change, no
+  // transaction control) is cached with it, so every call is verified, read-only ones
+  // too, and scans no text; anything else goes to the database, which answers it as
+  // before (a write in a read-only call: read_only_violation). PostgreSQL: the
+  // connection runs any statement; the text is checked as a session checks it.
+  bool shared = shelf.kind() == pool::in_place_shelf::pool_kind::shared;
+  if (shared) {
+    if (auto refused = refused_sql(stmt.sql, cfg.engine, options.read_only))
+      return caf::expected<result_set>{to_caf_error(std::move(*refused))};
+  } else if (stmt.sql.find('\0') != std::string::npos) {
+    return std::nullopt; // the session refuses it
+  }
+  // The session's request deadline (actors/session.cpp), and never past the caller's.
+  caf::timespan deadline = options.request_timeout.count() > 0
+                               ? bounded(options.request_timeout)
+                               : caf::timespan{cfg.statement_timeout} + std::chrono::seconds(1);
+  bool callers_bound = timeout < deadline;
+  deadline = std::min(deadline, timeout);
+  auto rows = in_place::exec(shelf, cfg, sql_log, stmt, deadline,
+                             in_place::how{!shared, options.read_only, true});
+  if (!rows)
+    return std::nullopt; // none free, or it may write: the database decides
+  if (*rows)
+    return caf::expected<result_set>{std::move(**rows)};
+  // Stopped at the caller's own timeout: the code a request past it gets, but this
+  // statement was cancelled, where a request's goes on until its own deadline.
+  if (callers_bound && rows->error().code == errc::statement_timeout)
+    return caf::expected<result_set>{make_error(
+        errc::request_timeout, "no answer within the client's request timeout (" +
+                                   facade::shown_timeout(timeout) +
+                                   "); the statement was cancelled and changed nothing: raise "
+                                   "the timeout, or make it cheaper")};
+  return caf::expected<result_set>{to_caf_error(std::move(rows->error()))};
+}
+
+} // namespace
 
 std::optional<caf::expected<result_set>> client::exec_in_place(const statement& stmt,
                                                                const session_options& options) {
@@ -101,41 +165,7 @@ std::optional<caf::expected<result_set>> client::exec_in_place(const statement& 
   // Not serving (starting, degraded, stopping): the database answers as it must.
   if (!route.access.shelf || !route.access.serving->load(std::memory_order_relaxed))
     return std::nullopt;
-  auto& shelf = *route.access.shelf;
-  auto& cfg = *route.access.cfg;
-  // SQLite: what the prepared statement learned (no write, no session change, no
-  // transaction control) is cached with it, so every call is verified, read-only ones
-  // too, and scans no text; anything else goes to the database, which answers it as
-  // before (a write in a read-only call: read_only_violation). PostgreSQL: the
-  // connection runs any statement; the text is checked as a session checks it.
-  bool shared = shelf.kind() == pool::in_place_shelf::pool_kind::shared;
-  if (shared) {
-    if (auto refused = refused_sql(stmt.sql, cfg.engine, options.read_only))
-      return caf::expected<result_set>{to_caf_error(std::move(*refused))};
-  } else if (stmt.sql.find('\0') != std::string::npos) {
-    return std::nullopt; // the session refuses it
-  }
-  // The session's request deadline (actors/session.cpp), and never past the caller's.
-  caf::timespan deadline = options.request_timeout.count() > 0
-                               ? bounded(options.request_timeout)
-                               : caf::timespan{cfg.statement_timeout} + std::chrono::seconds(1);
-  bool callers_bound = timeout_ < deadline;
-  deadline = std::min(deadline, timeout_);
-  auto rows = in_place::exec(shelf, cfg, *route.sql_log, stmt, deadline,
-                             in_place::how{!shared, options.read_only, true});
-  if (!rows)
-    return std::nullopt; // none free, or it may write: the database decides
-  if (*rows)
-    return caf::expected<result_set>{std::move(**rows)};
-  // Stopped at the caller's own timeout: the code a request past it gets, but this
-  // statement was cancelled, where a request's goes on until its own deadline.
-  if (callers_bound && rows->error().code == errc::statement_timeout)
-    return caf::expected<result_set>{make_error(
-        errc::request_timeout, "no answer within the client's request timeout (" +
-                                   facade::shown_timeout(timeout_) +
-                                   "); the statement was cancelled and changed nothing: raise "
-                                   "the timeout, or make it cheaper")};
-  return caf::expected<result_set>{to_caf_error(std::move(rows->error()))};
+  return run_in_place(route.access, *route.sql_log, stmt, options, timeout_);
 }
 
 caf::expected<readiness_snapshot> client::await_ready(caf::timespan timeout) {
@@ -150,7 +180,7 @@ caf::expected<session> client::open_session(session_options options) {
   auto actor = ask<session_actor>(*owner, db_, timeout_, caf::open_atom::value, std::move(options));
   if (!actor)
     return std::move(actor.error());
-  return session{std::move(owner), std::move(*actor), timeout_};
+  return session{std::move(owner), std::move(*actor), timeout_, std::move(options)};
 }
 
 caf::expected<result_set> client::exec(statement stmt, session_options options) {
@@ -359,8 +389,11 @@ caf::error client::stop() {
 // -- session --------------------------------------------------------------------
 
 session::session(std::unique_ptr<caf::scoped_actor> owner, session_actor actor,
-                 caf::timespan timeout)
-    : owner_(std::move(owner)), actor_(std::move(actor)), timeout_(timeout) {}
+                 caf::timespan timeout, session_options options)
+    : owner_(std::move(owner)), actor_(std::move(actor)), timeout_(timeout),
+      route_(std::make_shared<detail::session_route>()) {
+  route_->options = std::move(options);
+}
 
 session::session(session&&) noexcept = default;
 
@@ -370,6 +403,7 @@ session& session::operator=(session&& other) noexcept {
     owner_ = std::move(other.owner_);
     actor_ = std::move(other.actor_);
     timeout_ = other.timeout_;
+    route_ = std::move(other.route_);
   }
   return *this;
 }
@@ -385,44 +419,90 @@ caf::expected<T> session::call(Ts&&... xs) {
   return ask_or<T>(*owner_, actor_, timeout_, facade::session_gone(), std::forward<Ts>(xs)...);
 }
 
+template <class T>
+T session::tracked(T answer) {
+  if (route_)
+    route_->behind = !answer && is(answer.error(), errc::request_timeout);
+  return answer;
+}
+
+std::optional<caf::expected<result_set>> session::exec_in_place(const statement& stmt) {
+  if (!owner_ || !actor_ || !route_ || detail::in_async_callback())
+    return std::nullopt;
+  auto& route = *route_;
+  if (route.maybe_in_tx || route.behind)
+    return std::nullopt;
+  if (!route.asked) {
+    route.asked = true;
+    auto& self = *owner_;
+    if (actor_->node() != self->home_system().node())
+      return std::nullopt; // the shelf's connections live in the session's process
+    auto access = ask_or<in_place_access>(self, actor_, std::chrono::seconds(10),
+                                          facade::session_gone(), in_place_atom::value);
+    if (!access || !access->shelf || !access->pulse)
+      return std::nullopt;
+    route.access = std::move(*access);
+    route.sql_log = log::get("sql");
+  }
+  // Closed (idle timeout, the database's stop): the session answers as it must.
+  if (!route.access.shelf || route.access.pulse->closed.load(std::memory_order_relaxed))
+    return std::nullopt;
+  // A request for the session's idle clock, run or not: the session sweeps it.
+  route.access.pulse->calls.fetch_add(1, std::memory_order_relaxed);
+  return run_in_place(route.access, *route.sql_log, stmt, route.options, timeout_);
+}
+
 caf::expected<result_set> session::exec(statement stmt) {
-  return call<result_set>(exec_atom::value, std::move(stmt));
+  if (auto rows = exec_in_place(stmt))
+    return std::move(*rows);
+  return tracked(call<result_set>(exec_atom::value, std::move(stmt)));
 }
 
 caf::expected<std::vector<result_set>> session::transact(std::vector<statement> stmts) {
-  return call<std::vector<result_set>>(transact_atom::value, std::move(stmts));
+  return tracked(call<std::vector<result_set>>(transact_atom::value, std::move(stmts)));
 }
 
 caf::expected<result_set> session::exec_many(bulk_statement bulk) {
-  return call<result_set>(exec_many_atom::value, std::move(bulk));
+  return tracked(call<result_set>(exec_many_atom::value, std::move(bulk)));
 }
 
+// Whatever begin answers, a transaction may be open until a commit or rollback succeeds.
 caf::error session::begin() {
-  return as_error(call<caf::ok_atom>(begin_atom::value));
+  if (route_)
+    route_->maybe_in_tx = true;
+  return as_error(tracked(call<caf::ok_atom>(begin_atom::value)));
 }
 
 caf::error session::begin(const tx_options& options) {
-  return as_error(call<caf::ok_atom>(begin_atom::value, options));
+  if (route_)
+    route_->maybe_in_tx = true;
+  return as_error(tracked(call<caf::ok_atom>(begin_atom::value, options)));
 }
 
 caf::error session::commit() {
-  return as_error(call<caf::ok_atom>(commit_atom::value));
+  auto err = as_error(tracked(call<caf::ok_atom>(commit_atom::value)));
+  if (!err && route_)
+    route_->maybe_in_tx = false;
+  return err;
 }
 
 caf::error session::rollback() {
-  return as_error(call<caf::ok_atom>(rollback_atom::value));
+  auto err = as_error(tracked(call<caf::ok_atom>(rollback_atom::value)));
+  if (!err && route_)
+    route_->maybe_in_tx = false;
+  return err;
 }
 
 caf::error session::savepoint(const std::string& name) {
-  return as_error(call<caf::ok_atom>(savepoint_atom::value, name));
+  return as_error(tracked(call<caf::ok_atom>(savepoint_atom::value, name)));
 }
 
 caf::error session::release(const std::string& name) {
-  return as_error(call<caf::ok_atom>(release_atom::value, name));
+  return as_error(tracked(call<caf::ok_atom>(release_atom::value, name)));
 }
 
 caf::error session::rollback_to(const std::string& name) {
-  return as_error(call<caf::ok_atom>(rollback_to_atom::value, name));
+  return as_error(tracked(call<caf::ok_atom>(rollback_to_atom::value, name)));
 }
 
 caf::expected<session_info> session::info() {

@@ -21,7 +21,9 @@
 //     have written and whose connection failed is commit_in_doubt.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -38,6 +40,16 @@ class in_place_shelf;
 }
 
 namespace cafdb::in_place {
+
+/// What a session shares with its blocking owner (client::session), which runs the
+/// session's autocommit calls in place on its own thread while no transaction is open.
+struct session_pulse {
+  /// The session closed (idle timeout, the database's stop, a revoked lease...): calls
+  /// go to the session actor, which answers as it must.
+  std::atomic<bool> closed{false};
+  /// Calls run in place: each is a request, for the session's idle clock.
+  std::atomic<uint64_t> calls{0};
+};
 
 /// How one statement runs in place.
 struct how {

@@ -121,10 +121,15 @@ TEST_CASE("SQLite: read-only sessions read in place and see the latest commit", 
       // In place, no read went through the engine.
       auto reader_pool = fx.stats("reader");
       CHECK(reader_pool.checkouts - setup.checkouts == (in_place ? 0 : 3));
-      // In place the pool opened pool_size connections at start, all on the shelf; one
-      // at a time through the engine needs one connection.
+      // In place the pool opens pool_size connections at start, all for the shelf (the
+      // reads above may come before the last of them is open); one at a time through
+      // the engine needs one connection.
+      CHECK(eventually([&] {
+        reader_pool = fx.stats("reader");
+        return reader_pool.total == (in_place ? cfg.pool_size : 1) &&
+               reader_pool.in_place == (in_place ? cfg.pool_size : 0);
+      }));
       CHECK(reader_pool.total == (in_place ? cfg.pool_size : 1));
-      CHECK(reader_pool.in_place == (in_place ? cfg.pool_size : 0));
       status = fx.cli->status();
       REQUIRE(status);
       CHECK(status->reads_in_place - reads_before == (in_place ? 3 : 0));
@@ -684,4 +689,83 @@ TEST_CASE("SQLite: long reads on every reader connection leave the runtime servi
       CHECK(reader.in_use == 0);
     }
   }
+}
+
+TEST_CASE("SQLite: a blocking session runs its autocommit reads in place, and everything in a "
+          "transaction through the session",
+          "[pool][read][blocking_session]") {
+  temp_dir dir;
+  database_fixture fx{file_config(dir)};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+  auto in_place = [&] { return fx.cli->status()->reads_in_place; };
+  auto s = fx.cli->open_session(session_options{});
+  REQUIRE(s);
+  auto count = [&] {
+    auto n = s->exec({"SELECT count(*) FROM t"});
+    INFO((n ? std::string{"ok"} : text(n.error())));
+    REQUIRE(n);
+    return n->rows.at(0).at(0).as_int();
+  };
+  CHECK(count() == 0);
+  auto before = in_place();
+  CHECK(count() == 0);
+  CHECK(in_place() == before + 1);
+
+  // In a transaction every call goes to the session: it sees its own uncommitted row,
+  // which no reader connection could.
+  REQUIRE_FALSE(s->begin());
+  REQUIRE(s->exec({"INSERT INTO t VALUES (1)"}));
+  before = in_place();
+  CHECK(count() == 1);
+  CHECK(in_place() == before);
+  CHECK(fx.count("t") == 0); // another connection does not see it
+  REQUIRE_FALSE(s->rollback());
+  before = in_place();
+  CHECK(count() == 0);
+  CHECK(in_place() == before + 1);
+
+  // After a commit, in place again, and the commit is seen.
+  REQUIRE_FALSE(s->begin());
+  REQUIRE(s->exec({"INSERT INTO t VALUES (2)"}));
+  REQUIRE_FALSE(s->commit());
+  before = in_place();
+  CHECK(count() == 1);
+  CHECK(in_place() == before + 1);
+  auto info = s->info();
+  REQUIRE(info);
+  CHECK(info->phase == session_phase::idle);
+  CHECK_FALSE(info->holds_lease);
+}
+
+TEST_CASE("SQLite: a blocking session that reads in place stays open past its idle timeout, "
+          "and one that stops calling closes",
+          "[pool][read][blocking_session]") {
+  temp_dir dir;
+  database_fixture fx{file_config(dir)};
+  fx.require_ready();
+  session_options options;
+  options.read_only = true;
+  options.idle_timeout = std::chrono::milliseconds(200);
+  auto s = fx.cli->open_session(options);
+  REQUIRE(s);
+  // Reads in place for several idle timeouts: each counts as a request.
+  auto before = fx.cli->status()->reads_in_place;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  int64_t reads = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    auto one = s->exec({"SELECT 1"});
+    INFO((one ? std::string{"ok"} : text(one.error())));
+    REQUIRE(one);
+    reads += 1;
+  }
+  CHECK(fx.cli->status()->reads_in_place - before == reads);
+  CHECK(fx.cli->status()->sessions == 1);
+  // Left alone, it closes at its idle timeout (the database's status says so without
+  // calling it); then a call answers session_closed, in place or not.
+  CHECK(eventually([&] { return fx.cli->status()->sessions == 0; }));
+  auto late = s->exec({"SELECT 1"});
+  REQUIRE(!late);
+  INFO(text(late.error()));
+  CHECK(is(late.error(), errc::session_closed));
 }

@@ -556,3 +556,41 @@ TEST_CASE("PostgreSQL: a write in place whose connection dies is in doubt, and t
   CHECK(fx.stats("shared").discarded >= 1);
   CHECK(fx.count("doubted") == 0);
 }
+
+TEST_CASE_METHOD(pg_database,
+                 "PostgreSQL: a blocking session's autocommit calls run in place; a transaction's "
+                 "run on its lease",
+                 "[pg][in_place][blocking_session]") {
+  must_exec({"CREATE TABLE sessioned (x int)"});
+  await_shelf(*this);
+  auto s = cli->open_session(session_options{});
+  REQUIRE(s);
+  auto before = calls_in_place(*this);
+  REQUIRE(s->exec({"INSERT INTO sessioned VALUES (1)"}));
+  CHECK(calls_in_place(*this) == before + 1);
+  CHECK(count("sessioned") == 1);
+  // In a transaction: on the session's lease, undone by its rollback, never in place.
+  REQUIRE_FALSE(s->begin());
+  before = calls_in_place(*this);
+  REQUIRE(s->exec({"INSERT INTO sessioned VALUES (2)"}));
+  auto inside = s->exec({"SELECT count(*) FROM sessioned"});
+  REQUIRE(inside);
+  CHECK(inside->rows.at(0).at(0).as_int() == 2);
+  CHECK(calls_in_place(*this) == before);
+  REQUIRE_FALSE(s->rollback());
+  CHECK(count("sessioned") == 1);
+  // Refused as the session refuses it.
+  auto refused = s->exec({"COMMIT"});
+  REQUIRE(!refused);
+  CHECK(is(refused.error(), errc::invalid_argument));
+  session_options read_only;
+  read_only.read_only = true;
+  auto reader = cli->open_session(read_only);
+  REQUIRE(reader);
+  auto write = reader->exec({"INSERT INTO sessioned VALUES (3)"});
+  REQUIRE(!write);
+  CHECK(is(write.error(), errc::read_only_violation));
+  auto seen = reader->exec({"SELECT count(*) FROM sessioned"});
+  REQUIRE(seen);
+  CHECK(seen->rows.at(0).at(0).as_int() == 1);
+}
