@@ -1,5 +1,6 @@
 // The blocking facade: one request, one reply, each bounded by a timeout.
 #include <algorithm>
+#include <array>
 #include <mutex>
 
 #include <caf/all.hpp>
@@ -100,6 +101,30 @@ client::client(caf::actor_system& sys, database_actor db, caf::timespan request_
 
 namespace {
 
+/// refused_sql, remembering the last few texts it passed on this thread: applications
+/// repeat a handful of statements, and reading one anew cost more CPU than libpq's
+/// whole round trip (its verdict depends only on the text, the dialect and read-only).
+std::optional<db_error> refused_sql_here(const std::string& sql, engine_kind dialect,
+                                         bool read_only) {
+  struct passed {
+    std::string sql;
+    engine_kind dialect = engine_kind::sqlite;
+    bool read_only = false;
+  };
+  thread_local std::array<passed, 8> recent;
+  thread_local size_t next = 0;
+  for (auto& entry : recent)
+    if (entry.read_only == read_only && entry.dialect == dialect && entry.sql == sql &&
+        !sql.empty())
+      return std::nullopt;
+  auto refused = refused_sql(sql, dialect, read_only);
+  if (!refused) {
+    recent[next] = passed{sql, dialect, read_only};
+    next = (next + 1) % recent.size();
+  }
+  return refused;
+}
+
 /// Runs `stmt` in place on a connection of `access`'s shelf, on the caller's thread
 /// (session/in_place_read.hpp), with the request deadline a session would give it and
 /// never past the caller's `timeout`. Nothing when it cannot run there: the caller
@@ -116,7 +141,7 @@ run_in_place(const in_place_access& access, spdlog::logger& sql_log, const state
   // connection runs any statement; the text is checked as a session checks it.
   bool shared = shelf.kind() == pool::in_place_shelf::pool_kind::shared;
   if (shared) {
-    if (auto refused = refused_sql(stmt.sql, cfg.engine, options.read_only))
+    if (auto refused = refused_sql_here(stmt.sql, cfg.engine, options.read_only))
       return caf::expected<result_set>{to_caf_error(std::move(*refused))};
   } else if (stmt.sql.find('\0') != std::string::npos) {
     return std::nullopt; // the session refuses it
