@@ -400,6 +400,17 @@ TEST_CASE("DB_* variables and a .env file configure PostgreSQL, whatever the pas
 
 namespace {
 
+// A database whose pool holds one connection: every call uses the same one.
+struct pg_one_connection : with_temp_dir, database_fixture {
+  static config one_connection(const temp_dir& dir) {
+    auto cfg = pg_backend::make_config(dir);
+    cfg.pool_size = 1;
+    cfg.max_overflow = 0;
+    return cfg;
+  }
+  pg_one_connection() : database_fixture(one_connection(dir)) { require_ready(); }
+};
+
 // Calls the blocking client ran on a pooled connection on its own thread so far.
 int64_t calls_in_place(database_fixture& fx) {
   auto report = fx.cli->status();
@@ -480,15 +491,12 @@ TEST_CASE_METHOD(pg_database,
   CHECK(stats("shared").discarded == 0);
 }
 
-TEST_CASE("PostgreSQL: a blocking call in place past its deadline is cancelled on the server, "
-          "and its connection serves the next call",
-          "[pg][in_place]") {
-  temp_dir dir;
-  auto cfg = pg_backend::make_config(dir);
-  cfg.pool_size = 1;
-  cfg.max_overflow = 0;
-  database_fixture fx{cfg};
-  fx.require_ready();
+TEST_CASE_METHOD(
+    pg_one_connection,
+    "PostgreSQL: a blocking call in place past its deadline is cancelled on the server, "
+    "and its connection serves the next call",
+    "[pg][in_place]") {
+  database_fixture& fx = *this;
   await_shelf(fx);
   auto pid = fx.cli->exec({"SELECT pg_backend_pid()"});
   REQUIRE(pid);
@@ -520,15 +528,11 @@ TEST_CASE("PostgreSQL: a blocking call in place past its deadline is cancelled o
   CHECK(quiet->rows.at(0).at(0).as_int() == 0);
 }
 
-TEST_CASE("PostgreSQL: a write in place whose connection dies is in doubt, and the pool "
-          "replaces the connection",
-          "[pg][in_place]") {
-  temp_dir dir;
-  auto cfg = pg_backend::make_config(dir);
-  cfg.pool_size = 1;
-  cfg.max_overflow = 0;
-  database_fixture fx{cfg};
-  fx.require_ready();
+TEST_CASE_METHOD(pg_one_connection,
+                 "PostgreSQL: a write in place whose connection dies is in doubt, and the pool "
+                 "replaces the connection",
+                 "[pg][in_place]") {
+  database_fixture& fx = *this;
   fx.must_exec({"CREATE TABLE doubted (x int)"});
   await_shelf(fx);
   // The write runs on a thread of its own (which asserts nothing); this one kills the
