@@ -286,6 +286,7 @@ caf::result<Result> one_shot(database_pointer self, Atom atom, Request request,
 }
 
 void finish_stop(database_pointer self);
+void finish_stop_when_drained(database_pointer self);
 
 void recompute(database_pointer self) {
   auto& st = self->state;
@@ -451,6 +452,21 @@ void on_child_down(database_pointer self, caf::down_msg& dm) {
   start_setup(self);
 }
 
+// The stop ends once no session is open and no blocking caller holds a connection of
+// the in-place shelf: a call in place is a request like a session's, which may finish
+// until shutdown_timeout (then drain_over cancels it). Calls in place tell no one when
+// they end: while only they are left, the database looks again every few milliseconds.
+void finish_stop_when_drained(database_pointer self) {
+  auto& st = self->state;
+  if (!st.stopping || st.state == readiness_state::stopped || !st.sessions.empty())
+    return;
+  if (st.shelf && st.shelf->lent() > 0) {
+    self->delayed_send(self, std::chrono::milliseconds(5), tick_atom::value);
+    return;
+  }
+  finish_stop(self);
+}
+
 void finish_stop(database_pointer self) {
   auto& st = self->state;
   if (st.state == readiness_state::stopped)
@@ -569,8 +585,7 @@ database_actor::behavior_type database_behavior(database_pointer self,
                       st.sessions.end());
     st.subscribers.erase(std::remove_if(st.subscribers.begin(), st.subscribers.end(), is_source),
                          st.subscribers.end());
-    if (st.stopping && st.sessions.empty())
-      finish_stop(self);
+    finish_stop_when_drained(self);
   });
   start_children(self);
   return {
@@ -689,18 +704,19 @@ database_actor::behavior_type database_behavior(database_pointer self,
         for (auto& [id, promise] : st.awaiting)
           promise.deliver(stopping_error());
         st.awaiting.clear();
-        if (st.sessions.empty()) {
-          finish_stop(self);
-          return rp;
-        }
-        // Open transactions may finish until shutdown_timeout; idle sessions close now.
+        // Open transactions and calls in place may finish until shutdown_timeout; idle
+        // sessions close now.
         for (auto& session : st.sessions)
           self->send(session.actor, shutdown_atom::value, false);
         self->delayed_send(self, st.cfg->shutdown_timeout, drain_over_atom::value);
+        finish_stop_when_drained(self);
         return rp;
       },
       [=](readiness_event& ev) { publish_component(self, std::move(ev)); },
-      [=](tick_atom) { sweep_sessions(self); },
+      [=](tick_atom) {
+        sweep_sessions(self);
+        finish_stop_when_drained(self);
+      },
       [=](drain_over_atom) {
         // shutdown_timeout passed while stopping.
         auto& st = self->state;

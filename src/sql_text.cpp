@@ -453,6 +453,10 @@ std::optional<std::string> escape_read(const std::string& sql, engine_kind diale
     // A DO block or a name spelled with escapes can hide any of these.
     if (words == 1 && first == "do")
       return std::string{"DO"};
+    // A procedure called outside a transaction may COMMIT, then change any of these
+    // (found from outside: a read-only call wrote through one).
+    if (words == 1 && first == "call")
+      return std::string{"CALL"};
     if (token == "u&")
       return std::string{"U&\"...\" names"};
     // Its setting's name is a literal: any use might be one.
@@ -512,6 +516,15 @@ std::optional<db_error> refused_sql(const std::string& sql, engine_kind dialect,
                     "the SQL text contains a NUL character, where the engine would stop "
                     "reading it; remove it (values go in parameters)",
                     "", ""};
+  if (dialect == engine_kind::postgresql && leading_keyword(sql) == "copy") {
+    auto text = to_lower(sql);
+    if (text.find("stdin") != std::string::npos || text.find("stdout") != std::string::npos)
+      return db_error{errc::invalid_argument,
+                      "COPY ... FROM STDIN / TO STDOUT needs the copy protocol, which exec does "
+                      "not speak: insert rows with exec_many, read them with SELECT (COPY to or "
+                      "from a server file works)",
+                      "", ""};
+  }
   if (auto keyword = transaction_control(sql, dialect))
     return db_error{errc::invalid_argument,
                     *keyword +

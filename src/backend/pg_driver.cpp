@@ -388,6 +388,15 @@ PGresult* pg_driver::exec_sent(Send send) {
   // Like PQexec: the last result, or the first error (the query ends after it).
   PGresult* last = nullptr;
   while (PGresult* res = next_result()) {
+    auto status = PQresultStatus(res);
+    if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
+      // The copy protocol is not spoken here (a COPY in a script slipped past the text
+      // check): libpq would hand out this result forever. The connection goes.
+      PQclear(res);
+      PQclear(last);
+      close();
+      return nullptr;
+    }
     if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
       PQclear(res);
       continue;

@@ -176,7 +176,10 @@ std::optional<caf::expected<result_set>> client::exec_in_place(const statement& 
   // The request path answers these as it must (an async callback is refused there).
   if (detail::in_async_callback() || !db_ || !in_place_)
     return std::nullopt;
-  auto& route = *in_place_;
+  // Held for the call: an application that destroys its runtime while calls still run
+  // must not take the shelf from under them.
+  auto held = in_place_;
+  auto& route = *held;
   std::call_once(route.asked, [&] {
     if (db_->node() != sys_->node())
       return; // the shelf's connections live in the database's process

@@ -598,3 +598,85 @@ TEST_CASE_METHOD(pg_database,
   REQUIRE(seen);
   CHECK(seen->rows.at(0).at(0).as_int() == 1);
 }
+
+TEST_CASE_METHOD(pg_one_connection,
+                 "PostgreSQL: stop lets a blocking call in place finish until shutdown_timeout, "
+                 "and cancels it after",
+                 "[pg][in_place]") {
+  must_exec({"CREATE TABLE stopped (x int)"});
+  await_shelf(*this);
+  // Found from outside: stop cancelled calls in place at once ("shutdown_timeout
+  // passed"), where it lets a session's request finish. The call runs on a thread of
+  // its own (which asserts nothing); this one stops the database once it borrowed.
+  auto before = calls_in_place(*this);
+  std::atomic<bool> answered{false};
+  caf::expected<result_set> write{caf::error{}};
+  std::thread writer{[&] {
+    write = cli->exec({"INSERT INTO stopped SELECT 1 FROM pg_sleep(1) AS cafdb_stop_probe"});
+    answered = true;
+  }};
+  bool seen = eventually([&] { return calls_in_place(*this) > before; });
+  auto stopped = seen ? cli->stop() : caf::error{};
+  bool answered_before_stop_returned = answered.load();
+  writer.join();
+  REQUIRE(seen);
+  CHECK_FALSE(stopped);
+  CHECK(answered_before_stop_returned);
+  INFO((write ? std::string{"ok"} : text(write.error())));
+  REQUIRE(write);
+  CHECK(write->affected_rows == 1);
+  // Stopped: a new call is refused.
+  auto refused = cli->exec({"SELECT 1"});
+  REQUIRE(!refused);
+  CHECK(is(refused.error(), errc::shutting_down));
+}
+
+TEST_CASE("PostgreSQL: a blocking call in place still running at shutdown_timeout is "
+          "cancelled and answers shutting_down",
+          "[pg][in_place]") {
+  temp_dir dir;
+  auto cfg = pg_one_connection::one_connection(dir);
+  cfg.shutdown_timeout = std::chrono::milliseconds(300);
+  database_fixture fx{cfg};
+  fx.require_ready();
+  await_shelf(fx);
+  std::atomic<bool> answered{false};
+  caf::expected<result_set> slow{caf::error{}};
+  auto before = calls_in_place(fx);
+  std::thread caller{[&] {
+    slow = fx.cli->exec({"SELECT pg_sleep(600) AS cafdb_shutdown_probe"});
+    answered = true;
+  }};
+  bool seen = eventually([&] { return calls_in_place(fx) > before; });
+  auto started = std::chrono::steady_clock::now();
+  auto stopped = seen ? fx.cli->stop() : caf::error{};
+  auto took = std::chrono::steady_clock::now() - started;
+  caller.join();
+  REQUIRE(seen);
+  CHECK_FALSE(stopped);
+  REQUIRE(!slow);
+  INFO(text(slow.error()));
+  CHECK(is(slow.error(), errc::shutting_down));
+  CHECK(took < std::chrono::seconds(10));
+}
+
+TEST_CASE_METHOD(pg_one_connection,
+                 "PostgreSQL: COPY with the client's stream is refused, or fails, and never "
+                 "spins; the pool serves on",
+                 "[pg][in_place]") {
+  must_exec({"CREATE TABLE copied (x int)"});
+  // Found from outside: libpq hands out the COPY result forever, and the call spun.
+  for (auto sql : {"COPY (SELECT 1) TO STDOUT", "COPY copied FROM STDIN"}) {
+    INFO(sql);
+    auto refused = cli->exec({sql});
+    REQUIRE(!refused);
+    CHECK(is(refused.error(), errc::invalid_argument));
+  }
+  // Past the text check, inside a script: the connection goes, the call answers.
+  auto hidden = cli->exec({"SELECT 1; COPY (SELECT 1) TO STDOUT"});
+  REQUIRE(!hidden);
+  INFO(text(hidden.error()));
+  auto next = cli->exec({"SELECT count(*) FROM copied"});
+  INFO((next ? std::string{"ok"} : text(next.error())));
+  REQUIRE(eventually([&] { return static_cast<bool>(cli->exec({"SELECT 1"})); }));
+}

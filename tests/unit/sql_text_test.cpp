@@ -205,6 +205,10 @@ TEST_CASE("what would lift a read-only session's protection is found", "[sql_tex
   CHECK(escape("SELECT U&\"set!005fconfig\" UESCAPE '!' ('a', 'b', false)", pg) ==
         "U&\"...\" names");
   CHECK(escape("DO $$ BEGIN PERFORM set_config('x', 'y', false); END $$", pg) == "DO");
+  // A procedure may COMMIT and then lift it (found from outside).
+  CHECK(escape("CALL p_def()", pg) == "CALL");
+  CHECK(escape("SELECT 1; call p()", pg) == "CALL");
+  CHECK(escape("SELECT 'call'", pg).empty());
   CHECK(escape("PRAGMA \"query_only\" = 0", lite) == "query_only");
   CHECK(escape("PRAGMA [query_only] = 0", lite) == "query_only");
   CHECK(escape("PRAGMA `query_only` = 0", lite) == "query_only");
@@ -217,4 +221,19 @@ TEST_CASE("what would lift a read-only session's protection is found", "[sql_tex
   CHECK(escape("SELECT x FROM t WHERE y = 'query_only'", lite).empty());
   CHECK(escape("SELECT read, write FROM t", pg).empty());
   CHECK(escape("SELECT x FROM t", pg).empty());
+}
+
+TEST_CASE("COPY with the client's stream is refused on PostgreSQL, with what to do instead",
+          "[sql_text]") {
+  auto pg = cafdb::engine_kind::postgresql;
+  for (auto sql :
+       {"COPY (SELECT 1) TO STDOUT", "copy t FROM stdin", "COPY t TO STDOUT (FORMAT csv)"}) {
+    INFO(sql);
+    auto refused = cafdb::refused_sql(sql, pg, false);
+    REQUIRE(refused);
+    CHECK(refused->code == cafdb::errc::invalid_argument);
+    CHECK(refused->message.find("exec_many") != std::string::npos);
+  }
+  CHECK_FALSE(cafdb::refused_sql("COPY t TO '/tmp/t.csv'", pg, false));
+  CHECK_FALSE(cafdb::refused_sql("SELECT 'copy to stdout'", pg, false));
 }
