@@ -699,6 +699,8 @@ TEST_CASE("SQLite: a blocking session runs its autocommit reads in place, and ev
   fx.require_ready();
   fx.must_exec({"CREATE TABLE t (x INTEGER)"});
   auto in_place = [&] { return fx.cli->status()->reads_in_place; };
+  // The reader pool opens its connections at start; reads count once they are shelved.
+  REQUIRE(eventually([&] { return fx.stats("reader").in_place == fx.stats("reader").size; }));
   auto s = fx.cli->open_session(session_options{});
   REQUIRE(s);
   auto count = [&] {
@@ -749,7 +751,10 @@ TEST_CASE("SQLite: a blocking session that reads in place stays open past its id
   options.idle_timeout = std::chrono::milliseconds(200);
   auto s = fx.cli->open_session(options);
   REQUIRE(s);
-  // Reads in place for several idle timeouts: each counts as a request.
+  // Reads in place for several idle timeouts: each counts as a request. (The reader
+  // pool opens its connections at start: a read before they are shelved goes through
+  // the engine.)
+  REQUIRE(eventually([&] { return fx.stats("reader").in_place == fx.stats("reader").size; }));
   auto before = fx.cli->status()->reads_in_place;
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   int64_t reads = 0;
