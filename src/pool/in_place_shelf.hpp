@@ -1,9 +1,11 @@
-// Reading in place: the access mode of a SQLite reader pool in which a session borrows a
-// connection and runs an autocommit read on its own thread, with no message to the
-// engine or the connection (docs/benchmarks.md). The shelf holds the connections the
-// pool has put out for this mode; the pool model counts them as `shelved` slots, so one
-// pool_size bounds every reader connection, and recycling, discarding and stats treat
-// them like the others.
+// Running in place: the access mode of a pool in which a borrower takes a connection
+// and runs an autocommit statement on its own thread, with no message to the engine or
+// the connection (docs/architecture.md). A SQLite reader pool lends to sessions and
+// blocking callers, for reads; a PostgreSQL engine's one pool (pool_kind::shared) only
+// to blocking callers, for any statement, and fills its shelf once one wants it. The
+// shelf holds the connections the pool has put out for this mode; the pool model counts
+// them as `shelved` slots, so one pool_size bounds every connection, and recycling,
+// discarding and stats treat them like the others.
 //
 // An entry's life (the engine puts, recalls and learns of returns; sessions borrow):
 //
