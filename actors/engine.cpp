@@ -493,6 +493,8 @@ void on_fill_failed(engine_pointer self, size_t index, const caf::error& err) {
   // open no more for a while (doubling up to 5 s); waiters are served by the
   // connections the pool has as they come back.
   self->delayed_send(self, p.model.server_full(now()), caf::open_atom::value);
+  // Work that waited for this connection takes one back from the in-place shelf.
+  recall_for_work(self, index);
   if (p.model.total() > 0)
     return;
   // No connection at all: the checkout (or read) that asked for this one learns why.

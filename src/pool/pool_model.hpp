@@ -535,10 +535,12 @@ class pool_model {
   // -- the in-place shelf ---------------------------------------------------------
 
   /// How many shelved connections the engine should take back for queued work: the
-  /// work no idle, opening or pinged connection will serve, when the pool may open no
-  /// more.
+  /// work no idle, opening or pinged connection will serve. With room to open, the
+  /// engine opens connections for waiting work first (refill) and they count here; what
+  /// is left is work the pool may not open for (at max, or the server said it is full):
+  /// without a recall it would wait for pool_timeout beside shelved connections.
   int shelf_wanted_back() const {
-    if (can_open() || !idle_.empty())
+    if (!idle_.empty())
       return 0;
     auto unserved = waiting_units() - count(slot_state::opening) - count(slot_state::pinging);
     return std::clamp(unserved, 0, count(slot_state::shelved));

@@ -446,3 +446,66 @@ TEST_CASE("a full server (53300) is not a lost server: the connections that work
       await_event(watcher, "database", readiness_state::degraded, std::chrono::milliseconds(200));
   CHECK_FALSE(degraded);
 }
+
+TEST_CASE("a full server: work that waits takes its connection back from blocking callers "
+          "in place instead of waiting for pool_timeout",
+          "[fault][pg][in_place]") {
+  pg_server server{6};
+  // Take all but two of the server's connection slots; one of them watches the server.
+  std::vector<std::unique_ptr<PGconn, decltype(&PQfinish)>> holders;
+  for (int i = 0; i < 4; ++i) {
+    holders.emplace_back(PQconnectdb(server.url.c_str()), &PQfinish);
+    REQUIRE(PQstatus(holders.back().get()) == CONNECTION_OK);
+  }
+  auto sleeping = [&] {
+    auto* r = PQexec(holders.front().get(), "SELECT count(*) FROM pg_stat_activity "
+                                            "WHERE query LIKE 'SELECT pg_sleep(1)%'");
+    int n = PQresultStatus(r) == PGRES_TUPLES_OK ? std::atoi(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    return n;
+  };
+  auto cfg = must_config(server.url);
+  cfg.pool_size = 10;
+  cfg.max_overflow = 0;
+  cfg.min_idle = 10; // keeps asking the server for more: it answers 53300
+  cfg.pool_timeout = std::chrono::milliseconds(4000);
+  cfg.log_level = std::getenv("CAFDB_TEST_LOG") ? std::getenv("CAFDB_TEST_LOG") : "off";
+  database_fixture fx{cfg};
+  fx.require_ready();
+  // A blocking call opens the shelf: both connections the server allows go there.
+  REQUIRE(eventually([&] {
+    auto probe = fx.cli->exec({"SELECT 1"});
+    return probe && fx.stats("shared").in_place == 2;
+  }));
+
+  // Two blocking callers borrow both, in place, for a second.
+  std::atomic<int> sleeper_failures{0};
+  std::vector<std::thread> sleepers;
+  for (int i = 0; i < 2; ++i)
+    sleepers.emplace_back([&] {
+      client own{fx.sys, fx.db, std::chrono::seconds(30)};
+      if (!own.exec({"SELECT pg_sleep(1)"}))
+        sleeper_failures += 1;
+    });
+  struct joiner {
+    std::vector<std::thread>& threads;
+    ~joiner() {
+      for (auto& t : threads)
+        t.join();
+    }
+  } joined{sleepers};
+  REQUIRE(eventually([&] { return sleeping() == 2; }));
+
+  // A session's checkout finds nothing free and no room on the server: it must take a
+  // shelved connection back when its borrower is done, not wait out pool_timeout.
+  auto s = fx.cli->open_session(session_options{});
+  REQUIRE(s);
+  auto r = s->exec({"SELECT 1"});
+  INFO((r ? std::string{"ok"} : text(r.error())));
+  CHECK(r);
+  for (auto& t : sleepers)
+    t.join();
+  sleepers.clear();
+  CHECK(sleeper_failures == 0);
+  CHECK(fx.stats("shared").timeouts == 0);
+}

@@ -546,8 +546,16 @@ TEST_CASE("pool model: work that finds no connection and no room takes shelved o
   open(roomy, 1);
   open(roomy, 2);
   roomy.enqueue(waiter(20), t0, std::nullopt, false);
-  CHECK(roomy.shelf_wanted_back() == 0);
   CHECK(roomy.wanted_openings(t0, false) == 1);
+  roomy.open_started(3, t0 + 1h);
+  CHECK(roomy.shelf_wanted_back() == 0);
+  // The open failed because the server is full: the pool opens no more for a while, and
+  // the waiter takes a shelved connection back instead of waiting for pool_timeout.
+  roomy.open_failed(3);
+  roomy.server_full(t0);
+  CHECK(roomy.wanted_openings(t0, false) == 0);
+  CHECK(roomy.shelf_wanted_back() == 1);
+  REQUIRE_SOUND(roomy);
 }
 
 TEST_CASE("pool model: a checkout takes a shelved connection the engine took off the shelf",
