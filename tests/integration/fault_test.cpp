@@ -71,9 +71,12 @@ TEST_CASE("the server stops and restarts under 50 clients: typed errors, degrade
   auto cfg = must_config(server.url);
   cfg.pool_size = 10;
   cfg.max_overflow = 0;
-  cfg.pool_timeout = std::chrono::milliseconds(2000);
+  // Generous timeouts: under TSan on a busy two-core machine a connect or a queue wait
+  // takes seconds, and a connect past connect_timeout while the pool grows counts as a
+  // lost server. The server's stop is seen at once (connections refused, not silent).
+  cfg.pool_timeout = std::chrono::milliseconds(5000);
   cfg.statement_timeout = std::chrono::milliseconds(5000);
-  cfg.connect_timeout = std::chrono::milliseconds(2000);
+  cfg.connect_timeout = std::chrono::milliseconds(10000);
   cfg.log_level = std::getenv("CAFDB_TEST_LOG") ? std::getenv("CAFDB_TEST_LOG") : "off";
   database_fixture fx{cfg};
   fx.require_ready();
@@ -119,6 +122,11 @@ TEST_CASE("the server stops and restarts under 50 clients: typed errors, degrade
     out << log.acknowledged.size() << " acknowledged;";
     for (auto& [code, n] : log.errors)
       out << " " << (code.empty() ? "untyped" : code) << " x" << n;
+    if (auto report = fx.cli->status())
+      for (auto& pool : report->pools)
+        out << "; " << pool.pool << " pool: " << pool.total << " open, " << pool.waiting
+            << " waiting, " << pool.opened << " opened, " << pool.reconnects << " reconnects, "
+            << pool.timeouts << " timeouts";
     return out.str();
   };
 
