@@ -44,6 +44,7 @@
 #include <caf/all.hpp>
 
 #include "actors/engine.hpp"
+#include "actors/one_shot_reader.hpp"
 #include "actors/operations.hpp"
 #include "actors/schema.hpp"
 #include "actors/session.hpp"
@@ -101,6 +102,15 @@ struct database_state {
   /// Whether one-shot requests are served now (ready, not stopping): the blocking
   /// clients that read in place on their own threads (in_place_atom) look here first.
   std::shared_ptr<std::atomic<bool>> serving = std::make_shared<std::atomic<bool>>(false);
+  /// One-shot readers (actors/one_shot_reader.cpp), with SQLite's reader shelf: a
+  /// one-shot `exec` goes to a free one instead of a session of its own. `busy` is set
+  /// here when one is handed a request, and cleared by the reader.
+  struct one_shot_reader_entry {
+    one_shot_reader_actor actor;
+    std::shared_ptr<std::atomic<bool>> busy;
+  };
+  std::vector<one_shot_reader_entry> readers;
+  size_t next_reader = 0;
   std::deque<caf::timestamp> restart_times;
   int32_t restarts = 0;
   uint64_t next_id = 1;
@@ -120,6 +130,8 @@ struct database_state {
       caf::anon_send(session.actor, shutdown_atom::value, true);
     if (shelf)
       shelf->cancel_for_shutdown();
+    for (auto& reader : readers)
+      caf::anon_send_exit(reader.actor, caf::exit_reason::user_shutdown);
     for (auto& entry : engines)
       caf::anon_send_exit(entry.second, caf::exit_reason::user_shutdown);
     if (setup)
@@ -283,6 +295,28 @@ caf::result<Result> one_shot(database_pointer self, Atom atom, Request request,
       },
       [=](caf::error err) mutable { rp.deliver(std::move(err)); });
   return rp;
+}
+
+// A free one-shot reader for a one-shot `exec`, marked busy; none while not ready (the
+// request is held or refused as any other), when every reader is busy, or when the
+// request comes back from a reader (it could not run in place).
+std::optional<one_shot_reader_actor> take_one_shot_reader(database_pointer self) {
+  auto& st = self->state;
+  if (st.readers.empty() || st.stopping || st.state != readiness_state::ready)
+    return std::nullopt;
+  auto& sender = self->current_sender();
+  for (auto& reader : st.readers)
+    if (sender && sender->id() == reader.actor->id())
+      return std::nullopt;
+  for (size_t i = 0; i < st.readers.size(); ++i) {
+    auto& reader = st.readers[(st.next_reader + i) % st.readers.size()];
+    if (!reader.busy->load(std::memory_order_acquire)) {
+      reader.busy->store(true, std::memory_order_relaxed);
+      st.next_reader = (st.next_reader + i + 1) % st.readers.size();
+      return reader.actor;
+    }
+  }
+  return std::nullopt;
 }
 
 void finish_stop(database_pointer self);
@@ -567,6 +601,15 @@ database_actor::behavior_type database_behavior(database_pointer self,
         reads.shelf, reads.scheduler_borrowers,
         reads.shared_pool ? pool::in_place_shelf::pool_kind::shared
                           : pool::in_place_shelf::pool_kind::readers);
+  // SQLite's reader shelf lends to scheduler threads: one-shot reads run there too,
+  // on readers that live as long as the database.
+  if (st.shelf && st.shelf->kind() == pool::in_place_shelf::pool_kind::readers)
+    for (size_t i = 0; i < st.shelf->scheduler_limit(); ++i) {
+      auto busy = std::make_shared<std::atomic<bool>>(false);
+      auto reader = spawn_one_shot_reader(self->system(), caf::actor_cast<caf::actor_addr>(self),
+                                          st.shelf, st.cfg, busy);
+      st.readers.push_back({std::move(reader), std::move(busy)});
+    }
   st.log = log::get("database");
   st.log->info("starting database {}", st.cfg->redacted_url());
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -603,6 +646,8 @@ database_actor::behavior_type database_behavior(database_pointer self,
         return rp;
       },
       [=](exec_atom atom, statement& stmt, session_options& options) -> caf::result<result_set> {
+        if (auto reader = take_one_shot_reader(self))
+          return self->delegate(*reader, atom, std::move(stmt), std::move(options));
         return one_shot<result_set>(self, atom, std::move(stmt), std::move(options));
       },
       [=](transact_atom atom, std::vector<statement>& stmts,

@@ -127,11 +127,7 @@ bool in_transaction(const session_state& st) {
 }
 
 caf::timespan request_deadline(const session_state& st) {
-  if (st.options.request_timeout.count() > 0)
-    return bounded(st.options.request_timeout);
-  // Trails the server-side statement_timeout, so the server cancels first and the
-  // connection stays usable; our own deadline only catches a hung link.
-  return caf::timespan{st.cfg->statement_timeout} + std::chrono::seconds(1);
+  return cafdb::request_deadline(st.options.request_timeout, *st.cfg);
 }
 
 /// How long a connection may take past a request's deadline to answer: it cancels the

@@ -147,9 +147,7 @@ run_in_place(const in_place_access& access, spdlog::logger& sql_log, const state
     return std::nullopt; // the session refuses it
   }
   // The session's request deadline (actors/session.cpp), and never past the caller's.
-  caf::timespan deadline = options.request_timeout.count() > 0
-                               ? bounded(options.request_timeout)
-                               : caf::timespan{cfg.statement_timeout} + std::chrono::seconds(1);
+  caf::timespan deadline = request_deadline(options.request_timeout, cfg);
   bool callers_bound = timeout < deadline;
   deadline = std::min(deadline, timeout);
   auto rows = in_place::exec(shelf, cfg, sql_log, stmt, deadline,

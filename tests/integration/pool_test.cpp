@@ -1,6 +1,8 @@
 // SQLite-specific pool behaviour: writer serialization, overflow, in-memory sharing
 // (the conformance suite covers exhaustion on every engine).
 #include <algorithm>
+#include <atomic>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -203,7 +205,7 @@ TEST_CASE("SQLite: a read-write call's autocommit read runs in place; anything t
   REQUIRE(after->columns.size() == 2);
   CHECK(after->rows.at(0).at(1) == value{std::string{"new"}});
 
-  // An actor's one-shot exec takes the same path, through a throwaway session.
+  // An actor's one-shot exec takes the same path, on one of the database's one-shot readers.
   {
     caf::scoped_actor self{fx.sys};
     reads_before = in_place();
@@ -777,4 +779,142 @@ TEST_CASE("SQLite: a blocking session that reads in place stays open past its id
   REQUIRE(!late);
   INFO(text(late.error()));
   CHECK(is(late.error(), errc::session_closed));
+}
+
+namespace {
+
+/// An actor's one-shot exec, and which actor answered it.
+struct one_shot_answer {
+  caf::expected<result_set> rows{caf::error{}};
+  caf::actor_id answered_by = 0;
+};
+
+one_shot_answer one_shot_exec(database_fixture& fx, caf::scoped_actor& self, statement stmt,
+                              session_options options = {}) {
+  one_shot_answer out;
+  self->request(fx.db, std::chrono::seconds(60), exec_atom::value, std::move(stmt),
+                std::move(options))
+      .receive(
+          [&](result_set& rows) {
+            out.rows = std::move(rows);
+            out.answered_by = self->current_sender() ? self->current_sender()->id() : 0;
+          },
+          [&](caf::error& err) { out.rows = std::move(err); });
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("SQLite: an actor's one-shot reads run in place on a few long-lived readers, not an "
+          "actor per request, under every rule a session keeps",
+          "[pool][read][one_shot]") {
+  shelf_pool fx{3};
+  fx.must_exec({"INSERT INTO t VALUES (7)"});
+  REQUIRE(eventually([&] { return fx.stats("reader").in_place == 3; }));
+  caf::scoped_actor self{fx.sys};
+  auto before = reads_in_place(fx);
+  auto checkouts = fx.stats("reader").checkouts;
+  std::set<caf::actor_id> answered_by;
+  for (int i = 0; i < 20; ++i) {
+    auto got = one_shot_exec(fx, self, {"SELECT x FROM t"});
+    INFO((got.rows ? std::string{"ok"} : text(got.rows.error())));
+    REQUIRE(got.rows);
+    CHECK(got.rows->rows.at(0).at(0).as_int() == 7);
+    answered_by.insert(got.answered_by);
+  }
+  CHECK(reads_in_place(fx) == before + 20);
+  CHECK(fx.stats("reader").checkouts == checkouts);
+  // At most one reader per scheduler thread a read may block (all but one).
+  CHECK(answered_by.size() <= std::max<size_t>(1, fx.sys.scheduler().num_workers() - 1));
+
+  // What cannot run on a reader goes the session's way, and is answered as a session
+  // answers it: a write commits (on the writer), ...
+  auto wrote = one_shot_exec(fx, self, {"INSERT INTO t VALUES (8)"});
+  INFO((wrote.rows ? std::string{"ok"} : text(wrote.rows.error())));
+  REQUIRE(wrote.rows);
+  CHECK(wrote.rows->affected_rows == 1);
+  CHECK(fx.count("t") == 2);
+  // ... a write in a read-only request is refused, and changes nothing, ...
+  session_options read_only;
+  read_only.read_only = true;
+  auto refused = one_shot_exec(fx, self, {"INSERT INTO t VALUES (9)"}, read_only);
+  REQUIRE_FALSE(refused.rows);
+  CHECK(is(refused.rows.error(), errc::read_only_violation));
+  CHECK(fx.count("t") == 2);
+  // ... transaction control and a NUL are refused with the session's words, ...
+  auto begin = one_shot_exec(fx, self, {"BEGIN"});
+  REQUIRE_FALSE(begin.rows);
+  CHECK(is(begin.rows.error(), errc::invalid_argument));
+  auto nul = one_shot_exec(fx, self, {std::string{"SELECT 1\0; DELETE FROM t", 24}});
+  REQUIRE_FALSE(nul.rows);
+  CHECK(is(nul.rows.error(), errc::invalid_argument));
+  CHECK(fx.count("t") == 2);
+  // ... and a setting one request changes never reaches the next.
+  auto changed = one_shot_exec(fx, self, {"PRAGMA cache_size = 123"});
+  INFO((changed.rows ? std::string{"ok"} : text(changed.rows.error())));
+  REQUIRE(changed.rows);
+  for (int i = 0; i < 6; ++i) {
+    auto size = one_shot_exec(fx, self, {"PRAGMA cache_size"});
+    REQUIRE(size.rows);
+    CHECK(size.rows->rows.at(0).at(0).as_int() != 123);
+  }
+  // A statement error is the statement's, and the reader serves on.
+  auto bad = one_shot_exec(fx, self, {"SELECT no_such_column FROM t"});
+  REQUIRE_FALSE(bad.rows);
+  CHECK((is(bad.rows.error(), errc::syntax_error) || is(bad.rows.error(), errc::database_error)));
+  CHECK(one_shot_exec(fx, self, {"SELECT x FROM t"}).rows);
+}
+
+TEST_CASE("SQLite: while every one-shot reader runs a long read, other one-shot requests are "
+          "answered at once, never queued behind them",
+          "[pool][read][one_shot]") {
+  with_temp_dir dir;
+  auto cfg = shelf_config(dir.dir, 4);
+  // Three scheduler threads: two one-shot readers (a read in place never takes the last).
+  database_fixture fx{cfg, 3};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+  fx.must_exec({"INSERT INTO t VALUES (7)"});
+  REQUIRE(eventually([&] { return fx.stats("reader").in_place == 4; }));
+
+  const statement long_read{"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                            "WHERE x < 5000000) SELECT count(*) FROM c"};
+  std::atomic<int> long_done{0};
+  std::vector<caf::expected<result_set>> long_answers(2, caf::error{});
+  std::vector<std::thread> long_reads;
+  for (int i = 0; i < 2; ++i)
+    long_reads.emplace_back([&, i] {
+      caf::scoped_actor own{fx.sys};
+      long_answers[i] = one_shot_exec(fx, own, long_read).rows;
+      long_done += 1;
+    });
+  struct joiner {
+    std::vector<std::thread>& threads;
+    ~joiner() {
+      for (auto& t : threads)
+        if (t.joinable())
+          t.join();
+    }
+  } joined{long_reads};
+  // Both run in place: two of the reader pool's connections are lent.
+  REQUIRE(eventually([&] { return fx.stats("reader").in_use == 2 || long_done > 0; }));
+  REQUIRE(long_done == 0);
+
+  caf::scoped_actor self{fx.sys};
+  for (int i = 0; i < 3; ++i) {
+    auto quick = one_shot_exec(fx, self, {"SELECT x FROM t"});
+    INFO((quick.rows ? std::string{"ok"} : text(quick.rows.error())));
+    REQUIRE(quick.rows);
+    CHECK(quick.rows->rows.at(0).at(0).as_int() == 7);
+  }
+  auto written = one_shot_exec(fx, self, {"INSERT INTO t VALUES (8)"});
+  CHECK(written.rows);
+  CHECK(long_done == 0); // answered while both long reads still ran
+  for (auto& t : long_reads)
+    t.join();
+  for (auto& answer : long_answers) {
+    INFO((answer ? std::string{"ok"} : text(answer.error())));
+    REQUIRE(answer);
+    CHECK(answer->rows.at(0).at(0).as_int() == 5000000);
+  }
 }
