@@ -437,7 +437,7 @@ void check_idle(session_pointer self) {
 // SQL the session refuses before it reaches a connection (refused_sql: a NUL,
 // transaction control, a read-only session's escape).
 std::optional<caf::error> refuse_sql(const session_state& st, const std::string& sql) {
-  if (auto refused = refused_sql(sql, st.cfg->engine, st.options.read_only))
+  if (auto refused = refused_sql_here(sql, st.cfg->engine, st.options.read_only))
     return to_caf_error(std::move(*refused));
   return std::nullopt;
 }
@@ -557,7 +557,7 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
         // Only a path without a lease can be changed by it (and only SQLite's
         // reader pool has a shelf): a leased connection is reset after its session.
         request.changes_session = (st.options.read_only || st.reads_in_place) &&
-                                  session_changes(stmt.sql, st.cfg->engine) != 0;
+                                  session_changes_here(stmt.sql, st.cfg->engine) != 0;
         auto path = read_router::route(request, st.reads_in_place);
         bool verify = path == read_router::read_path::in_place_if_read;
         if (path == read_router::read_path::in_place || verify) {

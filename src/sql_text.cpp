@@ -1,6 +1,7 @@
 // Reading SQL text as the engines' lexers read it (sql_text.hpp).
 #include "sql_text.hpp"
 
+#include <array>
 #include <cctype>
 #include <cstring>
 #include <optional>
@@ -539,6 +540,61 @@ std::optional<db_error> refused_sql(const std::string& sql, engine_kind dialect,
                                 "session able to write; open a read-write session to write",
                       "", ""};
   return std::nullopt;
+}
+
+namespace {
+
+/// The last few texts a thread asked about, with what was found: a small ring, looked
+/// through whole (eight string compares cost less than reading one statement).
+template <class Verdict>
+class recent_verdicts {
+ public:
+  const Verdict* find(const std::string& sql, engine_kind dialect, bool read_only) const {
+    for (auto& entry : entries_)
+      if (entry.used && entry.read_only == read_only && entry.dialect == dialect &&
+          entry.sql == sql)
+        return &entry.verdict;
+    return nullptr;
+  }
+  void remember(const std::string& sql, engine_kind dialect, bool read_only, Verdict verdict) {
+    entries_[next_] = entry{sql, dialect, read_only, std::move(verdict), true};
+    next_ = (next_ + 1) % entries_.size();
+  }
+
+ private:
+  struct entry {
+    std::string sql;
+    engine_kind dialect = engine_kind::sqlite;
+    bool read_only = false;
+    Verdict verdict{};
+    bool used = false;
+  };
+  std::array<entry, 8> entries_;
+  size_t next_ = 0;
+};
+
+} // namespace
+
+std::optional<db_error> refused_sql_here(const std::string& sql, engine_kind dialect,
+                                         bool read_only) {
+  // Only texts that passed are remembered: a refusal is rare, and its message is built
+  // anew each time.
+  thread_local recent_verdicts<bool> passed;
+  if (passed.find(sql, dialect, read_only))
+    return std::nullopt;
+  auto refused = refused_sql(sql, dialect, read_only);
+  if (!refused)
+    passed.remember(sql, dialect, read_only, true);
+  return refused;
+}
+
+unsigned session_changes_here(const std::string& sql, engine_kind dialect) {
+  thread_local recent_verdicts<unsigned> found;
+  if (auto* changes = found.find(sql, dialect, false))
+    return *changes;
+  auto changes = session_changes(sql, dialect);
+  found.remember(sql, dialect, false, changes);
+  return changes;
 }
 
 } // namespace cafdb

@@ -84,4 +84,12 @@ bool may_change_data(const std::string& sql, engine_kind dialect);
 /// - with `read_only`, anything that would lift the read-only protection.
 std::optional<db_error> refused_sql(const std::string& sql, engine_kind dialect, bool read_only);
 
+/// refused_sql and session_changes, remembering their verdicts for the last few texts
+/// on this thread: applications repeat a handful of statements, and reading one anew
+/// cost more CPU than libpq's whole round trip, or a tenth of a read in place on SQLite.
+/// A verdict depends only on the text, the dialect and read-only.
+std::optional<db_error> refused_sql_here(const std::string& sql, engine_kind dialect,
+                                         bool read_only);
+unsigned session_changes_here(const std::string& sql, engine_kind dialect);
+
 } // namespace cafdb

@@ -101,30 +101,6 @@ client::client(caf::actor_system& sys, database_actor db, caf::timespan request_
 
 namespace {
 
-/// refused_sql, remembering the last few texts it passed on this thread: applications
-/// repeat a handful of statements, and reading one anew cost more CPU than libpq's
-/// whole round trip (its verdict depends only on the text, the dialect and read-only).
-std::optional<db_error> refused_sql_here(const std::string& sql, engine_kind dialect,
-                                         bool read_only) {
-  struct passed {
-    std::string sql;
-    engine_kind dialect = engine_kind::sqlite;
-    bool read_only = false;
-  };
-  thread_local std::array<passed, 8> recent;
-  thread_local size_t next = 0;
-  for (auto& entry : recent)
-    if (entry.read_only == read_only && entry.dialect == dialect && entry.sql == sql &&
-        !sql.empty())
-      return std::nullopt;
-  auto refused = refused_sql(sql, dialect, read_only);
-  if (!refused) {
-    recent[next] = passed{sql, dialect, read_only};
-    next = (next + 1) % recent.size();
-  }
-  return refused;
-}
-
 /// Runs `stmt` in place on a connection of `access`'s shelf, on the caller's thread
 /// (session/in_place_read.hpp), with the request deadline a session would give it and
 /// never past the caller's `timeout`. Nothing when it cannot run there: the caller

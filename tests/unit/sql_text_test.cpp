@@ -237,3 +237,37 @@ TEST_CASE("COPY with the client's stream is refused on PostgreSQL, with what to 
   CHECK_FALSE(cafdb::refused_sql("COPY t TO '/tmp/t.csv'", pg, false));
   CHECK_FALSE(cafdb::refused_sql("SELECT 'copy to stdout'", pg, false));
 }
+
+TEST_CASE("the remembered verdicts are the verdicts: per text, dialect and read-only",
+          "[sql_text]") {
+  const std::vector<std::string> texts = {
+      "SELECT 1",
+      "SET default_transaction_read_only = off",
+      "PRAGMA query_only = 0",
+      "BEGIN",
+      "SELECT 1; COMMIT",
+      "SET search_path = other",
+      "PRAGMA cache_size = 10",
+      std::string{"SELECT 1\0; DELETE FROM t", 24},
+      "",
+  };
+  // Round after round, in every order of dialect and read-only, the remembered answer
+  // is the one reading the text gives: a text that passed read-write is still refused
+  // read-only, and one that passed on one engine is read again on the other.
+  for (int round = 0; round < 3; ++round)
+    for (auto dialect : {engine_kind::postgresql, engine_kind::sqlite})
+      for (bool read_only : {false, true})
+        for (auto& sql : texts) {
+          INFO(sql << (read_only ? " (read-only)" : "") << ", round " << round);
+          CHECK(refused_sql_here(sql, dialect, read_only).has_value() ==
+                refused_sql(sql, dialect, read_only).has_value());
+          CHECK(session_changes_here(sql, dialect) == session_changes(sql, dialect));
+        }
+  // More texts than it remembers: the oldest are read again, with the same answers.
+  for (int i = 0; i < 40; ++i) {
+    auto sql = "SELECT " + std::to_string(i);
+    CHECK_FALSE(refused_sql_here(sql, engine_kind::postgresql, true));
+  }
+  CHECK(refused_sql_here("BEGIN", engine_kind::postgresql, false));
+  CHECK(refused_sql_here("SET default_transaction_read_only = off", engine_kind::postgresql, true));
+}
