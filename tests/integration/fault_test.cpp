@@ -62,6 +62,18 @@ struct client_log {
   }
 };
 
+using pg_connection = std::unique_ptr<PGconn, decltype(&PQfinish)>;
+
+/// `n` connections that hold as many of the server's slots until they are destroyed.
+std::vector<pg_connection> hold_slots(const pg_server& server, int n) {
+  std::vector<pg_connection> holders;
+  for (int i = 0; i < n; ++i) {
+    holders.emplace_back(PQconnectdb(server.url.c_str()), &PQfinish);
+    REQUIRE(PQstatus(holders.back().get()) == CONNECTION_OK);
+  }
+  return holders;
+}
+
 } // namespace
 
 TEST_CASE("the server stops and restarts under 50 clients: typed errors, degraded then ready, "
@@ -411,11 +423,7 @@ TEST_CASE("a full server (53300) is not a lost server: the connections that work
           "[fault][pg]") {
   pg_server server{6};
   // Take all but two of the server's connection slots.
-  std::vector<std::unique_ptr<PGconn, decltype(&PQfinish)>> holders;
-  for (int i = 0; i < 4; ++i) {
-    holders.emplace_back(PQconnectdb(server.url.c_str()), &PQfinish);
-    REQUIRE(PQstatus(holders.back().get()) == CONNECTION_OK);
-  }
+  auto holders = hold_slots(server, 4);
   auto cfg = must_config(server.url);
   cfg.pool_size = 10;
   cfg.max_overflow = 0;
@@ -460,11 +468,7 @@ TEST_CASE("a full server: work that waits takes its connection back from blockin
           "[fault][pg][in_place]") {
   pg_server server{6};
   // Take all but two of the server's connection slots; one of them watches the server.
-  std::vector<std::unique_ptr<PGconn, decltype(&PQfinish)>> holders;
-  for (int i = 0; i < 4; ++i) {
-    holders.emplace_back(PQconnectdb(server.url.c_str()), &PQfinish);
-    REQUIRE(PQstatus(holders.back().get()) == CONNECTION_OK);
-  }
+  auto holders = hold_slots(server, 4);
   auto sleeping = [&] {
     auto* r = PQexec(holders.front().get(), "SELECT count(*) FROM pg_stat_activity "
                                             "WHERE query LIKE 'SELECT pg_sleep(1)%'");
