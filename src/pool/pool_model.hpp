@@ -224,11 +224,15 @@ class pool_model {
   slot_state state_of(slot_id slot) const { return slots_.at(slot).state; }
   /// When the server refused a connect as full, no new connection before this.
   time_point full_until() const { return full_until_; }
-  /// One line for messages and logs: "reader pool: 4 total, 2 in use, 2 idle, 0 waiting".
+  /// One line for messages and logs: "reader pool: 4 total, 2 in use, 2 idle, 0 waiting",
+  /// and ", 2 on the in-place shelf" when it has some (lent to callers that run in place,
+  /// or free for them): without it, a pool whose every connection is there looked empty.
   std::string describe() const {
+    auto shelved = count(slot_state::shelved);
     return limits_.name + " pool: " + std::to_string(total()) + " total, " +
            std::to_string(in_use()) + " in use, " + std::to_string(idle_count()) + " idle, " +
-           std::to_string(waiting()) + " waiting";
+           std::to_string(waiting()) + " waiting" +
+           (shelved > 0 ? ", " + std::to_string(shelved) + " on the in-place shelf" : "");
   }
 
   // -- opening ------------------------------------------------------------------

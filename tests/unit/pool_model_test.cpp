@@ -525,6 +525,9 @@ TEST_CASE("pool model: work that finds no connection and no room takes shelved o
   open(m, 1);
   open(m, 2);
   CHECK(m.shelf_wanted_back() == 0); // nothing waits
+  // Messages say where the connections are: without the shelf, none would show.
+  CHECK(m.describe().find("2 total, 0 in use, 0 idle, 0 waiting, 2 on the in-place shelf") !=
+        std::string::npos);
   m.enqueue(waiter(10), t0, std::nullopt, false);
   m.enqueue(read(11), t0, std::nullopt, false);
   REQUIRE_SOUND(m);
