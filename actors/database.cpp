@@ -130,8 +130,9 @@ struct database_state {
       caf::anon_send(session.actor, shutdown_atom::value, true);
     if (shelf)
       shelf->cancel_for_shutdown();
-    for (auto& reader : readers)
-      caf::anon_send_exit(reader.actor, caf::exit_reason::user_shutdown);
+    // The one-shot readers are not told to exit: one may be waiting for the answer to
+    // a request it handed back (a session answers it, shutting_down at the latest), and
+    // quitting would lose it. Released here, each ends once nothing refers to it.
     for (auto& entry : engines)
       caf::anon_send_exit(entry.second, caf::exit_reason::user_shutdown);
     if (setup)

@@ -922,3 +922,49 @@ TEST_CASE("SQLite: while every one-shot reader runs a long read, other one-shot 
     CHECK(answer->rows.at(0).at(0).as_int() == 2000000);
   }
 }
+
+TEST_CASE("SQLite: a database killed while one-shot reads run, in place and handed back to a "
+          "session, still answers every one of them",
+          "[pool][read][one_shot]") {
+  with_temp_dir dir;
+  auto cfg = shelf_config(dir.dir, 1); // one reader connection: the second read is handed back
+  database_fixture fx{cfg, 3};
+  fx.require_ready();
+  fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+  REQUIRE(eventually([&] { return fx.stats("reader").in_place == 1; }));
+
+  const statement long_read{"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                            "WHERE x < 2000000) SELECT count(*) FROM c"};
+  std::atomic<int> answered{0};
+  std::vector<std::thread> reads;
+  for (int i = 0; i < 2; ++i)
+    reads.emplace_back([&] {
+      caf::scoped_actor own{fx.sys};
+      session_options patient;
+      patient.request_timeout = std::chrono::seconds(120);
+      // Any answer will do (a count, or shutting_down): none may go missing.
+      own->request(fx.db, std::chrono::seconds(60), exec_atom::value, long_read, patient)
+          .receive([&](result_set&) { answered += 1; },
+                   [&](caf::error& err) {
+                     if (err != caf::sec::request_timeout)
+                       answered += 1;
+                   });
+    });
+  struct joiner {
+    std::vector<std::thread>& threads;
+    ~joiner() {
+      for (auto& t : threads)
+        if (t.joinable())
+          t.join();
+    }
+  } joined{reads};
+  // One runs in place on the reader connection; the other was handed back and runs in a
+  // session, on the writer (a read-write request's way when no reader is free).
+  REQUIRE(
+      eventually([&] { return fx.stats("reader").in_use == 1 && fx.stats("writer").in_use == 1; }));
+  REQUIRE(answered == 0);
+  caf::anon_send_exit(fx.db, caf::exit_reason::user_shutdown);
+  for (auto& t : reads)
+    t.join();
+  CHECK(answered == 2);
+}
