@@ -1,6 +1,5 @@
 // The blocking facade: one request, one reply, each bounded by a timeout.
 #include <algorithm>
-#include <array>
 #include <mutex>
 
 #include <caf/all.hpp>

@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "support/backends.hpp"
+#include "support/joined_threads.hpp"
 
 using namespace cafdb;
 using namespace cafdb::test;
@@ -492,20 +493,13 @@ TEST_CASE("a full server: work that waits takes its connection back from blockin
 
   // Two blocking callers borrow both, in place, for a second.
   std::atomic<int> sleeper_failures{0};
-  std::vector<std::thread> sleepers;
+  joined_threads sleepers;
   for (int i = 0; i < 2; ++i)
-    sleepers.emplace_back([&] {
+    sleepers.start([&] {
       client own{fx.sys, fx.db, std::chrono::seconds(30)};
       if (!own.exec({"SELECT pg_sleep(1)"}))
         sleeper_failures += 1;
     });
-  struct joiner {
-    std::vector<std::thread>& threads;
-    ~joiner() {
-      for (auto& t : threads)
-        t.join();
-    }
-  } joined{sleepers};
   REQUIRE(eventually([&] { return sleeping() == 2; }));
 
   // A session's checkout finds nothing free and no room on the server: it must take a
@@ -515,9 +509,7 @@ TEST_CASE("a full server: work that waits takes its connection back from blockin
   auto r = s->exec({"SELECT 1"});
   INFO((r ? std::string{"ok"} : text(r.error())));
   CHECK(r);
-  for (auto& t : sleepers)
-    t.join();
-  sleepers.clear();
+  sleepers.join();
   CHECK(sleeper_failures == 0);
   CHECK(fx.stats("shared").timeouts == 0);
 }

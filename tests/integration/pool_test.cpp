@@ -9,6 +9,7 @@
 #include <caf/defaults.hpp>
 
 #include "support/backends.hpp"
+#include "support/joined_threads.hpp"
 
 using namespace cafdb;
 using namespace cafdb::test;
@@ -789,6 +790,18 @@ struct one_shot_answer {
   caf::actor_id answered_by = 0;
 };
 
+/// A read that runs for a second or two (far longer under sanitizers, which slow SQLite's
+/// progress handler), answering 2,000,000.
+const statement long_read{"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                          "WHERE x < 2000000) SELECT count(*) FROM c"};
+
+/// A deadline that leaves room for long_read under sanitizers.
+session_options patient() {
+  session_options options;
+  options.request_timeout = std::chrono::seconds(120);
+  return options;
+}
+
 one_shot_answer one_shot_exec(database_fixture& fx, caf::scoped_actor& self, statement stmt,
                               session_options options = {}) {
   one_shot_answer out;
@@ -877,29 +890,15 @@ TEST_CASE("SQLite: while every one-shot reader runs a long read, other one-shot 
   fx.must_exec({"INSERT INTO t VALUES (7)"});
   REQUIRE(eventually([&] { return fx.stats("reader").in_place == 4; }));
 
-  const statement long_read{"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-                            "WHERE x < 2000000) SELECT count(*) FROM c"};
   std::atomic<int> long_done{0};
   std::vector<caf::expected<result_set>> long_answers(2, caf::error{});
-  std::vector<std::thread> long_reads;
+  joined_threads long_reads;
   for (int i = 0; i < 2; ++i)
-    long_reads.emplace_back([&, i] {
+    long_reads.start([&, i] {
       caf::scoped_actor own{fx.sys};
-      // A second or two here; far longer under sanitizers, which slow SQLite's
-      // progress handler: the deadline leaves room for both.
-      session_options patient;
-      patient.request_timeout = std::chrono::seconds(120);
-      long_answers[i] = one_shot_exec(fx, own, long_read, patient).rows;
+      long_answers[i] = one_shot_exec(fx, own, long_read, patient()).rows;
       long_done += 1;
     });
-  struct joiner {
-    std::vector<std::thread>& threads;
-    ~joiner() {
-      for (auto& t : threads)
-        if (t.joinable())
-          t.join();
-    }
-  } joined{long_reads};
   // Both run in place: two of the reader pool's connections are lent.
   REQUIRE(eventually([&] { return fx.stats("reader").in_use == 2 || long_done > 0; }));
   REQUIRE(long_done == 0);
@@ -914,8 +913,7 @@ TEST_CASE("SQLite: while every one-shot reader runs a long read, other one-shot 
   auto written = one_shot_exec(fx, self, {"INSERT INTO t VALUES (8)"});
   CHECK(written.rows);
   CHECK(long_done == 0); // answered while both long reads still ran
-  for (auto& t : long_reads)
-    t.join();
+  long_reads.join();
   for (auto& answer : long_answers) {
     INFO((answer ? std::string{"ok"} : text(answer.error())));
     REQUIRE(answer);
@@ -933,38 +931,25 @@ TEST_CASE("SQLite: a database killed while one-shot reads run, in place and hand
   fx.must_exec({"CREATE TABLE t (x INTEGER)"});
   REQUIRE(eventually([&] { return fx.stats("reader").in_place == 1; }));
 
-  const statement long_read{"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-                            "WHERE x < 2000000) SELECT count(*) FROM c"};
   std::atomic<int> answered{0};
-  std::vector<std::thread> reads;
+  joined_threads reads;
   for (int i = 0; i < 2; ++i)
-    reads.emplace_back([&] {
+    reads.start([&] {
       caf::scoped_actor own{fx.sys};
-      session_options patient;
-      patient.request_timeout = std::chrono::seconds(120);
       // Any answer will do (a count, or shutting_down): none may go missing.
-      own->request(fx.db, std::chrono::seconds(60), exec_atom::value, long_read, patient)
+      own->request(fx.db, std::chrono::seconds(60), exec_atom::value, long_read, patient())
           .receive([&](result_set&) { answered += 1; },
                    [&](caf::error& err) {
                      if (err != caf::sec::request_timeout)
                        answered += 1;
                    });
     });
-  struct joiner {
-    std::vector<std::thread>& threads;
-    ~joiner() {
-      for (auto& t : threads)
-        if (t.joinable())
-          t.join();
-    }
-  } joined{reads};
   // One runs in place on the reader connection; the other was handed back and runs in a
   // session, on the writer (a read-write request's way when no reader is free).
   REQUIRE(
       eventually([&] { return fx.stats("reader").in_use == 1 && fx.stats("writer").in_use == 1; }));
   REQUIRE(answered == 0);
   caf::anon_send_exit(fx.db, caf::exit_reason::user_shutdown);
-  for (auto& t : reads)
-    t.join();
+  reads.join();
   CHECK(answered == 2);
 }
