@@ -88,6 +88,7 @@ fi
 build="$root/build-tsan"
 echo "== tsan: configure and build"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAFDB_SANITIZERS=thread \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 ${CAFDB_TEST_DEBUG_FLAGS:--g} -DNDEBUG" \
   -DCMAKE_PREFIX_PATH="$cache" -DCAFDB_BUILD_BENCH=OFF -DCAFDB_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$build" -j"$jobs"
 echo "== tsan: test"
