@@ -111,6 +111,11 @@ struct database_state {
   };
   std::vector<one_shot_reader_entry> readers;
   size_t next_reader = 0;
+  /// The readers read in place (SQLite's reader shelf), blocking their thread: each
+  /// takes a request only when free. Otherwise they never block and take any in turn.
+  bool readers_block = false;
+  /// Engine reads the readers still wait for: the stop waits for them too.
+  std::shared_ptr<std::atomic<size_t>> reader_reads = std::make_shared<std::atomic<size_t>>(0);
   std::deque<caf::timestamp> restart_times;
   int32_t restarts = 0;
   uint64_t next_id = 1;
@@ -298,12 +303,17 @@ caf::result<Result> one_shot(database_pointer self, Atom atom, Request request,
   return rp;
 }
 
-// A free one-shot reader for a one-shot `exec`, marked busy; none while not ready (the
-// request is held or refused as any other), when every reader is busy, or when the
-// request comes back from a reader (it could not run in place).
-std::optional<one_shot_reader_actor> take_one_shot_reader(database_pointer self) {
+// A one-shot reader for a one-shot `exec`; none while not ready (the request is held or
+// refused as any other), when the request comes back from a reader (it could run there
+// neither in place nor as an engine read), and for what only a session can serve. A
+// reader that reads in place must be free (then marked busy); the others never block
+// and take requests in turn, read-only ones only (nothing else goes the engine's way).
+std::optional<one_shot_reader_actor> take_one_shot_reader(database_pointer self,
+                                                          const session_options& options) {
   auto& st = self->state;
   if (st.readers.empty() || st.stopping || st.state != readiness_state::ready)
+    return std::nullopt;
+  if (!st.readers_block && !options.read_only)
     return std::nullopt;
   auto& sender = self->current_sender();
   for (auto& reader : st.readers)
@@ -311,13 +321,21 @@ std::optional<one_shot_reader_actor> take_one_shot_reader(database_pointer self)
       return std::nullopt;
   for (size_t i = 0; i < st.readers.size(); ++i) {
     auto& reader = st.readers[(st.next_reader + i) % st.readers.size()];
-    if (!reader.busy->load(std::memory_order_acquire)) {
+    if (!st.readers_block || !reader.busy->load(std::memory_order_acquire)) {
       reader.busy->store(true, std::memory_order_relaxed);
       st.next_reader = (st.next_reader + i + 1) % st.readers.size();
       return reader.actor;
     }
   }
   return std::nullopt;
+}
+
+// The engine a one-shot request of these options uses (as its session would).
+engine_actor engine_for(const database_state& st, const session_options& options) {
+  auto role = options.read_only && st.engines.count(engine_role::reader) ? engine_role::reader
+                                                                         : engine_role::writer;
+  auto found = st.engines.find(role);
+  return found == st.engines.end() ? engine_actor{} : found->second;
 }
 
 void finish_stop(database_pointer self);
@@ -495,7 +513,7 @@ void finish_stop_when_drained(database_pointer self) {
   auto& st = self->state;
   if (!st.stopping || st.state == readiness_state::stopped || !st.sessions.empty())
     return;
-  if (st.shelf && st.shelf->lent() > 0) {
+  if ((st.shelf && st.shelf->lent() > 0) || st.reader_reads->load(std::memory_order_acquire) > 0) {
     self->delayed_send(self, std::chrono::milliseconds(5), tick_atom::value);
     return;
   }
@@ -602,15 +620,20 @@ database_actor::behavior_type database_behavior(database_pointer self,
         reads.shelf, reads.scheduler_borrowers,
         reads.shared_pool ? pool::in_place_shelf::pool_kind::shared
                           : pool::in_place_shelf::pool_kind::readers);
-  // SQLite's reader shelf lends to scheduler threads: one-shot reads run there too,
-  // on readers that live as long as the database.
-  if (st.shelf && st.shelf->kind() == pool::in_place_shelf::pool_kind::readers)
-    for (size_t i = 0; i < st.shelf->scheduler_limit(); ++i) {
-      auto busy = std::make_shared<std::atomic<bool>>(false);
-      auto reader = spawn_one_shot_reader(self->system(), caf::actor_cast<caf::actor_addr>(self),
-                                          st.shelf, st.cfg, busy);
-      st.readers.push_back({std::move(reader), std::move(busy)});
-    }
+  // One-shot reads run on readers that live as long as the database. SQLite's reader
+  // shelf lends to scheduler threads: one reader per thread it may block. Elsewhere
+  // the readers only pass reads to the engine: two suffice to keep up, one per thread.
+  st.readers_block = st.shelf && st.shelf->kind() == pool::in_place_shelf::pool_kind::readers;
+  auto reader_count = st.readers_block
+                          ? st.shelf->scheduler_limit()
+                          : std::min<size_t>(2, self->system().scheduler().num_workers());
+  for (size_t i = 0; i < reader_count; ++i) {
+    auto busy = std::make_shared<std::atomic<bool>>(false);
+    auto reader =
+        spawn_one_shot_reader(self->system(), caf::actor_cast<caf::actor_addr>(self),
+                              st.readers_block ? st.shelf : nullptr, st.cfg, busy, st.reader_reads);
+    st.readers.push_back({std::move(reader), std::move(busy)});
+  }
   st.log = log::get("database");
   st.log->info("starting database {}", st.cfg->redacted_url());
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -647,8 +670,11 @@ database_actor::behavior_type database_behavior(database_pointer self,
         return rp;
       },
       [=](exec_atom atom, statement& stmt, session_options& options) -> caf::result<result_set> {
-        if (auto reader = take_one_shot_reader(self))
-          return self->delegate(*reader, atom, std::move(stmt), std::move(options));
+        if (auto reader = take_one_shot_reader(self, options)) {
+          auto engine = engine_for(self->state, options);
+          return self->delegate(*reader, atom, std::move(stmt), std::move(options),
+                                std::move(engine));
+        }
         return one_shot<result_set>(self, atom, std::move(stmt), std::move(options));
       },
       [=](transact_atom atom, std::vector<statement>& stmts,

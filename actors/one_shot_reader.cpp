@@ -1,30 +1,40 @@
-// The one-shot reader: runs the database's one-shot autocommit `exec` requests in place
-// on SQLite's reader shelf, with no session.
+// The one-shot reader: runs the database's one-shot autocommit `exec` reads with no
+// session: in place on SQLite's reader shelf, or as an engine read.
 //
 // A one-shot `exec` spawned a session per request: a spawn, two monitors, and an actor's
 // teardown, which wakes CAF's clock thread, all for a read of a few microseconds (a
-// quarter of the CPU of a one-shot read went to waking threads). The database keeps one
-// reader per scheduler thread a read in place may block (the shelf's scheduler_limit)
-// and hands a request only to a free one.
+// quarter of the CPU of a one-shot read went to waking threads). The database keeps a
+// few readers that live as long as it does: on SQLite one per scheduler thread a read
+// in place may block (the shelf's scheduler_limit), handed a request only when free; on
+// PostgreSQL, where nothing here blocks, a few that take requests in turn.
 //
 //   free ── the database hands it a request (busy = true) ──► running in place
 //     ▲                                                          │
 //     │                                   ran: the answer goes to the client
 //     └──────────── busy = false ◄───────────────────────────────┤
-//                                         did not run (no connection free on the
-//                                         shelf, it may write or change a setting,
-//                                         a NUL): back to the database, which
-//                                         answers it through a one-shot session
+//                                         did not run in place:
+//                                         ├ a read-only request the engine may read
+//                                         │ (as a read-only session's: no setting, no
+//                                         │ escape): sent to the engine, whose answer
+//                                         │ goes to the client (the reader is free
+//                                         │ meanwhile)
+//                                         └ anything else (it may write, change a
+//                                           setting, hold a NUL): back to the
+//                                           database, which answers it through a
+//                                           one-shot session
 //
 // Invariants:
-// 1. At most one request at a time: the database hands one only to a free reader, so
-//    no request waits behind another's read.
-// 2. A read runs under a session's rules (in_place::exec with verify: SQLite's prepared
-//    statement says it writes nothing and changes no setting; read-only as asked) and
-//    within the session's request deadline. Anything else goes the session's way, and
-//    is answered as a session answers it.
-// 3. The only blocking is the read: bounded by its deadline, and by the shelf's
+// 1. At most one read in place at a time: the database hands a request to a reader of
+//    the shelf only when it is free, so no request waits behind another's read.
+// 2. A read runs under a session's rules: in place, in_place::exec with verify (SQLite's
+//    prepared statement says it writes nothing and changes no setting; read-only as
+//    asked) within the session's request deadline; on the engine, the checks and the
+//    path of a read-only session's autocommit exec (read_router::route). Anything else
+//    goes the session's way, and is answered as a session answers it.
+// 3. The only blocking is the read in place: bounded by its deadline, and by the shelf's
 //    scheduler_limit (a read in place never takes the last scheduler thread).
+// 4. `in_flight` counts the engine reads not yet answered: the database's stop waits
+//    for them as it waits for sessions, so a graceful stop answers them with their rows.
 #include "actors/one_shot_reader.hpp"
 
 #include <optional>
@@ -32,10 +42,13 @@
 
 #include <caf/all.hpp>
 
+#include "actors/session.hpp"
 #include "cafdb/error.hpp"
 #include "log.hpp"
 #include "pool/in_place_shelf.hpp"
 #include "session/in_place_read.hpp"
+#include "session/read_router.hpp"
+#include "sql_text.hpp"
 #include "timeouts.hpp"
 
 namespace cafdb {
@@ -57,19 +70,53 @@ std::optional<outcome<result_set>> run_in_place(pool::in_place_shelf& shelf, con
                         in_place::how{true, options.read_only, false});
 }
 
-one_shot_reader_actor::behavior_type one_shot_reader_behavior(
-    reader_pointer self, caf::actor_addr db, std::shared_ptr<pool::in_place_shelf> shelf,
-    std::shared_ptr<const config> cfg, std::shared_ptr<std::atomic<bool>> busy) {
+/// Whether a read-only session would send this autocommit exec to the engine (not
+/// refused, changes no setting): the reader then may too.
+bool engine_may_read(const statement& stmt, const session_options& options, const config& cfg) {
+  read_router::read_request request;
+  request.read_only = options.read_only;
+  request.changes_session = session_changes_here(stmt.sql, cfg.engine) != 0;
+  return read_router::route(request, false) == read_router::read_path::engine_read;
+}
+
+one_shot_reader_actor::behavior_type
+one_shot_reader_behavior(reader_pointer self, caf::actor_addr db,
+                         std::shared_ptr<pool::in_place_shelf> shelf,
+                         std::shared_ptr<const config> cfg, std::shared_ptr<std::atomic<bool>> busy,
+                         std::shared_ptr<std::atomic<size_t>> in_flight) {
   auto sql_log = log::get("sql");
   return {
-      [=](exec_atom atom, statement& stmt, session_options& options) -> caf::result<result_set> {
-        auto rows = run_in_place(*shelf, *cfg, *sql_log, stmt, options);
+      [=](exec_atom atom, statement& stmt, session_options& options,
+          engine_actor& engine) -> caf::result<result_set> {
+        auto rows = shelf ? run_in_place(*shelf, *cfg, *sql_log, stmt, options) : std::nullopt;
         // Free for the next request: what is left below never blocks.
         busy->store(false, std::memory_order_release);
         if (rows) {
           if (*rows)
             return std::move(**rows);
           return to_caf_error(std::move(rows->error()));
+        }
+        if (options.read_only) {
+          if (auto refused = refused_sql_here(stmt.sql, cfg->engine, true))
+            return to_caf_error(std::move(*refused));
+          if (engine && engine_may_read(stmt, options, *cfg)) {
+            auto rp = self->make_response_promise<result_set>();
+            in_flight->fetch_add(1, std::memory_order_relaxed);
+            // No timer of our own, as a session's read: the engine answers every read.
+            self->request(engine, caf::duration{caf::infinite}, read_atom::value, std::move(stmt),
+                          checkout_wait_of(options, *cfg),
+                          request_deadline(options.request_timeout, *cfg))
+                .then(
+                    [=](result_set& answer) mutable {
+                      in_flight->fetch_sub(1, std::memory_order_release);
+                      rp.deliver(std::move(answer));
+                    },
+                    [=](caf::error& err) mutable {
+                      in_flight->fetch_sub(1, std::memory_order_release);
+                      rp.deliver(explain_engine_failure(std::move(err), "a read"));
+                    });
+            return rp;
+          }
         }
         auto target = caf::actor_cast<database_actor>(db);
         if (!target)
@@ -89,9 +136,10 @@ one_shot_reader_actor::behavior_type one_shot_reader_behavior(
 one_shot_reader_actor spawn_one_shot_reader(caf::actor_system& sys, caf::actor_addr db,
                                             std::shared_ptr<pool::in_place_shelf> shelf,
                                             std::shared_ptr<const config> cfg,
-                                            std::shared_ptr<std::atomic<bool>> busy) {
+                                            std::shared_ptr<std::atomic<bool>> busy,
+                                            std::shared_ptr<std::atomic<size_t>> in_flight) {
   return sys.spawn(one_shot_reader_behavior, std::move(db), std::move(shelf), std::move(cfg),
-                   std::move(busy));
+                   std::move(busy), std::move(in_flight));
 }
 
 } // namespace cafdb

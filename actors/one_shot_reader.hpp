@@ -1,8 +1,10 @@
 // Spawns a one-shot reader: a long-lived actor that runs the database's one-shot
-// autocommit `exec` requests in place on SQLite's reader shelf.
+// autocommit `exec` reads without a session, in place on SQLite's reader shelf or as
+// engine reads.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <memory>
 
 #include <caf/actor_addr.hpp>
@@ -17,12 +19,15 @@ namespace pool {
 class in_place_shelf;
 } // namespace pool
 
-/// `busy` is set by the database when it hands the reader a request and cleared by the
-/// reader when it can take the next one. `db` (weak: the database owns its readers)
-/// gets the requests the reader cannot run in place.
+/// `shelf`: SQLite's reader shelf, where the reader reads in place (null: it never
+/// does). `busy` is set by the database when it hands the reader a request and cleared
+/// by the reader when it can take the next one. `in_flight` counts the engine reads the
+/// reader waits for (the database's stop waits for them). `db` (weak: the database owns
+/// its readers) gets the requests the reader can run neither way.
 one_shot_reader_actor spawn_one_shot_reader(caf::actor_system& sys, caf::actor_addr db,
                                             std::shared_ptr<pool::in_place_shelf> shelf,
                                             std::shared_ptr<const config> cfg,
-                                            std::shared_ptr<std::atomic<bool>> busy);
+                                            std::shared_ptr<std::atomic<bool>> busy,
+                                            std::shared_ptr<std::atomic<size_t>> in_flight);
 
 } // namespace cafdb

@@ -267,16 +267,7 @@ std::optional<caf::error> refuse(const session_state& st, sm::request req) {
 
 /// How long a checkout (or a read) may wait for a connection.
 caf::timespan checkout_wait(const session_state& st) {
-  return st.options.wait_timeout.count() > 0 ? bounded(st.options.wait_timeout)
-                                             : caf::timespan{st.cfg->pool_timeout};
-}
-
-/// An engine that did not answer at all is gone (or being replaced): unavailable.
-caf::error explain_engine_failure(caf::error err, const char* what) {
-  if (err == caf::sec::request_timeout || err == caf::sec::request_receiver_down)
-    return make_error(errc::unavailable, std::string{"the engine did not answer "} + what + " (" +
-                                             to_string(err) + "); retry later");
-  return err;
+  return checkout_wait_of(st.options, *st.cfg);
 }
 
 /// How leak warnings name this session.
@@ -769,6 +760,18 @@ std::string to_string(tx_op x) {
   default:
     return "rollback_to";
   }
+}
+
+caf::timespan checkout_wait_of(const session_options& options, const config& cfg) {
+  return options.wait_timeout.count() > 0 ? bounded(options.wait_timeout)
+                                          : caf::timespan{cfg.pool_timeout};
+}
+
+caf::error explain_engine_failure(caf::error err, const char* what) {
+  if (err == caf::sec::request_timeout || err == caf::sec::request_receiver_down)
+    return make_error(errc::unavailable, std::string{"the engine did not answer "} + what + " (" +
+                                             to_string(err) + "); retry later");
+  return err;
 }
 
 caf::timespan idle_timeout_of(const session_options& options, const config& cfg) {

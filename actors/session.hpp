@@ -4,6 +4,7 @@
 #include <memory>
 
 #include <caf/actor_system.hpp>
+#include <caf/error.hpp>
 
 #include "cafdb/core/config.hpp"
 #include "messages/interfaces.hpp"
@@ -22,6 +23,14 @@ session_actor spawn_session(caf::actor_system& sys, engine_actor engine,
                             caf::strong_actor_ptr client, session_options options,
                             std::shared_ptr<const config> cfg, bool one_shot,
                             std::shared_ptr<pool::in_place_shelf> shelf = nullptr);
+
+/// How long a request may wait for a connection: its own wait_timeout, else the
+/// configured pool_timeout.
+caf::timespan checkout_wait_of(const session_options& options, const config& cfg);
+
+/// What a client is told when the engine did not answer at all (it is gone, or being
+/// replaced): unavailable, naming `what` was asked. Other errors pass unchanged.
+caf::error explain_engine_failure(caf::error err, const char* what);
 
 /// How long a session may stay without a request before it closes (zero: never):
 /// its own option, else the configured session_idle_timeout.

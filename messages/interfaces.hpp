@@ -103,11 +103,12 @@ using session_actor = caf::typed_actor<
     // From the database's idle sweep: close if no request came for the idle timeout.
     caf::reacts_to<tick_atom>>;
 
-/// Runs the database's one-shot autocommit `exec` requests on SQLite's reader shelf, in
-/// place, on a scheduler thread (actors/one_shot_reader.cpp); the database delegates to
+/// Runs the database's one-shot autocommit `exec` reads without a session
+/// (actors/one_shot_reader.cpp): in place on SQLite's reader shelf, on a scheduler
+/// thread, or as an engine read on the engine it is given. The database delegates to
 /// it, so the answer goes straight to the client.
-using one_shot_reader_actor =
-    caf::typed_actor<caf::replies_to<exec_atom, statement, session_options>::with<result_set>>;
+using one_shot_reader_actor = caf::typed_actor<
+    caf::replies_to<exec_atom, statement, session_options, engine_actor>::with<result_set>>;
 
 /// Declared tables, DDL and the catalog (actors/schema.cpp). Every request names the
 /// engine to use, so that schema never holds an engine the database has replaced.

@@ -11,6 +11,7 @@
 #include "cafdb/json.hpp"
 #include "support/backends.hpp"
 #include "support/captured_log.hpp"
+#include "support/joined_threads.hpp"
 
 using namespace cafdb;
 using namespace cafdb::test;
@@ -679,4 +680,83 @@ TEST_CASE_METHOD(pg_one_connection,
   auto next = cli->exec({"SELECT count(*) FROM copied"});
   INFO((next ? std::string{"ok"} : text(next.error())));
   REQUIRE(eventually([&] { return static_cast<bool>(cli->exec({"SELECT 1"})); }));
+}
+
+TEST_CASE_METHOD(
+    pg_database,
+    "PostgreSQL: an actor's read-only one-shot exec is an engine read with no "
+    "session, kept to a read-only session's rules, and a stop answers it with its rows",
+    "[pg][one_shot]") {
+  database_fixture& fx = *this;
+  fx.must_exec({"CREATE TABLE t (x int)"});
+  fx.must_exec({"INSERT INTO t VALUES (7)"});
+  session_options read_only;
+  read_only.read_only = true;
+  auto one_shot = [&](caf::scoped_actor& self, statement stmt) {
+    caf::expected<result_set> out{caf::error{}};
+    self->request(fx.db, 60s, exec_atom::value, std::move(stmt), read_only)
+        .receive([&](result_set& rows) { out = std::move(rows); },
+                 [&](caf::error& err) { out = std::move(err); });
+    return out;
+  };
+  caf::scoped_actor self{fx.sys};
+  for (int i = 0; i < 20; ++i) {
+    auto got = one_shot(self, {"SELECT x FROM t"});
+    INFO((got ? std::string{"ok"} : text(got.error())));
+    REQUIRE(got);
+    CHECK(got->rows.at(0).at(0).as_int() == 7);
+  }
+  // A read-only session's rules, with its words: a write is refused by the server, ...
+  auto write = one_shot(self, {"INSERT INTO t VALUES (8)"});
+  REQUIRE(!write);
+  CHECK(is(write.error(), errc::read_only_violation));
+  // ... transaction control, an escape from read-only and a NUL before it, ...
+  auto begin = one_shot(self, {"BEGIN"});
+  REQUIRE(!begin);
+  CHECK(is(begin.error(), errc::invalid_argument));
+  auto escape = one_shot(self, {"SET default_transaction_read_only = off"});
+  REQUIRE(!escape);
+  CHECK(is(escape.error(), errc::read_only_violation));
+  auto nul = one_shot(self, {std::string{"SELECT 1\0; DELETE FROM t", 24}});
+  REQUIRE(!nul);
+  CHECK(is(nul.error(), errc::invalid_argument));
+  CHECK(fx.count("t") == 1);
+  // ... a setting one request changes never reaches the next, ...
+  auto changed = one_shot(self, {"SET statement_timeout = '123s'"});
+  INFO((changed ? std::string{"ok"} : text(changed.error())));
+  REQUIRE(changed);
+  for (int i = 0; i < 10; ++i) {
+    auto shown = one_shot(self, {"SHOW statement_timeout"});
+    REQUIRE(shown);
+    CHECK(shown->rows.at(0).at(0).as_text() != "123s");
+  }
+  // ... and a statement's error is its own; the next read is served.
+  auto bad = one_shot(self, {"SELECT no_such_column FROM t"});
+  REQUIRE(!bad);
+  CHECK(is(bad.error(), errc::syntax_error));
+  REQUIRE(one_shot(self, {"SELECT x FROM t"}));
+
+  // A read in flight has no session of its own, and the stop waits for its rows.
+  std::atomic<bool> done{false};
+  caf::expected<result_set> slow{caf::error{}};
+  joined_threads reader;
+  reader.start([&] {
+    caf::scoped_actor own{fx.sys};
+    slow = one_shot(own, {"SELECT 5 AS cafdb_one_shot_probe FROM pg_sleep(1.5)"});
+    done = true;
+  });
+  REQUIRE(eventually([&] {
+    auto running = fx.cli->exec({"SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND "
+                                 "query LIKE '%AS cafdb_one_shot_probe FROM%'"});
+    return running && running->rows.at(0).at(0).as_int() == 1;
+  }));
+  auto report = fx.cli->status();
+  REQUIRE(report);
+  CHECK(report->sessions == 0);
+  REQUIRE(!done);
+  CHECK(!fx.cli->stop());
+  reader.join();
+  INFO((slow ? std::string{"ok"} : text(slow.error())));
+  REQUIRE(slow);
+  CHECK(slow->rows.at(0).at(0).as_int() == 5);
 }
