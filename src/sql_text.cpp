@@ -415,9 +415,18 @@ unsigned changes_read(const std::string& sql, engine_kind dialect, bool backslas
   sql_scanner scan{sql, dialect, backslash_strings, true, true};
   unsigned changes = 0;
   std::vector<std::string> words;
+  bool explain = false;
   for (auto token = scan.next(); !token.empty(); token = scan.next()) {
     if (token == ";") {
       words.clear();
+      explain = false;
+      continue;
+    }
+    // EXPLAIN [QUERY PLAN] compiles the statement it names, and a PRAGMA acts while
+    // compiled: it changes what the statement would (found from outside).
+    if (words.empty() &&
+        (token == "explain" || (explain && (token == "query" || token == "plan")))) {
+      explain = true;
       continue;
     }
     words.push_back(std::move(token));
@@ -444,8 +453,11 @@ std::optional<std::string> escape_read(const std::string& sql, engine_kind diale
     if (++words == 1)
       first = token;
     if (dialect == engine_kind::sqlite) {
-      // PRAGMA 'query_only' names it too; a literal elsewhere is only text.
-      if (token == "query_only" || (first == "pragma" && token == "'query_only"))
+      // Only a PRAGMA sets it (EXPLAIN PRAGMA too, to be safe: some pragmas act while
+      // compiled), and a '...' literal may name it there. Elsewhere the word is only a
+      // name or text (found from outside: `SELECT query_only FROM t` was refused).
+      bool pragma = first == "pragma" || first == "explain";
+      if (pragma && (token == "query_only" || token == "'query_only"))
         return std::string{"query_only"};
       continue;
     }

@@ -467,6 +467,23 @@ outcome<done> sqlite_driver::bind_slots(sqlite3_stmt* stmt, const value* params,
   return done{};
 }
 
+// A cached statement whose tables changed (DROP, ALTER) is prepared again inside its
+// first step, and when that fails the step answers the prepare's error. It is the
+// statement's, as if prepared now: answered as such, not as a failure while it ran
+// (found from outside: after DROP TABLE the first read answered database_error and the
+// next ones syntax_error). Preparing the text once more tells the two apart, and only
+// on this error path.
+db_error sqlite_driver::step_error(int rc, sqlite3_stmt* stmt, bool first) const {
+  if (first && (rc & 0xff) == SQLITE_ERROR) {
+    sqlite3_stmt* again = nullptr;
+    int prepared = sqlite3_prepare_v2(db_.load(), sqlite3_sql(stmt), -1, &again, nullptr);
+    sqlite3_finalize(again);
+    if (prepared != SQLITE_OK)
+      return error_from(prepared, "prepare");
+  }
+  return error_from(rc, "executing the statement");
+}
+
 outcome<result_set> sqlite_driver::step_all(sqlite3_stmt* stmt, bool inserts) {
   result_set result;
   int columns = 0;
@@ -499,7 +516,7 @@ outcome<result_set> sqlite_driver::step_all(sqlite3_stmt* stmt, bool inserts) {
     if (rc == SQLITE_DONE)
       break;
     if (rc != SQLITE_ROW)
-      return error_from(rc, "executing the statement");
+      return step_error(rc, stmt, first);
     auto& row = result.rows.emplace_back();
     row.reserve(columns);
     for (int c = 0; c < columns; ++c) {
@@ -668,7 +685,7 @@ outcome<result_set> sqlite_driver::execute_many(const bulk_statement& bulk, size
         return done{};
       }
       if (int rc = sqlite3_step(p.stmt); rc != SQLITE_DONE)
-        return error_from(rc, "executing the statement");
+        return step_error(rc, p.stmt, true);
       if (changes)
         total.affected_rows += sqlite3_changes64(db);
       return done{};

@@ -100,6 +100,8 @@ class sqlite_driver final : public driver {
   outcome<done> bind_slots(sqlite3_stmt* stmt, const value* params, const std::vector<int>& slots);
   void clear_cache() noexcept;
   outcome<result_set> step_all(sqlite3_stmt* stmt, bool inserts);
+  /// The error of a step that failed with `rc`; `first`: the statement's first step.
+  db_error step_error(int rc, sqlite3_stmt* stmt, bool first) const;
   db_error error_from(int code, const std::string& context) const;
   /// The busy handler: waits for a lock at most busy_timeout, and not past a cancel or
   /// the deadline.

@@ -319,8 +319,10 @@ TEST_CASE("SQLite: checking whether a statement reads never runs it: a PRAGMA th
   database_fixture fx{cfg};
   fx.require_ready();
   fx.must_exec({"CREATE TABLE t (x INTEGER)"});
+  // EXPLAIN compiles the PRAGMA too, and SQLite calls it a read (found from outside).
   for (auto* sql : {"PRAGMA query_only = 0", "PRAGMA query_only = OFF", "pragma QUERY_ONLY=false",
-                    "PRAGMA foreign_keys = OFF"})
+                    "PRAGMA foreign_keys = OFF", "EXPLAIN PRAGMA query_only = 0",
+                    "explain query plan pragma query_only(0)", "EXPLAIN PRAGMA foreign_keys = OFF"})
     fx.must_exec({sql}); // on the writer, whose session is reset after
   session_options ro;
   ro.read_only = true;

@@ -1,4 +1,5 @@
 // SQLite-specific: typeless columns keep every value type as bound.
+#include "backend/sqlite_driver.hpp"
 #include "support/fixture.hpp"
 
 using namespace cafdb;
@@ -72,4 +73,36 @@ TEST_CASE("SQLite: a connection setting changed by one request never reaches the
       CHECK(read("SELECT count(*) FROM t") == "1");
     }
   }
+}
+
+TEST_CASE("SQLite: a cached statement whose table was dropped answers the statement's error, "
+          "the first time as every time after",
+          "[sqlite][trust]") {
+  // Found from outside: after DROP TABLE, the first read on a connection that had the
+  // read cached answered database_error, and the next ones syntax_error.
+  temp_dir dir;
+  sqlite_options options;
+  options.path = dir.file("drop.db");
+  sqlite_driver writer{options, connection_role::writer};
+  sqlite_driver reader{options, connection_role::reader};
+  REQUIRE(writer.open());
+  REQUIRE(writer.execute({"CREATE TABLE t (x INTEGER)"}));
+  REQUIRE(writer.execute({"INSERT INTO t VALUES (1)"}));
+  REQUIRE(reader.open());
+  for (int i = 0; i < 2; ++i) // cached on both connections
+    for (auto* conn : {&writer, &reader})
+      REQUIRE(conn->execute({"SELECT x FROM t"}));
+  REQUIRE(writer.execute({"DROP TABLE t"}));
+  for (int i = 0; i < 3; ++i)
+    for (auto* conn : {&reader, &writer}) {
+      auto gone = conn->execute({"SELECT x FROM t"});
+      REQUIRE(!gone);
+      INFO(gone.error().message);
+      CHECK(gone.error().code == errc::syntax_error);
+      CHECK(gone.error().message.find("no such table") != std::string::npos);
+    }
+  // A failure while a statement runs is still the run's.
+  auto runtime = reader.execute({"SELECT abs(-9223372036854775807 - 1)"});
+  REQUIRE(!runtime);
+  CHECK(runtime.error().code == errc::database_error);
 }

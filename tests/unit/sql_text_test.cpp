@@ -133,6 +133,12 @@ TEST_CASE("statements that change the session beyond their transaction are found
   CHECK(changes("pragma main.recursive_triggers = 1", lite) == session_pragmas);
   CHECK(changes("PRAGMA cache_size(100)", lite) == session_pragmas);
   CHECK(changes("PRAGMA foreign_keys=0", lite) == session_pragmas);
+  // EXPLAIN compiles the PRAGMA, which acts then (found from outside).
+  CHECK(changes("EXPLAIN PRAGMA foreign_keys = OFF", lite) == session_pragmas);
+  CHECK(changes("explain query plan pragma query_only(0)", lite) == session_pragmas);
+  CHECK(changes("SELECT 1; EXPLAIN PRAGMA cache_size = 5", lite) == session_pragmas);
+  CHECK(changes("EXPLAIN QUERY PLAN SELECT * FROM t", lite) == 0);
+  CHECK(changes("EXPLAIN SELECT 1", pg) == 0);
   CHECK(changes("PRAGMA main.foreign_keys = 0", lite) == session_pragmas);
   CHECK(changes("ATTACH DATABASE 'x.db' AS x", lite) == session_pragmas);
   CHECK(changes("DETACH x", lite) == session_pragmas);
@@ -219,6 +225,11 @@ TEST_CASE("what would lift a read-only session's protection is found", "[sql_tex
   CHECK(escape("PRAGMA main.'QUERY_ONLY' = 0", lite) == "query_only");
   CHECK(escape("PRAGMA 'query_only'(0)", lite) == "query_only");
   CHECK(escape("SELECT x FROM t WHERE y = 'query_only'", lite).empty());
+  // A column or a table of that name is only a name (found from outside).
+  CHECK(escape("SELECT query_only FROM t", lite).empty());
+  CHECK(escape("SELECT \"query_only\" FROM query_only", lite).empty());
+  CHECK(escape("SELECT 1; PRAGMA query_only = 0", lite) == "query_only");
+  CHECK(escape("EXPLAIN PRAGMA query_only = 0", lite) == "query_only");
   CHECK(escape("SELECT read, write FROM t", pg).empty());
   CHECK(escape("SELECT x FROM t", pg).empty());
 }
