@@ -52,6 +52,7 @@
 #include "cafdb/error.hpp"
 #include "log.hpp"
 #include "pool/in_place_shelf.hpp"
+#include "session/read_classifier.hpp"
 #include "session/read_router.hpp"
 #include "timeouts.hpp"
 
@@ -114,6 +115,9 @@ struct database_state {
   /// The readers read in place (SQLite's reader shelf), blocking their thread: each
   /// takes a request only when free. Otherwise they never block and take any in turn.
   bool readers_block = false;
+  /// With SQLite's reader shelf: which read-write statements only read (sessions ask
+  /// when no reader connection is free on the shelf).
+  std::shared_ptr<read_router::read_classifier> classifier;
   /// Engine reads the readers still wait for: the stop waits for them too.
   std::shared_ptr<std::atomic<size_t>> reader_reads = std::make_shared<std::atomic<size_t>>(0);
   std::deque<caf::timestamp> restart_times;
@@ -247,8 +251,9 @@ void spawn_session_for(database_pointer self, caf::strong_actor_ptr client, sess
                                                                          : engine_role::writer;
   // The writer's shelf: a read-only session with a reader engine (read_url) has none.
   auto shelf = role == engine_role::writer ? st.shelf : nullptr;
-  auto session = spawn_session(self->system(), st.engines[role], std::move(client),
-                               std::move(options), st.cfg, one_shot, std::move(shelf));
+  auto session =
+      spawn_session(self->system(), st.engines[role], std::move(client), std::move(options), st.cfg,
+                    one_shot, std::move(shelf), st.classifier);
   self->monitor(session);
   auto idle = one_shot ? caf::timespan{0} : idle_timeout_of(options, *st.cfg);
   st.sessions.push_back(open_session{session, role, idle});
@@ -624,6 +629,9 @@ database_actor::behavior_type database_behavior(database_pointer self,
   // shelf lends to scheduler threads: one reader per thread it may block. Elsewhere
   // the readers only pass reads to the engine: two suffice to keep up, one per thread.
   st.readers_block = st.shelf && st.shelf->kind() == pool::in_place_shelf::pool_kind::readers;
+  if (st.readers_block)
+    st.classifier = std::make_shared<read_router::read_classifier>(
+        [make = st.factory(engine_role::writer)] { return make(connection_role::reader); });
   auto reader_count = st.readers_block
                           ? st.shelf->scheduler_limit()
                           : std::min<size_t>(2, self->system().scheduler().num_workers());

@@ -61,6 +61,7 @@
 #include "log.hpp"
 #include "pool/in_place_shelf.hpp"
 #include "session/in_place_read.hpp"
+#include "session/read_classifier.hpp"
 #include "session/read_router.hpp"
 #include "session/transitions.hpp"
 #include "sql_text.hpp"
@@ -97,6 +98,10 @@ struct session_state {
   /// its blocking owner may on its own thread (in_place_atom, PostgreSQL too).
   std::shared_ptr<pool::in_place_shelf> shelf;
   bool reads_in_place = false;
+  /// With the shelf: tells a read-write statement that only reads, when no reader
+  /// connection is free on the shelf, so that it queues for the reader pool instead of
+  /// holding up the writer.
+  std::shared_ptr<read_router::read_classifier> classifier;
   /// Shared with the blocking owner that runs autocommit calls in place: the session
   /// says when it closed, the owner counts its calls (the idle clock).
   std::shared_ptr<in_place::session_pulse> pulse = std::make_shared<in_place::session_pulse>();
@@ -511,13 +516,15 @@ std::optional<caf::error> check_savepoint_name(const std::string& name) {
   return std::nullopt;
 }
 
-session_actor::behavior_type session_behavior(session_pointer self, engine_actor engine,
-                                              caf::strong_actor_ptr client, session_options options,
-                                              std::shared_ptr<const config> cfg, bool one_shot,
-                                              std::shared_ptr<pool::in_place_shelf> shelf) {
+session_actor::behavior_type
+session_behavior(session_pointer self, engine_actor engine, caf::strong_actor_ptr client,
+                 session_options options, std::shared_ptr<const config> cfg, bool one_shot,
+                 std::shared_ptr<pool::in_place_shelf> shelf,
+                 std::shared_ptr<read_router::read_classifier> classifier) {
   auto& st = self->state;
   st.engine = std::move(engine);
   st.shelf = std::move(shelf);
+  st.classifier = std::move(classifier);
   st.reads_in_place = st.shelf && st.shelf->scheduler_limit() > 0;
   st.client = caf::actor_cast<caf::actor_addr>(client);
   st.options = std::move(options);
@@ -562,9 +569,12 @@ session_actor::behavior_type session_behavior(session_pointer self, engine_actor
               close_and_quit(self, "one-shot request done");
             return rp;
           }
-          // None free on the shelf: a read goes to the reader pool; a read-write
-          // session's statement to the writer, which never waits behind readers.
-          path = verify ? read_router::read_path::leased : read_router::read_path::engine_read;
+          // None free on the shelf: a read goes to the reader pool; so does a read-write
+          // session's statement that SQLite says only reads (on the writer a long read
+          // held up every write); anything else to the writer, which never waits
+          // behind readers.
+          bool reads = !verify || (st.classifier && st.classifier->certainly_reads(stmt.sql));
+          path = reads ? read_router::read_path::engine_read : read_router::read_path::leased;
         }
         if (path == read_router::read_path::engine_read) {
           run_read(self, rp, std::move(stmt));
@@ -782,9 +792,10 @@ caf::timespan idle_timeout_of(const session_options& options, const config& cfg)
 session_actor spawn_session(caf::actor_system& sys, engine_actor engine,
                             caf::strong_actor_ptr client, session_options options,
                             std::shared_ptr<const config> cfg, bool one_shot,
-                            std::shared_ptr<pool::in_place_shelf> shelf) {
+                            std::shared_ptr<pool::in_place_shelf> shelf,
+                            std::shared_ptr<read_router::read_classifier> classifier) {
   return sys.spawn(session_behavior, std::move(engine), std::move(client), std::move(options),
-                   std::move(cfg), one_shot, std::move(shelf));
+                   std::move(cfg), one_shot, std::move(shelf), std::move(classifier));
 }
 
 } // namespace cafdb

@@ -474,6 +474,8 @@ outcome<done> sqlite_driver::bind_slots(sqlite3_stmt* stmt, const value* params,
 // next ones syntax_error). Preparing the text once more tells the two apart, and only
 // on this error path.
 db_error sqlite_driver::step_error(int rc, sqlite3_stmt* stmt, bool first) const {
+  // Read before preparing again, which sets the connection's error message anew.
+  auto ran = error_from(rc, "executing the statement");
   if (first && (rc & 0xff) == SQLITE_ERROR) {
     sqlite3_stmt* again = nullptr;
     int prepared = sqlite3_prepare_v2(db_.load(), sqlite3_sql(stmt), -1, &again, nullptr);
@@ -481,7 +483,7 @@ db_error sqlite_driver::step_error(int rc, sqlite3_stmt* stmt, bool first) const
     if (prepared != SQLITE_OK)
       return error_from(prepared, "prepare");
   }
-  return error_from(rc, "executing the statement");
+  return ran;
 }
 
 outcome<result_set> sqlite_driver::step_all(sqlite3_stmt* stmt, bool inserts) {

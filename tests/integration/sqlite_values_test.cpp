@@ -1,5 +1,6 @@
 // SQLite-specific: typeless columns keep every value type as bound.
 #include "backend/sqlite_driver.hpp"
+#include "session/read_classifier.hpp"
 #include "support/fixture.hpp"
 
 using namespace cafdb;
@@ -105,4 +106,33 @@ TEST_CASE("SQLite: a cached statement whose table was dropped answers the statem
   auto runtime = reader.execute({"SELECT abs(-9223372036854775807 - 1)"});
   REQUIRE(!runtime);
   CHECK(runtime.error().code == errc::database_error);
+}
+
+TEST_CASE("SQLite: the read classifier says 'reads' only of what certainly reads, prepares "
+          "without running, and waits for a database it cannot open yet",
+          "[sqlite][read]") {
+  temp_dir dir;
+  sqlite_options options;
+  options.path = dir.file("classify.db");
+  read_router::read_classifier classifier{
+      [options] { return std::make_unique<sqlite_driver>(options, connection_role::reader); }};
+  // No file yet: a reader never creates one, so nothing is certain.
+  CHECK_FALSE(classifier.certainly_reads("SELECT 1"));
+  sqlite_driver writer{options, connection_role::writer};
+  REQUIRE(writer.open());
+  REQUIRE(writer.execute({"CREATE TABLE t (x INTEGER)"}));
+  CHECK(classifier.certainly_reads("SELECT 1"));
+  CHECK(classifier.certainly_reads("SELECT x FROM t WHERE x > $1"));
+  CHECK(classifier.certainly_reads("WITH c AS (SELECT x FROM t) SELECT count(*) FROM c"));
+  for (auto* sql : {"INSERT INTO t VALUES (1)", "DELETE FROM t", "SELECT 1; DELETE FROM t",
+                    "PRAGMA query_only = 0", "EXPLAIN PRAGMA query_only = 0", "BEGIN",
+                    "SELECT last_insert_rowid()", "SELECT changes()", "CREATE TABLE u (y)",
+                    "ATTACH ':memory:' AS other", "SELECT no_such FROM t", "VACUUM"}) {
+    INFO(sql);
+    CHECK_FALSE(classifier.certainly_reads(sql));
+  }
+  // Asking ran nothing.
+  auto count = writer.execute({"SELECT count(*) FROM t"});
+  REQUIRE(count);
+  CHECK(count->rows.at(0).at(0).as_int() == 0);
 }
