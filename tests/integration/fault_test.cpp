@@ -79,7 +79,7 @@ std::vector<pg_connection> hold_slots(const pg_server& server, int n) {
 
 TEST_CASE("the server stops and restarts under 50 clients: typed errors, degraded then ready, "
           "every acknowledged commit kept",
-          "[fault][pg]") {
+          "[fault][pg][load]") {
   pg_server server;
   auto cfg = must_config(server.url);
   cfg.pool_size = 10;

@@ -68,7 +68,7 @@ caf::behavior stress_client(caf::event_based_actor* self, database_actor db, int
 } // namespace
 
 TEST_CASE("200 clients x 50 transactions: every committed row is there, no lease leaks",
-          "[stress]") {
+          "[stress][load]") {
   temp_dir dir;
   auto cfg = file_config(dir);
   cfg.pool_size = 4;
