@@ -377,15 +377,15 @@ void run_read(session_pointer self, caf::typed_response_promise<result_set> rp, 
 /// A read on a reader connection borrowed from the pool's in-place shelf, here in the
 /// session: no message to the engine or a connection (session/in_place_read.hpp).
 /// Nothing when none is free, or when `verify` (a read-write session's statement,
-/// read_path::in_place_if_read) finds that SQLite cannot promise it changes nothing:
-/// the caller sends it on. The connection's deadline keeps this thread blocked no
-/// longer than the request's deadline.
+/// read_path::in_place_if_read) finds that SQLite cannot promise it changes nothing
+/// (then `may_write` is set): the caller sends it on. The connection's deadline keeps
+/// this thread blocked no longer than the request's deadline.
 std::optional<outcome<result_set>> read_in_place(session_state& st, const statement& stmt,
-                                                 bool verify) {
+                                                 bool verify, bool& may_write) {
   if (!st.reads_in_place)
     return std::nullopt;
   return in_place::exec(*st.shelf, *st.cfg, *st.sql_log, stmt, request_deadline(st),
-                        in_place::how{verify, st.options.read_only, false});
+                        in_place::how{verify, st.options.read_only, false}, &may_write);
 }
 
 /// While draining, a session whose transaction has ended closes (after its answer went
@@ -559,7 +559,8 @@ session_behavior(session_pointer self, engine_actor engine, caf::strong_actor_pt
         auto path = read_router::route(request, st.reads_in_place);
         bool verify = path == read_router::read_path::in_place_if_read;
         if (path == read_router::read_path::in_place || verify) {
-          if (auto rows = read_in_place(st, stmt, verify)) {
+          bool may_write = false;
+          if (auto rows = read_in_place(st, stmt, verify, may_write)) {
             settle_read(self, *rows ? sm::outcome::ok : sm::outcome::refused);
             if (*rows)
               rp.deliver(std::move(**rows));
@@ -571,9 +572,11 @@ session_behavior(session_pointer self, engine_actor engine, caf::strong_actor_pt
           }
           // None free on the shelf: a read goes to the reader pool; so does a read-write
           // session's statement that SQLite says only reads (on the writer a long read
-          // held up every write); anything else to the writer, which never waits
-          // behind readers.
-          bool reads = !verify || (st.classifier && st.classifier->certainly_reads(stmt.sql));
+          // held up every write; the classifier is asked only when the shelf had no
+          // connection to ask); anything else to the writer, which never waits behind
+          // readers.
+          bool reads =
+              !verify || (!may_write && st.classifier && st.classifier->certainly_reads(stmt.sql));
           path = reads ? read_router::read_path::engine_read : read_router::read_path::leased;
         }
         if (path == read_router::read_path::engine_read) {

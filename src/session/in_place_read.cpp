@@ -29,7 +29,8 @@ bool prepare_shared(driver& conn, const config& cfg, clock::time_point idle_sinc
 
 std::optional<outcome<result_set>> exec(pool::in_place_shelf& shelf, const config& cfg,
                                         spdlog::logger& sql_log, const statement& stmt,
-                                        std::chrono::nanoseconds deadline, how mode) {
+                                        std::chrono::nanoseconds deadline, how mode,
+                                        bool* may_write) {
   // The connection this thread had last on this shelf, if it is free (in_place_shelf::
   // borrow): keys never repeat, so a stale one only finds nothing.
   thread_local std::pair<const pool::in_place_shelf*, uint64_t> last{nullptr, 0};
@@ -43,6 +44,8 @@ std::optional<outcome<result_set>> exec(pool::in_place_shelf& shelf, const confi
   bool shared = shelf.kind() == pool::in_place_shelf::pool_kind::shared;
   if (mode.verify && !conn.certainly_reads(stmt.sql)) {
     shelf.give_back_unused(std::move(lent)); // preparing changed nothing
+    if (may_write)
+      *may_write = true;
     return std::nullopt;
   }
   if (shared && !prepare_shared(conn, cfg, lent.since, mode.read_only)) {

@@ -64,10 +64,11 @@ struct how {
 
 /// Runs `stmt` on a connection borrowed from `shelf`, cancelled at `deadline` from now.
 /// Nothing when it did not run: no connection free on the shelf, `verify` found that it
-/// may write, or a shared pool's connection failed its pool_pre_ping. The caller then
-/// sends it on.
+/// may write (then `*may_write` is set, when given), or a shared pool's connection
+/// failed its pool_pre_ping. The caller then sends it on.
 std::optional<outcome<result_set>> exec(pool::in_place_shelf& shelf, const config& cfg,
                                         spdlog::logger& sql_log, const statement& stmt,
-                                        std::chrono::nanoseconds deadline, how mode);
+                                        std::chrono::nanoseconds deadline, how mode,
+                                        bool* may_write = nullptr);
 
 } // namespace cafdb::in_place
