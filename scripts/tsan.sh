@@ -95,8 +95,8 @@ echo "== tsan: test"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/scripts/tsan.supp"
 export LD_LIBRARY_PATH="$cache/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # Left out here, and run by the release and ASan suites: the 50-client server-restart
-# test hangs now and then under ThreadSanitizer only (3 of 5 runs here passed in 2-5 s, 2
-# did not end within 120 s and 300 s, alone). Under investigation; until then it would
-# fail CI at random without saying why.
+# test hangs now and then under ThreadSanitizer only (of 4 runs on 2026-12-03, 2 passed
+# in 2-5 s and 2 did not end within 120 s and 300 s, once alone). Under investigation;
+# until then it would fail CI at random without saying why.
 (cd "$build" && ctest --output-on-failure -j"$jobs" --timeout 600 \
   -E '^bench_smoke|^the server stops and restarts under 50 clients')
