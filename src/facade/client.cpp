@@ -68,7 +68,51 @@ detail::client_base::client_base(caf::actor_system& sys, database_actor db,
 
 namespace detail {
 
+/// The blocking actors a client's calls wait on, kept between calls. A scoped_actor per
+/// call spawned and tore down an actor each time, and CAF 0.17 takes its global logger
+/// lock (`logger::thread_local_aid`, a spinlock, even with logging off) on every
+/// construction and destruction: 50 threads calling at once starved a new thread that
+/// needed that lock exclusively (a connection opened after an outage), and under
+/// ThreadSanitizer the test of a server restart under load stalled for minutes. The
+/// actors are hidden: an idle one does not hold up the actor system's shutdown (the
+/// client, as before, must not outlive its actor system).
+class caller_pool {
+ public:
+  std::unique_ptr<caf::scoped_actor> take(caf::actor_system& sys) {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (!idle_.empty()) {
+        auto self = std::move(idle_.back());
+        idle_.pop_back();
+        return self;
+      }
+    }
+    return std::make_unique<caf::scoped_actor>(sys, true);
+  }
+
+  /// Only after a call that got its answer: an error may be a timeout, whose late
+  /// answer would wait in the actor's mailbox for ever.
+  void give_back(std::unique_ptr<caf::scoped_actor> self) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    if (idle_.size() < max_idle) {
+      idle_.push_back(std::move(self));
+      return;
+    }
+    guard.unlock();
+    self.reset();
+  }
+
+ private:
+  /// As many as threads that call at once, up to this.
+  static constexpr size_t max_idle = 64;
+  std::mutex mtx_;
+  std::vector<std::unique_ptr<caf::scoped_actor>> idle_;
+};
+
 struct in_place_route {
+  /// Not only the in-place route: the blocking actors of the client's calls too
+  /// (shared by the client's copies, as the route is).
+  caller_pool callers;
   std::once_flag asked;
   /// A null shelf: this client never reads in place (not SQLite, read_in_place off,
   /// or a database in another process).
@@ -97,6 +141,26 @@ struct session_route {
 client::client(caf::actor_system& sys, database_actor db, caf::timespan request_timeout)
     : client_base(sys, std::move(db), request_timeout),
       in_place_(std::make_shared<detail::in_place_route>()) {}
+
+namespace {
+
+/// `ask` on a blocking actor of the client's pool.
+template <class T, class... Ts>
+caf::expected<T> ask_pooled(const std::shared_ptr<detail::in_place_route>& route,
+                            caf::actor_system& sys, const database_actor& db, caf::timespan timeout,
+                            Ts&&... xs) {
+  if (!route) { // a moved-from client
+    caf::scoped_actor self{sys};
+    return ask<T>(self, db, timeout, std::forward<Ts>(xs)...);
+  }
+  auto self = route->callers.take(sys);
+  auto out = ask<T>(*self, db, timeout, std::forward<Ts>(xs)...);
+  if (out)
+    route->callers.give_back(std::move(self));
+  return out;
+}
+
+} // namespace
 
 namespace {
 
@@ -170,10 +234,9 @@ std::optional<caf::expected<result_set>> client::exec_in_place(const statement& 
 }
 
 caf::expected<readiness_snapshot> client::await_ready(caf::timespan timeout) {
-  caf::scoped_actor self{*sys_};
   timeout = bounded(timeout);
-  return ask<readiness_snapshot>(self, db_, timeout + std::chrono::seconds(5), await_atom::value,
-                                 timeout);
+  return ask_pooled<readiness_snapshot>(in_place_, *sys_, db_, timeout + std::chrono::seconds(5),
+                                        await_atom::value, timeout);
 }
 
 caf::expected<session> client::open_session(session_options options) {
@@ -187,59 +250,51 @@ caf::expected<session> client::open_session(session_options options) {
 caf::expected<result_set> client::exec(statement stmt, session_options options) {
   if (auto rows = exec_in_place(stmt, options))
     return std::move(*rows);
-  caf::scoped_actor self{*sys_};
-  return ask<result_set>(self, db_, timeout_, exec_atom::value, std::move(stmt),
-                         std::move(options));
+  return ask_pooled<result_set>(in_place_, *sys_, db_, timeout_, exec_atom::value, std::move(stmt),
+                                std::move(options));
 }
 
 caf::expected<std::vector<result_set>> client::transact(std::vector<statement> stmts,
                                                         session_options options) {
-  caf::scoped_actor self{*sys_};
-  return ask<std::vector<result_set>>(self, db_, timeout_, transact_atom::value, std::move(stmts),
-                                      std::move(options));
+  return ask_pooled<std::vector<result_set>>(in_place_, *sys_, db_, timeout_, transact_atom::value,
+                                             std::move(stmts), std::move(options));
 }
 
 caf::expected<result_set> client::exec_many(bulk_statement bulk, session_options options) {
-  caf::scoped_actor self{*sys_};
-  return ask<result_set>(self, db_, timeout_, exec_many_atom::value, std::move(bulk),
-                         std::move(options));
+  return ask_pooled<result_set>(in_place_, *sys_, db_, timeout_, exec_many_atom::value,
+                                std::move(bulk), std::move(options));
 }
 
 caf::expected<status_report> client::status() {
-  caf::scoped_actor self{*sys_};
-  return ask<status_report>(self, db_, timeout_, status_atom::value);
+  return ask_pooled<status_report>(in_place_, *sys_, db_, timeout_, status_atom::value);
 }
 
 caf::expected<readiness_snapshot> client::subscribe(caf::actor subscriber) {
-  caf::scoped_actor self{*sys_};
-  return ask<readiness_snapshot>(self, db_, timeout_, caf::subscribe_atom::value,
-                                 std::move(subscriber));
+  return ask_pooled<readiness_snapshot>(in_place_, *sys_, db_, timeout_, caf::subscribe_atom::value,
+                                        std::move(subscriber));
 }
 
 caf::error client::create_all() {
-  caf::scoped_actor self{*sys_};
-  return as_error(ask<caf::ok_atom>(self, db_, timeout_, create_all_atom::value));
+  return as_error(
+      ask_pooled<caf::ok_atom>(in_place_, *sys_, db_, timeout_, create_all_atom::value));
 }
 
 caf::error client::create_all(schema_def schema) {
-  caf::scoped_actor self{*sys_};
-  return as_error(
-      ask<caf::ok_atom>(self, db_, timeout_, create_all_atom::value, std::move(schema)));
+  return as_error(ask_pooled<caf::ok_atom>(in_place_, *sys_, db_, timeout_, create_all_atom::value,
+                                           std::move(schema)));
 }
 
 caf::error client::drop_all() {
-  caf::scoped_actor self{*sys_};
-  return as_error(ask<caf::ok_atom>(self, db_, timeout_, drop_all_atom::value));
+  return as_error(ask_pooled<caf::ok_atom>(in_place_, *sys_, db_, timeout_, drop_all_atom::value));
 }
 
 caf::error client::drop_all(schema_def schema) {
-  caf::scoped_actor self{*sys_};
-  return as_error(ask<caf::ok_atom>(self, db_, timeout_, drop_all_atom::value, std::move(schema)));
+  return as_error(ask_pooled<caf::ok_atom>(in_place_, *sys_, db_, timeout_, drop_all_atom::value,
+                                           std::move(schema)));
 }
 
 caf::expected<schema_def> client::reflect() {
-  caf::scoped_actor self{*sys_};
-  return ask<schema_def>(self, db_, timeout_, reflect_atom::value);
+  return ask_pooled<schema_def>(in_place_, *sys_, db_, timeout_, reflect_atom::value);
 }
 
 // -- operations ----------------------------------------------------------------------
@@ -302,8 +357,8 @@ using facade::query_op;
 using facade::table_op;
 
 caf::expected<nlohmann::json> client::run(operation op) {
-  caf::scoped_actor self{*sys_};
-  auto text = ask<std::string>(self, db_, timeout_, op_atom::value, std::move(op));
+  auto text =
+      ask_pooled<std::string>(in_place_, *sys_, db_, timeout_, op_atom::value, std::move(op));
   if (!text)
     return std::move(text.error());
   return nlohmann::json::parse(*text);
@@ -383,8 +438,7 @@ caf::expected<nlohmann::json> client::upsert(const std::string& table, const nlo
 }
 
 caf::error client::stop() {
-  caf::scoped_actor self{*sys_};
-  return as_error(ask<caf::ok_atom>(self, db_, timeout_, stop_atom::value));
+  return as_error(ask_pooled<caf::ok_atom>(in_place_, *sys_, db_, timeout_, stop_atom::value));
 }
 
 // -- session --------------------------------------------------------------------
