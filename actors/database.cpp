@@ -60,6 +60,10 @@ namespace cafdb {
 
 namespace {
 
+/// PostgreSQL's one-shot readers are threads, one per pooled connection: no more than
+/// this many, however large the pool (a request that finds none free takes a session).
+constexpr size_t max_in_place_threads = 32;
+
 struct held_request {
   uint64_t id;
   /// Serves the request: called once the database is ready.
@@ -112,7 +116,8 @@ struct database_state {
   };
   std::vector<one_shot_reader_entry> readers;
   size_t next_reader = 0;
-  /// The readers read in place (SQLite's reader shelf), blocking their thread: each
+  /// The readers run requests in place (SQLite's reader shelf, on scheduler threads;
+  /// PostgreSQL's shared shelf, on threads of their own), blocking their thread: each
   /// takes a request only when free. Otherwise they never block and take any in turn.
   bool readers_block = false;
   /// With SQLite's reader shelf: which read-write statements only read (sessions ask
@@ -625,21 +630,25 @@ database_actor::behavior_type database_behavior(database_pointer self,
         reads.shelf, reads.scheduler_borrowers,
         reads.shared_pool ? pool::in_place_shelf::pool_kind::shared
                           : pool::in_place_shelf::pool_kind::readers);
-  // One-shot reads run on readers that live as long as the database. SQLite's reader
-  // shelf lends to scheduler threads: one reader per thread it may block. Elsewhere
-  // the readers only pass reads to the engine: two suffice to keep up, one per thread.
-  st.readers_block = st.shelf && st.shelf->kind() == pool::in_place_shelf::pool_kind::readers;
-  if (st.readers_block)
+  // One-shot requests run on readers that live as long as the database. SQLite's reader
+  // shelf lends to scheduler threads: one reader per thread it may block. PostgreSQL's
+  // shared shelf lends to threads of their own: one reader (a thread) per connection
+  // of the pool, each running any autocommit statement as a blocking client does.
+  // Elsewhere (a read replica) the readers only pass reads to the engine: two suffice
+  // to keep up, one per thread.
+  st.readers_block = static_cast<bool>(st.shelf);
+  if (st.shelf && st.shelf->kind() == pool::in_place_shelf::pool_kind::readers)
     st.classifier = std::make_shared<read_router::read_classifier>(
         [make = st.factory(engine_role::writer)] { return make(connection_role::reader); });
-  auto reader_count = st.readers_block
+  auto reader_count = !st.shelf ? std::min<size_t>(2, self->system().scheduler().num_workers())
+                      : st.shelf->kind() == pool::in_place_shelf::pool_kind::readers
                           ? st.shelf->scheduler_limit()
-                          : std::min<size_t>(2, self->system().scheduler().num_workers());
+                          : std::min<size_t>(static_cast<size_t>(std::max(st.cfg->pool_size, 1)),
+                                             max_in_place_threads);
   for (size_t i = 0; i < reader_count; ++i) {
     auto busy = std::make_shared<std::atomic<bool>>(false);
-    auto reader =
-        spawn_one_shot_reader(self->system(), caf::actor_cast<caf::actor_addr>(self),
-                              st.readers_block ? st.shelf : nullptr, st.cfg, busy, st.reader_reads);
+    auto reader = spawn_one_shot_reader(self->system(), caf::actor_cast<caf::actor_addr>(self),
+                                        st.shelf, st.cfg, busy, st.reader_reads);
     st.readers.push_back({std::move(reader), std::move(busy)});
   }
   st.log = log::get("database");

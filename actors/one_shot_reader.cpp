@@ -3,10 +3,14 @@
 //
 // A one-shot `exec` spawned a session per request: a spawn, two monitors, and an actor's
 // teardown, which wakes CAF's clock thread, all for a read of a few microseconds (a
-// quarter of the CPU of a one-shot read went to waking threads). The database keeps a
-// few readers that live as long as it does: on SQLite one per scheduler thread a read
-// in place may block (the shelf's scheduler_limit), handed a request only when free; on
-// PostgreSQL, where nothing here blocks, a few that take requests in turn.
+// quarter of the CPU of a one-shot read went to waking threads). The database keeps
+// readers that live as long as it does, each handed a request only when free: on
+// SQLite one per scheduler thread a read in place may block (the shelf's
+// scheduler_limit); on PostgreSQL one per pooled connection, each on a thread of its
+// own, running any autocommit statement on the shared shelf as a blocking client does
+// (client → database → reader → client instead of six hops through an engine and a
+// connection). With a read replica (no shelf) a few readers that never block take
+// read-only requests in turn and pass them to the engine.
 //
 //   free ── the database hands it a request (busy = true) ──► running in place
 //     ▲                                                          │
@@ -28,11 +32,14 @@
 //    the shelf only when it is free, so no request waits behind another's read.
 // 2. A read runs under a session's rules: in place, in_place::exec with verify (SQLite's
 //    prepared statement says it writes nothing and changes no setting; read-only as
-//    asked) within the session's request deadline; on the engine, the checks and the
+//    asked), or on PostgreSQL the text checks of a session and the blocking client's
+//    handling (read-only set as asked, session reset, commit_in_doubt), within the
+//    session's request deadline; on the engine, the checks and the
 //    path of a read-only session's autocommit exec (read_router::route). Anything else
 //    goes the session's way, and is answered as a session answers it.
-// 3. The only blocking is the read in place: bounded by its deadline, and by the shelf's
-//    scheduler_limit (a read in place never takes the last scheduler thread).
+// 3. The only blocking is the statement in place: bounded by its deadline, and on
+//    SQLite by the shelf's scheduler_limit (a read in place never takes the last
+//    scheduler thread); PostgreSQL's readers block threads of their own only.
 // 4. `in_flight` counts the engine reads not yet answered: the database's stop waits
 //    for them as it waits for sessions, so a graceful stop answers them with their rows.
 #include "actors/one_shot_reader.hpp"
@@ -61,13 +68,21 @@ struct one_shot_reader_state {
 
 using reader_pointer = one_shot_reader_actor::stateful_pointer<one_shot_reader_state>;
 
+/// Runs `stmt` in place. On SQLite's reader shelf only what the prepared statement says
+/// changes nothing runs; on PostgreSQL's shared shelf any autocommit statement the text
+/// checks let through, on the reader's own thread (as a blocking client's call).
 std::optional<outcome<result_set>> run_in_place(pool::in_place_shelf& shelf, const config& cfg,
                                                 spdlog::logger& sql_log, const statement& stmt,
                                                 const session_options& options) {
-  if (stmt.sql.find('\0') != std::string::npos)
+  bool shared = shelf.kind() == pool::in_place_shelf::pool_kind::shared;
+  if (shared) {
+    if (auto refused = refused_sql_here(stmt.sql, cfg.engine, options.read_only))
+      return outcome<result_set>{std::move(*refused)};
+  } else if (stmt.sql.find('\0') != std::string::npos) {
     return std::nullopt; // the session refuses it, and says why
+  }
   return in_place::exec(shelf, cfg, sql_log, stmt, request_deadline(options.request_timeout, cfg),
-                        in_place::how{true, options.read_only, false});
+                        in_place::how{!shared, options.read_only, shared});
 }
 
 /// Whether a read-only session would send this autocommit exec to the engine (not
@@ -138,6 +153,11 @@ one_shot_reader_actor spawn_one_shot_reader(caf::actor_system& sys, caf::actor_a
                                             std::shared_ptr<const config> cfg,
                                             std::shared_ptr<std::atomic<bool>> busy,
                                             std::shared_ptr<std::atomic<size_t>> in_flight) {
+  // On PostgreSQL's shared shelf a read in place waits on the network: the reader gets a
+  // thread of its own, as a connection does, and never holds a scheduler thread.
+  if (shelf && shelf->kind() == pool::in_place_shelf::pool_kind::shared)
+    return sys.spawn<caf::detached>(one_shot_reader_behavior, std::move(db), std::move(shelf),
+                                    std::move(cfg), std::move(busy), std::move(in_flight));
   return sys.spawn(one_shot_reader_behavior, std::move(db), std::move(shelf), std::move(cfg),
                    std::move(busy), std::move(in_flight));
 }
