@@ -682,19 +682,19 @@ TEST_CASE_METHOD(pg_one_connection,
   REQUIRE(eventually([&] { return static_cast<bool>(cli->exec({"SELECT 1"})); }));
 }
 
-TEST_CASE_METHOD(
-    pg_database,
-    "PostgreSQL: an actor's read-only one-shot exec is an engine read with no "
-    "session, kept to a read-only session's rules, and a stop answers it with its rows",
-    "[pg][one_shot]") {
+TEST_CASE_METHOD(pg_database,
+                 "PostgreSQL: an actor's one-shot exec needs no session, keeps a session's rules, "
+                 "and a stop answers it with its rows",
+                 "[pg][one_shot]") {
   database_fixture& fx = *this;
   fx.must_exec({"CREATE TABLE t (x int)"});
   fx.must_exec({"INSERT INTO t VALUES (7)"});
   session_options read_only;
   read_only.read_only = true;
-  auto one_shot = [&](caf::scoped_actor& self, statement stmt) {
+  session_options read_write;
+  auto one_shot = [&](caf::scoped_actor& self, statement stmt, bool writes = false) {
     caf::expected<result_set> out{caf::error{}};
-    self->request(fx.db, 60s, exec_atom::value, std::move(stmt), read_only)
+    self->request(fx.db, 60s, exec_atom::value, std::move(stmt), writes ? read_write : read_only)
         .receive([&](result_set& rows) { out = std::move(rows); },
                  [&](caf::error& err) { out = std::move(err); });
     return out;
@@ -735,6 +735,30 @@ TEST_CASE_METHOD(
   REQUIRE(!bad);
   CHECK(is(bad.error(), errc::syntax_error));
   REQUIRE(one_shot(self, {"SELECT x FROM t"}));
+
+  // Read-write one-shots run in place on pooled connections, as a blocking client's
+  // calls do (counted as loans of the shelf), with a session's checks: a write is
+  // kept, transaction control is refused, and a setting never reaches the next request.
+  auto loans_before = fx.cli->status()->reads_in_place;
+  for (int i = 0; i < 10; ++i) {
+    auto wrote = one_shot(self, {"INSERT INTO t VALUES ($1)", {100 + i}}, true);
+    INFO((wrote ? std::string{"ok"} : text(wrote.error())));
+    REQUIRE(wrote);
+  }
+  auto rw_begin = one_shot(self, {"BEGIN"}, true);
+  REQUIRE(!rw_begin);
+  CHECK(is(rw_begin.error(), errc::invalid_argument));
+  REQUIRE(one_shot(self, {"SET statement_timeout = '124s'"}, true));
+  for (int i = 0; i < 10; ++i) {
+    auto shown = one_shot(self, {"SHOW statement_timeout"}, true);
+    REQUIRE(shown);
+    CHECK(shown->rows.at(0).at(0).as_text() != "124s");
+  }
+  auto rw_read_only = one_shot(self, {"SHOW transaction_read_only"}, true);
+  REQUIRE(rw_read_only);
+  CHECK(rw_read_only->rows.at(0).at(0).as_text() == "off");
+  CHECK(fx.count("t") == 11);
+  CHECK(fx.cli->status()->reads_in_place > loans_before + 1);
 
   // A read in flight has no session of its own, and the stop waits for its rows.
   std::atomic<bool> done{false};
