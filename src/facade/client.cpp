@@ -90,8 +90,9 @@ class caller_pool {
     return std::make_unique<caf::scoped_actor>(sys, true);
   }
 
-  /// Only after a call that got its answer: an error may be a timeout, whose late
-  /// answer would wait in the actor's mailbox for ever.
+  /// Not after a call that ended at the caller's own timeout: its late answer would
+  /// wait in the actor's mailbox for ever. Any other answer, an error too, was taken
+  /// from the mailbox (a server outage must not bring back an actor per call).
   void give_back(std::unique_ptr<caf::scoped_actor> self) {
     std::unique_lock<std::mutex> guard{mtx_};
     if (idle_.size() < max_idle) {
@@ -155,7 +156,7 @@ caf::expected<T> ask_pooled(const std::shared_ptr<detail::in_place_route>& route
   }
   auto self = route->callers.take(sys);
   auto out = ask<T>(*self, db, timeout, std::forward<Ts>(xs)...);
-  if (out)
+  if (out || describe(out.error()).code != errc::request_timeout)
     route->callers.give_back(std::move(self));
   return out;
 }
