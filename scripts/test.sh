@@ -62,7 +62,7 @@ if [ -z "${CAFDB_SKIP_SANITIZERS:-}" ]; then
     -DCMAKE_CXX_FLAGS_DEBUG="$CAFDB_TEST_DEBUG_FLAGS" \
     -DCAFDB_BUILD_BENCH=OFF -DCAFDB_BUILD_EXAMPLES=OFF
 fi
-tsan_cache="${CAFDB_TSAN_CACHE:-$HOME/.cache/cafdb/caf-0.17.6-tsan}"
+tsan_cache="${CAFDB_TSAN_CACHE:-$HOME/.cache/cafdb/caf-0.17.6-tsan-r2}"
 if [ -z "${CAFDB_SKIP_TSAN:-}" ] && [ -f "$tsan_cache/include/caf/all.hpp" ]; then
   echo "== tsan (at $(elapsed) s)"
   "$root/scripts/tsan.sh"

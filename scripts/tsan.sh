@@ -11,14 +11,15 @@
 #   scripts/tsan.sh                  build CAF once if needed, then build and test
 #   scripts/tsan.sh --caf-only       only build the cached CAF
 #   CAFDB_TSAN_CACHE=DIR             where the sanitized CAF lives
-#                                    (default ~/.cache/cafdb/caf-0.17.6-tsan)
+#                                    (default ~/.cache/cafdb/caf-0.17.6-tsan-r2;
+#                                    r2: its shared_spinlock yields, see build_caf)
 #
 # Uses the PostgreSQL servers named by CAFDB_TEST_PG_URL when set (scripts/test.sh
 # sets them); otherwise starts its own throwaway pair and always stops it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 jobs="$(nproc)"
-cache="${CAFDB_TSAN_CACHE:-$HOME/.cache/cafdb/caf-0.17.6-tsan}"
+cache="${CAFDB_TSAN_CACHE:-$HOME/.cache/cafdb/caf-0.17.6-tsan-r2}"
 caf_version=0.17.6
 
 build_caf() {
@@ -45,6 +46,19 @@ build_caf() {
     return 1
   fi
   tar -xzf "$work/$tarball" -C "$work"
+  # CAF 0.17's shared spinlock spins without yielding (upstream left the yield commented
+  # out). It guards the logger's per-thread actor ids, taken on every scoped_actor's
+  # construction and destruction even with logging off. Under ThreadSanitizer every spin
+  # takes the sanitizer's own lock on that atomic, and 50 threads spinning on 2 cores
+  # starved the thread holding it for minutes (stack dumps of the 50-client
+  # server-restart test). The sanitized build yields while it waits; it changes no
+  # ordering, only who gets the core.
+  local spinlock="$work/actor-framework-$caf_version/libcaf_core/src/detail/shared_spinlock.cpp"
+  sed -i 's|^\( *\)// std::this_thread::yield();|\1std::this_thread::yield();|' "$spinlock"
+  if ! grep -q '^ *std::this_thread::yield();' "$spinlock"; then
+    echo "tsan: could not make CAF's shared_spinlock yield ($spinlock changed?)" >&2
+    return 1
+  fi
   echo "== tsan: building CAF $caf_version with -fsanitize=thread into $cache (once)"
   # `-include limits`: CAF 0.17.6 predates g++ 12, whose headers no longer bring in
   # <limits> by the way (Debian's own build patches the same).
@@ -94,9 +108,4 @@ cmake --build "$build" -j"$jobs"
 echo "== tsan: test"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/scripts/tsan.supp"
 export LD_LIBRARY_PATH="$cache/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-# Left out here, and run by the release and ASan suites: the 50-client server-restart
-# test hangs now and then under ThreadSanitizer only (of 4 runs on 2026-12-03, 2 passed
-# in 2-5 s and 2 did not end within 120 s and 300 s, once alone). Under investigation;
-# until then it would fail CI at random without saying why.
-(cd "$build" && ctest --output-on-failure -j"$jobs" --timeout 600 \
-  -E '^bench_smoke|^the server stops and restarts under 50 clients')
+(cd "$build" && ctest --output-on-failure -j"$jobs" --timeout 600 -E '^bench_smoke')
