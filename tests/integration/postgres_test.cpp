@@ -3,6 +3,7 @@
 // connection failures, server-side statement timeouts, secrets and env configuration.
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -783,4 +784,54 @@ TEST_CASE_METHOD(pg_database,
   INFO((slow ? std::string{"ok"} : text(slow.error())));
   REQUIRE(slow);
   CHECK(slow->rows.at(0).at(0).as_int() == 5);
+}
+
+namespace {
+
+size_t thread_count() {
+  size_t n = 0;
+  for ([[maybe_unused]] auto& entry : std::filesystem::directory_iterator{"/proc/self/task"})
+    ++n;
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("PostgreSQL: a database that stopped leaves no thread behind (one-shot readers, "
+          "connections), however many were started in one actor system",
+          "[pg][one_shot]") {
+  with_temp_dir tmp;
+  auto cfg = pg_backend::make_config(tmp.dir);
+  cfg.pool_size = 6;
+  system_config sys_cfg;
+  caf::actor_system sys{sys_cfg};
+  auto run_one = [&] {
+    auto db = spawn_database(sys, cfg);
+    client cli{sys, db, std::chrono::seconds(30)};
+    REQUIRE(cli.await_ready(std::chrono::seconds(10)));
+    caf::scoped_actor self{sys};
+    for (int i = 0; i < 20; ++i) {
+      bool ok = false;
+      self->request(db, std::chrono::seconds(30), exec_atom::value, statement{"SELECT 1"},
+                    session_options{})
+          .receive([&](result_set&) { ok = true; }, [&](caf::error& err) { INFO(text(err)); });
+      REQUIRE(ok);
+    }
+    REQUIRE(!cli.stop());
+  };
+  run_one();
+  // What CAF starts once (scheduler, clock) is there now; each database's own threads
+  // (one per connection, one per one-shot reader) must end with it.
+  auto threads_after_first = thread_count();
+  for (int round = 0; round < 5; ++round)
+    run_one();
+  size_t now = 0;
+  bool settled = eventually(
+      [&] {
+        now = thread_count();
+        return now <= threads_after_first;
+      },
+      10s);
+  INFO("threads after the first database: " << threads_after_first << ", after six: " << now);
+  CHECK(settled);
 }
