@@ -718,6 +718,16 @@ TEST_CASE_METHOD(pg_database,
   auto escape = one_shot(self, {"SET default_transaction_read_only = off"});
   REQUIRE(!escape);
   CHECK(is(escape.error(), errc::read_only_violation));
+  // PostgreSQL itself writes large objects in a read-only transaction (found from outside:
+  // lo_from_bytea, lo_put and lo_unlink were kept from read-only calls).
+  auto large_object =
+      one_shot(self, {"SELECT lo_from_bytea(4242424, 'written by a read-only call')"});
+  REQUIRE(!large_object);
+  CHECK(is(large_object.error(), errc::read_only_violation));
+  CHECK(fx.cli->exec({"SELECT count(*) FROM pg_largeobject_metadata WHERE oid = 4242424"})
+            ->rows.at(0)
+            .at(0)
+            .as_int() == 0);
   auto nul = one_shot(self, {std::string{"SELECT 1\0; DELETE FROM t", 24}});
   REQUIRE(!nul);
   CHECK(is(nul.error(), errc::invalid_argument));

@@ -232,6 +232,13 @@ TEST_CASE("what would lift a read-only session's protection is found", "[sql_tex
   CHECK(escape("EXPLAIN PRAGMA query_only = 0", lite) == "query_only");
   CHECK(escape("SELECT read, write FROM t", pg).empty());
   CHECK(escape("SELECT x FROM t", pg).empty());
+  // PostgreSQL writes large objects in a read-only transaction (found from outside).
+  CHECK(escape("SELECT lo_put(4242, 0, 'XX')", pg) == "lo_put");
+  CHECK(escape("SELECT LO_UNLINK(4242)", pg) == "lo_unlink");
+  CHECK(escape("SELECT lo_from_bytea(0, 'x')", pg) == "lo_from_bytea");
+  CHECK(escape("SELECT \"lo_create\"(0)", pg) == "lo_create");
+  CHECK(escape("SELECT lo_get(4242)", pg).empty());
+  CHECK(escape("SELECT 'lo_put'", pg).empty());
 }
 
 TEST_CASE("COPY with the client's stream is refused on PostgreSQL, with what to do instead",
